@@ -1,0 +1,47 @@
+// Channels, as in the iii seed documents: create one, write into its writer, pass the
+// reader ref (JSON) to another process, and read there incrementally.
+//
+//   auto ch = shmchan::create_channel();
+//   send_to_other_process(ch.reader_ref.dump());
+//   ch.writer.write(bytes); ch.writer.close();
+//   // elsewhere:
+//   auto r = shmchan::open_reader(shmchan::channel_ref::parse(text));
+//   for (auto chunk : r.chunks()) consume(chunk);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shmchan/channel_ref.hpp"
+#include "shmchan/error.hpp"
+#include "shmchan/reader.hpp"
+#include "shmchan/writer.hpp"
+
+namespace shmchan {
+
+struct channel_options {
+    // Ring bytes, rounded up to a power of two (at least 4 KiB). One record holds at most
+    // about half of it; longer writes are split.
+    std::size_t capacity = std::size_t{4} << 20;
+    // Busy-wait iterations before sleeping on the futex (latency against CPU).
+    std::uint32_t spin = 4000;
+};
+
+struct channel {
+    shmchan::writer writer;  // local ends; each claims its end of the ring on first use
+    shmchan::reader reader;
+    channel_ref writer_ref;  // hand these to other processes
+    channel_ref reader_ref;
+};
+
+// Creates the channel's shared-memory segment (mode 0600). Throws shmchan::error:
+// no_space when /dev/shm cannot hold it, invalid_argument for a bad capacity.
+channel create_channel(const channel_options& options = {});
+
+// Open an end from a ref, in this or another process on the same host. They claim the end at
+// once and throw shmchan::error: invalid_ref, wrong_direction, bad_key, already_claimed,
+// segment_missing, permission_denied, corrupt.
+writer open_writer(const channel_ref& ref, const channel_options& options = {});
+reader open_reader(const channel_ref& ref, const channel_options& options = {});
+
+}  // namespace shmchan

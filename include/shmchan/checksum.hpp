@@ -1,0 +1,82 @@
+// A fast, order-sensitive checksum of a byte stream, independent of how the stream is cut
+// into chunks, and a matching generator of test data. Used by the demo, the tests and the
+// benchmarks so that every transport is charged for touching every byte.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace shmchan {
+
+// Fletcher-style sums over little-endian 64-bit words of the stream.
+class stream_checksum {
+public:
+    void update(std::span<const std::byte> bytes) noexcept {
+        const std::byte* p = bytes.data();
+        std::size_t n = bytes.size();
+        total_ += n;
+        while (pending_ && n) {  // finish a word begun by the previous chunk
+            word_ |= std::uint64_t(std::to_integer<std::uint8_t>(*p++)) << (8 * pending_);
+            --n;
+            if (++pending_ == 8) {
+                mix(word_);
+                word_ = 0;
+                pending_ = 0;
+            }
+        }
+        std::uint64_t a = a_, b = b_;
+        for (; n >= 8; n -= 8, p += 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p, 8);
+            a += w;
+            b += a;
+        }
+        a_ = a;
+        b_ = b;
+        for (; n; --n) word_ |= std::uint64_t(std::to_integer<std::uint8_t>(*p++)) << (8 * pending_++);
+    }
+    std::uint64_t value() const noexcept {
+        std::uint64_t a = a_, b = b_;
+        if (pending_) {
+            a += word_;
+            b += a;
+        }
+        return b ^ (a * 0x9E3779B97F4A7C15ULL) ^ (total_ * 0xC2B2AE3D27D4EB4FULL);
+    }
+    std::uint64_t bytes() const noexcept { return total_; }
+
+private:
+    void mix(std::uint64_t w) noexcept {
+        a_ += w;
+        b_ += a_;
+    }
+    std::uint64_t a_ = 0, b_ = 0, word_ = 0, total_ = 0;
+    unsigned pending_ = 0;
+};
+
+// Fills `out` with the bytes at stream positions [offset, offset + out.size()) of a fixed
+// pseudo-random pattern (word i of the stream is a cheap mix of i).
+inline void fill_pattern(std::span<std::byte> out, std::uint64_t offset) noexcept {
+    std::byte* p = out.data();
+    std::size_t n = out.size();
+    auto word = [](std::uint64_t i) {
+        std::uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ULL;
+        x ^= x >> 31;
+        return x * 0xD6E8FEB86659FD93ULL;
+    };
+    while (n && (offset & 7)) {
+        *p++ = std::byte(word(offset >> 3) >> (8 * (offset & 7)));
+        ++offset;
+        --n;
+    }
+    std::uint64_t i = offset >> 3;
+    for (; n >= 8; n -= 8, p += 8, ++i, offset += 8) {
+        const std::uint64_t w = word(i);
+        std::memcpy(p, &w, 8);
+    }
+    for (; n; --n, ++offset) *p++ = std::byte(word(offset >> 3) >> (8 * (offset & 7)));
+}
+
+}  // namespace shmchan

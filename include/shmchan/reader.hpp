@@ -1,0 +1,149 @@
+// The read end of a channel. Move-only; one thread at a time (\pre: a single consumer).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "shmchan/error.hpp"
+#include "shmchan/writer.hpp"  // nanoseconds, forever
+
+namespace shmchan {
+
+namespace detail {
+struct reader_impl;
+struct end_access;
+}  // namespace detail
+
+// One thing read from a channel: a binary chunk, a text message, the clean end, or an error.
+// A chunk or message is a read-only view into the ring, valid until the item is released,
+// destroyed, or the reader's next call; then its space goes back to the writer.
+class item {
+public:
+    enum class kind : std::uint8_t { chunk, message, end, error };
+
+    item() = default;
+    item(item&& o) noexcept;
+    item& operator=(item&& o) noexcept;
+    ~item() { release(); }
+
+    kind type() const noexcept { return kind_; }
+    bool is_chunk() const noexcept { return kind_ == kind::chunk; }
+    bool is_message() const noexcept { return kind_ == kind::message; }
+    bool is_end() const noexcept { return kind_ == kind::end; }
+    bool is_error() const noexcept { return kind_ == kind::error; }
+
+    std::span<const std::byte> data() const noexcept { return data_; }
+    std::string_view text() const noexcept {
+        return {reinterpret_cast<const char*>(data_.data()), data_.size()};
+    }
+    std::error_code error() const noexcept { return error_; }
+
+    void release() noexcept;
+
+private:
+    friend struct detail::reader_impl;
+    detail::reader_impl* owner_ = nullptr;
+    std::uint64_t token_ = 0;
+    kind kind_ = kind::end;
+    std::span<const std::byte> data_;
+    std::error_code error_;
+};
+
+class reader {
+public:
+    reader();
+    reader(reader&&) noexcept;
+    reader& operator=(reader&&) noexcept;
+    ~reader();  // stops reading; a writer still writing then gets errc::peer_closed
+
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+    // Next chunk, message or end; blocks until one is there. Errors: timeout, aborted (the
+    // writer's reason in abort_reason()), peer_lost, corrupt. End and errors are sticky.
+    [[nodiscard]] item next(nanoseconds timeout = forever) noexcept;
+    // Never blocks: errc::would_block when nothing is there yet.
+    [[nodiscard]] item try_next() noexcept;
+    // As the Rust SDK: binary chunks only; text messages go to the on_message callback (or are
+    // dropped when none is set).
+    [[nodiscard]] item next_binary(nanoseconds timeout = forever) noexcept;
+    void on_message(std::function<void(std::string_view)> callback);
+
+    // Everything up to the end. Throws shmchan::error on abort, peer loss, etc.
+    std::vector<std::byte> read_all(nanoseconds timeout = forever);
+    [[nodiscard]] std::error_code read_all(std::vector<std::byte>& out,
+                                           nanoseconds timeout = forever) noexcept;
+
+    // A file descriptor that polls readable when try_next() may have something (data, end,
+    // error). Read 8 bytes from it to clear it, then call try_next() until would_block.
+    // Served by a watcher thread started on first call; the fd belongs to the reader.
+    int event_fd();
+
+    std::string abort_reason() const;             // the writer's reason after errc::aborted
+    std::error_code status() const noexcept;      // sticky error, or ok (also after a clean end)
+    bool at_end() const noexcept;                 // clean end seen
+    std::uint64_t bytes_read() const noexcept;    // binary payload bytes delivered
+
+    // range-for over binary chunks: for (std::span<const std::byte> c : r.chunks()) ...
+    // The loop stops at the end or at an error; check status() after it.
+    class chunk_range;
+    chunk_range chunks(nanoseconds timeout = forever) noexcept;
+
+private:
+    friend struct detail::end_access;
+    explicit reader(std::unique_ptr<detail::reader_impl> impl) noexcept;
+    std::unique_ptr<detail::reader_impl> impl_;
+};
+
+class reader::chunk_range {
+public:
+    class iterator {
+    public:
+        using value_type = std::span<const std::byte>;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        explicit iterator(chunk_range* r) : range_(r) {}
+        value_type operator*() const noexcept { return range_->current_.data(); }
+        iterator& operator++() {
+            range_->advance();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        bool operator==(std::default_sentinel_t) const noexcept {
+            return !range_ || !range_->current_.is_chunk();
+        }
+
+    private:
+        chunk_range* range_ = nullptr;
+    };
+    iterator begin() {
+        advance();
+        return iterator(this);
+    }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+private:
+    friend class reader;
+    chunk_range(reader& r, nanoseconds t) : reader_(&r), timeout_(t) {}
+    void advance() {
+        current_ = item();
+        current_ = reader_->next_binary(timeout_);
+    }
+    reader* reader_;
+    nanoseconds timeout_;
+    item current_;
+};
+
+inline reader::chunk_range reader::chunks(nanoseconds timeout) noexcept {
+    return chunk_range(*this, timeout);
+}
+
+}  // namespace shmchan

@@ -1,0 +1,9 @@
+// Everything of the public API.
+#pragma once
+#include "shmchan/channel.hpp"
+#include "shmchan/channel_ref.hpp"
+#include "shmchan/checksum.hpp"
+#include "shmchan/error.hpp"
+#include "shmchan/reader.hpp"
+#include "shmchan/version.hpp"
+#include "shmchan/writer.hpp"

@@ -1,0 +1,106 @@
+// The write end of a channel. Move-only; one thread at a time (\pre: a single producer).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+#include "shmchan/error.hpp"
+
+namespace shmchan {
+
+using std::chrono::nanoseconds;
+inline constexpr nanoseconds forever = nanoseconds::max();
+
+namespace detail {
+struct writer_impl;
+struct end_access;
+}  // namespace detail
+
+class writer;
+
+// A contiguous region of the ring loaned to the writer: fill it in place, then commit().
+// Destroyed without commit() it is abandoned and nothing reaches the reader.
+class loan {
+public:
+    loan() = default;
+    loan(loan&& o) noexcept;
+    loan& operator=(loan&& o) noexcept;
+    ~loan();
+
+    explicit operator bool() const noexcept { return data_ != nullptr; }
+    std::error_code error() const noexcept { return error_; }
+    std::span<std::byte> data() const noexcept { return {data_, size_}; }
+    std::size_t size() const noexcept { return size_; }
+
+    // Publishes the first `used` bytes (default: all). \pre used <= size().
+    void commit(std::size_t used) noexcept;
+    void commit() noexcept { commit(size_); }
+    void abandon() noexcept;
+
+private:
+    friend class writer;
+    friend struct detail::writer_impl;
+    detail::writer_impl* owner_ = nullptr;
+    std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::error_code error_;
+};
+
+class writer {
+public:
+    writer();
+    writer(writer&&) noexcept;
+    writer& operator=(writer&&) noexcept;
+    // A writer destroyed while still open aborts the stream ("writer destroyed without
+    // close()"): the reader must never mistake a dropped writer for a finished stream.
+    ~writer();
+
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+    // Copies `bytes` into the channel, split into records of at most max_record() bytes,
+    // blocking while the ring is full. On an error part of the bytes may have been committed:
+    // bytes_written() tells how many.
+    [[nodiscard]] std::error_code write(std::span<const std::byte> bytes,
+                                        nanoseconds timeout = forever) noexcept;
+    [[nodiscard]] std::error_code write(std::string_view bytes,
+                                        nanoseconds timeout = forever) noexcept {
+        return write(std::as_bytes(std::span(bytes.data(), bytes.size())), timeout);
+    }
+    // All or nothing, never blocks: errc::would_block when the ring lacks room for all of it,
+    // errc::too_large when it could never hold it at once.
+    [[nodiscard]] std::error_code try_write(std::span<const std::byte> bytes) noexcept;
+
+    // Zero-copy: a region of exactly `n` bytes inside the ring (n <= max_record()).
+    // On failure the loan is empty and loan.error() says why (too_large, timeout, ...).
+    [[nodiscard]] loan get_loan(std::size_t n, nanoseconds timeout = forever) noexcept;
+    [[nodiscard]] loan try_loan(std::size_t n) noexcept;
+
+    // A text message, delivered in order with the binary chunks. At most max_record() bytes.
+    [[nodiscard]] std::error_code send_message(std::string_view text,
+                                               nanoseconds timeout = forever) noexcept;
+
+    // Ends the stream cleanly (the reader sees end of stream after every byte written).
+    [[nodiscard]] std::error_code close(nanoseconds timeout = forever) noexcept;
+    // Ends the stream as broken; the reader gets errc::aborted with `reason` once it has read
+    // everything committed before. Never blocks, needs no room in the ring.
+    void abort(std::string_view reason) noexcept;
+    // Waits until the reader has consumed every committed record (for "exit once delivered").
+    [[nodiscard]] std::error_code wait_drained(nanoseconds timeout = forever) noexcept;
+
+    std::size_t max_record() const noexcept;    // largest payload of one record
+    std::size_t capacity() const noexcept;      // ring bytes
+    std::uint64_t bytes_written() const noexcept;  // payload bytes committed so far
+    bool is_open() const noexcept;              // claimed (or claimable) and not yet finished
+
+private:
+    friend struct detail::end_access;
+    explicit writer(std::unique_ptr<detail::writer_impl> impl) noexcept;
+    std::unique_ptr<detail::writer_impl> impl_;
+};
+
+}  // namespace shmchan

@@ -1,0 +1,147 @@
+// Shared-memory layout of one channel segment. Plain, versioned, standard-layout structs:
+// everything here is read by two processes that may run different builds, so every size and
+// offset is pinned by static_assert. Offsets only, never pointers.
+//
+//   0        +--------------------------------------+
+//            | segment_header  (4 cache lines)      |  identity, keys, capacities, abort reason
+//   256      +--------------------------------------+
+//            | producer_line   (1 cache line)       |  tail, writer state, writer owner
+//   320      +--------------------------------------+
+//            | consumer_line   (1 cache line)       |  head, reader state, reader owner
+//   384      +--------------------------------------+
+//            | wait_line x2    (1 cache line each)  |  futex words: "data" (reader sleeps), "space"
+//   512      +--------------------------------------+
+//            | ring data: capacity bytes (2^k)      |  records, 16-byte aligned
+//            +--------------------------------------+
+//
+// A record:   0        4        8                16
+//             +--------+--------+----------------+----------------------+
+//             | length | type   | reserved (0)   | payload (length)     | pad to 16
+//             +--------+--------+----------------+----------------------+
+// `length` is the payload length; the record occupies align16(16 + length) bytes.
+// A padding record fills the space up to the end of the ring when a record does not fit there.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace shmchan::shm {
+
+// Fixed, never std::hardware_destructive_interference_size: both processes must agree.
+inline constexpr std::size_t cache_line = 64;
+
+inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMCHAN"
+// Increment for each incompatible change of anything in this file.
+inline constexpr std::uint32_t layout_version = 1;
+
+inline constexpr std::size_t key_bytes = 16;       // 128-bit access keys
+inline constexpr std::size_t reason_bytes = 128;   // abort reason, NUL-terminated
+
+enum class record_type : std::uint32_t {
+    binary = 1,
+    text = 2,
+    end = 3,      // clean end of stream, written by close()
+    padding = 4,  // skip to the start of the ring
+};
+
+struct record_header {
+    std::uint32_t length;  // payload bytes
+    std::uint32_t type;    // record_type
+    std::uint64_t reserved;
+};
+static_assert(sizeof(record_header) == 16);
+inline constexpr std::size_t record_align = 16;
+
+constexpr std::size_t align_record(std::size_t n) noexcept {
+    return (n + record_align - 1) & ~(record_align - 1);
+}
+constexpr std::size_t record_size(std::size_t payload) noexcept {
+    return align_record(sizeof(record_header) + payload);
+}
+
+// State of one end. Claimed by CAS unclaimed -> active; then moves to a final state once.
+enum class end_state : std::uint32_t {
+    unclaimed = 0,
+    active = 1,
+    closed = 2,   // writer: end record published; reader: stopped reading
+    aborted = 3,  // writer only: abort_reason holds why
+};
+
+// Who holds an end: pid plus the process start time (clock ticks since boot), so that a
+// recycled pid is not mistaken for the peer.
+struct owner {
+    std::atomic<std::int32_t> pid;
+    std::uint32_t reserved;
+    std::atomic<std::uint64_t> start_time;
+};
+static_assert(sizeof(owner) == 16);
+
+struct segment_header {
+    std::uint64_t magic;
+    std::uint32_t version;
+    std::uint32_t header_size;      // offset of the ring data
+    std::uint64_t capacity;         // ring bytes, a power of two
+    std::uint64_t max_payload;      // largest payload of one record
+    std::uint64_t segment_size;     // header_size + capacity
+    std::uint8_t channel_id[16];    // raw uuid
+    std::uint8_t writer_key[key_bytes];
+    std::uint8_t reader_key[key_bytes];
+    owner creator;
+    std::atomic<std::uint32_t> abort_len;  // set before writer state becomes aborted
+    std::uint32_t reserved0;
+    char abort_reason[reason_bytes];
+};
+static_assert(sizeof(segment_header) <= 4 * cache_line);
+
+struct alignas(cache_line) producer_line {
+    std::atomic<std::uint64_t> tail;        // bytes ever committed; written by the writer only
+    std::atomic<std::uint32_t> state;       // end_state of the writer
+    std::uint32_t reserved;
+    owner who;
+};
+struct alignas(cache_line) consumer_line {
+    std::atomic<std::uint64_t> head;        // bytes ever released; written by the reader only
+    std::atomic<std::uint32_t> state;       // end_state of the reader
+    std::uint32_t reserved;
+    owner who;
+};
+// One side sleeps on `seq` after setting `waiting`; the other bumps `seq` and wakes it.
+struct alignas(cache_line) wait_line {
+    std::atomic<std::uint32_t> seq;
+    std::atomic<std::uint32_t> waiting;
+};
+
+struct alignas(cache_line) control_block {
+    segment_header header;
+    alignas(cache_line) producer_line producer;
+    consumer_line consumer;
+    wait_line data;   // the reader waits here for records
+    wait_line space;  // the writer waits here for free space
+};
+
+inline constexpr std::size_t data_offset = 512;
+
+static_assert(std::is_standard_layout_v<control_block>);
+static_assert(sizeof(control_block) == data_offset);
+static_assert(offsetof(control_block, producer) == 256);
+static_assert(offsetof(control_block, consumer) == 320);
+static_assert(offsetof(control_block, data) == 384);
+static_assert(offsetof(control_block, space) == 448);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int32_t>::is_always_lock_free);
+// futex(2) operates on the 32-bit word behind std::atomic<uint32_t>.
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+
+inline constexpr std::size_t min_capacity = 4096;
+inline constexpr std::size_t max_capacity = std::size_t{1} << 40;
+
+// A record may take at most half the ring, so that it always fits once the ring is empty,
+// whatever padding the wrap needs.
+constexpr std::size_t max_payload_for(std::size_t capacity) noexcept {
+    return capacity / 2 - sizeof(record_header);
+}
+
+}  // namespace shmchan::shm

@@ -1,0 +1,228 @@
+// The single-producer/single-consumer record ring that lives in a channel segment.
+//
+// Positions (`head`, `tail`) count bytes ever released/committed and never wrap; the offset in
+// the ring is position & (capacity - 1). The writer owns `tail`, the reader owns `head`; each
+// side keeps a private cached copy of the other's index and reloads it only when it seems to
+// have run out (full / empty), so the shared cache lines move between cores rarely.
+//
+// Everything the reader takes from shared memory is validated before use: a corrupted or
+// hostile segment yields ring_status::corrupt, never an out-of-bounds read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "shmchan/shm/layout.hpp"
+#include "shmchan/shm/wait.hpp"
+
+namespace shmchan::shm {
+
+enum class ring_status { ok, full, empty, corrupt };
+
+// Wakes a sleeper of `w` if one said it sleeps. Called after publishing (a tail or head store).
+// SYNC: the seq_cst fence orders our publishing store before the load of `waiting`; it pairs
+// with the fence in prepare_sleep(): either the sleeper sees our store, or we see its flag.
+inline void notify(wait_line& w) noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (w.waiting.load(std::memory_order_relaxed) != 0) {
+        w.seq.fetch_add(1, std::memory_order_release);
+        futex_wake_all(w.seq);
+    }
+}
+// Unconditional wake, for state changes (close, abort, a reader leaving).
+inline void notify_always(wait_line& w) noexcept {
+    w.seq.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(w.seq);
+}
+// Returns the futex value to sleep on. After this call the caller must re-check its
+// condition before calling futex_wait(w.seq, value, ...), then finish_sleep().
+inline std::uint32_t prepare_sleep(wait_line& w) noexcept {
+    std::uint32_t seq = w.seq.load(std::memory_order_acquire);
+    // A count, not a flag: a reader thread and its event-fd watcher may both sleep here.
+    w.waiting.fetch_add(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with notify()
+    return seq;
+}
+inline void finish_sleep(wait_line& w) noexcept {
+    w.waiting.fetch_sub(1, std::memory_order_relaxed);
+}
+
+class ring_producer {
+public:
+    ring_producer() = default;
+    ring_producer(control_block* cb, std::byte* data) noexcept
+        : cb_(cb), data_(data), mask_(cb->header.capacity - 1), capacity_(cb->header.capacity),
+          max_payload_(cb->header.max_payload),
+          tail_(cb->producer.tail.load(std::memory_order_relaxed)),  // own index
+          head_cache_(cb->consumer.head.load(std::memory_order_acquire)) {}
+
+    std::size_t max_payload() const noexcept { return max_payload_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+    // Reserves room for a record of `payload` bytes and returns where its payload goes, or
+    // nullptr with `st` = full / corrupt. Nothing is visible to the reader until commit().
+    // \pre only one thread of one process produces; payload <= max_payload().
+    std::byte* try_claim(std::size_t payload, record_type type, ring_status& st) noexcept {
+        const std::size_t rec = record_size(payload);
+        const std::size_t off = tail_ & mask_;
+        const std::size_t to_end = capacity_ - off;
+        const std::size_t pad = rec > to_end ? to_end : 0;
+        const std::size_t need = pad + rec;
+        if (tail_ + need - head_cache_ > capacity_) {
+            // SYNC: acquire pairs with the reader's release store of head in release(): the
+            // reader is done with every byte before the new head.
+            head_cache_ = cb_->consumer.head.load(std::memory_order_acquire);
+            if (head_cache_ > tail_ || tail_ - head_cache_ > capacity_) {
+                st = ring_status::corrupt;  // the peer wrote nonsense into head
+                return nullptr;
+            }
+            if (tail_ + need - head_cache_ > capacity_) {
+                st = ring_status::full;
+                return nullptr;
+            }
+        }
+        if (pad) {
+            auto* h = reinterpret_cast<record_header*>(data_ + off);
+            h->length = static_cast<std::uint32_t>(pad - sizeof(record_header));
+            h->type = static_cast<std::uint32_t>(record_type::padding);
+            h->reserved = 0;
+        }
+        claim_pos_ = tail_ + pad;
+        claim_type_ = type;
+        st = ring_status::ok;
+        return data_ + (claim_pos_ & mask_) + sizeof(record_header);
+    }
+
+    // Publishes the claimed record with `payload` bytes (at most what was claimed).
+    void commit(std::size_t payload) noexcept {
+        auto* h = reinterpret_cast<record_header*>(data_ + (claim_pos_ & mask_));
+        h->length = static_cast<std::uint32_t>(payload);
+        h->type = static_cast<std::uint32_t>(claim_type_);
+        h->reserved = 0;
+        tail_ = claim_pos_ + record_size(payload);
+        // SYNC: release pairs with the reader's acquire load of tail in try_peek(): the header
+        // and payload written above are visible before the new tail.
+        cb_->producer.tail.store(tail_, std::memory_order_release);
+        notify(cb_->data);
+    }
+
+    // True if a record of `payload` bytes can be claimed now (reloads head). Never true for a
+    // corrupt head, so a waiter reaches try_claim() and reports it.
+    bool can_claim(std::size_t payload) noexcept {
+        const std::size_t rec = record_size(payload);
+        const std::size_t to_end = capacity_ - (tail_ & mask_);
+        const std::size_t need = (rec > to_end ? to_end : 0) + rec;
+        head_cache_ = cb_->consumer.head.load(std::memory_order_acquire);  // SYNC: as try_claim
+        return head_cache_ > tail_ || tail_ - head_cache_ > capacity_ ||
+               tail_ + need - head_cache_ <= capacity_;
+    }
+
+    // Copies `n` bytes as one record. \pre n <= max_payload().
+    ring_status try_push(record_type type, const void* src, std::size_t n) noexcept {
+        ring_status st;
+        std::byte* p = try_claim(n, type, st);
+        if (!p) return st;
+        if (n) std::memcpy(p, src, n);
+        commit(n);
+        return ring_status::ok;
+    }
+
+    // Bytes the reader has not released yet (reloads head).
+    std::size_t unread_bytes() noexcept {
+        head_cache_ = cb_->consumer.head.load(std::memory_order_acquire);
+        return head_cache_ <= tail_ ? tail_ - head_cache_ : 0;
+    }
+    std::uint64_t tail() const noexcept { return tail_; }
+
+private:
+    control_block* cb_ = nullptr;
+    std::byte* data_ = nullptr;
+    std::size_t mask_ = 0;
+    std::size_t capacity_ = 0;
+    std::size_t max_payload_ = 0;
+    std::uint64_t tail_ = 0;        // own index, mirrors producer.tail
+    std::uint64_t head_cache_ = 0;  // last seen consumer.head
+    std::uint64_t claim_pos_ = 0;
+    record_type claim_type_ = record_type::binary;
+};
+
+struct record_view {
+    record_type type;
+    const std::byte* data;
+    std::size_t size;
+};
+
+class ring_consumer {
+public:
+    ring_consumer() = default;
+    ring_consumer(control_block* cb, const std::byte* data) noexcept
+        : cb_(cb), data_(data), mask_(cb->header.capacity - 1), capacity_(cb->header.capacity),
+          max_payload_(cb->header.max_payload),
+          head_(cb->consumer.head.load(std::memory_order_relaxed)),  // own index
+          tail_cache_(cb->producer.tail.load(std::memory_order_acquire)) {}
+
+    // Looks at the next record without consuming it; padding is skipped. The view stays valid
+    // until release(). \pre only one thread of one process consumes.
+    ring_status try_peek(record_view& out) noexcept {
+        for (;;) {
+            if (head_ == tail_cache_) {
+                // SYNC: acquire pairs with the writer's release store of tail in commit().
+                tail_cache_ = cb_->producer.tail.load(std::memory_order_acquire);
+                if (head_ == tail_cache_) return ring_status::empty;
+            }
+            const std::uint64_t avail = tail_cache_ - head_;
+            if (tail_cache_ < head_ || avail > capacity_ || (avail % record_align) != 0)
+                return ring_status::corrupt;
+            const std::size_t off = head_ & mask_;
+            const auto* h = reinterpret_cast<const record_header*>(data_ + off);
+            // Read the header once: the writer side may be hostile and change it under us.
+            const std::uint32_t len = h->length;
+            const std::uint32_t type = h->type;
+            const std::size_t rec = record_size(len);
+            if (type == static_cast<std::uint32_t>(record_type::padding)) {
+                // Padding must run exactly to the end of the ring.
+                if (off + rec != capacity_ || rec > avail) return ring_status::corrupt;
+                head_ += rec;
+                continue;  // head is published with the next release()
+            }
+            if (type < static_cast<std::uint32_t>(record_type::binary) ||
+                type > static_cast<std::uint32_t>(record_type::end) || len > max_payload_ ||
+                rec > avail || off + rec > capacity_)
+                return ring_status::corrupt;
+            out = {static_cast<record_type>(type), data_ + off + sizeof(record_header), len};
+            pending_ = rec;
+            return ring_status::ok;
+        }
+    }
+
+    // Gives the record returned by the last try_peek() back to the writer.
+    void release() noexcept {
+        head_ += pending_;
+        pending_ = 0;
+        // SYNC: release pairs with the writer's acquire load of head in try_claim(): we are
+        // done reading the record before the writer may overwrite it.
+        cb_->consumer.head.store(head_, std::memory_order_release);
+        notify(cb_->space);
+    }
+
+    bool has_pending() const noexcept { return pending_ != 0; }
+    std::uint64_t head() const noexcept { return head_; }
+    // Reloads the tail; true if a record (or padding) waits.
+    bool readable() noexcept {
+        tail_cache_ = cb_->producer.tail.load(std::memory_order_acquire);
+        return tail_cache_ != head_;
+    }
+
+private:
+    control_block* cb_ = nullptr;
+    const std::byte* data_ = nullptr;
+    std::size_t mask_ = 0;
+    std::size_t capacity_ = 0;
+    std::size_t max_payload_ = 0;
+    std::uint64_t head_ = 0;        // own index, mirrors consumer.head
+    std::uint64_t tail_cache_ = 0;  // last seen producer.tail
+    std::size_t pending_ = 0;       // size of the record being viewed
+};
+
+}  // namespace shmchan::shm

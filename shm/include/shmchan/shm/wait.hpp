@@ -1,0 +1,35 @@
+// Waiting on a shared futex word, and telling whether a process is still alive.
+// No mutex or condition variable ever lives in shared memory: a process that dies while
+// "holding" one of these words leaves nothing locked, and every sleep is bounded.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <sys/types.h>
+
+namespace shmchan::shm {
+
+// Sleeps while *word == expected, at most `timeout`. Spurious returns are allowed; callers
+// re-check their condition. Works across processes (no FUTEX_PRIVATE_FLAG).
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                std::chrono::nanoseconds timeout) noexcept;
+void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
+
+// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); 0 if unknown.
+std::uint64_t process_start_time(pid_t pid) noexcept;
+std::uint64_t self_start_time() noexcept;  // cached
+
+// False only when the process is certainly gone (no such pid, a zombie, or the pid was reused
+// by a process that started at another time). pid 0 means "not recorded yet": alive.
+bool process_alive(pid_t pid, std::uint64_t start_time) noexcept;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+}  // namespace shmchan::shm

@@ -1,0 +1,102 @@
+#include "shmchan/channel_ref.hpp"
+
+#include "shmchan/error.hpp"
+
+namespace shmchan {
+
+using nlohmann::json;
+
+const char* to_string(direction d) noexcept { return d == direction::read ? "read" : "write"; }
+
+namespace {
+
+[[noreturn]] void bad(const std::string& why) { throw error(errc::invalid_ref, "invalid channel ref: " + why); }
+
+const std::string& required_string(const json& j, const char* field) {
+    auto it = j.find(field);
+    if (it == j.end()) bad(std::string("missing \"") + field + "\"");
+    if (!it->is_string()) bad(std::string("\"") + field + "\" must be a string");
+    return it->get_ref<const std::string&>();
+}
+
+}  // namespace
+
+json channel_ref::to_json() const {
+    json j = {{"channel_id", channel_id}, {"access_key", access_key}, {"direction", to_string(dir)}};
+    if (shm) j["shm"] = {{"segment", shm->segment}, {"host", shm->host}};
+    return j;
+}
+
+channel_ref channel_ref::from_json(const json& j) {
+    if (!j.is_object()) bad("expected a JSON object, got " + std::string(j.type_name()));
+    channel_ref r;
+    r.channel_id = required_string(j, "channel_id");
+    r.access_key = required_string(j, "access_key");
+    const std::string& d = required_string(j, "direction");
+    if (d == "read")
+        r.dir = direction::read;
+    else if (d == "write")
+        r.dir = direction::write;
+    else
+        bad("\"direction\" must be \"read\" or \"write\", got \"" + d + "\"");
+    if (r.channel_id.empty()) bad("\"channel_id\" is empty");
+    if (r.access_key.empty()) bad("\"access_key\" is empty");
+    if (auto it = j.find("shm"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) bad("\"shm\" must be an object");
+        r.shm = shm_extension{required_string(*it, "segment"), required_string(*it, "host")};
+    }
+    return r;
+}
+
+channel_ref channel_ref::parse(std::string_view text) {
+    json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) bad("not valid JSON");
+    return from_json(j);
+}
+
+void to_json(json& j, const channel_ref& r) { j = r.to_json(); }
+void from_json(const json& j, channel_ref& r) { r = channel_ref::from_json(j); }
+
+bool is_channel_ref(const json& j) noexcept {
+    if (!j.is_object()) return false;
+    auto id = j.find("channel_id"), key = j.find("access_key"), dir = j.find("direction");
+    if (id == j.end() || key == j.end() || dir == j.end()) return false;
+    if (!id->is_string() || !key->is_string() || !dir->is_string()) return false;
+    const auto& d = dir->get_ref<const std::string&>();
+    return d == "read" || d == "write";
+}
+
+namespace {
+void walk(const json& j, const std::string& path,
+          std::vector<std::pair<std::string, channel_ref>>& out) {
+    if (is_channel_ref(j)) {
+        // Shape says ref; a malformed extension still makes it a ref we cannot use: keep the
+        // iii fields and drop the extension rather than lose the ref.
+        try {
+            out.emplace_back(path, channel_ref::from_json(j));
+        } catch (const error&) {
+            channel_ref plain;
+            plain.channel_id = j["channel_id"].get<std::string>();
+            plain.access_key = j["access_key"].get<std::string>();
+            plain.dir = j["direction"] == "read" ? direction::read : direction::write;
+            out.emplace_back(path, std::move(plain));
+        }
+        return;
+    }
+    if (j.is_object()) {
+        for (auto it = j.begin(); it != j.end(); ++it)
+            walk(it.value(), path.empty() ? it.key() : path + "." + it.key(), out);
+    } else if (j.is_array()) {
+        for (std::size_t i = 0; i < j.size(); ++i)
+            walk(j[i], path + "[" + std::to_string(i) + "]", out);
+    }
+}
+}  // namespace
+
+std::vector<std::pair<std::string, channel_ref>> extract_channel_refs(const json& j) {
+    std::vector<std::pair<std::string, channel_ref>> out;
+    walk(j, "", out);
+    return out;
+}
+
+}  // namespace shmchan

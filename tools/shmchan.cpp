@@ -1,0 +1,352 @@
+// shmchan: send, receive and demonstrate shared-memory channels from the command line.
+#include <shmchan/shmchan.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <optional>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+const char* usage_text =
+    "usage:\n"
+    "  shmchan send [--capacity BYTES] [--chunk BYTES] FILE|-\n"
+    "      create a channel, print its reader ref (one JSON line) on stdout, stream FILE\n"
+    "      (or stdin) into it; exit 0 once the reader has consumed everything\n"
+    "  shmchan recv [-o FILE] REF_JSON|-\n"
+    "      read the channel named by REF_JSON (or the first line of stdin) to stdout or FILE\n"
+    "  shmchan demo [--size BYTES] [--chunk BYTES] [--capacity BYTES] [--copy]\n"
+    "      a producer and a consumer process stream generated data (1 GiB by default)\n"
+    "      through a channel, verify a checksum and print the throughput\n"
+    "  shmchan --version\n"
+    "BYTES accepts K, M, G suffixes (powers of 1024).\n";
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::uint64_t parse_bytes(const std::string& s) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+    if (errno || end == s.c_str()) throw usage_error("not a byte count: " + s);
+    std::string suf(end);
+    if (suf == "K" || suf == "k" || suf == "KiB") v <<= 10;
+    else if (suf == "M" || suf == "MiB") v <<= 20;
+    else if (suf == "G" || suf == "GiB") v <<= 30;
+    else if (!suf.empty()) throw usage_error("unknown size suffix in " + s);
+    return v;
+}
+
+std::string human(double bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        ++u;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+// Progress on stderr, only when stderr is a terminal, at most a few times a second.
+class progress {
+public:
+    explicit progress(const char* what, std::uint64_t total = 0)
+        : what_(what), total_(total), on_(::isatty(2)), start_(clock_type::now()), last_(start_) {}
+    void update(std::uint64_t done) {
+        if (!on_) return;
+        auto now = clock_type::now();
+        if (now - last_ < 250ms) return;
+        last_ = now;
+        double s = std::chrono::duration<double>(now - start_).count();
+        if (total_)
+            std::fprintf(stderr, "\r%s: %s / %s (%.0f%%), %s/s   ", what_, human(double(done)).c_str(),
+                         human(double(total_)).c_str(), 100.0 * double(done) / double(total_),
+                         human(double(done) / s).c_str());
+        else
+            std::fprintf(stderr, "\r%s: %s, %s/s   ", what_, human(double(done)).c_str(),
+                         human(double(done) / s).c_str());
+    }
+    void done() {
+        if (on_ && last_ != start_) std::fputc('\n', stderr);
+    }
+
+private:
+    const char* what_;
+    std::uint64_t total_;
+    bool on_;
+    clock_type::time_point start_, last_;
+};
+
+[[noreturn]] void fail(const char* cmd, std::error_code e, const std::string& detail = {}) {
+    std::string name = e.category() == shmchan::error_category()
+                           ? shmchan::to_string(static_cast<shmchan::errc>(e.value()))
+                           : e.category().name();
+    std::fprintf(stderr, "shmchan %s: %s: %s%s%s\n", cmd, name.c_str(), e.message().c_str(),
+                 detail.empty() ? "" : ": ", detail.c_str());
+    std::exit(1);
+}
+
+bool write_all(int fd, const std::byte* p, std::size_t n) {
+    while (n) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+int cmd_send(std::vector<std::string> args) {
+    shmchan::channel_options opt;
+    std::size_t chunk = 1 << 20;
+    std::optional<std::string> file;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--capacity" && i + 1 < args.size()) opt.capacity = parse_bytes(args[++i]);
+        else if (args[i] == "--chunk" && i + 1 < args.size()) chunk = parse_bytes(args[++i]);
+        else if (!file && (args[i] == "-" || args[i][0] != '-')) file = args[i];
+        else throw usage_error("send: unexpected argument " + args[i]);
+    }
+    if (!file) throw usage_error("send: FILE or - is required");
+    if (chunk == 0) throw usage_error("send: --chunk must be positive");
+    int fd = 0;
+    if (*file != "-") {
+        fd = ::open(file->c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fail("send", std::error_code(errno, std::generic_category()), *file);
+    }
+    shmchan::channel ch = shmchan::create_channel(opt);
+    std::printf("%s\n", ch.reader_ref.dump().c_str());
+    std::fflush(stdout);
+
+    auto& w = ch.writer;
+    chunk = std::min(chunk, w.max_record());
+    progress prog("send");
+    for (;;) {
+        // Zero-copy: read(2) straight into a region of the ring.
+        shmchan::loan l = w.get_loan(chunk);
+        if (!l) fail("send", l.error());
+        ssize_t n = ::read(fd, l.data().data(), l.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            l.abandon();
+            w.abort(std::string("read error: ") + std::strerror(err));
+            fail("send", std::error_code(err, std::generic_category()), "reading input");
+        }
+        if (n == 0) break;
+        l.commit(static_cast<std::size_t>(n));
+        prog.update(w.bytes_written());
+    }
+    if (auto e = w.close()) fail("send", e);
+    if (auto e = w.wait_drained()) fail("send", e, "waiting for the reader");
+    prog.done();
+    return 0;
+}
+
+std::string read_ref_arg(const std::string& arg) {
+    if (arg != "-") return arg;
+    std::string line;
+    if (!std::getline(std::cin, line)) throw usage_error("recv: no ref on stdin");
+    return line;
+}
+
+int cmd_recv(std::vector<std::string> args) {
+    std::optional<std::string> out, ref_arg;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
+        else if (!ref_arg && (args[i] == "-" || args[i][0] != '-')) ref_arg = args[i];
+        else throw usage_error("recv: unexpected argument " + args[i]);
+    }
+    if (!ref_arg) throw usage_error("recv: REF_JSON or - is required");
+    shmchan::reader r;
+    try {
+        r = shmchan::open_reader(shmchan::channel_ref::parse(read_ref_arg(*ref_arg)));
+    } catch (const shmchan::error& e) {
+        fail("recv", e.code(), e.what());
+    }
+    int fd = 1;
+    if (out) {
+        fd = ::open(out->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) fail("recv", std::error_code(errno, std::generic_category()), *out);
+    }
+    progress prog("recv");
+    for (;;) {
+        shmchan::item it = r.next();
+        switch (it.type()) {
+            case shmchan::item::kind::chunk:
+                if (!write_all(fd, it.data().data(), it.data().size()))
+                    fail("recv", std::error_code(errno, std::generic_category()), "writing output");
+                prog.update(r.bytes_read());
+                break;
+            case shmchan::item::kind::message:
+                std::fprintf(stderr, "shmchan recv: message: %.*s\n", int(it.text().size()),
+                             it.text().data());
+                break;
+            case shmchan::item::kind::end:
+                prog.done();
+                if (out && ::close(fd) != 0)
+                    fail("recv", std::error_code(errno, std::generic_category()), *out);
+                return 0;
+            case shmchan::item::kind::error: {
+                prog.done();
+                std::string detail = "after " + std::to_string(r.bytes_read()) + " bytes";
+                if (it.error() == shmchan::errc::aborted)
+                    detail = "\"" + r.abort_reason() + "\" " + detail;
+                fail("recv", it.error(), detail);
+            }
+        }
+    }
+}
+
+// Hidden: the consumer process of the demo. Prints "<bytes> <checksum>".
+int cmd_consume(std::vector<std::string> args) {
+    if (args.size() != 1) throw usage_error("_consume REF");
+    shmchan::reader r = shmchan::open_reader(shmchan::channel_ref::parse(args[0]));
+    shmchan::stream_checksum sum;
+    for (auto c : r.chunks()) sum.update(c);
+    if (auto e = r.status()) fail("demo consumer", e, r.abort_reason());
+    std::printf("%" PRIu64 " %016" PRIx64 "\n", sum.bytes(), sum.value());
+    return 0;
+}
+
+int cmd_demo(std::vector<std::string> args, const char* self) {
+    std::uint64_t size = 1ULL << 30;
+    std::size_t chunk = 1 << 20;
+    bool copy = false;
+    shmchan::channel_options opt;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--size" && i + 1 < args.size()) size = parse_bytes(args[++i]);
+        else if (args[i] == "--chunk" && i + 1 < args.size()) chunk = parse_bytes(args[++i]);
+        else if (args[i] == "--capacity" && i + 1 < args.size()) opt.capacity = parse_bytes(args[++i]);
+        else if (args[i] == "--copy") copy = true;
+        else throw usage_error("demo: unexpected argument " + args[i]);
+    }
+    if (chunk == 0) throw usage_error("demo: --chunk must be positive");
+    shmchan::channel ch = shmchan::create_channel(opt);
+    chunk = std::min(chunk, ch.writer.max_record());
+
+    // The consumer is a separate process image: it gets only the reader ref, as JSON.
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) fail("demo", std::error_code(errno, std::generic_category()));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    std::string ref = ch.reader_ref.dump();
+    std::string sub = "_consume";
+    char* argv[] = {const_cast<char*>(self), sub.data(), ref.data(), nullptr};
+    pid_t child = 0;
+    if (int rc = posix_spawn(&child, self, &fa, nullptr, argv, environ); rc != 0)
+        fail("demo", std::error_code(rc, std::generic_category()), "starting the consumer");
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(pipefd[1]);
+
+    std::printf("demo: streaming %s in %s chunks (%s) through a %s ring, producer pid %d, "
+                "consumer pid %d\n",
+                human(double(size)).c_str(), human(double(chunk)).c_str(),
+                copy ? "write() copies" : "zero-copy loans", human(double(ch.writer.capacity())).c_str(),
+                int(::getpid()), int(child));
+    std::fflush(stdout);
+    auto& w = ch.writer;
+    std::vector<std::byte> scratch(copy ? chunk : 0);
+    progress prog("demo", size);
+    const auto t0 = clock_type::now();
+    for (std::uint64_t off = 0; off < size;) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
+        if (copy) {
+            shmchan::fill_pattern(scratch, off);
+            if (auto e = w.write(std::span(scratch.data(), n))) fail("demo", e);
+        } else {
+            shmchan::loan l = w.get_loan(n);
+            if (!l) fail("demo", l.error());
+            shmchan::fill_pattern(l.data(), off);  // the producer writes every byte in place
+            l.commit();
+        }
+        off += n;
+        prog.update(off);
+    }
+    if (auto e = w.close()) fail("demo", e);
+    if (auto e = w.wait_drained()) fail("demo", e, "waiting for the consumer");
+    const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    prog.done();
+
+    char buf[128] = {};
+    std::string result;
+    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) result.append(buf, std::size_t(n));
+    ::close(pipefd[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "shmchan demo: consumer failed (status %d)\n", status);
+        return 1;
+    }
+    // Expected checksum, computed outside the timed part.
+    shmchan::stream_checksum expect;
+    std::vector<std::byte> buf2(1 << 20);
+    for (std::uint64_t off = 0; off < size; off += buf2.size()) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf2.size(), size - off));
+        shmchan::fill_pattern(std::span(buf2.data(), n), off);
+        expect.update(std::span(buf2.data(), n));
+    }
+    unsigned long long got_bytes = 0, got_sum = 0;
+    if (std::sscanf(result.c_str(), "%llu %llx", &got_bytes, &got_sum) != 2) {
+        std::fprintf(stderr, "shmchan demo: consumer said \"%s\"\n", result.c_str());
+        return 1;
+    }
+    const bool ok = got_bytes == size && got_sum == expect.value();
+    std::printf("demo: consumer received %llu bytes, checksum %016llx, expected %016" PRIx64 ": %s\n",
+                got_bytes, got_sum, expect.value(), ok ? "verified" : "MISMATCH");
+    std::printf("demo: %.3f s, %.2f GB/s (%.2f GiB/s)\n", secs, double(size) / secs / 1e9,
+                double(size) / secs / double(1ULL << 30));
+    return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    std::vector<std::string> args(argv + 1, argv + argc);
+    try {
+        if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+            std::fputs(usage_text, args.empty() ? stderr : stdout);
+            return args.empty() ? 2 : 0;
+        }
+        if (args[0] == "--version") {
+            std::printf("shmchan %s\n", shmchan::version_string);
+            return 0;
+        }
+        std::string cmd = args[0];
+        args.erase(args.begin());
+        if (cmd == "send") return cmd_send(args);
+        if (cmd == "recv") return cmd_recv(args);
+        if (cmd == "demo") return cmd_demo(args, "/proc/self/exe");
+        if (cmd == "_consume") return cmd_consume(args);
+        throw usage_error("unknown command " + cmd);
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "shmchan: %s\n%s", e.what(), usage_text);
+        return 2;
+    } catch (const shmchan::error& e) {
+        std::fprintf(stderr, "shmchan: %s: %s\n", shmchan::to_string(e.kind()), e.what());
+        return 1;
+    }
+}
