@@ -88,6 +88,7 @@ struct writer_impl {
     bool claimed = false;
     bool finished = false;
     bool loan_out = false;
+    std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     std::uint64_t written = 0;
 
     writer_impl(std::shared_ptr<segment> s, std::uint32_t spin_)
@@ -101,6 +102,7 @@ struct writer_impl {
         return {};
     }
     std::error_code ready() {
+        if (sticky) return sticky;
         if (finished) return errc::closed;
         if (loan_out) return errc::invalid_argument;  // one claim at a time: commit the loan first
         return ensure_claimed();
@@ -132,17 +134,27 @@ struct writer_impl {
             finish_sleep(cb->space);
         }
     }
+    // Errors after which this end can do nothing more finish it at once, so the segment is
+    // removed even if the program then exits without running destructors.
+    std::error_code check_fatal(std::error_code e) {
+        if (e == errc::peer_lost || e == errc::peer_closed || e == errc::corrupt) {
+            sticky = e;
+            loan_out = false;
+            if (!finished) finish(end_state::closed);
+        }
+        return e;
+    }
     // Claims room for one record, waiting as needed.
     std::byte* claim_record(std::size_t n, record_type type, const deadline& dl,
                             std::error_code& err) {
         for (;;) {
             ring_status st;
             if (std::byte* p = prod.try_claim(n, type, st)) return p;
-            if (st == ring_status::corrupt) {
-                err = errc::corrupt;
+            if (st != ring_status::full) {
+                err = check_fatal(st == ring_status::too_large ? errc::too_large : errc::corrupt);
                 return nullptr;
             }
-            if ((err = wait_space(n, dl))) return nullptr;
+            if ((err = check_fatal(wait_space(n, dl)))) return nullptr;
         }
     }
     std::error_code push(record_type type, const std::byte* src, std::size_t n, nanoseconds t) {
@@ -186,7 +198,7 @@ struct writer_impl {
         const std::uint64_t need = pos - prod.tail();
         if (need > cap) return errc::too_large;
         if (need > cap - std::min<std::size_t>(prod.unread_bytes(), cap)) {
-            if (auto e = peer_check()) return e;
+            if (auto e = check_fatal(peer_check())) return e;
             return errc::would_block;
         }
         return write(bytes, 0ns);  // fits: no record will wait
@@ -205,7 +217,8 @@ struct writer_impl {
             ring_status st;
             l.data_ = prod.try_claim(n, record_type::binary, st);
             if (!l.data_) {
-                l.error_ = st == ring_status::corrupt ? make_error_code(errc::corrupt) : peer_check();
+                l.error_ = check_fatal(st == ring_status::corrupt ? make_error_code(errc::corrupt)
+                                                                  : peer_check());
                 if (!l.error_) l.error_ = errc::would_block;
                 return l;
             }
@@ -225,19 +238,18 @@ struct writer_impl {
         loan_out = false;
     }
     std::error_code close(nanoseconds t) {
+        if (sticky) return sticky;
         if (finished) return errc::closed;
         loan_out = false;  // an uncommitted loan is abandoned by closing
         if (auto e = ensure_claimed()) return e;
-        if (auto e = push(record_type::end, nullptr, 0, t)) {
-            // The reader is gone: nothing more can be delivered, the stream is over for us.
-            if (e == errc::peer_closed || e == errc::peer_lost) finish(end_state::closed);
-            return e;
-        }
+        // A reader that is gone would never see the end: say so rather than succeed.
+        if (auto e = check_fatal(peer_check())) return e;
+        if (auto e = push(record_type::end, nullptr, 0, t)) return e;
         finish(end_state::closed);
         return {};
     }
     void abort(std::string_view reason) {
-        if (finished) return;
+        if (finished) return;  // also after a fatal error: the reader is gone
         loan_out = false;
         if (ensure_claimed()) return;  // someone else holds the writer end: not ours to abort
         const std::size_t n = std::min(reason.size(), reason_bytes - 1);
@@ -253,11 +265,16 @@ struct writer_impl {
         finish_end(*seg, cb->producer.state, s, cb->consumer.state, cb->consumer.who, cb->data);
     }
     std::error_code wait_drained(nanoseconds t) {
+        if (sticky) return sticky;
         if (!claimed) return {};
         deadline dl(t);
         for (;;) {
             if (prod.unread_bytes() == 0) return {};
-            if (auto e = peer_check()) return e;
+            if (auto e = peer_check()) {
+                // The reader releases the last record before it closes its end.
+                if (prod.unread_bytes() == 0) return {};
+                return check_fatal(e);
+            }
             const std::uint32_t seq = prepare_sleep(cb->space);
             if (prod.unread_bytes() == 0) {
                 finish_sleep(cb->space);

@@ -96,13 +96,17 @@ private:
     clock_type::time_point start_, last_;
 };
 
+// Thrown, not exit()ed: unwinding runs the channel ends' destructors, which finish them.
+struct cli_failure {
+    std::string line;
+};
+
 [[noreturn]] void fail(const char* cmd, std::error_code e, const std::string& detail = {}) {
     std::string name = e.category() == shmchan::error_category()
                            ? shmchan::to_string(static_cast<shmchan::errc>(e.value()))
                            : e.category().name();
-    std::fprintf(stderr, "shmchan %s: %s: %s%s%s\n", cmd, name.c_str(), e.message().c_str(),
-                 detail.empty() ? "" : ": ", detail.c_str());
-    std::exit(1);
+    throw cli_failure{std::string("shmchan ") + cmd + ": " + name + ": " + e.message() +
+                      (detail.empty() ? "" : ": ") + detail};
 }
 
 bool write_all(int fd, const std::byte* p, std::size_t n) {
@@ -342,6 +346,9 @@ int main(int argc, char** argv) {
         if (cmd == "demo") return cmd_demo(args, "/proc/self/exe");
         if (cmd == "_consume") return cmd_consume(args);
         throw usage_error("unknown command " + cmd);
+    } catch (const cli_failure& f) {
+        std::fprintf(stderr, "%s\n", f.line.c_str());
+        return 1;
     } catch (const usage_error& e) {
         std::fprintf(stderr, "shmchan: %s\n%s", e.what(), usage_text);
         return 2;

@@ -18,7 +18,7 @@
 
 namespace shmchan::shm {
 
-enum class ring_status { ok, full, empty, corrupt };
+enum class ring_status { ok, full, empty, corrupt, too_large };
 
 // Wakes a sleeper of `w` if one said it sleeps. Called after publishing (a tail or head store).
 // SYNC: the seq_cst fence orders our publishing store before the load of `waiting`; it pairs
@@ -61,9 +61,13 @@ public:
     std::size_t capacity() const noexcept { return capacity_; }
 
     // Reserves room for a record of `payload` bytes and returns where its payload goes, or
-    // nullptr with `st` = full / corrupt. Nothing is visible to the reader until commit().
-    // \pre only one thread of one process produces; payload <= max_payload().
+    // nullptr with `st` = full / corrupt / too_large. Nothing is visible to the reader until
+    // commit(). \pre only one thread of one process produces.
     std::byte* try_claim(std::size_t payload, record_type type, ring_status& st) noexcept {
+        if (payload > max_payload_) {
+            st = ring_status::too_large;
+            return nullptr;
+        }
         const std::size_t rec = record_size(payload);
         const std::size_t off = tail_ & mask_;
         const std::size_t to_end = capacity_ - off;
@@ -118,7 +122,7 @@ public:
                tail_ + need - head_cache_ <= capacity_;
     }
 
-    // Copies `n` bytes as one record. \pre n <= max_payload().
+    // Copies `n` bytes as one record.
     ring_status try_push(record_type type, const void* src, std::size_t n) noexcept {
         ring_status st;
         std::byte* p = try_claim(n, type, st);

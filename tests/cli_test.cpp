@@ -1,0 +1,132 @@
+// The shmchan command-line tool, as a user runs it.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <iterator>
+#include <thread>
+#include <unistd.h>
+
+#include "shmchan/shmchan.hpp"
+#include "support/process.hpp"
+
+using namespace shmchan;
+using namespace std::chrono_literals;
+using shmchan::test::child;
+using shmchan::test::cli_path;
+using shmchan::test::peer_path;
+
+namespace {
+std::string temp_path(const std::string& tag) {
+    return "/tmp/shmchan-test-" + std::to_string(::getpid()) + "-" + tag;
+}
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+void write_file(const std::string& path, std::size_t n) {
+    std::vector<std::byte> v(n);
+    fill_pattern(v, 0);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(v.data()),
+                                                static_cast<std::streamsize>(n));
+}
+}  // namespace
+
+TEST_CASE("shmchan send | shmchan recv -o copies a file exactly", "[cli]") {
+    const std::string in = temp_path("in"), out = temp_path("out");
+    write_file(in, (5u << 20) + 77);
+    child send = child::spawn({cli_path(), "send", "--capacity", "64K", "--chunk", "4K", in});
+    const std::string ref = send.read_line();
+    REQUIRE(is_channel_ref(nlohmann::json::parse(ref)));
+    child recv = child::spawn({cli_path(), "recv", "-o", out, ref});
+    CHECK(recv.wait() == 0);
+    CHECK(send.wait() == 0);  // exits once the reader consumed everything
+    CHECK(slurp(out) == slurp(in));
+    CHECK_FALSE(shmchan::test::segment_exists(channel_ref::parse(ref).channel_id));
+    std::remove(in.c_str());
+    std::remove(out.c_str());
+}
+
+TEST_CASE("shmchan recv takes the ref from stdin and writes to stdout", "[cli]") {
+    const std::string in = temp_path("in2");
+    write_file(in, 100000);
+    child send = child::spawn({cli_path(), "send", in});
+    const std::string ref = send.read_line();
+    child recv = child::spawn({cli_path(), "recv", "-"}, true);
+    recv.write_stdin(ref + "\n");
+    recv.close_stdin();
+    CHECK(recv.read_all() == slurp(in));
+    CHECK(recv.wait() == 0);
+    CHECK(send.wait() == 0);
+    std::remove(in.c_str());
+}
+
+TEST_CASE("shmchan recv: bad refs and broken streams exit non-zero with the cause", "[cli][errors]") {
+    SECTION("malformed ref") {
+        child recv = child::spawn({cli_path(), "recv", "{not json"}, false, true);
+        const std::string err = recv.read_all();
+        CHECK(recv.wait() == 1);
+        CHECK(err.find("invalid_ref") != std::string::npos);
+        CHECK(std::count(err.begin(), err.end(), '\n') == 1);  // one line
+    }
+    SECTION("a writer ref given to recv") {
+        channel ch = create_channel();
+        child recv = child::spawn({cli_path(), "recv", ch.writer_ref.dump()}, false, true);
+        CHECK(recv.read_all().find("wrong_direction") != std::string::npos);
+        CHECK(recv.wait() == 1);
+        CHECK_FALSE(ch.writer.close());
+        CHECK(ch.reader.next().is_end());
+    }
+    SECTION("aborted stream") {
+        channel ch = create_channel();
+        REQUIRE_FALSE(ch.writer.write("some"));
+        ch.writer.abort("producer crashed");
+        child recv = child::spawn({cli_path(), "recv", ch.reader_ref.dump()}, false, true);
+        const std::string out = recv.read_all();
+        CHECK(recv.wait() == 1);
+        CHECK(out.find("some") == 0);  // delivered bytes come first, on stdout
+        CHECK(out.find("aborted") != std::string::npos);
+        CHECK(out.find("producer crashed") != std::string::npos);
+    }
+    SECTION("writer killed") {
+        channel ch = create_channel();
+        child wr = child::spawn({peer_path(), "write", ch.writer_ref.dump(), "--size", "1000",
+                                 "--pause-after", "1000"});
+        REQUIRE(wr.read_line() == "READY 1000");
+        child recv = child::spawn({cli_path(), "recv", "-o", "/dev/null", ch.reader_ref.dump()},
+                                  false, true);
+        std::this_thread::sleep_for(100ms);
+        wr.kill(SIGKILL);
+        const std::string err = recv.read_all();
+        CHECK(recv.wait() == 1);
+        CHECK(err.find("peer_lost") != std::string::npos);
+        CHECK(err.find("after 1000 bytes") != std::string::npos);
+    }
+}
+
+TEST_CASE("shmchan send fails when its reader dies", "[cli][errors]") {
+    const std::string in = temp_path("in3");
+    write_file(in, 20u << 20);
+    child send = child::spawn({cli_path(), "send", "--capacity", "64K", in});
+    const std::string ref = send.read_line();
+    child rd = child::spawn({peer_path(), "read", ref, "--stop-after", "100000"});
+    REQUIRE(rd.read_line().rfind("READY", 0) == 0);
+    rd.kill(SIGKILL);
+    CHECK(send.wait(30s) == 1);
+    CHECK_FALSE(shmchan::test::segment_exists(channel_ref::parse(ref).channel_id));
+    std::remove(in.c_str());
+}
+
+TEST_CASE("shmchan demo verifies its checksum", "[cli]") {
+    child demo = child::spawn({cli_path(), "demo", "--size", "64M"});
+    const std::string out = demo.read_all();
+    CHECK(demo.wait() == 0);
+    CHECK(out.find("verified") != std::string::npos);
+    CHECK(out.find("GB/s") != std::string::npos);
+}
+
+TEST_CASE("shmchan usage errors exit 2", "[cli]") {
+    child c = child::spawn({cli_path(), "frobnicate"}, false, true);
+    CHECK(c.read_all().find("usage") != std::string::npos);
+    CHECK(c.wait() == 2);
+}

@@ -1,0 +1,36 @@
+// A control block and ring in ordinary memory, for unit tests of the ring alone.
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+#include "shmchan/shm/layout.hpp"
+#include "shmchan/shm/ring.hpp"
+
+namespace shmchan::test {
+
+struct heap_ring {
+    explicit heap_ring(std::size_t capacity) {
+        mem = static_cast<std::byte*>(std::aligned_alloc(shm::cache_line, shm::data_offset + capacity));
+        cb = new (mem) shm::control_block{};
+        cb->header.magic = shm::segment_magic;
+        cb->header.version = shm::layout_version;
+        cb->header.header_size = shm::data_offset;
+        cb->header.capacity = capacity;
+        cb->header.max_payload = shm::max_payload_for(capacity);
+        cb->header.segment_size = shm::data_offset + capacity;
+    }
+    ~heap_ring() { std::free(mem); }
+    heap_ring(const heap_ring&) = delete;
+    heap_ring& operator=(const heap_ring&) = delete;
+
+    std::byte* data() const { return mem + shm::data_offset; }
+    shm::ring_producer producer() const { return {cb, data()}; }
+    shm::ring_consumer consumer() const { return {cb, data()}; }
+
+    std::byte* mem;
+    shm::control_block* cb;
+};
+
+}  // namespace shmchan::test
