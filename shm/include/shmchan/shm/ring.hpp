@@ -20,12 +20,17 @@ namespace shmchan::shm {
 
 enum class ring_status { ok, full, empty, corrupt, too_large };
 
-// Wakes a sleeper of `w` if one said it sleeps. Called after publishing (a tail or head store).
-// SYNC: the seq_cst fence orders our publishing store before the load of `waiting`; it pairs
-// with the fence in prepare_sleep(): either the sleeper sees our store, or we see its flag.
+// Waking and sleeping, without a lost wake-up (a Dekker pattern on read-modify-writes of
+// `waiting`, which ThreadSanitizer understands, rather than fences, which it does not).
+// SYNC: all RMWs on `waiting` form one modification order. If notify()'s RMW comes after the
+// sleeper's increment it reads a count > 0 and wakes. If it comes before, the sleeper's
+// acq_rel increment reads from it and synchronises with it, so the publishing store that
+// precedes notify() (tail or head) is visible to the sleeper's re-check. If the wake lands
+// between the re-check and FUTEX_WAIT, `seq` has changed and FUTEX_WAIT returns at once.
+
+// Wakes a sleeper of `w`, if any. Called right after publishing (a tail or head store).
 inline void notify(wait_line& w) noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (w.waiting.load(std::memory_order_relaxed) != 0) {
+    if (w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0) {
         w.seq.fetch_add(1, std::memory_order_release);
         futex_wake_all(w.seq);
     }
@@ -38,10 +43,9 @@ inline void notify_always(wait_line& w) noexcept {
 // Returns the futex value to sleep on. After this call the caller must re-check its
 // condition before calling futex_wait(w.seq, value, ...), then finish_sleep().
 inline std::uint32_t prepare_sleep(wait_line& w) noexcept {
-    std::uint32_t seq = w.seq.load(std::memory_order_acquire);
+    const std::uint32_t seq = w.seq.load(std::memory_order_acquire);
     // A count, not a flag: a reader thread and its event-fd watcher may both sleep here.
-    w.waiting.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with notify()
+    w.waiting.fetch_add(1, std::memory_order_acq_rel);  // pairs with notify()
     return seq;
 }
 inline void finish_sleep(wait_line& w) noexcept {
