@@ -462,8 +462,10 @@ struct reader_impl {
             const std::uint32_t seq = prepare_sleep(cb->data);
             const std::uint64_t t = cb->producer.tail.load(std::memory_order_acquire);
             const end_state w = load_state(cb->producer.state);
+            // Liveness costs a read of /proc: only when nothing moved since the last look.
             const bool final_now = w == end_state::closed || w == end_state::aborted ||
-                                   (w == end_state::active && owner_dead(cb->producer.who));
+                                   (w == end_state::active && t == last_tail &&
+                                    owner_dead(cb->producer.who));
             if (t != last_tail || (final_now && !final_reported)) {
                 finish_sleep(cb->data);
                 last_tail = t;

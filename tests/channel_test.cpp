@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -332,4 +334,29 @@ TEST_CASE("error codes have names and messages", "[errors]") {
     CHECK(e.message() == "peer process died");
     CHECK(std::string(to_string(errc::already_claimed)) == "already_claimed");
     CHECK(e == errc::peer_lost);
+}
+
+TEST_CASE("another user cannot open a channel's segment", "[channel][security]") {
+    if (::geteuid() != 0) {
+        WARN("not root: cannot switch to another user to test this");
+        return;
+    }
+    channel ch = create_channel();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // Child: become "nobody" and try to open the reader end.
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+        try {
+            reader r = open_reader(ch.reader_ref);
+            ::_exit(11);  // opened: the segment is not protected
+        } catch (const error& e) {
+            ::_exit(e.kind() == errc::permission_denied ? 0 : 12);
+        }
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK_FALSE(ch.writer.close());
+    CHECK(ch.reader.next().is_end());
 }
