@@ -11,6 +11,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "ends.hpp"
 #include "ids.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "shmchan/shm/segment.hpp"
@@ -79,19 +80,58 @@ void finish_end(segment& seg, std::atomic<std::uint32_t>& mine, end_state final_
         seg.unlink();
 }
 
+// A thread that sleeps on a wait line and signals an eventfd whenever `changed()` says so:
+// how an event loop learns that a reader may read or a writer may write. `changed` must
+// return true once per change (it keeps its own memory of what it reported).
+class watcher {
+public:
+    int start(wait_line& w, std::function<bool()> changed) {
+        if (efd_ >= 0) return efd_;
+        efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd_ < 0) throw error(errc::system_error, "eventfd failed");
+        thread_ = std::thread([this, &w, changed = std::move(changed)] {
+            while (!stop_.load(std::memory_order_acquire)) {
+                const std::uint32_t seq = prepare_sleep(w);
+                if (changed()) {
+                    finish_sleep(w);
+                    const std::uint64_t one = 1;
+                    [[maybe_unused]] auto r = ::write(efd_, &one, sizeof one);
+                    continue;
+                }
+                if (!stop_.load(std::memory_order_acquire)) futex_wait(w.seq, seq, poll_interval);
+                finish_sleep(w);
+            }
+        });
+        return efd_;
+    }
+    void stop(wait_line& w) {
+        if (thread_.joinable()) {
+            stop_.store(true, std::memory_order_release);
+            notify_always(w);
+            thread_.join();
+        }
+        if (efd_ >= 0) ::close(efd_);
+        efd_ = -1;
+    }
+
+private:
+    int efd_ = -1;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+};
+
 // ---------------------------------------------------------------------------------------------
-struct writer_impl {
+struct shm_writer final : writer_impl {
     std::shared_ptr<segment> seg;
     control_block* cb;
     ring_producer prod;
     std::uint32_t spin;
     bool claimed = false;
-    bool finished = false;
     bool loan_out = false;
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
-    std::uint64_t written = 0;
+    watcher space_watch;
 
-    writer_impl(std::shared_ptr<segment> s, std::uint32_t spin_)
+    shm_writer(std::shared_ptr<segment> s, std::uint32_t spin_)
         : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
 
     std::error_code ensure_claimed() {
@@ -166,7 +206,7 @@ struct writer_impl {
         prod.commit(n);
         return {};
     }
-    std::error_code write(std::span<const std::byte> bytes, nanoseconds t) {
+    std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
         if (auto e = ready()) return e;
         deadline dl(t);
         const std::byte* p = bytes.data();
@@ -184,7 +224,7 @@ struct writer_impl {
         }
         return {};
     }
-    std::error_code try_write(std::span<const std::byte> bytes) {
+    std::error_code try_write(std::span<const std::byte> bytes) override {
         if (auto e = ready()) return e;
         // Where the records would end, padding included, starting from the current tail.
         const std::size_t cap = prod.capacity(), maxp = prod.max_payload();
@@ -203,41 +243,43 @@ struct writer_impl {
         }
         return write(bytes, 0ns);  // fits: no record will wait
     }
-    loan make_loan(std::size_t n, nanoseconds t) {
-        loan l;
-        if (auto e = ready()) {
-            l.error_ = e;
-            return l;
-        }
-        if (n > prod.max_payload()) {
-            l.error_ = errc::too_large;
-            return l;
-        }
+    loan make_loan(std::size_t n, nanoseconds t) override {
+        if (auto e = ready()) return failed_loan(e);
+        if (n > prod.max_payload()) return failed_loan(errc::too_large);
+        std::byte* p = nullptr;
         if (t == 0ns) {  // try_loan: no spinning, no waiting
             ring_status st;
-            l.data_ = prod.try_claim(n, record_type::binary, st);
-            if (!l.data_) {
-                l.error_ = check_fatal(st == ring_status::corrupt ? make_error_code(errc::corrupt)
-                                                                  : peer_check());
-                if (!l.error_) l.error_ = errc::would_block;
-                return l;
+            p = prod.try_claim(n, record_type::binary, st);
+            if (!p) {
+                std::error_code e = check_fatal(st == ring_status::corrupt
+                                                    ? make_error_code(errc::corrupt)
+                                                    : peer_check());
+                return failed_loan(e ? e : make_error_code(errc::would_block));
             }
         } else {
             deadline dl(t);
-            l.data_ = claim_record(n, record_type::binary, dl, l.error_);
-            if (!l.data_) return l;
+            std::error_code err;
+            p = claim_record(n, record_type::binary, dl, err);
+            if (!p) return failed_loan(err);
         }
-        l.owner_ = this;
-        l.size_ = n;
         loan_out = true;
-        return l;
+        return lend(p, n);
     }
-    void commit_loan(std::size_t used) {
+    void commit_loan(std::size_t used) override {
+        if (!loan_out) return;  // the loan was cancelled by close(), abort() or an error
         prod.commit(used);
         written += used;
         loan_out = false;
     }
-    std::error_code close(nanoseconds t) {
+    void abandon_loan() override { loan_out = false; }
+    std::error_code send_message(std::string_view text, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        if (text.size() > prod.max_payload()) return errc::too_large;
+        return push(record_type::text, reinterpret_cast<const std::byte*>(text.data()), text.size(), t);
+    }
+    std::size_t max_record() const override { return cb->header.max_payload; }
+    std::size_t capacity() const override { return cb->header.capacity; }
+    std::error_code close(nanoseconds t) override {
         if (sticky) return sticky;
         if (finished) return errc::closed;
         loan_out = false;  // an uncommitted loan is abandoned by closing
@@ -248,7 +290,7 @@ struct writer_impl {
         finish(end_state::closed);
         return {};
     }
-    void abort(std::string_view reason) {
+    void abort(std::string_view reason) override {
         if (finished) return;  // also after a fatal error: the reader is gone
         loan_out = false;
         if (ensure_claimed()) return;  // someone else holds the writer end: not ours to abort
@@ -264,7 +306,7 @@ struct writer_impl {
         finished = true;
         finish_end(*seg, cb->producer.state, s, cb->consumer.state, cb->consumer.who, cb->data);
     }
-    std::error_code wait_drained(nanoseconds t) {
+    std::error_code wait_drained(nanoseconds t) override {
         if (sticky) return sticky;
         if (!claimed) return {};
         deadline dl(t);
@@ -288,33 +330,41 @@ struct writer_impl {
             finish_sleep(cb->space);
         }
     }
-    ~writer_impl() {
+    // Signals when the head moves or the reader's fate changes.
+    int event_fd() override {
+        if (auto e = ensure_claimed()) throw error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
+        return space_watch.start(cb->space, [this, last = ~std::uint64_t{0}, told = false]() mutable {
+            const std::uint64_t h = cb->consumer.head.load(std::memory_order_acquire);
+            if (h != last) {
+                last = h;
+                return true;
+            }
+            // Liveness costs a read of /proc: only when nothing moved.
+            const end_state r = load_state(cb->consumer.state);
+            const bool gone = r == end_state::closed ||
+                              (r == end_state::active && owner_dead(cb->consumer.who));
+            if (gone && !told) return told = true;
+            return false;
+        });
+    }
+    ~shm_writer() override {
+        space_watch.stop(cb->space);
         if (claimed && !finished) abort("writer destroyed without close()");
     }
 };
 
 // ---------------------------------------------------------------------------------------------
-struct reader_impl {
+struct shm_reader final : reader_impl {
     std::shared_ptr<segment> seg;
     control_block* cb;
     ring_consumer cons;
     std::uint32_t spin;
     bool claimed = false;
     bool finished = false;  // our end is final (end seen, sticky error, or closed)
-    bool ended = false;     // clean end seen
-    std::error_code sticky;
-    std::string reason;
-    bool pending = false;
-    std::uint64_t token = 0;
-    std::uint64_t bytes = 0;
     clock::time_point next_liveness{};
-    std::function<void(std::string_view)> on_msg;
+    watcher data_watch;
 
-    int efd = -1;
-    std::thread watcher;
-    std::atomic<bool> stop{false};
-
-    reader_impl(std::shared_ptr<segment> s, std::uint32_t spin_)
+    shm_reader(std::shared_ptr<segment> s, std::uint32_t spin_)
         : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
 
     std::error_code ensure_claimed() {
@@ -325,28 +375,11 @@ struct reader_impl {
         return {};
     }
 
-    static item bare(item::kind k, std::error_code e) {
-        item it;
-        it.kind_ = k;
-        it.error_ = e;
-        return it;
-    }
     item make(item::kind k, std::span<const std::byte> d = {}, std::error_code e = {}) {
-        item it;
-        it.kind_ = k;
-        it.data_ = d;
-        it.error_ = e;
-        if (k == item::kind::chunk || k == item::kind::message) {
-            it.owner_ = this;
-            it.token_ = ++token;
-            pending = true;
-        }
-        return it;
+        if (k == item::kind::chunk || k == item::kind::message) return view(k, d);
+        return bare(k, e);
     }
-    void release_token(std::uint64_t t) {
-        if (pending && t == token) release_pending();
-    }
-    void release_pending() {
+    void release_pending() override {
         if (!pending) return;
         pending = false;
         cons.release();
@@ -402,7 +435,7 @@ struct reader_impl {
                 return make(item::kind::end);
         }
     }
-    item next(nanoseconds t, bool block) {
+    item next(nanoseconds t, bool block) override {
         release_pending();
         if (ended) return make(item::kind::end);
         if (sticky) return make(item::kind::error, {}, sticky);
@@ -442,50 +475,26 @@ struct reader_impl {
         }
     }
 
-    int event_fd() {
-        if (efd >= 0) return efd;
-        efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (efd < 0) throw error(errc::system_error, "eventfd failed");
-        watcher = std::thread([this] { watch(); });
-        return efd;
-    }
-    // Signals efd whenever the tail moves or the writer's fate changes. Uses only atomics of
-    // the segment, never the consumer's private state, so it runs beside the reading thread.
-    void watch() {
-        std::uint64_t last_tail = ~std::uint64_t{0};
-        bool final_reported = false;
-        auto signal = [this] {
-            const std::uint64_t one = 1;
-            [[maybe_unused]] auto r = ::write(efd, &one, sizeof one);
-        };
-        while (!stop.load(std::memory_order_acquire)) {
-            const std::uint32_t seq = prepare_sleep(cb->data);
+    // Signals when the tail moves or the writer's fate changes.
+    int event_fd() override {
+        if (auto e = ensure_claimed()) throw error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
+        return data_watch.start(cb->data, [this, last = ~std::uint64_t{0}, told = false]() mutable {
             const std::uint64_t t = cb->producer.tail.load(std::memory_order_acquire);
-            const end_state w = load_state(cb->producer.state);
-            // Liveness costs a read of /proc: only when nothing moved since the last look.
-            const bool final_now = w == end_state::closed || w == end_state::aborted ||
-                                   (w == end_state::active && t == last_tail &&
-                                    owner_dead(cb->producer.who));
-            if (t != last_tail || (final_now && !final_reported)) {
-                finish_sleep(cb->data);
-                last_tail = t;
-                final_reported = final_now;
-                signal();
-                continue;
+            if (t != last) {
+                last = t;
+                return true;
             }
-            if (!stop.load(std::memory_order_acquire))
-                futex_wait(cb->data.seq, seq, poll_interval);
-            finish_sleep(cb->data);
-        }
+            // Liveness costs a read of /proc: only when nothing moved.
+            const end_state w = load_state(cb->producer.state);
+            const bool final_now = w == end_state::closed || w == end_state::aborted ||
+                                   (w == end_state::active && owner_dead(cb->producer.who));
+            if (final_now && !told) return told = true;
+            return false;
+        });
     }
 
-    ~reader_impl() {
-        if (watcher.joinable()) {
-            stop.store(true, std::memory_order_release);
-            notify_always(cb->data);
-            watcher.join();
-        }
-        if (efd >= 0) ::close(efd);
+    ~shm_reader() override {
+        data_watch.stop(cb->data);
         if (claimed) {
             release_pending();
             finish();
@@ -516,14 +525,13 @@ loan& loan::operator=(loan&& o) noexcept {
 }
 loan::~loan() { abandon(); }
 void loan::commit(std::size_t used) noexcept {
-    if (!owner_ || !owner_->loan_out) return;
-    owner_->commit_loan(std::min(used, size_));
+    if (owner_) owner_->commit_loan(std::min(used, size_));
     owner_ = nullptr;
     data_ = nullptr;
     size_ = 0;
 }
 void loan::abandon() noexcept {
-    if (owner_) owner_->loan_out = false;
+    if (owner_) owner_->abandon_loan();
     owner_ = nullptr;
     data_ = nullptr;
     size_ = 0;
@@ -552,11 +560,7 @@ loan writer::get_loan(std::size_t n, nanoseconds t) noexcept {
 }
 loan writer::try_loan(std::size_t n) noexcept { return get_loan(n, nanoseconds::zero()); }
 std::error_code writer::send_message(std::string_view text, nanoseconds t) noexcept {
-    if (!impl_) return errc::closed;
-    if (auto e = impl_->ready()) return e;
-    if (text.size() > impl_->prod.max_payload()) return errc::too_large;
-    return impl_->push(shm::record_type::text, reinterpret_cast<const std::byte*>(text.data()),
-                       text.size(), t);
+    return impl_ ? impl_->send_message(text, t) : errc::closed;
 }
 std::error_code writer::close(nanoseconds t) noexcept { return impl_ ? impl_->close(t) : errc::closed; }
 void writer::abort(std::string_view reason) noexcept {
@@ -565,10 +569,12 @@ void writer::abort(std::string_view reason) noexcept {
 std::error_code writer::wait_drained(nanoseconds t) noexcept {
     return impl_ ? impl_->wait_drained(t) : errc::closed;
 }
-std::size_t writer::max_record() const noexcept {
-    return impl_ ? impl_->cb->header.max_payload : 0;
+int writer::event_fd() {
+    if (!impl_) throw error(errc::closed, "event_fd on an empty writer");
+    return impl_->event_fd();
 }
-std::size_t writer::capacity() const noexcept { return impl_ ? impl_->cb->header.capacity : 0; }
+std::size_t writer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
+std::size_t writer::capacity() const noexcept { return impl_ ? impl_->capacity() : 0; }
 std::uint64_t writer::bytes_written() const noexcept { return impl_ ? impl_->written : 0; }
 bool writer::is_open() const noexcept { return impl_ && !impl_->finished; }
 
@@ -662,8 +668,8 @@ channel create_channel(const channel_options& opt) {
     const shm_extension ext{seg->name(), detail::host_name()};
     ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
     ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
-    ch.writer = detail::end_access::make_writer(std::make_unique<detail::writer_impl>(seg, opt.spin));
-    ch.reader = detail::end_access::make_reader(std::make_unique<detail::reader_impl>(seg, opt.spin));
+    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, opt.spin));
+    ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, opt.spin));
     return ch;
 }
 
@@ -704,13 +710,13 @@ std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction wan
 }  // namespace
 
 writer open_writer(const channel_ref& ref, const channel_options& opt) {
-    auto impl = std::make_unique<detail::writer_impl>(open_checked(ref, direction::write), opt.spin);
+    auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), opt.spin);
     if (impl->ensure_claimed()) throw_claimed(ref);
     return detail::end_access::make_writer(std::move(impl));
 }
 
 reader open_reader(const channel_ref& ref, const channel_options& opt) {
-    auto impl = std::make_unique<detail::reader_impl>(open_checked(ref, direction::read), opt.spin);
+    auto impl = std::make_unique<detail::shm_reader>(open_checked(ref, direction::read), opt.spin);
     if (impl->ensure_claimed()) throw_claimed(ref);
     return detail::end_access::make_reader(std::move(impl));
 }

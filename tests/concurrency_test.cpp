@@ -130,3 +130,35 @@ TEST_CASE("ends finishing at the same moment always remove the segment", "[concu
         REQUIRE_FALSE(shmchan::test::segment_exists(id));
     }
 }
+
+TEST_CASE("the writer's event fd polls readable when room appears or the reader leaves", "[concurrency]") {
+    channel ch = create_channel(channel_options{4096, 0});
+    const int fd = ch.writer.event_fd();
+    auto drain_fd = [fd] {
+        std::uint64_t v;
+        while (::read(fd, &v, sizeof v) == sizeof v) {
+        }
+    };
+    auto wait_readable = [fd](int ms) {
+        pollfd p{fd, POLLIN, 0};
+        return ::poll(&p, 1, ms) == 1;
+    };
+    std::vector<std::byte> chunk(1000);
+    while (!ch.writer.try_write(chunk)) {
+    }
+    CHECK(ch.writer.try_write(chunk) == errc::would_block);
+    wait_readable(200);
+    drain_fd();
+    std::thread r([&] {
+        std::this_thread::sleep_for(50ms);
+        item it = ch.reader.next();
+    });  // the item is released as the thread ends: room for one more chunk
+    REQUIRE(wait_readable(5000));
+    r.join();
+    drain_fd();
+    CHECK_FALSE(ch.writer.try_write(chunk));
+
+    ch.reader = reader();  // the reader leaves
+    REQUIRE(wait_readable(5000));
+    CHECK(ch.writer.try_write(chunk) == errc::peer_closed);
+}

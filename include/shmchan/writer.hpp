@@ -92,6 +92,10 @@ public:
     // Waits until the reader has consumed every committed record (for "exit once delivered").
     [[nodiscard]] std::error_code wait_drained(nanoseconds timeout = forever) noexcept;
 
+    // An eventfd that polls readable when a write may make progress (room in the ring, or the
+    // reader's fate changed), for event loops: poll, read it to clear, then try_write/try_loan.
+    int event_fd();
+
     std::size_t max_record() const noexcept;    // largest payload of one record
     std::size_t capacity() const noexcept;      // ring bytes
     std::uint64_t bytes_written() const noexcept;  // payload bytes committed so far

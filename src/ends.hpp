@@ -1,0 +1,91 @@
+// The two transports behind shmchan::writer / shmchan::reader: shared memory (shm_ends.cpp)
+// and the engine's channel socket (socket_ends.cpp). The public classes forward to these.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "shmchan/reader.hpp"
+#include "shmchan/writer.hpp"
+
+namespace shmchan::detail {
+
+struct writer_impl {
+    virtual ~writer_impl() = default;
+
+    virtual std::error_code write(std::span<const std::byte> bytes, nanoseconds t) = 0;
+    virtual std::error_code try_write(std::span<const std::byte> bytes) = 0;
+    virtual loan make_loan(std::size_t n, nanoseconds t) = 0;
+    virtual void commit_loan(std::size_t used) = 0;
+    virtual void abandon_loan() = 0;
+    virtual std::error_code send_message(std::string_view text, nanoseconds t) = 0;
+    virtual std::error_code close(nanoseconds t) = 0;
+    virtual void abort(std::string_view reason) = 0;
+    virtual std::error_code wait_drained(nanoseconds t) = 0;
+    virtual std::size_t max_record() const = 0;
+    virtual std::size_t capacity() const = 0;
+    // Polls readable when a write may make progress (room in the ring, or the reader's fate).
+    virtual int event_fd() = 0;
+
+    std::uint64_t written = 0;
+    bool finished = false;
+
+protected:
+    loan lend(std::byte* data, std::size_t n) {
+        loan l;
+        l.owner_ = this;
+        l.data_ = data;
+        l.size_ = n;
+        return l;
+    }
+    static loan failed_loan(std::error_code e) {
+        loan l;
+        l.error_ = e;
+        return l;
+    }
+};
+
+struct reader_impl {
+    virtual ~reader_impl() = default;
+
+    virtual item next(nanoseconds t, bool block) = 0;
+    virtual int event_fd() = 0;
+    virtual void release_pending() = 0;
+
+    void release_token(std::uint64_t t) {
+        if (pending && t == token) release_pending();
+    }
+    static item bare(item::kind k, std::error_code e) {
+        item it;
+        it.kind_ = k;
+        it.error_ = e;
+        return it;
+    }
+
+    bool ended = false;  // clean end seen
+    std::error_code sticky;
+    std::string reason;  // the writer's, after errc::aborted
+    std::uint64_t bytes = 0;
+    std::function<void(std::string_view)> on_msg;
+
+protected:
+    // An item viewing `d`; its release (or the next call) gives the space back.
+    item view(item::kind k, std::span<const std::byte> d) {
+        item it;
+        it.kind_ = k;
+        it.data_ = d;
+        it.owner_ = this;
+        it.token_ = ++token;
+        pending = true;
+        return it;
+    }
+    bool pending = false;
+    std::uint64_t token = 0;
+};
+
+}  // namespace shmchan::detail
