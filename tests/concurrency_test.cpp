@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "shmchan/shmchan.hpp"
+#include "support/options.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
@@ -119,7 +120,7 @@ TEST_CASE("the event fd polls readable when data, end or abort arrive", "[concur
 
 TEST_CASE("ends finishing at the same moment always remove the segment", "[concurrency]") {
     for (int i = 0; i < 200; ++i) {
-        channel ch = create_channel(channel_options{8192, 0});
+        channel ch = create_channel(shmchan::test::opts(8192, 0));
         const std::string id = ch.reader_ref.channel_id;
         REQUIRE_FALSE(ch.writer.write("x"));
         REQUIRE(ch.reader.next().is_chunk());
@@ -132,7 +133,7 @@ TEST_CASE("ends finishing at the same moment always remove the segment", "[concu
 }
 
 TEST_CASE("the writer's event fd polls readable when room appears or the reader leaves", "[concurrency]") {
-    channel ch = create_channel(channel_options{4096, 0});
+    channel ch = create_channel(shmchan::test::opts(4096, 0));
     const int fd = ch.writer.event_fd();
     auto drain_fd = [fd] {
         std::uint64_t v;

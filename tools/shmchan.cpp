@@ -1,5 +1,8 @@
 // shmchan: send, receive and demonstrate shared-memory channels from the command line.
 #include <shmchan/shmchan.hpp>
+#include <shmchan/engine.hpp>
+
+#include <pthread.h>
 
 #include <cerrno>
 #include <chrono>
@@ -34,6 +37,9 @@ const char* usage_text =
     "  shmchan demo [--size BYTES] [--chunk BYTES] [--capacity BYTES] [--copy]\n"
     "      a producer and a consumer process stream generated data (1 GiB by default)\n"
     "      through a channel, verify a checksum and print the throughput\n"
+    "  shmchan engine [--listen HOST:PORT] [--channel-ttl SECONDS] [--verbose]\n"
+    "      an iii-compatible engine (worker protocol and channel sockets) on HOST:PORT\n"
+    "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM\n"
     "  shmchan --version\n"
     "BYTES accepts K, M, G suffixes (powers of 1024).\n";
 
@@ -223,6 +229,42 @@ int cmd_recv(std::vector<std::string> args) {
     }
 }
 
+int cmd_engine(std::vector<std::string> args) {
+    shmchan::engine_options opt;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--listen" && i + 1 < args.size()) {
+            const std::string hp = args[++i];
+            const auto colon = hp.rfind(':');
+            if (colon == std::string::npos) throw usage_error("engine: --listen takes HOST:PORT");
+            opt.host = hp.substr(0, colon);
+            const unsigned long port = std::strtoul(hp.c_str() + colon + 1, nullptr, 10);
+            if (port > 65535) throw usage_error("engine: port out of range in " + hp);
+            opt.port = static_cast<std::uint16_t>(port);
+        } else if (args[i] == "--channel-ttl" && i + 1 < args.size()) {
+            opt.channel_ttl = std::chrono::milliseconds(
+                static_cast<long long>(std::stod(args[++i]) * 1000));
+        } else if (args[i] == "--verbose") {
+            opt.verbose = true;
+        } else {
+            throw usage_error("engine: unexpected argument " + args[i]);
+        }
+    }
+    // Signals are taken by this thread (sigwait), never by the engine's threads.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    shmchan::engine eng(opt);
+    std::printf("shmchan engine: listening on %s\n", eng.url().c_str());
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    std::fprintf(stderr, "shmchan engine: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    eng.stop();
+    return 0;
+}
+
 // Hidden: the consumer process of the demo. Prints "<bytes> <checksum>".
 int cmd_consume(std::vector<std::string> args) {
     if (args.size() != 1) throw usage_error("_consume REF");
@@ -344,6 +386,7 @@ int main(int argc, char** argv) {
         if (cmd == "send") return cmd_send(args);
         if (cmd == "recv") return cmd_recv(args);
         if (cmd == "demo") return cmd_demo(args, "/proc/self/exe");
+        if (cmd == "engine") return cmd_engine(args);
         if (cmd == "_consume") return cmd_consume(args);
         throw usage_error("unknown command " + cmd);
     } catch (const cli_failure& f) {

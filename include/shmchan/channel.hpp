@@ -19,12 +19,23 @@
 
 namespace shmchan {
 
+// How an end opened from a ref reaches its channel.
+enum class transport {
+    automatic,  // shared memory when the segment is on this host and reachable, else socket
+    shm,        // shared memory only
+    socket,     // the engine's channel socket (as stock iii SDKs do)
+};
+
 struct channel_options {
     // Ring bytes, rounded up to a power of two (at least 4 KiB). One record holds at most
     // about half of it; longer writes are split.
     std::size_t capacity = std::size_t{4} << 20;
     // Busy-wait iterations before sleeping on the futex (latency against CPU).
     std::uint32_t spin = 4000;
+    // For ends opened from refs: which path, and the engine serving the socket path
+    // ("ws://127.0.0.1:49134"). SHMCHAN_TRANSPORT=auto|shm|socket overrides `automatic`.
+    transport via = transport::automatic;
+    std::string engine;
 };
 
 struct channel {
@@ -43,5 +54,23 @@ channel create_channel(const channel_options& options = {});
 // segment_missing, permission_denied, corrupt.
 writer open_writer(const channel_ref& ref, const channel_options& options = {});
 reader open_reader(const channel_ref& ref, const channel_options& options = {});
+
+// A look at a channel's segment without claiming anything (for the engine and `shmchan ls`).
+struct end_info {
+    enum class state { unclaimed, active, closed, aborted, dead };
+    state st = state::unclaimed;
+    int pid = 0;
+};
+struct channel_info {
+    std::string channel_id;
+    std::size_t capacity = 0;
+    std::uint64_t committed = 0;  // bytes ever committed by the writer (records, with headers)
+    std::uint64_t released = 0;   // bytes ever released by the reader
+    end_info writer, reader;
+    int creator_pid = 0;
+    bool finished() const noexcept;  // neither end can ever use the channel again
+};
+// Throws shmchan::error: segment_missing once the channel is gone, invalid_ref, corrupt, ...
+channel_info inspect(const channel_ref& ref);
 
 }  // namespace shmchan

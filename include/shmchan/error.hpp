@@ -27,6 +27,8 @@ enum class errc : int {
     corrupt,          // the segment holds impossible values (bug, version skew, or hostile peer)
     invalid_argument, // a bad option value
     system_error,     // an unexpected OS failure
+    engine_unreachable,  // no engine answers at the given address
+    protocol_error,   // the engine or a peer broke the wire protocol
 };
 
 const std::error_category& error_category() noexcept;

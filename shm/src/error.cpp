@@ -22,6 +22,8 @@ const char* to_string(errc e) noexcept {
         case errc::corrupt: return "corrupt";
         case errc::invalid_argument: return "invalid_argument";
         case errc::system_error: return "system_error";
+        case errc::engine_unreachable: return "engine_unreachable";
+        case errc::protocol_error: return "protocol_error";
     }
     return "unknown";
 }
@@ -50,6 +52,8 @@ public:
             case errc::corrupt: return "channel segment is corrupt";
             case errc::invalid_argument: return "invalid argument";
             case errc::system_error: return "system error";
+            case errc::engine_unreachable: return "engine unreachable";
+            case errc::protocol_error: return "protocol error";
         }
         return "unknown shmchan error";
     }

@@ -1,0 +1,50 @@
+// An iii-compatible engine: the worker protocol on "/" and channel sockets on
+// "/ws/channels/{id}?key=..&dir=read|write", over WebSocket. Channels it creates live in this
+// host's shared memory, so a C++ end on the same host attaches to the ring directly while
+// stock iii SDKs and remote ends go through the socket, which the engine bridges onto the
+// same ring.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace shmchan {
+
+struct engine_options {
+    std::string host = "127.0.0.1";  // loopback unless told otherwise
+    std::uint16_t port = 49134;      // 0: any free port (see engine::port())
+    // A channel with an end that never connected is removed after this long (the writer, if
+    // it never came, is aborted; a reader that never came is closed).
+    std::chrono::milliseconds channel_ttl = std::chrono::minutes(5);
+    // An invocation whose worker does not answer fails with code "timeout" after this long,
+    // unless the invocation carries its own timeout_ms.
+    std::chrono::milliseconds invocation_timeout = std::chrono::seconds(30);
+    int threads = 2;
+    bool verbose = false;  // log every message to stderr
+};
+
+class engine {
+public:
+    // Binds the listener (throws shmchan::error on failure) and starts serving on background
+    // threads.
+    explicit engine(engine_options options = {});
+    ~engine();  // stops
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    std::uint16_t port() const noexcept;
+    std::string url() const;  // "ws://host:port"
+    std::size_t live_channels() const;
+    std::size_t connected_workers() const;
+    void stop();
+    void wait();  // until stop() (from another thread or a signal handler's thread)
+
+    struct impl;
+
+private:
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace shmchan
