@@ -168,7 +168,7 @@ int run_consumer(int argc, char** argv) {
         return 0;
     }
     shmchan::channel_options opt;
-    opt.spin = static_cast<std::uint32_t>(std::strtoul(argv[4], nullptr, 10));
+    opt.spin_us = static_cast<std::uint32_t>(std::strtoul(argv[4], nullptr, 10));
     shmchan::reader r = shmchan::open_reader(shmchan::channel_ref::parse(argv[5]), opt);
     std::puts("ready");
     std::fflush(stdout);
@@ -198,7 +198,7 @@ struct options {
     bool pin = false;
     bool verbose = false;
     std::size_t capacity = shmchan::channel_options{}.capacity;
-    std::uint32_t spin = shmchan::channel_options{}.spin;
+    std::uint32_t spin = shmchan::channel_options{}.spin_us;
     int sockbuf = static_cast<int>(4 * MiB);
     double max_others = -1;  // < 0: keep every run
 };
@@ -287,7 +287,7 @@ run_result run_one(const options& o, transport t, std::size_t chunk, std::uint64
     if (shm) {
         shmchan::channel_options opt;
         opt.capacity = capacity_for(o, chunk);
-        opt.spin = o.spin;
+        opt.spin_us = o.spin;
         ch = shmchan::create_channel(opt);
         ref = ch.reader_ref.dump();
     }
@@ -398,7 +398,7 @@ const char* usage_text =
     "  --quick           smoke run: 2 rounds, 1/16 of the default bytes\n"
     "  --pin             pin producer and consumer to two different CPUs\n"
     "  --capacity BYTES  shmchan ring capacity (default 4M; raised if a chunk needs it)\n"
-    "  --spin N          shmchan busy-wait iterations before sleeping (default 4000)\n"
+    "  --spin US         shmchan busy-wait microseconds before sleeping (default 50)\n"
     "  --sockbuf BYTES   SO_SNDBUF/SO_RCVBUF requested for the socket (default 4M)\n"
     "  --max-others X    repeat (up to 4 times) a run during which other processes kept more\n"
     "                    than X CPUs busy (a shared machine); the last attempt is kept\n"

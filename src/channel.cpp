@@ -13,6 +13,7 @@
 
 #include "ends.hpp"
 #include "ids.hpp"
+#include "socket_ends.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "shmchan/shm/segment.hpp"
 #include "shmchan/shm/wait.hpp"
@@ -28,15 +29,47 @@ using namespace std::chrono_literals;
 // peer is reported within a few of these (the issue asks for 250 ms).
 constexpr nanoseconds poll_interval = 50ms;
 
+// Busy-waiting for a time budget (not a count of `pause`, whose cost differs 10x between CPUs).
+class spinner {
+public:
+    explicit spinner(nanoseconds budget) : until_(clock::now() + budget), zero_(budget <= 0ns) {}
+    bool more() {
+        if (zero_) return false;
+        cpu_relax();
+        return (++n_ & 15) != 0 || clock::now() < until_;
+    }
+
+private:
+    clock::time_point until_;
+    bool zero_;
+    unsigned n_ = 0;
+};
+
+// Liveness checks read /proc: at most once per poll interval, on the slow path.
+class liveness_timer {
+public:
+    bool due() {
+        const auto now = clock::now();
+        if (now < next_) return false;
+        next_ = now + poll_interval;
+        return true;
+    }
+
+private:
+    clock::time_point next_{};
+};
+
 class deadline {
 public:
     explicit deadline(nanoseconds t)
         : infinite_(t >= nanoseconds(std::chrono::hours(24 * 365))),
           at_(infinite_ ? clock::time_point{} : clock::now() + t) {}
     bool passed() const { return !infinite_ && clock::now() >= at_; }
-    nanoseconds next_sleep() const {
-        if (infinite_) return poll_interval;
-        return std::clamp<nanoseconds>(at_ - clock::now(), 0ns, poll_interval);
+    // How long the next futex sleep may be: short when a wake might be missed (no membarrier).
+    nanoseconds next_sleep(bool long_sleep_ok) const {
+        const nanoseconds cap = long_sleep_ok ? poll_interval : nanoseconds(1ms);
+        if (infinite_) return cap;
+        return std::clamp<nanoseconds>(at_ - clock::now(), 0ns, cap);
     }
 
 private:
@@ -91,14 +124,16 @@ public:
         if (efd_ < 0) throw error(errc::system_error, "eventfd failed");
         thread_ = std::thread([this, &w, changed = std::move(changed)] {
             while (!stop_.load(std::memory_order_acquire)) {
-                const std::uint32_t seq = prepare_sleep(w);
+                bool long_ok;
+                const std::uint32_t seq = prepare_sleep(w, long_ok);
                 if (changed()) {
                     finish_sleep(w);
                     const std::uint64_t one = 1;
                     [[maybe_unused]] auto r = ::write(efd_, &one, sizeof one);
                     continue;
                 }
-                if (!stop_.load(std::memory_order_acquire)) futex_wait(w.seq, seq, poll_interval);
+                if (!stop_.load(std::memory_order_acquire))
+                    futex_wait(w.seq, seq, long_ok ? poll_interval : nanoseconds(1ms));
                 finish_sleep(w);
             }
         });
@@ -125,13 +160,14 @@ struct shm_writer final : writer_impl {
     std::shared_ptr<segment> seg;
     control_block* cb;
     ring_producer prod;
-    std::uint32_t spin;
+    nanoseconds spin;
+    liveness_timer liveness;
     bool claimed = false;
     bool loan_out = false;
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     watcher space_watch;
 
-    shm_writer(std::shared_ptr<segment> s, std::uint32_t spin_)
+    shm_writer(std::shared_ptr<segment> s, nanoseconds spin_)
         : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
 
     std::error_code ensure_claimed() {
@@ -147,21 +183,22 @@ struct shm_writer final : writer_impl {
         if (loan_out) return errc::invalid_argument;  // one claim at a time: commit the loan first
         return ensure_claimed();
     }
-    // The reader's fate, checked on the slow path only (its state shares the head's line).
-    std::error_code peer_check() const {
+    // The reader's fate, checked on the slow path only (its state shares the head's line);
+    // its liveness (a read of /proc) at most once per poll interval unless `now`.
+    std::error_code peer_check(bool now = false) {
         const end_state r = load_state(cb->consumer.state);
         if (r == end_state::closed) return errc::peer_closed;
-        if (r == end_state::active && owner_dead(cb->consumer.who)) return errc::peer_lost;
+        if (r == end_state::active && (liveness.due() || now) && owner_dead(cb->consumer.who))
+            return errc::peer_lost;
         return {};
     }
     std::error_code wait_space(std::size_t payload, const deadline& dl) {
-        for (std::uint32_t i = 0; i < spin; ++i) {
+        for (spinner sp(spin); sp.more();)
             if (prod.can_claim(payload)) return {};
-            cpu_relax();
-        }
         for (;;) {
             if (auto e = peer_check()) return e;
-            const std::uint32_t seq = prepare_sleep(cb->space);
+            bool long_ok;
+            const std::uint32_t seq = prepare_sleep(cb->space, long_ok);
             if (prod.can_claim(payload)) {
                 finish_sleep(cb->space);
                 return {};
@@ -170,7 +207,7 @@ struct shm_writer final : writer_impl {
                 finish_sleep(cb->space);
                 return errc::timeout;
             }
-            futex_wait(cb->space.seq, seq, dl.next_sleep());
+            futex_wait(cb->space.seq, seq, dl.next_sleep(long_ok));
             finish_sleep(cb->space);
         }
     }
@@ -285,7 +322,7 @@ struct shm_writer final : writer_impl {
         loan_out = false;  // an uncommitted loan is abandoned by closing
         if (auto e = ensure_claimed()) return e;
         // A reader that is gone would never see the end: say so rather than succeed.
-        if (auto e = check_fatal(peer_check())) return e;
+        if (auto e = check_fatal(peer_check(true))) return e;
         if (auto e = push(record_type::end, nullptr, 0, t)) return e;
         finish(end_state::closed);
         return {};
@@ -317,7 +354,8 @@ struct shm_writer final : writer_impl {
                 if (prod.unread_bytes() == 0) return {};
                 return check_fatal(e);
             }
-            const std::uint32_t seq = prepare_sleep(cb->space);
+            bool long_ok;
+            const std::uint32_t seq = prepare_sleep(cb->space, long_ok);
             if (prod.unread_bytes() == 0) {
                 finish_sleep(cb->space);
                 return {};
@@ -326,7 +364,7 @@ struct shm_writer final : writer_impl {
                 finish_sleep(cb->space);
                 return errc::timeout;
             }
-            futex_wait(cb->space.seq, seq, dl.next_sleep());
+            futex_wait(cb->space.seq, seq, dl.next_sleep(long_ok));
             finish_sleep(cb->space);
         }
     }
@@ -358,13 +396,13 @@ struct shm_reader final : reader_impl {
     std::shared_ptr<segment> seg;
     control_block* cb;
     ring_consumer cons;
-    std::uint32_t spin;
+    nanoseconds spin;
     bool claimed = false;
     bool finished = false;  // our end is final (end seen, sticky error, or closed)
-    clock::time_point next_liveness{};
+    liveness_timer liveness;
     watcher data_watch;
 
-    shm_reader(std::shared_ptr<segment> s, std::uint32_t spin_)
+    shm_reader(std::shared_ptr<segment> s, nanoseconds spin_)
         : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
 
     std::error_code ensure_claimed() {
@@ -415,12 +453,7 @@ struct shm_reader final : reader_impl {
         if (w == end_state::closed) return errc::corrupt;  // closed without an end record
         return errc::peer_lost;
     }
-    bool liveness_due() {
-        const auto now = clock::now();
-        if (now < next_liveness) return false;
-        next_liveness = now + poll_interval;
-        return true;
-    }
+    bool liveness_due() { return liveness.due(); }
     item deliver(const record_view& v) {
         switch (v.type) {
             case record_type::binary:
@@ -442,7 +475,7 @@ struct shm_reader final : reader_impl {
         if (finished) return make(item::kind::error, {}, errc::closed);
         if (auto e = ensure_claimed()) return make(item::kind::error, {}, e);
         deadline dl(t);
-        std::uint32_t spun = 0;
+        spinner sp(block ? spin : 0ns);
         for (;;) {
             record_view v;
             const ring_status st = cons.try_peek(v);
@@ -452,12 +485,9 @@ struct shm_reader final : reader_impl {
                 if (auto e = writer_gone(liveness_due())) return fail(e);
                 return make(item::kind::error, {}, errc::would_block);
             }
-            if (spun < spin) {
-                ++spun;
-                cpu_relax();
-                continue;
-            }
-            const std::uint32_t seq = prepare_sleep(cb->data);
+            if (sp.more()) continue;
+            bool long_ok;
+            const std::uint32_t seq = prepare_sleep(cb->data, long_ok);
             if (cons.readable()) {
                 finish_sleep(cb->data);
                 continue;
@@ -470,7 +500,7 @@ struct shm_reader final : reader_impl {
                 finish_sleep(cb->data);
                 return make(item::kind::error, {}, errc::timeout);
             }
-            futex_wait(cb->data.seq, seq, dl.next_sleep());
+            futex_wait(cb->data.seq, seq, dl.next_sleep(long_ok));
             finish_sleep(cb->data);
         }
     }
@@ -668,8 +698,8 @@ channel create_channel(const channel_options& opt) {
     const shm_extension ext{seg->name(), detail::host_name()};
     ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
     ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
-    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, opt.spin));
-    ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, opt.spin));
+    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, std::chrono::microseconds(opt.spin_us)));
+    ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, std::chrono::microseconds(opt.spin_us)));
     return ch;
 }
 
@@ -709,16 +739,68 @@ std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction wan
 }
 }  // namespace
 
+transport effective_transport(const channel_options& opt) {
+    if (opt.via != transport::automatic) return opt.via;
+    const char* env = std::getenv("SHMCHAN_TRANSPORT");
+    if (!env || !*env || std::string_view(env) == "auto") return transport::automatic;
+    if (std::string_view(env) == "shm") return transport::shm;
+    if (std::string_view(env) == "socket") return transport::socket;
+    throw error(errc::invalid_argument,
+                std::string("SHMCHAN_TRANSPORT must be auto, shm or socket, not \"") + env + "\"");
+}
+
+namespace {
+// Shared memory when the segment is on this host and can be opened; otherwise the engine's
+// socket, when there is an engine to ask.
+template <class OpenShm, class OpenSocket>
+auto open_end(const channel_ref& ref, const channel_options& opt, direction want, OpenShm shm_open,
+              OpenSocket socket_open) {
+    if (ref.dir != want)
+        throw error(errc::wrong_direction,
+                    std::string("ref is for the ") + to_string(ref.dir) + " end of channel " +
+                        ref.channel_id + "; it cannot open the " + to_string(want) + " end");
+    const transport via = effective_transport(opt);
+    auto no_engine = [&](const std::string& why) {
+        return error(errc::segment_missing, why + "; no engine address was given for the socket path");
+    };
+    if (via == transport::socket) {
+        if (opt.engine.empty()) throw no_engine("socket transport requested for channel " + ref.channel_id);
+        return socket_open();
+    }
+    if (via == transport::shm || !ref.shm || ref.shm->host == detail::host_name()) {
+        if (via == transport::shm || opt.engine.empty()) return shm_open();
+        try {
+            return shm_open();
+        } catch (const error& e) {
+            if (e.kind() != errc::segment_missing) throw;  // bad keys and claims stay errors
+        }
+    } else if (opt.engine.empty()) {
+        throw no_engine("channel " + ref.channel_id + " lives on host \"" + ref.shm->host + "\"");
+    }
+    return socket_open();
+}
+}  // namespace
+
 writer open_writer(const channel_ref& ref, const channel_options& opt) {
-    auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), opt.spin);
-    if (impl->ensure_claimed()) throw_claimed(ref);
-    return detail::end_access::make_writer(std::move(impl));
+    return open_end(
+        ref, opt, direction::write,
+        [&] {
+            auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), std::chrono::microseconds(opt.spin_us));
+            if (impl->ensure_claimed()) throw_claimed(ref);
+            return detail::end_access::make_writer(std::move(impl));
+        },
+        [&] { return detail::end_access::make_writer(detail::open_socket_writer(ref, opt.engine)); });
 }
 
 reader open_reader(const channel_ref& ref, const channel_options& opt) {
-    auto impl = std::make_unique<detail::shm_reader>(open_checked(ref, direction::read), opt.spin);
-    if (impl->ensure_claimed()) throw_claimed(ref);
-    return detail::end_access::make_reader(std::move(impl));
+    return open_end(
+        ref, opt, direction::read,
+        [&] {
+            auto impl = std::make_unique<detail::shm_reader>(open_checked(ref, direction::read), std::chrono::microseconds(opt.spin_us));
+            if (impl->ensure_claimed()) throw_claimed(ref);
+            return detail::end_access::make_reader(std::move(impl));
+        },
+        [&] { return detail::end_access::make_reader(detail::open_socket_reader(ref, opt.engine)); });
 }
 
 bool channel_info::finished() const noexcept {

@@ -36,7 +36,7 @@ errc thrown(F&& f) {
 channel small_channel(std::size_t cap = 4096) {
     channel_options o;
     o.capacity = cap;
-    o.spin = 10;
+    o.spin_us = 10;
     return create_channel(o);
 }
 }  // namespace

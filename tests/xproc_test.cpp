@@ -62,7 +62,7 @@ TEST_CASE("1 GiB from a writer process to a reader process, checksum equal", "[x
 }
 
 TEST_CASE("this process writes, another reads (ref passed as JSON)", "[xproc]") {
-    channel ch = create_channel(shmchan::test::opts(1 << 16, 4000));
+    channel ch = create_channel(shmchan::test::opts(1 << 16, 50));
     child rd = child::spawn({peer_path(), "read", ch.reader_ref.dump()});
     const std::uint64_t size = 64ull << 20;
     std::vector<std::byte> buf(10007);  // odd chunk sizes: records and chunks do not line up
@@ -79,7 +79,7 @@ TEST_CASE("this process writes, another reads (ref passed as JSON)", "[xproc]") 
 }
 
 TEST_CASE("many small text and binary records keep their order across processes", "[xproc]") {
-    channel ch = create_channel(shmchan::test::opts(1 << 15, 4000));
+    channel ch = create_channel(shmchan::test::opts(1 << 15, 50));
     const int count = 30000;
     child wr = child::spawn({peer_path(), "mixed", ch.writer_ref.dump(), std::to_string(count)});
     // The same sequence as peer.cpp's do_mixed.
@@ -107,7 +107,7 @@ TEST_CASE("many small text and binary records keep their order across processes"
 }
 
 TEST_CASE("kill -9 of the writer mid-stream: the reader gets every byte, then peer_lost", "[xproc][fault]") {
-    channel ch = create_channel(shmchan::test::opts(1 << 20, 4000));
+    channel ch = create_channel(shmchan::test::opts(1 << 20, 50));
     const std::string id = ch.reader_ref.channel_id;
     child wr = child::spawn({peer_path(), "write", ch.writer_ref.dump(), "--size", "100000000",
                              "--chunk", "4096", "--pause-after", "300000"});
@@ -133,7 +133,7 @@ TEST_CASE("kill -9 of the writer mid-stream: the reader gets every byte, then pe
 }
 
 TEST_CASE("kill -9 of the reader while the writer waits on a full ring: peer_lost", "[xproc][fault]") {
-    channel ch = create_channel(shmchan::test::opts(1 << 16, 4000));
+    channel ch = create_channel(shmchan::test::opts(1 << 16, 50));
     const std::string id = ch.reader_ref.channel_id;
     child rd = child::spawn({peer_path(), "read", ch.reader_ref.dump(), "--stop-after", "100000"});
     std::error_code werr;

@@ -30,8 +30,9 @@ struct channel_options {
     // Ring bytes, rounded up to a power of two (at least 4 KiB). One record holds at most
     // about half of it; longer writes are split.
     std::size_t capacity = std::size_t{4} << 20;
-    // Busy-wait iterations before sleeping on the futex (latency against CPU).
-    std::uint32_t spin = 4000;
+    // Microseconds an end busy-waits for data or room before sleeping on the futex
+    // (latency against CPU; 0 sleeps at once).
+    std::uint32_t spin_us = 50;
     // For ends opened from refs: which path, and the engine serving the socket path
     // ("ws://127.0.0.1:49134"). SHMCHAN_TRANSPORT=auto|shm|socket overrides `automatic`.
     transport via = transport::automatic;
@@ -49,11 +50,16 @@ struct channel {
 // no_space when /dev/shm cannot hold it, invalid_argument for a bad capacity.
 channel create_channel(const channel_options& options = {});
 
-// Open an end from a ref, in this or another process on the same host. They claim the end at
-// once and throw shmchan::error: invalid_ref, wrong_direction, bad_key, already_claimed,
-// segment_missing, permission_denied, corrupt.
+// Open an end from a ref and claim it at once: through shared memory when the segment is on
+// this host, else through the engine's channel socket (options.engine), as options.via and
+// SHMCHAN_TRANSPORT say. Throw shmchan::error: invalid_ref, wrong_direction, bad_key,
+// already_claimed, segment_missing, permission_denied, corrupt, engine_unreachable.
 writer open_writer(const channel_ref& ref, const channel_options& options = {});
 reader open_reader(const channel_ref& ref, const channel_options& options = {});
+
+// The transport open_writer/open_reader will use with these options (SHMCHAN_TRANSPORT
+// applied); `automatic` means "decided per ref".
+transport effective_transport(const channel_options& options);
 
 // A look at a channel's segment without claiming anything (for the engine and `shmchan ls`).
 struct end_info {

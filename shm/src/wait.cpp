@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <cstdlib>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,6 +33,22 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
 
 void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
     syscall(SYS_futex, futex_addr(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+namespace {
+bool register_membarrier() noexcept {
+    if (const char* off = std::getenv("SHMCHAN_NO_MEMBARRIER"); off && *off && *off != '0') return false;
+    const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+const bool registered = register_membarrier();
+}  // namespace
+
+bool fast_wake() noexcept { return registered; }
+
+bool sleeper_barrier() noexcept {
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
 }
 
 std::uint64_t process_start_time(pid_t pid) noexcept {

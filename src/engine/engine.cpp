@@ -210,8 +210,11 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
                 closing = true;  // stream_complete / channel_close: a clean end
                 return finish_close();
             }
+            const std::string why(r.reason.c_str());
+            // Another shmchan end aborting over the socket: pass its reason on unchanged.
+            if (r.code == close_aborted && why.rfind("aborted: ", 0) == 0) return w.abort(why.substr(9));
             return w.abort("socket writer closed with code " + std::to_string(r.code) +
-                           (r.reason.empty() ? "" : ": " + std::string(r.reason.c_str())));
+                           (why.empty() ? "" : ": " + why));
         }
         if (ec) return w.abort("socket writer disconnected: " + ec.message());
         off = 0;

@@ -4,7 +4,7 @@ namespace shmchan::test {
 inline channel_options opts(std::size_t capacity, std::uint32_t spin) {
     channel_options o;
     o.capacity = capacity;
-    o.spin = spin;
+    o.spin_us = spin;
     return o;
 }
 }  // namespace shmchan::test

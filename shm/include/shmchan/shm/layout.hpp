@@ -34,7 +34,7 @@ inline constexpr std::size_t cache_line = 64;
 
 inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMCHAN"
 // Increment for each incompatible change of anything in this file.
-inline constexpr std::uint32_t layout_version = 1;
+inline constexpr std::uint32_t layout_version = 2;
 
 inline constexpr std::size_t key_bytes = 16;       // 128-bit access keys
 inline constexpr std::size_t reason_bytes = 128;   // abort reason, NUL-terminated
@@ -107,10 +107,13 @@ struct alignas(cache_line) consumer_line {
     std::uint32_t reserved;
     owner who;
 };
-// One side sleeps on `seq` after setting `waiting`; the other bumps `seq` and wakes it.
+// One side sleeps on `seq` after counting itself in `waiting`; the other bumps `seq` and
+// wakes it. `woken` says a wake was sent since the last sleeper got ready, so a burst of
+// commits while the sleeper is still waking up costs one FUTEX_WAKE, not one each.
 struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> seq;
     std::atomic<std::uint32_t> waiting;
+    std::atomic<std::uint32_t> woken;
 };
 
 struct alignas(cache_line) control_block {

@@ -20,17 +20,29 @@ namespace shmchan::shm {
 
 enum class ring_status { ok, full, empty, corrupt, too_large };
 
-// Waking and sleeping, without a lost wake-up (a Dekker pattern on read-modify-writes of
-// `waiting`, which ThreadSanitizer understands, rather than fences, which it does not).
-// SYNC: all RMWs on `waiting` form one modification order. If notify()'s RMW comes after the
-// sleeper's increment it reads a count > 0 and wakes. If it comes before, the sleeper's
-// acq_rel increment reads from it and synchronises with it, so the publishing store that
-// precedes notify() (tail or head) is visible to the sleeper's re-check. If the wake lands
-// between the re-check and FUTEX_WAIT, `seq` has changed and FUTEX_WAIT returns at once.
+// Waking and sleeping without a lost wake-up, and without a locked instruction on the hot path.
+// The sleeper counts itself in `waiting`, then (SYNC) calls sleeper_barrier(): membarrier
+// makes every registered process's earlier stores visible before it returns, so the sleeper's
+// last look sees any tail/head published before the waker read `waiting`; and a waker reading
+// `waiting` after the sleeper counted itself sees the count and wakes it. If the wake lands
+// between the last look and FUTEX_WAIT, `seq` has changed and FUTEX_WAIT returns at once.
+// Without membarrier (not registered), the waker instead reads `waiting` with an acq_rel
+// read-modify-write: RMWs on one atomic are totally ordered, so either it reads the sleeper's
+// increment, or the sleeper's increment reads from it and so sees the waker's earlier publish.
+// (ThreadSanitizer understands the RMW form; it has nothing to check in the membarrier form,
+// which orders only atomics.)
 
 // Wakes a sleeper of `w`, if any. Called right after publishing (a tail or head store).
 inline void notify(wait_line& w) noexcept {
-    if (w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0) {
+    bool sleeping;
+    if (fast_wake()) {
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the publish above the load
+        sleeping = w.waiting.load(std::memory_order_relaxed) != 0;
+    } else {
+        sleeping = w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0;
+    }
+    // One wake per sleep: later commits before the sleeper is up again skip the syscall.
+    if (sleeping && w.woken.exchange(1, std::memory_order_acq_rel) == 0) {
         w.seq.fetch_add(1, std::memory_order_release);
         futex_wake_all(w.seq);
     }
@@ -40,12 +52,15 @@ inline void notify_always(wait_line& w) noexcept {
     w.seq.fetch_add(1, std::memory_order_seq_cst);
     futex_wake_all(w.seq);
 }
-// Returns the futex value to sleep on. After this call the caller must re-check its
-// condition before calling futex_wait(w.seq, value, ...), then finish_sleep().
-inline std::uint32_t prepare_sleep(wait_line& w) noexcept {
+// Returns the futex value to sleep on, and whether sleeps may be long (false: membarrier is
+// unavailable here, so a wake could be missed and the sleep must be short). After this call
+// the caller re-checks its condition before futex_wait(w.seq, value, ...), then finish_sleep().
+inline std::uint32_t prepare_sleep(wait_line& w, bool& long_sleep_ok) noexcept {
+    w.woken.exchange(0, std::memory_order_acq_rel);  // from here on a wake is a new syscall
     const std::uint32_t seq = w.seq.load(std::memory_order_acquire);
     // A count, not a flag: a reader thread and its event-fd watcher may both sleep here.
-    w.waiting.fetch_add(1, std::memory_order_acq_rel);  // pairs with notify()
+    w.waiting.fetch_add(1, std::memory_order_acq_rel);
+    long_sleep_ok = sleeper_barrier();
     return seq;
 }
 inline void finish_sleep(wait_line& w) noexcept {

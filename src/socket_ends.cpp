@@ -1,0 +1,260 @@
+// Channel ends over the engine's channel socket (what stock iii SDKs use), behind the same
+// writer/reader interfaces as the shared-memory ends.
+#include "socket_ends.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "ws_client.hpp"
+
+namespace shmchan::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::size_t frame_bytes = std::size_t{1} << 20;  // largest frame this writer sends
+constexpr std::uint16_t close_aborted = 4000;               // as the engine: "aborted: <reason>"
+constexpr std::string_view aborted_prefix = "aborted: ";
+const auto connect_timeout = 10s;
+
+std::string target_for(const channel_ref& ref) {
+    return "/ws/channels/" + ref.channel_id + "?key=" + ref.access_key + "&dir=" + to_string(ref.dir);
+}
+
+std::string trim_reason(std::string s) {
+    if (s.size() > 123) s.resize(123);
+    return s;
+}
+
+class socket_writer final : public writer_impl {
+public:
+    socket_writer(const channel_ref& ref, const std::string& engine)
+        : c_(engine, target_for(ref), connect_timeout) {}
+
+    ~socket_writer() override {
+        if (!finished) abort("writer destroyed without close()");
+        c_.shutdown();
+        c_.run_until([this] { return !writing_; }, ws_client::clock::time_point::max());
+    }
+
+    std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        const auto dl = deadline_after(t);
+        for (std::size_t off = 0; off < bytes.size();) {
+            if (!flush(dl)) return errc::timeout;
+            if (err_) return err_;
+            const std::size_t n = std::min(frame_bytes, bytes.size() - off);
+            start(bytes.subspan(off, n), true);
+            off += n;
+        }
+        if (!flush(dl)) return errc::timeout;  // the last frame is on its way and counted
+        return err_;
+    }
+    std::error_code try_write(std::span<const std::byte> bytes) override {
+        if (auto e = ready()) return e;
+        if (bytes.size() > max_record()) return errc::too_large;
+        c_.poll();
+        if (writing_) return errc::would_block;
+        if (err_) return err_;
+        start(bytes, true);
+        c_.poll();
+        return err_;
+    }
+    loan make_loan(std::size_t n, nanoseconds) override {
+        if (auto e = ready()) return failed_loan(e);
+        if (n > max_record()) return failed_loan(errc::too_large);
+        loan_buf_.resize(n);
+        loan_out_ = true;
+        return lend(loan_buf_.data(), n);
+    }
+    void commit_loan(std::size_t used) override {
+        if (!loan_out_) return;
+        loan_out_ = false;
+        if (!flush(ws_client::clock::time_point::max()) || err_) return;
+        std::swap(out_, loan_buf_);
+        out_.resize(used);
+        send_owned(true);
+    }
+    void abandon_loan() override { loan_out_ = false; }
+    std::error_code send_message(std::string_view text, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        if (text.size() > max_record()) return errc::too_large;
+        if (!flush(deadline_after(t))) return errc::timeout;
+        if (err_) return err_;
+        out_.assign(reinterpret_cast<const std::byte*>(text.data()),
+                    reinterpret_cast<const std::byte*>(text.data()) + text.size());
+        send_owned(false);
+        written -= text.size();  // messages are not payload bytes
+        return {};
+    }
+    std::error_code close(nanoseconds t) override {
+        if (err_) return err_;
+        if (finished) return errc::closed;
+        loan_out_ = false;
+        const auto dl = deadline_after(t);
+        if (!flush(dl)) return errc::timeout;
+        if (err_) return err_;
+        finished = true;
+        return close_with({websocket::close_code::normal, "channel_close"}, dl);
+    }
+    void abort(std::string_view reason) override {
+        if (finished) return;
+        finished = true;
+        loan_out_ = false;
+        websocket::close_reason why;
+        why.code = close_aborted;
+        why.reason = trim_reason(std::string(aborted_prefix) + std::string(reason));
+        // Bounded: an abort must not hang on a stuck connection.
+        const auto dl = ws_client::clock::now() + 2s;
+        if (flush(dl)) (void)close_with(why, dl);
+        c_.shutdown();
+    }
+    std::error_code wait_drained(nanoseconds) override {
+        // Over a socket the writer only learns that the engine took every byte (the close
+        // handshake completed); the reader's progress is not reported back.
+        return err_;
+    }
+    std::size_t max_record() const override { return frame_bytes; }
+    std::size_t capacity() const override { return frame_bytes; }
+    int event_fd() override {
+        throw error(errc::invalid_argument, "event_fd is available on shared-memory ends only");
+    }
+
+private:
+    std::error_code ready() {
+        if (err_) return err_;
+        if (finished) return errc::closed;
+        if (loan_out_) return errc::invalid_argument;
+        return {};
+    }
+    // Waits for the frame in flight. False on deadline (the frame stays in flight).
+    bool flush(ws_client::clock::time_point dl) {
+        return c_.run_until([this] { return !writing_; }, dl);
+    }
+    void start(std::span<const std::byte> bytes, bool binary) {
+        out_.assign(bytes.begin(), bytes.end());  // owned: a timed-out call may return first
+        send_owned(binary);
+    }
+    void send_owned(bool binary) {
+        writing_ = true;
+        written += out_.size();  // handed to the transport
+        c_.ws().binary(binary);
+        c_.ws().async_write(asio::buffer(out_), [this](beast::error_code ec, std::size_t) {
+            writing_ = false;
+            if (ec) err_ = make_error_code(errc::peer_lost);  // the engine or the channel went away
+        });
+    }
+    std::error_code close_with(websocket::close_reason why, ws_client::clock::time_point dl) {
+        bool done = false;
+        beast::error_code ec;
+        c_.ws().async_close(why, [&](beast::error_code e) {
+            ec = e;
+            done = true;
+        });
+        if (!c_.run_until([&] { return done; }, dl)) {
+            c_.shutdown();
+            c_.run_until([&] { return done; }, ws_client::clock::time_point::max());
+            return errc::timeout;
+        }
+        return ec ? make_error_code(errc::peer_lost) : std::error_code();
+    }
+
+    ws_client c_;
+    std::vector<std::byte> out_, loan_buf_;
+    bool writing_ = false;
+    bool loan_out_ = false;
+    std::error_code err_;
+};
+
+class socket_reader final : public reader_impl {
+public:
+    socket_reader(const channel_ref& ref, const std::string& engine)
+        : c_(engine, target_for(ref), connect_timeout) {}
+
+    ~socket_reader() override {
+        c_.shutdown();  // a reader leaving early: the engine drops its end, the writer learns
+        c_.run_until([this] { return !reading_; }, ws_client::clock::time_point::max());
+    }
+
+    item next(nanoseconds t, bool block) override {
+        release_pending();
+        if (ended) return bare(item::kind::end, {});
+        if (sticky) return bare(item::kind::error, sticky);
+        if (!reading_ && !done_) {
+            reading_ = true;
+            c_.ws().async_read(buf_, [this](beast::error_code ec, std::size_t) {
+                reading_ = false;
+                done_ = true;
+                ec_ = ec;
+            });
+        }
+        if (block) {
+            if (!c_.run_until([this] { return done_; }, deadline_after(t)))
+                return bare(item::kind::error, errc::timeout);
+        } else {
+            c_.poll();
+            if (!done_) return bare(item::kind::error, errc::would_block);
+        }
+        done_ = false;
+        if (!ec_) {
+            const bool text = c_.ws().got_text();
+            const auto d = buf_.cdata();
+            if (!text) bytes += d.size();
+            return view(text ? item::kind::message : item::kind::chunk,
+                        {static_cast<const std::byte*>(d.data()), d.size()});
+        }
+        if (ec_ == websocket::error::closed) {
+            const auto& r = c_.ws().reason();
+            const std::string why(r.reason.c_str());
+            if (r.code == websocket::close_code::normal) {
+                ended = true;
+                return bare(item::kind::end, {});
+            }
+            if (r.code == close_aborted) {
+                reason = why.rfind(aborted_prefix, 0) == 0 ? why.substr(aborted_prefix.size()) : why;
+                return fail(errc::aborted);
+            }
+            if (r.code == websocket::close_code::policy_error && why == "already claimed")
+                return fail(errc::already_claimed);
+            if (r.code == websocket::close_code::too_big) return fail(errc::too_large);
+            return fail(errc::peer_lost);  // 1011 "writer lost", or anything else unexpected
+        }
+        return fail(errc::peer_lost);  // the connection to the engine broke
+    }
+    void release_pending() override {
+        if (!pending) return;
+        pending = false;
+        buf_.consume(buf_.size());
+    }
+    int event_fd() override {
+        throw error(errc::invalid_argument, "event_fd is available on shared-memory ends only");
+    }
+
+private:
+    item fail(errc e) {
+        sticky = e;
+        c_.shutdown();
+        return bare(item::kind::error, sticky);
+    }
+
+    ws_client c_;
+    beast::flat_buffer buf_;
+    bool reading_ = false, done_ = false;
+    beast::error_code ec_;
+};
+
+}  // namespace
+
+std::unique_ptr<writer_impl> open_socket_writer(const channel_ref& ref, const std::string& engine) {
+    return std::make_unique<socket_writer>(ref, engine);
+}
+std::unique_ptr<reader_impl> open_socket_reader(const channel_ref& ref, const std::string& engine) {
+    return std::make_unique<socket_reader>(ref, engine);
+}
+
+}  // namespace shmchan::detail

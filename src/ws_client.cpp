@@ -1,0 +1,90 @@
+#include "ws_client.hpp"
+
+namespace shmchan::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+engine_address parse_engine_url(const std::string& url) {
+    std::string rest;
+    if (url.rfind("ws://", 0) == 0) rest = url.substr(5);
+    else throw error(errc::invalid_argument, "engine address must look like ws://host:port, got \"" + url + "\"");
+    engine_address a;
+    const auto slash = rest.find('/');
+    std::string hostport = rest.substr(0, slash);
+    a.base = slash == std::string::npos ? "" : rest.substr(slash);
+    while (!a.base.empty() && a.base.back() == '/') a.base.pop_back();
+    const auto colon = hostport.rfind(':');
+    if (colon == std::string::npos) {
+        a.host = hostport;
+        a.port = "80";
+    } else {
+        a.host = hostport.substr(0, colon);
+        a.port = hostport.substr(colon + 1);
+    }
+    if (a.host.empty() || a.port.empty())
+        throw error(errc::invalid_argument, "engine address must look like ws://host:port, got \"" + url + "\"");
+    return a;
+}
+
+ws_client::ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout) {
+    const engine_address a = parse_engine_url(url);
+    const auto until = clock::now() + timeout;
+    beast::error_code ec;
+    bool done = false;
+
+    tcp::resolver resolver(ioc_);
+    tcp::resolver::results_type endpoints;
+    resolver.async_resolve(a.host, a.port, [&](beast::error_code e, tcp::resolver::results_type r) {
+        ec = e;
+        endpoints = std::move(r);
+        done = true;
+    });
+    if (!run_until([&] { return done; }, until) || ec)
+        throw error(errc::engine_unreachable, "cannot resolve engine host " + a.host + ": " +
+                                                  (ec ? ec.message() : std::string("timed out")));
+    done = false;
+    beast::get_lowest_layer(ws_).async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
+        ec = e;
+        done = true;
+    });
+    if (!run_until([&] { return done; }, until) || ec)
+        throw error(errc::engine_unreachable, "no engine at " + url + ": " +
+                                                  (ec ? ec.message() : std::string("connect timed out")));
+    beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
+    done = false;
+    websocket::response_type res;
+    ws_.async_handshake(res, a.host + ":" + a.port, a.base + target, [&](beast::error_code e) {
+        ec = e;
+        done = true;
+    });
+    if (!run_until([&] { return done; }, until))
+        throw error(errc::engine_unreachable, "engine at " + url + " did not answer the upgrade in time");
+    if (ec) {
+        const std::string body = res.body();
+        switch (res.result()) {
+            case http::status::not_found:
+                throw error(errc::segment_missing,
+                            "engine: channel not found (unknown channel, wrong key, or finished)");
+            case http::status::forbidden:
+                throw error(errc::wrong_direction, "engine: " + body);
+            default:
+                throw error(errc::protocol_error, "engine refused the upgrade to " + target + ": " +
+                                                      ec.message() + (body.empty() ? "" : " (" + body + ")"));
+        }
+    }
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.read_message_max(std::size_t{64} << 20);
+    ws_.auto_fragment(false);
+}
+
+void ws_client::shutdown() noexcept {
+    beast::error_code ignore;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignore);
+    beast::get_lowest_layer(ws_).socket().close(ignore);
+}
+
+}  // namespace shmchan::detail

@@ -1,0 +1,70 @@
+// A blocking-with-deadline WebSocket client on a private io_context: what the socket
+// transport's ends use. Not thread-safe: one end, one thread.
+#pragma once
+
+#include <utility>  // before Asio (Boost 1.74's C++20 headers need it)
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "shmchan/error.hpp"
+
+namespace shmchan::detail {
+
+struct engine_address {
+    std::string host;
+    std::string port;
+    std::string base;  // path prefix, without a trailing '/'
+};
+// "ws://host:port[/path]"; throws error(invalid_argument).
+engine_address parse_engine_url(const std::string& url);
+
+class ws_client {
+public:
+    using clock = std::chrono::steady_clock;
+    using stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+
+    // Connects and upgrades. Throws error: engine_unreachable (no answer), segment_missing
+    // (HTTP 404), wrong_direction (403), protocol_error (anything else).
+    ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout);
+
+    stream& ws() { return ws_; }
+    boost::asio::io_context& ioc() { return ioc_; }
+
+    // Runs the io_context until `done` or `deadline` (time_point::max(): no deadline).
+    template <class Pred>
+    bool run_until(Pred done, clock::time_point deadline) {
+        while (!done()) {
+            ioc_.restart();
+            if (deadline == clock::time_point::max()) {
+                ioc_.run_one();
+            } else {
+                const auto now = clock::now();
+                if (now >= deadline) return false;
+                ioc_.run_one_for(deadline - now);
+            }
+        }
+        return true;
+    }
+    void poll() {
+        ioc_.restart();
+        ioc_.poll();
+    }
+    void shutdown() noexcept;  // drops the TCP connection at once
+
+private:
+    boost::asio::io_context ioc_;
+    stream ws_{ioc_};
+};
+
+inline ws_client::clock::time_point deadline_after(std::chrono::nanoseconds t) {
+    if (t >= std::chrono::hours(24 * 365)) return ws_client::clock::time_point::max();
+    return ws_client::clock::now() + std::chrono::duration_cast<ws_client::clock::duration>(t);
+}
+
+}  // namespace shmchan::detail
