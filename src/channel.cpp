@@ -532,10 +532,6 @@ struct shm_reader final : reader_impl {
     }
 };
 
-struct end_access {
-    static writer make_writer(std::unique_ptr<writer_impl> p) { return writer(std::move(p)); }
-    static reader make_reader(std::unique_ptr<reader_impl> p) { return reader(std::move(p)); }
-};
 
 }  // namespace detail
 
@@ -605,8 +601,8 @@ int writer::event_fd() {
 }
 std::size_t writer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
 std::size_t writer::capacity() const noexcept { return impl_ ? impl_->capacity() : 0; }
-std::uint64_t writer::bytes_written() const noexcept { return impl_ ? impl_->written : 0; }
-bool writer::is_open() const noexcept { return impl_ && !impl_->finished; }
+std::uint64_t writer::bytes_written() const noexcept { return impl_ ? impl_->target()->written : 0; }
+bool writer::is_open() const noexcept { return impl_ && !impl_->target()->finished; }
 
 // --- item / reader ---------------------------------------------------------------------------
 item::item(item&& o) noexcept
@@ -646,11 +642,11 @@ item reader::next_binary(nanoseconds t) noexcept {
     for (;;) {
         item it = next(t);
         if (!it.is_message()) return it;
-        if (impl_->on_msg) impl_->on_msg(it.text());
+        if (impl_->target()->on_msg) impl_->target()->on_msg(it.text());
     }
 }
 void reader::on_message(std::function<void(std::string_view)> cb) {
-    if (impl_) impl_->on_msg = std::move(cb);
+    if (impl_) impl_->target()->on_msg = std::move(cb);
 }
 std::error_code reader::read_all(std::vector<std::byte>& out, nanoseconds t) noexcept {
     for (;;) {
@@ -660,7 +656,7 @@ std::error_code reader::read_all(std::vector<std::byte>& out, nanoseconds t) noe
                 out.insert(out.end(), it.data().begin(), it.data().end());
                 break;
             case item::kind::message:
-                if (impl_->on_msg) impl_->on_msg(it.text());
+                if (impl_->target()->on_msg) impl_->target()->on_msg(it.text());
                 break;
             case item::kind::end: return {};
             case item::kind::error: return it.error();
@@ -680,10 +676,10 @@ int reader::event_fd() {
     if (!impl_) throw error(errc::closed, "event_fd on an empty reader");
     return impl_->event_fd();
 }
-std::string reader::abort_reason() const { return impl_ ? impl_->reason : std::string(); }
-std::error_code reader::status() const noexcept { return impl_ ? impl_->sticky : std::error_code(); }
-bool reader::at_end() const noexcept { return impl_ && impl_->ended; }
-std::uint64_t reader::bytes_read() const noexcept { return impl_ ? impl_->bytes : 0; }
+std::string reader::abort_reason() const { return impl_ ? impl_->target()->reason : std::string(); }
+std::error_code reader::status() const noexcept { return impl_ ? impl_->target()->sticky : std::error_code(); }
+bool reader::at_end() const noexcept { return impl_ && impl_->target()->ended; }
+std::uint64_t reader::bytes_read() const noexcept { return impl_ ? impl_->target()->bytes : 0; }
 
 // --- creation and opening ----------------------------------------------------------------------
 channel create_channel(const channel_options& opt) {
@@ -802,6 +798,93 @@ reader open_reader(const channel_ref& ref, const channel_options& opt) {
         },
         [&] { return detail::end_access::make_reader(detail::open_socket_reader(ref, opt.engine)); });
 }
+
+namespace detail {
+namespace {
+class lazy_writer_impl final : public writer_impl {
+public:
+    lazy_writer_impl(channel_ref r, channel_options o) : ref_(std::move(r)), opt_(std::move(o)) {}
+    std::error_code write(std::span<const std::byte> b, nanoseconds t) override {
+        return get() ? in_->write(b, t) : err_;
+    }
+    std::error_code try_write(std::span<const std::byte> b) override { return get() ? in_->try_write(b) : err_; }
+    loan make_loan(std::size_t n, nanoseconds t) override { return get() ? in_->make_loan(n, t) : failed_loan(err_); }
+    void commit_loan(std::size_t) override {}  // loans belong to the opened end
+    void abandon_loan() override {}
+    std::error_code send_message(std::string_view s, nanoseconds t) override {
+        return get() ? in_->send_message(s, t) : err_;
+    }
+    std::error_code close(nanoseconds t) override { return get() ? in_->close(t) : err_; }
+    void abort(std::string_view why) override {
+        if (get()) in_->abort(why);
+    }
+    std::error_code wait_drained(nanoseconds t) override { return get() ? in_->wait_drained(t) : err_; }
+    std::size_t max_record() const override { return in_ ? in_->max_record() : 0; }
+    std::size_t capacity() const override { return in_ ? in_->capacity() : 0; }
+    int event_fd() override {
+        if (!get()) throw error(static_cast<errc>(err_.value()), "cannot open the writer end");
+        return in_->event_fd();
+    }
+    writer_impl* target() override { return in_ ? in_.get() : this; }
+
+private:
+    writer_impl* get() {
+        if (!in_ && !err_) {
+            try {
+                in_ = end_access::release(open_writer(ref_, opt_));
+            } catch (const error& e) {
+                err_ = e.code();
+                finished = true;
+            }
+        }
+        return in_.get();
+    }
+    channel_ref ref_;
+    channel_options opt_;
+    std::unique_ptr<writer_impl> in_;
+    std::error_code err_;
+};
+
+class lazy_reader_impl final : public reader_impl {
+public:
+    lazy_reader_impl(channel_ref r, channel_options o) : ref_(std::move(r)), opt_(std::move(o)) {}
+    item next(nanoseconds t, bool block) override {
+        return get() ? in_->next(t, block) : bare(item::kind::error, sticky);
+    }
+    int event_fd() override {
+        if (!get()) throw error(static_cast<errc>(sticky.value()), "cannot open the reader end");
+        return in_->event_fd();
+    }
+    void release_pending() override {
+        if (in_) in_->release_pending();
+    }
+    reader_impl* target() override { return in_ ? in_.get() : this; }
+
+private:
+    reader_impl* get() {
+        if (!in_ && !sticky) {
+            try {
+                in_ = end_access::release(open_reader(ref_, opt_));
+                in_->on_msg = std::move(on_msg);
+            } catch (const error& e) {
+                sticky = e.code();
+            }
+        }
+        return in_.get();
+    }
+    channel_ref ref_;
+    channel_options opt_;
+    std::unique_ptr<reader_impl> in_;
+};
+}  // namespace
+
+writer lazy_writer(const channel_ref& ref, const channel_options& options) {
+    return end_access::make_writer(std::make_unique<lazy_writer_impl>(ref, options));
+}
+reader lazy_reader(const channel_ref& ref, const channel_options& options) {
+    return end_access::make_reader(std::make_unique<lazy_reader_impl>(ref, options));
+}
+}  // namespace detail
 
 bool channel_info::finished() const noexcept {
     auto done = [](end_info::state s) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "shmchan/channel.hpp"
 #include "shmchan/reader.hpp"
 #include "shmchan/writer.hpp"
 
@@ -31,6 +32,8 @@ struct writer_impl {
     virtual std::size_t capacity() const = 0;
     // Polls readable when a write may make progress (room in the ring, or the reader's fate).
     virtual int event_fd() = 0;
+    // The end that holds the state (a lazily opened end forwards to the one it opened).
+    virtual writer_impl* target() { return this; }
 
     std::uint64_t written = 0;
     bool finished = false;
@@ -56,6 +59,7 @@ struct reader_impl {
     virtual item next(nanoseconds t, bool block) = 0;
     virtual int event_fd() = 0;
     virtual void release_pending() = 0;
+    virtual reader_impl* target() { return this; }
 
     void release_token(std::uint64_t t) {
         if (pending && t == token) release_pending();
@@ -87,5 +91,17 @@ protected:
     bool pending = false;
     std::uint64_t token = 0;
 };
+
+struct end_access {
+    static writer make_writer(std::unique_ptr<writer_impl> p) { return writer(std::move(p)); }
+    static reader make_reader(std::unique_ptr<reader_impl> p) { return reader(std::move(p)); }
+    static std::unique_ptr<writer_impl> release(writer&& w) { return std::move(w.impl_); }
+    static std::unique_ptr<reader_impl> release(reader&& r) { return std::move(r.impl_); }
+};
+
+// Ends that open themselves (open_writer / open_reader with these options) on first use; an
+// error opening is returned by every call.
+writer lazy_writer(const channel_ref& ref, const channel_options& options);
+reader lazy_reader(const channel_ref& ref, const channel_options& options);
 
 }  // namespace shmchan::detail

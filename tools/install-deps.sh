@@ -2,6 +2,8 @@
 # Installs the Debian packages shmchan builds and tests with (skipped when all are present).
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config libboost-dev nlohmann-json3-dev catch2 libbenchmark-dev)
+# Node runs the interop tests with the stock iii SDK; the machine image may bring its own.
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

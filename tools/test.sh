@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-normal}
 bash tools/install-deps.sh
+# The pinned stock iii SDK for the interop tests (package-lock.json), from the npm registry.
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 jobs=$(nproc)
 case "$mode" in
   normal) dir=build-test; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo); ctest_args=() ;;

@@ -6,4 +6,6 @@
 #include "shmchan/error.hpp"
 #include "shmchan/reader.hpp"
 #include "shmchan/version.hpp"
+#include "shmchan/worker.hpp"
+#include "shmchan/engine.hpp"
 #include "shmchan/writer.hpp"

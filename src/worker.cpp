@@ -1,0 +1,279 @@
+// The C++ worker: one WebSocket to the engine, served by an io thread; handlers on threads
+// of their own (they may block reading channels).
+#include "shmchan/worker.hpp"
+
+#include <deque>
+#include <future>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "ends.hpp"
+#include "ids.hpp"
+#include "ws_client.hpp"
+
+namespace shmchan {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using json = nlohmann::json;
+
+reader& invocation::reader(const std::string& path) {
+    auto it = readers_.find(path);
+    if (it != readers_.end()) return it->second;
+    std::string have;
+    for (auto& [p, r] : readers_) have += (have.empty() ? "" : ", ") + p;
+    throw error(errc::invalid_argument, "no reader ref at \"" + path + "\" in the input of " + function_id_ +
+                                            (have.empty() ? " (it has none)" : " (readers: " + have + ")"));
+}
+
+writer& invocation::writer(const std::string& path) {
+    auto it = writers_.find(path);
+    if (it != writers_.end()) return it->second;
+    std::string have;
+    for (auto& [p, w] : writers_) have += (have.empty() ? "" : ", ") + p;
+    throw error(errc::invalid_argument, "no writer ref at \"" + path + "\" in the input of " + function_id_ +
+                                            (have.empty() ? " (it has none)" : " (writers: " + have + ")"));
+}
+
+struct worker_access {
+    static invocation make(json input, std::string fid) {
+        invocation c;
+        c.input_ = std::move(input);
+        c.function_id_ = std::move(fid);
+        return c;
+    }
+    static auto& readers(invocation& c) { return c.readers_; }
+    static auto& writers(invocation& c) { return c.writers_; }
+};
+
+struct worker::impl : std::enable_shared_from_this<impl> {
+    std::string url;
+    worker_options opt;
+    detail::ws_client conn;
+    std::thread io;
+    beast::flat_buffer buf;
+    std::deque<std::string> outq;  // io thread only
+    std::atomic<bool> up{true};
+
+    std::mutex mu;
+    std::map<std::string, std::promise<json>> waiting;  // invocation id -> its result message
+    std::map<std::string, function_handler> handlers;
+
+    std::mutex threads_mu;
+    std::list<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> running;
+
+    impl(std::string u, worker_options o)
+        : url(std::move(u)), opt(std::move(o)), conn(url, "/", opt.connect_timeout) {}
+
+    void start() {
+        websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::client);
+        conn.ws().set_option(t);
+        read();
+        io = std::thread([self = shared_from_this()] {
+            auto guard = asio::make_work_guard(self->conn.ioc());
+            self->conn.ioc().restart();
+            self->conn.ioc().run();
+        });
+    }
+    void read() {
+        conn.ws().async_read(buf, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return self->lost("connection to the engine closed: " + ec.message());
+            std::string text = beast::buffers_to_string(self->buf.data());
+            self->buf.consume(self->buf.size());
+            self->on_message(text);
+            self->read();
+        });
+    }
+    void lost(const std::string& why) {
+        up = false;
+        std::map<std::string, std::promise<json>> failed;
+        {
+            std::lock_guard lk(mu);
+            failed.swap(waiting);
+        }
+        for (auto& [id, p] : failed)
+            p.set_value(json{{"error", {{"code", "engine_unreachable"}, {"message", why}}}});
+    }
+    void send(std::string msg) {
+        asio::post(conn.ioc(), [self = shared_from_this(), msg = std::move(msg)]() mutable {
+            self->outq.push_back(std::move(msg));
+            if (self->outq.size() == 1) self->write_next();
+        });
+    }
+    void write_next() {
+        conn.ws().text(true);
+        conn.ws().async_write(asio::buffer(outq.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return;  // the read side reports the loss
+            self->outq.pop_front();
+            if (!self->outq.empty()) self->write_next();
+        });
+    }
+    void on_message(const std::string& text) {
+        json m = json::parse(text, nullptr, false);
+        if (m.is_discarded() || !m.is_object()) return;
+        const std::string type = m.value("type", "");
+        if (type == "invocationresult") {
+            if (!m.contains("invocation_id") || !m["invocation_id"].is_string()) return;
+            std::lock_guard lk(mu);
+            auto it = waiting.find(m["invocation_id"].get<std::string>());
+            if (it == waiting.end()) return;  // timed out on our side already
+            it->second.set_value(std::move(m));
+            waiting.erase(it);
+        } else if (type == "invokefunction") {
+            spawn_handler(std::move(m));
+        }
+        // workerregistered, pong and anything else: nothing to do
+    }
+    void spawn_handler(json m) {
+        std::lock_guard lk(threads_mu);
+        for (auto it = running.begin(); it != running.end();) {  // reap finished handler threads
+            if (it->second->load()) {
+                it->first.join();
+                it = running.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        running.emplace_back(std::thread([self = shared_from_this(), m = std::move(m), done] {
+            self->run_handler(m);
+            done->store(true);
+        }), done);
+    }
+    void run_handler(const json& m) {
+        const std::string fid = m.value("function_id", "");
+        const bool wants_result = m.contains("invocation_id") && !m["invocation_id"].is_null();
+        json reply = {{"type", "invocationresult"}, {"function_id", fid}};
+        if (wants_result) reply["invocation_id"] = m["invocation_id"];
+        auto fail = [&](const std::string& code, const std::string& message) {
+            reply["error"] = {{"code", code}, {"message", message}};
+        };
+        function_handler h;
+        {
+            std::lock_guard lk(mu);
+            auto it = handlers.find(fid);
+            if (it != handlers.end()) h = it->second;
+        }
+        if (!h) {
+            fail("function_not_found", "Function " + fid + " is not registered on this worker");
+        } else {
+            try {
+                invocation call = worker_access::make(m.contains("data") ? m["data"] : json(), fid);
+                channel_options o;
+                o.engine = url;
+                o.via = opt.via;
+                for (auto& [path, ref] : extract_channel_refs(call.input())) {
+                    if (ref.dir == direction::read) worker_access::readers(call).emplace(path, open_reader(ref, o));
+                    else worker_access::writers(call).emplace(path, open_writer(ref, o));
+                }
+                reply["result"] = h(call);
+            } catch (const error& e) {
+                fail(to_string(e.kind()), e.what());
+            } catch (const invocation_error& e) {
+                fail(e.code(), e.what());
+            } catch (const std::exception& e) {
+                fail("handler_error", e.what());
+            }
+        }
+        if (wants_result) send(reply.dump());
+    }
+    json call(const std::string& fid, const json& payload, std::chrono::milliseconds timeout) {
+        if (!up) throw error(errc::engine_unreachable, "not connected to the engine at " + url);
+        const std::string id = detail::format_uuid(detail::random_uuid().data());
+        std::future<json> f;
+        {
+            std::lock_guard lk(mu);
+            f = waiting[id].get_future();
+        }
+        send(json{{"type", "invokefunction"}, {"invocation_id", id}, {"function_id", fid}, {"data", payload},
+                  {"timeout_ms", timeout.count()}}
+                 .dump());
+        if (f.wait_for(timeout) != std::future_status::ready) {
+            std::lock_guard lk(mu);
+            waiting.erase(id);
+            throw invocation_error("timeout", "Function " + fid + " did not answer within " +
+                                                  std::to_string(timeout.count()) + " ms");
+        }
+        json r = f.get();
+        if (r.contains("error") && !r["error"].is_null()) {
+            const json& e = r["error"];
+            const std::string code = e.is_object() ? e.value("code", "error") : "error";
+            const std::string msg = e.is_object() ? e.value("message", e.dump()) : e.dump();
+            if (code == "engine_unreachable") throw error(errc::engine_unreachable, msg);
+            throw invocation_error(code, msg);
+        }
+        return r.contains("result") ? r["result"] : json();
+    }
+    void shutdown() {
+        up = false;
+        asio::post(conn.ioc(), [self = shared_from_this()] {
+            beast::error_code ignore;
+            self->conn.ws().next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignore);
+            self->conn.ws().next_layer().socket().close(ignore);
+            self->conn.ioc().stop();
+        });
+        if (io.joinable()) io.join();
+        std::list<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> all;
+        {
+            std::lock_guard lk(threads_mu);
+            all.swap(running);
+        }
+        for (auto& [t, d] : all) t.join();
+    }
+};
+
+worker::worker(const std::string& engine_url, worker_options options)
+    : impl_(std::make_shared<impl>(engine_url, std::move(options))) {
+    impl_->start();
+}
+
+worker::~worker() { impl_->shutdown(); }
+
+void worker::register_function(const std::string& id, function_handler handler) {
+    {
+        std::lock_guard lk(impl_->mu);
+        impl_->handlers[id] = std::move(handler);
+    }
+    impl_->send(json{{"type", "registerfunction"}, {"id", id}}.dump());
+}
+
+void worker::unregister_function(const std::string& id) {
+    {
+        std::lock_guard lk(impl_->mu);
+        impl_->handlers.erase(id);
+    }
+    impl_->send(json{{"type", "unregisterfunction"}, {"id", id}}.dump());
+}
+
+json worker::trigger(const trigger_request& r) { return impl_->call(r.function_id, r.payload, r.timeout); }
+
+void worker::trigger_void(const std::string& function_id, const json& payload) {
+    if (!impl_->up) throw error(errc::engine_unreachable, "not connected to the engine at " + impl_->url);
+    impl_->send(json{{"type", "invokefunction"}, {"function_id", function_id}, {"data", payload},
+                     {"action", {{"type", "void"}}}}
+                    .dump());
+}
+
+channel worker::create_channel(std::size_t buffer_size) {
+    json r = impl_->call("engine::channels::create", json{{"buffer_size", buffer_size}}, std::chrono::seconds(10));
+    channel ch;
+    try {
+        ch.writer_ref = channel_ref::from_json(r.at("writer"));
+        ch.reader_ref = channel_ref::from_json(r.at("reader"));
+    } catch (const json::exception& e) {
+        throw error(errc::protocol_error, std::string("engine::channels::create answered without refs: ") + e.what());
+    }
+    channel_options o;
+    o.engine = impl_->url;
+    o.via = impl_->opt.via;
+    ch.writer = detail::lazy_writer(ch.writer_ref, o);
+    ch.reader = detail::lazy_reader(ch.reader_ref, o);
+    return ch;
+}
+
+const std::string& worker::address() const noexcept { return impl_->url; }
+bool worker::connected() const noexcept { return impl_->up; }
+
+}  // namespace shmchan
