@@ -45,11 +45,15 @@ public:
     std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
         if (auto e = ready()) return e;
         const auto dl = deadline_after(t);
+        const bool no_deadline = dl == ws_client::clock::time_point::max();
         for (std::size_t off = 0; off < bytes.size();) {
             if (!flush(dl)) return errc::timeout;
             if (err_) return err_;
             const std::size_t n = std::min(frame_bytes, bytes.size() - off);
-            start(bytes.subspan(off, n), true);
+            // Without a deadline the call waits for the frame, so it may be sent from the
+            // caller's memory; with one, the frame must outlive a timed-out call: copy it.
+            if (no_deadline) send_frame(asio::buffer(bytes.data() + off, n), n, true);
+            else start(bytes.subspan(off, n), true);
             off += n;
         }
         if (!flush(dl)) return errc::timeout;  // the last frame is on its way and counted
@@ -140,11 +144,12 @@ private:
         out_.assign(bytes.begin(), bytes.end());  // owned: a timed-out call may return first
         send_owned(binary);
     }
-    void send_owned(bool binary) {
+    void send_owned(bool binary) { send_frame(asio::buffer(out_), out_.size(), binary); }
+    void send_frame(asio::const_buffer b, std::size_t n, bool binary) {
         writing_ = true;
-        written += out_.size();  // handed to the transport
+        written += n;  // handed to the transport
         c_.ws().binary(binary);
-        c_.ws().async_write(asio::buffer(out_), [this](beast::error_code ec, std::size_t) {
+        c_.ws().async_write(b, [this](beast::error_code ec, std::size_t) {
             writing_ = false;
             if (ec) err_ = make_error_code(errc::peer_lost);  // the engine or the channel went away
         });

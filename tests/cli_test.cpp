@@ -7,6 +7,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "shmchan/engine.hpp"
 #include "shmchan/shmchan.hpp"
 #include "support/process.hpp"
 
@@ -129,4 +130,26 @@ TEST_CASE("shmchan usage errors exit 2", "[cli]") {
     child c = child::spawn({cli_path(), "frobnicate"}, false, true);
     CHECK(c.read_all().find("usage") != std::string::npos);
     CHECK(c.wait() == 2);
+}
+
+TEST_CASE("shmchan send --engine / recv --engine --transport: both paths copy exactly", "[cli][engine]") {
+    engine_options eo;
+    eo.port = 0;
+    engine eng(eo);
+    const std::string in = temp_path("in4"), out = temp_path("out4");
+    write_file(in, (3u << 20) + 5);
+    for (std::string t : {"shm", "socket", "auto"}) {
+        child send = child::spawn({cli_path(), "send", "--engine", eng.url(), in});
+        const std::string ref = send.read_line();
+        REQUIRE(channel_ref::parse(ref).shm);
+        child recv = child::spawn({cli_path(), "recv", "--engine", eng.url(), "--transport", t, "-o", out, ref});
+        CHECK(recv.wait() == 0);
+        CHECK(send.wait() == 0);
+        CHECK(slurp(out) == slurp(in));
+    }
+    child bad = child::spawn({cli_path(), "send", "--engine", "ws://127.0.0.1:1", in}, false, true);
+    CHECK(bad.read_all().find("engine_unreachable") != std::string::npos);
+    CHECK(bad.wait() == 1);
+    std::remove(in.c_str());
+    std::remove(out.c_str());
 }

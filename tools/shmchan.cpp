@@ -1,6 +1,11 @@
 // shmchan: send, receive and demonstrate shared-memory channels from the command line.
 #include <shmchan/shmchan.hpp>
 #include <shmchan/engine.hpp>
+#include <shmchan/worker.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <thread>
 
 #include <pthread.h>
 
@@ -29,14 +34,18 @@ using clock_type = std::chrono::steady_clock;
 
 const char* usage_text =
     "usage:\n"
-    "  shmchan send [--capacity BYTES] [--chunk BYTES] FILE|-\n"
-    "      create a channel, print its reader ref (one JSON line) on stdout, stream FILE\n"
-    "      (or stdin) into it; exit 0 once the reader has consumed everything\n"
-    "  shmchan recv [-o FILE] REF_JSON|-\n"
+    "  shmchan send [--engine URL] [--capacity BYTES] [--chunk BYTES] FILE|-\n"
+    "      create a channel (through the engine at URL, or directly in shared memory), print\n"
+    "      its reader ref (one JSON line) on stdout, stream FILE (or stdin) into it; exit 0\n"
+    "      once the reader has consumed everything\n"
+    "  shmchan recv [--engine URL] [--transport auto|shm|socket] [-o FILE] REF_JSON|-\n"
     "      read the channel named by REF_JSON (or the first line of stdin) to stdout or FILE\n"
-    "  shmchan demo [--size BYTES] [--chunk BYTES] [--capacity BYTES] [--copy]\n"
-    "      a producer and a consumer process stream generated data (1 GiB by default)\n"
-    "      through a channel, verify a checksum and print the throughput\n"
+    "  shmchan demo [--size BYTES] [--chunk BYTES] [--transport shm|socket|both] [--direct [--copy]]\n"
+    "      the seed scenario: an embedded engine, a worker process registering files::process,\n"
+    "      and a caller that creates a channel, writes generated data (1 GiB by default),\n"
+    "      triggers files::process with {filename, reader} and checks the byte count and\n"
+    "      checksum it returns, over shared memory and over the socket; --direct streams\n"
+    "      between two processes without an engine\n"
     "  shmchan engine [--listen HOST:PORT] [--channel-ttl SECONDS] [--verbose]\n"
     "      an iii-compatible engine (worker protocol and channel sockets) on HOST:PORT\n"
     "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM\n"
@@ -131,9 +140,10 @@ bool write_all(int fd, const std::byte* p, std::size_t n) {
 int cmd_send(std::vector<std::string> args) {
     shmchan::channel_options opt;
     std::size_t chunk = 1 << 20;
-    std::optional<std::string> file;
+    std::optional<std::string> file, engine_url;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--capacity" && i + 1 < args.size()) opt.capacity = parse_bytes(args[++i]);
+        else if (args[i] == "--engine" && i + 1 < args.size()) engine_url = args[++i];
         else if (args[i] == "--chunk" && i + 1 < args.size()) chunk = parse_bytes(args[++i]);
         else if (!file && (args[i] == "-" || args[i][0] != '-')) file = args[i];
         else throw usage_error("send: unexpected argument " + args[i]);
@@ -145,11 +155,20 @@ int cmd_send(std::vector<std::string> args) {
         fd = ::open(file->c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) fail("send", std::error_code(errno, std::generic_category()), *file);
     }
-    shmchan::channel ch = shmchan::create_channel(opt);
+    std::unique_ptr<shmchan::worker> via_engine;
+    shmchan::channel ch;
+    if (engine_url) {
+        // The engine creates the channel; buffer_size counts 64 KiB frames.
+        via_engine = std::make_unique<shmchan::worker>(*engine_url);
+        ch = via_engine->create_channel(std::clamp<std::size_t>(opt.capacity >> 16, 1, 1024));
+    } else {
+        ch = shmchan::create_channel(opt);
+    }
     std::printf("%s\n", ch.reader_ref.dump().c_str());
     std::fflush(stdout);
 
     auto& w = ch.writer;
+    if (auto e = w.write(std::span<const std::byte>())) fail("send", e, "opening the writer");
     chunk = std::min(chunk, w.max_record());
     progress prog("send");
     for (;;) {
@@ -174,6 +193,13 @@ int cmd_send(std::vector<std::string> args) {
     return 0;
 }
 
+shmchan::transport parse_transport(const std::string& t) {
+    if (t == "auto") return shmchan::transport::automatic;
+    if (t == "shm") return shmchan::transport::shm;
+    if (t == "socket") return shmchan::transport::socket;
+    throw usage_error("--transport must be auto, shm or socket, not " + t);
+}
+
 std::string read_ref_arg(const std::string& arg) {
     if (arg != "-") return arg;
     std::string line;
@@ -183,15 +209,18 @@ std::string read_ref_arg(const std::string& arg) {
 
 int cmd_recv(std::vector<std::string> args) {
     std::optional<std::string> out, ref_arg;
+    shmchan::channel_options opt;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
+        else if (args[i] == "--engine" && i + 1 < args.size()) opt.engine = args[++i];
+        else if (args[i] == "--transport" && i + 1 < args.size()) opt.via = parse_transport(args[++i]);
         else if (!ref_arg && (args[i] == "-" || args[i][0] != '-')) ref_arg = args[i];
         else throw usage_error("recv: unexpected argument " + args[i]);
     }
     if (!ref_arg) throw usage_error("recv: REF_JSON or - is required");
     shmchan::reader r;
     try {
-        r = shmchan::open_reader(shmchan::channel_ref::parse(read_ref_arg(*ref_arg)));
+        r = shmchan::open_reader(shmchan::channel_ref::parse(read_ref_arg(*ref_arg)), opt);
     } catch (const shmchan::error& e) {
         fail("recv", e.code(), e.what());
     }
@@ -276,19 +305,181 @@ int cmd_consume(std::vector<std::string> args) {
     return 0;
 }
 
-int cmd_demo(std::vector<std::string> args, const char* self) {
+struct demo_args {
     std::uint64_t size = 1ULL << 30;
     std::size_t chunk = 1 << 20;
-    bool copy = false;
+    bool copy = false, direct = false;
+    std::string transports = "both";
     shmchan::channel_options opt;
+};
+
+std::uint64_t expected_checksum(std::uint64_t size) {
+    shmchan::stream_checksum expect;
+    std::vector<std::byte> buf(1 << 20);
+    for (std::uint64_t off = 0; off < size; off += buf.size()) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
+        shmchan::fill_pattern(std::span(buf.data(), n), off);
+        expect.update(std::span(buf.data(), n));
+    }
+    return expect.value();
+}
+
+// Writes `size` generated bytes (zero-copy loans, or write() copies) and closes.
+std::error_code produce(shmchan::writer& w, std::uint64_t size, std::size_t chunk, bool copy,
+                        progress* prog) {
+    std::vector<std::byte> scratch(copy ? chunk : 0);
+    for (std::uint64_t off = 0; off < size;) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
+        if (copy) {
+            shmchan::fill_pattern(std::span(scratch.data(), n), off);
+            if (auto e = w.write(std::span(scratch.data(), n))) return e;
+        } else {
+            shmchan::loan l = w.get_loan(n);
+            if (!l) return l.error();
+            shmchan::fill_pattern(l.data(), off);  // the producer writes every byte in place
+            l.commit();
+        }
+        off += n;
+        if (prog) prog->update(off);
+    }
+    return w.close();
+}
+
+int demo_direct(const demo_args& a, const char* self);
+
+// The seed scenario through an embedded engine.
+int demo_engine(const demo_args& a, const char* self) {
+    shmchan::engine_options eo;
+    eo.port = 0;
+    shmchan::engine eng(eo);
+    std::printf("demo: engine listening on %s\n", eng.url().c_str());
+    const std::uint64_t expect = expected_checksum(a.size);
+    bool all_ok = true;
+    std::vector<shmchan::transport> paths;
+    if (a.transports == "both" || a.transports == "shm") paths.push_back(shmchan::transport::shm);
+    if (a.transports == "both" || a.transports == "socket") paths.push_back(shmchan::transport::socket);
+    if (paths.empty()) throw usage_error("demo: --transport must be shm, socket or both");
+    for (auto path : paths) {
+        const char* name = path == shmchan::transport::shm ? "shared memory" : "socket";
+        const char* env = path == shmchan::transport::shm ? "shm" : "socket";
+        // The worker is its own process; its transport is chosen the way a user would.
+        std::string sub = "_files_worker", url = eng.url();
+        std::string envvar = std::string("SHMCHAN_TRANSPORT=") + env;
+        std::vector<char*> envp;
+        for (char** e = environ; *e; ++e)
+            if (std::strncmp(*e, "SHMCHAN_TRANSPORT=", 18) != 0) envp.push_back(*e);
+        envp.push_back(envvar.data());
+        envp.push_back(nullptr);
+        int pipefd[2];
+        if (::pipe2(pipefd, O_CLOEXEC) != 0) fail("demo", std::error_code(errno, std::generic_category()));
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+        char* argv[] = {const_cast<char*>(self), sub.data(), url.data(), nullptr};
+        pid_t child = 0;
+        const int rc = posix_spawn(&child, self, &fa, nullptr, argv, envp.data());
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(pipefd[1]);
+        if (rc != 0) fail("demo", std::error_code(rc, std::generic_category()), "starting the worker");
+        char ready[16] = {};
+        [[maybe_unused]] auto got = ::read(pipefd[0], ready, sizeof ready - 1);
+        ::close(pipefd[0]);
+
+        shmchan::worker_options wo;
+        wo.via = path;
+        shmchan::worker caller(eng.url(), wo);
+        shmchan::channel ch = caller.create_channel();
+        std::printf("demo [%s]: worker pid %d registered files::process; writing %s in %s chunks\n",
+                    name, int(child), human(double(a.size)).c_str(), human(double(a.chunk)).c_str());
+        std::fflush(stdout);
+        progress prog("demo", a.size);
+        std::error_code werr;
+        const auto t0 = clock_type::now();
+        std::thread producer([&] { werr = produce(ch.writer, a.size, a.chunk, a.copy, &prog); });
+        nlohmann::json result;
+        std::string call_error;
+        try {
+            result = caller.trigger({"files::process", {{"filename", "generated.bin"}, {"reader", ch.reader_ref}},
+                                     std::chrono::minutes(10)});
+        } catch (const std::exception& e) {
+            call_error = e.what();
+            ch.writer.abort("files::process failed");
+        }
+        producer.join();
+        const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+        prog.done();
+        ::kill(child, SIGTERM);
+        ::waitpid(child, nullptr, 0);
+        if (!call_error.empty()) {
+            std::fprintf(stderr, "shmchan demo [%s]: files::process failed: %s\n", name, call_error.c_str());
+            all_ok = false;
+            continue;
+        }
+        if (werr) {
+            std::fprintf(stderr, "shmchan demo [%s]: writing failed: %s\n", name, werr.message().c_str());
+            all_ok = false;
+            continue;
+        }
+        const std::uint64_t bytes = result.value("bytes", std::uint64_t{0});
+        const std::uint64_t sum = result.value("checksum", std::uint64_t{0});
+        const bool ok = bytes == a.size && sum == expect;
+        all_ok = all_ok && ok;
+        std::printf("demo [%s]: files::process returned %" PRIu64 " bytes, checksum %016" PRIx64
+                    " (expected %016" PRIx64 "): %s; %.3f s, %.2f GB/s\n",
+                    name, bytes, sum, expect, ok ? "verified" : "MISMATCH", secs, double(a.size) / secs / 1e9);
+        std::fflush(stdout);
+    }
+    return all_ok ? 0 : 1;
+}
+
+// Hidden: the demo's worker process. Registers files::process (bytes and checksum of the
+// stream behind input.reader), prints READY, serves until killed.
+int cmd_files_worker(std::vector<std::string> args) {
+    if (args.size() != 1) throw usage_error("_files_worker URL");
+    shmchan::worker w(args[0]);
+    w.register_function("files::process", [](shmchan::invocation& call) {
+        shmchan::stream_checksum sum;
+        auto& r = call.reader("reader");
+        for (auto c : r.chunks()) sum.update(c);
+        if (auto e = r.status())
+            throw shmchan::error(static_cast<shmchan::errc>(e.value()), "reading the stream: " + e.message() +
+                                                                             " " + r.abort_reason());
+        return nlohmann::json{{"bytes", sum.bytes()}, {"checksum", sum.value()},
+                              {"filename", call.input().value("filename", "")}};
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the registration is on its way
+    std::puts("READY");
+    std::fflush(stdout);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    int sig = 0;
+    sigwait(&set, &sig);
+    return 0;
+}
+
+int cmd_demo(std::vector<std::string> args, const char* self) {
+    demo_args a;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--size" && i + 1 < args.size()) size = parse_bytes(args[++i]);
-        else if (args[i] == "--chunk" && i + 1 < args.size()) chunk = parse_bytes(args[++i]);
-        else if (args[i] == "--capacity" && i + 1 < args.size()) opt.capacity = parse_bytes(args[++i]);
-        else if (args[i] == "--copy") copy = true;
+        if (args[i] == "--size" && i + 1 < args.size()) a.size = parse_bytes(args[++i]);
+        else if (args[i] == "--chunk" && i + 1 < args.size()) a.chunk = parse_bytes(args[++i]);
+        else if (args[i] == "--capacity" && i + 1 < args.size()) a.opt.capacity = parse_bytes(args[++i]);
+        else if (args[i] == "--transport" && i + 1 < args.size()) a.transports = args[++i];
+        else if (args[i] == "--copy") a.copy = true;
+        else if (args[i] == "--direct") a.direct = true;
         else throw usage_error("demo: unexpected argument " + args[i]);
     }
-    if (chunk == 0) throw usage_error("demo: --chunk must be positive");
+    if (a.chunk == 0) throw usage_error("demo: --chunk must be positive");
+    return a.direct ? demo_direct(a, self) : demo_engine(a, self);
+}
+
+int demo_direct(const demo_args& a, const char* self) {
+    const std::uint64_t size = a.size;
+    std::size_t chunk = a.chunk;
+    const bool copy = a.copy;
+    shmchan::channel_options opt = a.opt;
     shmchan::channel ch = shmchan::create_channel(opt);
     chunk = std::min(chunk, ch.writer.max_record());
 
@@ -314,24 +505,9 @@ int cmd_demo(std::vector<std::string> args, const char* self) {
                 int(::getpid()), int(child));
     std::fflush(stdout);
     auto& w = ch.writer;
-    std::vector<std::byte> scratch(copy ? chunk : 0);
     progress prog("demo", size);
     const auto t0 = clock_type::now();
-    for (std::uint64_t off = 0; off < size;) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
-        if (copy) {
-            shmchan::fill_pattern(scratch, off);
-            if (auto e = w.write(std::span(scratch.data(), n))) fail("demo", e);
-        } else {
-            shmchan::loan l = w.get_loan(n);
-            if (!l) fail("demo", l.error());
-            shmchan::fill_pattern(l.data(), off);  // the producer writes every byte in place
-            l.commit();
-        }
-        off += n;
-        prog.update(off);
-    }
-    if (auto e = w.close()) fail("demo", e);
+    if (auto e = produce(w, size, chunk, copy, &prog)) fail("demo", e);
     if (auto e = w.wait_drained()) fail("demo", e, "waiting for the consumer");
     const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
     prog.done();
@@ -346,22 +522,15 @@ int cmd_demo(std::vector<std::string> args, const char* self) {
         std::fprintf(stderr, "shmchan demo: consumer failed (status %d)\n", status);
         return 1;
     }
-    // Expected checksum, computed outside the timed part.
-    shmchan::stream_checksum expect;
-    std::vector<std::byte> buf2(1 << 20);
-    for (std::uint64_t off = 0; off < size; off += buf2.size()) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf2.size(), size - off));
-        shmchan::fill_pattern(std::span(buf2.data(), n), off);
-        expect.update(std::span(buf2.data(), n));
-    }
+    const std::uint64_t expect = expected_checksum(size);  // outside the timed part
     unsigned long long got_bytes = 0, got_sum = 0;
     if (std::sscanf(result.c_str(), "%llu %llx", &got_bytes, &got_sum) != 2) {
         std::fprintf(stderr, "shmchan demo: consumer said \"%s\"\n", result.c_str());
         return 1;
     }
-    const bool ok = got_bytes == size && got_sum == expect.value();
+    const bool ok = got_bytes == size && got_sum == expect;
     std::printf("demo: consumer received %llu bytes, checksum %016llx, expected %016" PRIx64 ": %s\n",
-                got_bytes, got_sum, expect.value(), ok ? "verified" : "MISMATCH");
+                got_bytes, got_sum, expect, ok ? "verified" : "MISMATCH");
     std::printf("demo: %.3f s, %.2f GB/s (%.2f GiB/s)\n", secs, double(size) / secs / 1e9,
                 double(size) / secs / double(1ULL << 30));
     return ok ? 0 : 1;
@@ -388,6 +557,7 @@ int main(int argc, char** argv) {
         if (cmd == "demo") return cmd_demo(args, "/proc/self/exe");
         if (cmd == "engine") return cmd_engine(args);
         if (cmd == "_consume") return cmd_consume(args);
+        if (cmd == "_files_worker") return cmd_files_worker(args);
         throw usage_error("unknown command " + cmd);
     } catch (const cli_failure& f) {
         std::fprintf(stderr, "%s\n", f.line.c_str());
