@@ -103,6 +103,7 @@ struct engine::impl {
     std::map<std::string, pending_invocation> pending;
     std::map<std::string, std::shared_ptr<channel_entry>> channels;
     std::set<worker_session*> workers;
+    std::set<std::string> unknown_types;
 
     std::mutex stop_mu;
     std::condition_variable stop_cv;
@@ -495,7 +496,10 @@ void engine::impl::on_message(const std::shared_ptr<worker_session>& from, const
     } else if (type == "ping") {
         from->send(json{{"type", "pong"}}.dump());
     } else if (type != "pong") {
-        log("message type \"" + type + "\" is not implemented; ignored");
+        // Logged once per type (stderr), then ignored: an SDK newer than this engine keeps working.
+        std::lock_guard lk(mu);
+        if (unknown_types.insert(type).second)
+            std::fprintf(stderr, "shmchan engine: message type \"%s\" is not implemented; ignored\n", type.c_str());
     }
 }
 
