@@ -62,9 +62,11 @@ private:
 class deadline {
 public:
     explicit deadline(nanoseconds t)
-        : infinite_(t >= nanoseconds(std::chrono::hours(24 * 365))),
+        : infinite_(t >= nanoseconds(std::chrono::hours(24 * 365))), immediate_(t <= 0ns),
           at_(infinite_ ? clock::time_point{} : clock::now() + t) {}
     bool passed() const { return !infinite_ && clock::now() >= at_; }
+    // A zero timeout: look once, never spin (event loops call with 0 from their own thread).
+    bool immediate() const { return immediate_; }
     // How long the next futex sleep may be: short when a wake might be missed (no membarrier).
     nanoseconds next_sleep(bool long_sleep_ok) const {
         const nanoseconds cap = long_sleep_ok ? poll_interval : nanoseconds(1ms);
@@ -74,6 +76,7 @@ public:
 
 private:
     bool infinite_;
+    bool immediate_;
     clock::time_point at_;
 };
 
@@ -193,7 +196,7 @@ struct shm_writer final : writer_impl {
         return {};
     }
     std::error_code wait_space(std::size_t payload, const deadline& dl) {
-        for (spinner sp(spin); sp.more();)
+        for (spinner sp(dl.immediate() ? 0ns : spin); sp.more();)
             if (prod.can_claim(payload)) return {};
         for (;;) {
             if (auto e = peer_check()) return e;

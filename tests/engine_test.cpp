@@ -320,3 +320,20 @@ TEST_CASE("engine: create_channel validates buffer_size", "[engine][errors]") {
     (void)one.writer.close();
     (void)one.reader.next(1s);
 }
+
+TEST_CASE("engine: stopping finishes the ends nobody took; no segment is left", "[engine]") {
+    std::string id;
+    reader r;
+    {
+        engine eng(quiet_engine());
+        worker w(eng.url());
+        channel ch = w.create_channel();
+        id = ch.reader_ref.channel_id;
+        r = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
+    }  // engine and worker gone; the writer never came
+    item it = r.next(10s);
+    REQUIRE(it.is_error());
+    CHECK(it.error() == errc::aborted);
+    CHECK(r.abort_reason() == "engine stopped");
+    CHECK_FALSE(shmchan::test::segment_exists(id));
+}

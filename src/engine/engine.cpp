@@ -217,6 +217,12 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             return w.abort("socket writer closed with code " + std::to_string(r.code) +
                            (why.empty() ? "" : ": " + why));
         }
+        // The stock Node SDK sends close 1000 and drops the connection at once (terminate()),
+        // so the reply to its close fails: the stream still ended cleanly.
+        if (ec && ws.reason().code == websocket::close_code::normal) {
+            closing = true;
+            return finish_close();
+        }
         if (ec) return w.abort("socket writer disconnected: " + ec.message());
         off = 0;
         pump();
@@ -412,40 +418,54 @@ struct http_session : std::enable_shared_from_this<http_session> {
                                    " end of the channel");
             return respond(http::status::not_found, "Channel not found");
         }
+        // Claim the end before the upgrade completes, so that claims go in the order the
+        // requests came (a client may open its second socket as soon as the first upgrade).
+        auto claimed = std::make_shared<claimed_end>(claim(entry, want_read));
         stream.expires_never();
         auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(std::move(stream));
         ws->read_message_max(frame_max);
-        ws->async_accept(req, [self = shared_from_this(), ws, entry, want_read](beast::error_code ec) {
-            if (ec) return;
-            self->bridge(std::move(*ws), entry, want_read);
+        ws->async_accept(req, [ws, claimed](beast::error_code ec) {
+            if (ec) return;  // the client left during the upgrade; dropping the end finishes it
+            if (!claimed->refusal.empty()) {
+                ws->async_close({websocket::close_code::policy_error, close_reason(claimed->refusal)},
+                                [ws](beast::error_code) {});
+            } else if (claimed->r) {
+                std::make_shared<ring_to_socket>(std::move(*ws), std::move(claimed->r), claimed->efd)->start();
+            } else {
+                std::make_shared<socket_to_ring>(std::move(*ws), std::move(claimed->w), claimed->efd)->start();
+            }
         });
     }
-    // Claims the ring end for the socket, or closes the socket saying why it cannot.
-    void bridge(websocket::stream<beast::tcp_stream>&& ws, const std::shared_ptr<channel_entry>& entry,
-                bool want_read) {
-        std::string refusal;
+    struct claimed_end {
+        reader r;
+        writer w;
+        int efd = -1;
+        std::string refusal;  // why the end cannot be had ("already claimed")
+    };
+    // Takes the channel's end for a socket: claims the ring end (event_fd() claims it; it fails
+    // if a process attached through shared memory holds it).
+    claimed_end claim(const std::shared_ptr<channel_entry>& entry, bool want_read) {
+        claimed_end c;
         try {
             std::unique_lock lk(eng->mu);
             bool& taken = want_read ? entry->reader_taken : entry->writer_taken;
             if (taken) throw error(errc::already_claimed, "already claimed");
             taken = true;
             if (want_read) {
-                reader r = std::move(entry->ch.reader);
+                c.r = std::move(entry->ch.reader);
                 lk.unlock();
-                const int efd = r.event_fd();  // claims the ring end; throws already_claimed
-                std::make_shared<ring_to_socket>(std::move(ws), std::move(r), efd)->start();
+                c.efd = c.r.event_fd();
             } else {
-                writer w = std::move(entry->ch.writer);
+                c.w = std::move(entry->ch.writer);
                 lk.unlock();
-                const int efd = w.event_fd();
-                std::make_shared<socket_to_ring>(std::move(ws), std::move(w), efd)->start();
+                c.efd = c.w.event_fd();
             }
-            return;
         } catch (const error& e) {
-            refusal = e.kind() == errc::already_claimed ? "already claimed" : e.what();
+            c.r = reader();
+            c.w = writer();
+            c.refusal = e.kind() == errc::already_claimed ? "already claimed" : e.what();
         }
-        auto s = std::make_shared<websocket::stream<beast::tcp_stream>>(std::move(ws));
-        s->async_close({websocket::close_code::policy_error, close_reason(refusal)}, [s](beast::error_code) {});
+        return c;
     }
 };
 
@@ -719,6 +739,17 @@ void engine::stop() {
     i.ioc.stop();
     for (auto& t : i.threads) t.join();
     i.threads.clear();
+    // Ends nobody took will never be taken now: finish them, so the peers learn it and the
+    // segments go (a writer that never came is aborted; a reader that never came is closed).
+    std::map<std::string, std::shared_ptr<channel_entry>> left;
+    {
+        std::lock_guard lk(i.mu);
+        left.swap(i.channels);
+    }
+    for (auto& [id, e] : left) {
+        if (!e->writer_taken) e->ch.writer.abort("engine stopped");
+        if (!e->reader_taken) (void)e->ch.reader.try_next();
+    }
     i.stop_cv.notify_all();
 }
 
