@@ -924,6 +924,7 @@ channel_info inspect(const channel_ref& ref) {
     i.writer = end(cb->producer.state, cb->producer.who);
     i.reader = end(cb->consumer.state, cb->consumer.who);
     i.creator_pid = cb->header.creator.pid.load(std::memory_order_relaxed);
+    i.creator_alive = shm::process_alive(i.creator_pid, cb->header.creator.start_time.load(std::memory_order_relaxed));
     return i;
 }
 

@@ -1,5 +1,6 @@
 // shmchan: send, receive and demonstrate shared-memory channels from the command line.
 #include <shmchan/shmchan.hpp>
+#include <shmchan/shm/segment.hpp>
 #include <shmchan/engine.hpp>
 #include <shmchan/worker.hpp>
 
@@ -49,6 +50,10 @@ const char* usage_text =
     "  shmchan engine [--listen HOST:PORT] [--channel-ttl SECONDS] [--verbose]\n"
     "      an iii-compatible engine (worker protocol and channel sockets) on HOST:PORT\n"
     "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM\n"
+    "  shmchan ls\n"
+    "      the channels in /dev/shm: ends, owners, bytes moved, fill level\n"
+    "  shmchan gc [--dry-run]\n"
+    "      remove segments no live process created or holds (after crashes)\n"
     "  shmchan --version\n"
     "BYTES accepts K, M, G suffixes (powers of 1024).\n";
 
@@ -291,6 +296,59 @@ int cmd_engine(std::vector<std::string> args) {
     sigwait(&set, &sig);
     std::fprintf(stderr, "shmchan engine: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     eng.stop();
+    return 0;
+}
+
+const char* state_name(shmchan::end_info::state s) {
+    switch (s) {
+        case shmchan::end_info::state::unclaimed: return "unclaimed";
+        case shmchan::end_info::state::active: return "active";
+        case shmchan::end_info::state::closed: return "closed";
+        case shmchan::end_info::state::aborted: return "aborted";
+        case shmchan::end_info::state::dead: return "dead";
+    }
+    return "?";
+}
+
+std::string end_text(const shmchan::end_info& e) {
+    std::string t = state_name(e.st);
+    if (e.pid) t += " pid " + std::to_string(e.pid);
+    return t;
+}
+
+void print_segment(const shmchan::segment_entry& s) {
+    if (!s.readable) {
+        std::printf("%s  (%s)\n", s.name.c_str(), s.problem.c_str());
+        return;
+    }
+    const auto& i = s.info;
+    const double fill = i.capacity ? double(i.committed - i.released) / double(i.capacity) : 0;
+    std::printf("%s  capacity %s  moved %s  fill %.0f%%  writer %s  reader %s  creator pid %d%s%s\n",
+                i.channel_id.c_str(), human(double(i.capacity)).c_str(), human(double(i.released)).c_str(),
+                100 * fill, end_text(i.writer).c_str(), end_text(i.reader).c_str(), i.creator_pid,
+                i.creator_alive ? "" : " (gone)", s.orphaned ? "  ORPHANED" : "");
+}
+
+int cmd_ls(const std::vector<std::string>& args) {
+    if (!args.empty()) throw usage_error("ls takes no arguments");
+    const auto all = shmchan::list_segments();
+    for (const auto& s : all) print_segment(s);
+    std::printf("%zu channel segment(s) in %s\n", all.size(), shmchan::shm::shm_dir().c_str());
+    return 0;
+}
+
+int cmd_gc(const std::vector<std::string>& args) {
+    bool dry = false;
+    for (const auto& a : args) {
+        if (a == "--dry-run") dry = true;
+        else throw usage_error("gc: unexpected argument " + a);
+    }
+    const auto removed = shmchan::collect_garbage(dry);
+    for (const auto& s : removed) {
+        std::printf("%s ", dry ? "would remove" : "removed");
+        print_segment(s);
+    }
+    std::printf("%s %zu segment(s)\n", dry ? "would remove" : "removed", removed.size());
     return 0;
 }
 
@@ -556,6 +614,8 @@ int main(int argc, char** argv) {
         if (cmd == "recv") return cmd_recv(args);
         if (cmd == "demo") return cmd_demo(args, "/proc/self/exe");
         if (cmd == "engine") return cmd_engine(args);
+        if (cmd == "ls") return cmd_ls(args);
+        if (cmd == "gc") return cmd_gc(args);
         if (cmd == "_consume") return cmd_consume(args);
         if (cmd == "_files_worker") return cmd_files_worker(args);
         throw usage_error("unknown command " + cmd);

@@ -74,6 +74,7 @@ struct channel_info {
     std::uint64_t released = 0;   // bytes ever released by the reader
     end_info writer, reader;
     int creator_pid = 0;
+    bool creator_alive = false;
     bool finished() const noexcept;  // neither end can ever use the channel again
 };
 // Throws shmchan::error: segment_missing once the channel is gone, invalid_ref, corrupt, ...

@@ -1,5 +1,6 @@
 // Everything of the public API.
 #pragma once
+#include "shmchan/admin.hpp"
 #include "shmchan/channel.hpp"
 #include "shmchan/channel_ref.hpp"
 #include "shmchan/checksum.hpp"

@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "../ids.hpp"
+#include "shmchan/admin.hpp"
 #include "shmchan/channel.hpp"
+#include "shmchan/shm/segment.hpp"
 #include "shmchan/error.hpp"
 
 namespace shmchan {
@@ -722,6 +724,10 @@ engine::engine(engine_options options) : impl_(std::make_shared<impl>(std::move(
         throw error(errc::system_error, "engine cannot listen on " + i.opt.host + ":" +
                                             std::to_string(i.opt.port) + ": " + e.code().message());
     }
+    // Segments left by crashed processes (an engine before this one, say) go first.
+    if (const auto removed = collect_garbage(); !removed.empty())
+        std::fprintf(stderr, "shmchan engine: removed %zu orphaned channel segment(s) from %s\n", removed.size(),
+                     shm::shm_dir().c_str());
     i.accept();
     i.sweep();
     for (int t = 0; t < std::max(1, i.opt.threads); ++t) i.threads.emplace_back([&i] { i.ioc.run(); });

@@ -1,0 +1,26 @@
+// Looking after /dev/shm: list the channels there, and remove those nobody can use any more.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "shmchan/channel.hpp"
+
+namespace shmchan {
+
+struct segment_entry {
+    std::string name;     // "/shmchan-<id>"
+    bool readable = false;
+    std::string problem;  // why it could not be inspected (permission, corrupt, ...)
+    channel_info info;    // valid when readable
+    bool orphaned = false;  // no live process holds or created it: gc removes it
+};
+
+// Every shmchan segment in /dev/shm, inspected without claiming anything.
+std::vector<segment_entry> list_segments();
+
+// Removes orphaned segments (and corrupt ones older than a minute, which no running shmchan
+// could be creating; segments of another layout version are left alone). Returns what it removed; with dry_run, what it would remove.
+std::vector<segment_entry> collect_garbage(bool dry_run = false);
+
+}  // namespace shmchan

@@ -1,0 +1,74 @@
+#include "shmchan/admin.hpp"
+
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "shmchan/shm/segment.hpp"
+
+namespace shmchan {
+
+namespace {
+bool final_or_gone(end_info::state s) {
+    return s != end_info::state::active;  // unclaimed, closed, aborted, dead
+}
+// A segment of another shmchan layout version may belong to a running older (or newer)
+// build: never garbage to us.
+bool other_version(const std::string& name) {
+    const int fd = ::open((shm::shm_dir() + name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    std::uint64_t magic = 0;
+    std::uint32_t version = 0;
+    const bool ok = ::pread(fd, &magic, sizeof magic, 0) == sizeof magic &&
+                    ::pread(fd, &version, sizeof version, sizeof magic) == sizeof version;
+    ::close(fd);
+    return ok && magic == shm::segment_magic && version != shm::layout_version;
+}
+}  // namespace
+
+std::vector<segment_entry> list_segments() {
+    std::vector<segment_entry> out;
+    DIR* d = ::opendir(shm::shm_dir().c_str());
+    if (!d) return out;
+    while (dirent* e = ::readdir(d)) {
+        if (std::strncmp(e->d_name, "shmchan-", 8) != 0) continue;
+        segment_entry s;
+        s.name = std::string("/") + e->d_name;
+        const std::string id = s.name.substr(9);
+        try {
+            channel_ref ref{id, "", direction::read, shm_extension{s.name, ""}};
+            s.info = inspect(ref);
+            s.readable = true;
+            // Nobody alive created it or holds an end: no one can finish it any more.
+            s.orphaned = (!s.info.creator_alive && final_or_gone(s.info.writer.st) && final_or_gone(s.info.reader.st)) ||
+                         s.info.finished();
+        } catch (const error& err) {
+            s.problem = std::string(to_string(err.kind())) + ": " + err.what();
+        }
+        out.push_back(std::move(s));
+    }
+    ::closedir(d);
+    return out;
+}
+
+std::vector<segment_entry> collect_garbage(bool dry_run) {
+    std::vector<segment_entry> removed;
+    for (auto& s : list_segments()) {
+        bool remove = s.orphaned;
+        if (!s.readable && s.problem.rfind("corrupt", 0) == 0 && !other_version(s.name)) {
+            // A segment being created has no magic yet: only old corrupt ones are garbage.
+            struct stat st{};
+            remove = ::stat((shm::shm_dir() + s.name).c_str(), &st) == 0 && std::time(nullptr) - st.st_mtime > 60;
+        }
+        if (!remove) continue;
+        if (!dry_run) ::shm_unlink(s.name.c_str());
+        removed.push_back(std::move(s));
+    }
+    return removed;
+}
+
+}  // namespace shmchan
