@@ -158,6 +158,25 @@ private:
     std::atomic<bool> stop_{false};
 };
 
+// What an event fd watches: the peer's index moved (data or room), or the peer's fate became
+// known (finished, or dead), the latter reported once.
+std::function<bool()> progress_or_fate(const std::atomic<std::uint64_t>& index,
+                                       const std::atomic<std::uint32_t>& peer_state, const owner& peer) {
+    return [&index, &peer_state, &peer, last = ~std::uint64_t{0}, told = false]() mutable {
+        const std::uint64_t now = index.load(std::memory_order_acquire);
+        if (now != last) {
+            last = now;
+            return true;
+        }
+        // Liveness costs a read of /proc: only when nothing moved.
+        const end_state p = load_state(peer_state);
+        const bool fate = p == end_state::closed || p == end_state::aborted ||
+                          (p == end_state::active && owner_dead(peer));
+        if (fate && !told) return told = true;
+        return false;
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 struct shm_writer final : writer_impl {
     std::shared_ptr<segment> seg;
@@ -374,19 +393,7 @@ struct shm_writer final : writer_impl {
     // Signals when the head moves or the reader's fate changes.
     int event_fd() override {
         if (auto e = ensure_claimed()) throw error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
-        return space_watch.start(cb->space, [this, last = ~std::uint64_t{0}, told = false]() mutable {
-            const std::uint64_t h = cb->consumer.head.load(std::memory_order_acquire);
-            if (h != last) {
-                last = h;
-                return true;
-            }
-            // Liveness costs a read of /proc: only when nothing moved.
-            const end_state r = load_state(cb->consumer.state);
-            const bool gone = r == end_state::closed ||
-                              (r == end_state::active && owner_dead(cb->consumer.who));
-            if (gone && !told) return told = true;
-            return false;
-        });
+        return space_watch.start(cb->space, progress_or_fate(cb->consumer.head, cb->consumer.state, cb->consumer.who));
     }
     ~shm_writer() override {
         space_watch.stop(cb->space);
@@ -511,19 +518,7 @@ struct shm_reader final : reader_impl {
     // Signals when the tail moves or the writer's fate changes.
     int event_fd() override {
         if (auto e = ensure_claimed()) throw error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
-        return data_watch.start(cb->data, [this, last = ~std::uint64_t{0}, told = false]() mutable {
-            const std::uint64_t t = cb->producer.tail.load(std::memory_order_acquire);
-            if (t != last) {
-                last = t;
-                return true;
-            }
-            // Liveness costs a read of /proc: only when nothing moved.
-            const end_state w = load_state(cb->producer.state);
-            const bool final_now = w == end_state::closed || w == end_state::aborted ||
-                                   (w == end_state::active && owner_dead(cb->producer.who));
-            if (final_now && !told) return told = true;
-            return false;
-        });
+        return data_watch.start(cb->data, progress_or_fate(cb->producer.tail, cb->producer.state, cb->producer.who));
     }
 
     ~shm_reader() override {

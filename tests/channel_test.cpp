@@ -12,9 +12,11 @@
 #include "shmchan/shmchan.hpp"
 #include "shmchan/shm/layout.hpp"
 #include "shmchan/shm/segment.hpp"
+#include "support/helpers.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
+using shmchan::test::thrown;
 using namespace std::chrono_literals;
 using shmchan::test::segment_exists;
 
@@ -23,15 +25,6 @@ std::vector<std::byte> pattern(std::size_t n, std::uint64_t off = 0) {
     std::vector<std::byte> v(n);
     fill_pattern(v, off);
     return v;
-}
-template <class F>
-errc thrown(F&& f) {
-    try {
-        f();
-    } catch (const error& e) {
-        return e.kind();
-    }
-    return errc::ok;
 }
 channel small_channel(std::size_t cap = 4096) {
     channel_options o;

@@ -7,11 +7,23 @@
 #include <unistd.h>
 
 #include "shmchan/shmchan.hpp"
-#include "support/options.hpp"
+#include "support/helpers.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
 using namespace std::chrono_literals;
+
+namespace {
+void drain(int fd) {
+    std::uint64_t v;
+    while (::read(fd, &v, sizeof v) == sizeof v) {
+    }
+}
+bool readable_within(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+}  // namespace
 
 TEST_CASE("threaded: chunks, loans and messages arrive complete and in order", "[concurrency]") {
     for (std::uint32_t spin : {0u, 50u}) {  // sleeping on the futex, and spinning first
@@ -82,15 +94,8 @@ TEST_CASE("the event fd polls readable when data, end or abort arrive", "[concur
     reader r = std::move(ch.reader);
     const int fd = r.event_fd();
     CHECK(r.event_fd() == fd);
-    auto drain_fd = [fd] {
-        std::uint64_t v;
-        while (::read(fd, &v, sizeof v) == sizeof v) {
-        }
-    };
-    auto wait_readable = [fd](int ms) {
-        pollfd p{fd, POLLIN, 0};
-        return ::poll(&p, 1, ms) == 1;
-    };
+    auto drain_fd = [fd] { drain(fd); };
+    auto wait_readable = [fd](int ms) { return readable_within(fd, ms); };
     wait_readable(200);  // an initial "maybe" is allowed
     drain_fd();
     CHECK(r.try_next().error() == errc::would_block);
@@ -135,15 +140,8 @@ TEST_CASE("ends finishing at the same moment always remove the segment", "[concu
 TEST_CASE("the writer's event fd polls readable when room appears or the reader leaves", "[concurrency]") {
     channel ch = create_channel(shmchan::test::opts(4096, 0));
     const int fd = ch.writer.event_fd();
-    auto drain_fd = [fd] {
-        std::uint64_t v;
-        while (::read(fd, &v, sizeof v) == sizeof v) {
-        }
-    };
-    auto wait_readable = [fd](int ms) {
-        pollfd p{fd, POLLIN, 0};
-        return ::poll(&p, 1, ms) == 1;
-    };
+    auto drain_fd = [fd] { drain(fd); };
+    auto wait_readable = [fd](int ms) { return readable_within(fd, ms); };
     std::vector<std::byte> chunk(1000);
     while (!ch.writer.try_write(chunk)) {
     }

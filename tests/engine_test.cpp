@@ -9,9 +9,12 @@
 #include "shmchan/engine.hpp"
 #include "shmchan/shmchan.hpp"
 #include "shmchan/worker.hpp"
+#include "support/helpers.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
+using shmchan::test::pattern_sum;
+using shmchan::test::thrown;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
@@ -26,15 +29,6 @@ channel_options via(transport t, const std::string& url) {
     o.via = t;
     o.engine = url;
     return o;
-}
-template <class F>
-errc thrown(F&& f) {
-    try {
-        f();
-    } catch (const error& e) {
-        return e.kind();
-    }
-    return errc::ok;
 }
 template <class F>
 std::string invocation_code(F&& f) {
@@ -52,16 +46,6 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds lim
         std::this_thread::sleep_for(20ms);
     }
     return cond();
-}
-std::uint64_t pattern_sum(std::uint64_t n) {
-    stream_checksum s;
-    std::vector<std::byte> buf(1 << 20);
-    for (std::uint64_t off = 0; off < n; off += buf.size()) {
-        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off));
-        fill_pattern(std::span(buf.data(), k), off);
-        s.update(std::span(buf.data(), k));
-    }
-    return s.value();
 }
 // files::process: the seed's function, in C++ (bytes and checksum of the reader's stream).
 json files_process(invocation& call) {

@@ -6,10 +6,11 @@
 #include <thread>
 
 #include "shmchan/shmchan.hpp"
-#include "support/options.hpp"
+#include "support/helpers.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
+using shmchan::test::pattern_sum;
 using namespace std::chrono_literals;
 using shmchan::test::child;
 using shmchan::test::peer_path;
@@ -27,17 +28,6 @@ std::string hex(std::uint64_t v) {
     char b[32];
     std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
     return b;
-}
-// Checksum of the first n bytes of the test pattern.
-std::uint64_t pattern_sum(std::uint64_t n) {
-    stream_checksum s;
-    std::vector<std::byte> buf(1 << 20);
-    for (std::uint64_t off = 0; off < n; off += buf.size()) {
-        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off));
-        fill_pattern(std::span(buf.data(), k), off);
-        s.update(std::span(buf.data(), k));
-    }
-    return s.value();
 }
 }  // namespace
 
