@@ -67,35 +67,41 @@ bool is_channel_ref(const json& j) noexcept {
 }
 
 namespace {
-void walk(const json& j, const std::string& path,
-          std::vector<std::pair<std::string, channel_ref>>& out) {
-    if (is_channel_ref(j)) {
-        // Shape says ref; a malformed extension still makes it a ref we cannot use: keep the
-        // iii fields and drop the extension rather than lose the ref.
-        try {
-            out.emplace_back(path, channel_ref::from_json(j));
-        } catch (const error&) {
-            channel_ref plain;
-            plain.channel_id = j["channel_id"].get<std::string>();
-            plain.access_key = j["access_key"].get<std::string>();
-            plain.dir = j["direction"] == "read" ? direction::read : direction::write;
-            out.emplace_back(path, std::move(plain));
-        }
-        return;
-    }
-    if (j.is_object()) {
-        for (auto it = j.begin(); it != j.end(); ++it)
-            walk(it.value(), path.empty() ? it.key() : path + "." + it.key(), out);
-    } else if (j.is_array()) {
-        for (std::size_t i = 0; i < j.size(); ++i)
-            walk(j[i], path + "[" + std::to_string(i) + "]", out);
+channel_ref ref_from_shape(const json& j) {
+    try {
+        return channel_ref::from_json(j);
+    } catch (const error&) {
+        // Shape says ref; a malformed extension (or an empty field) still makes it a ref we
+        // report: keep the iii fields and drop the extension rather than lose the ref.
+        channel_ref plain;
+        plain.channel_id = j["channel_id"].get<std::string>();
+        plain.access_key = j["access_key"].get<std::string>();
+        plain.dir = j["direction"] == "read" ? direction::read : direction::write;
+        return plain;
     }
 }
 }  // namespace
 
 std::vector<std::pair<std::string, channel_ref>> extract_channel_refs(const json& j) {
+    // Depth first, in document order, with an explicit stack: a hostile payload nested a
+    // million deep must not overflow the call stack.
     std::vector<std::pair<std::string, channel_ref>> out;
-    walk(j, "", out);
+    std::vector<std::pair<const json*, std::string>> todo{{&j, ""}};
+    while (!todo.empty()) {
+        auto [node, path] = std::move(todo.back());
+        todo.pop_back();
+        if (is_channel_ref(*node)) {
+            out.emplace_back(path, ref_from_shape(*node));
+        } else if (node->is_object()) {
+            std::vector<std::pair<const json*, std::string>> kids;
+            for (auto it = node->begin(); it != node->end(); ++it)
+                kids.emplace_back(&it.value(), path.empty() ? it.key() : path + "." + it.key());
+            todo.insert(todo.end(), std::make_move_iterator(kids.rbegin()), std::make_move_iterator(kids.rend()));
+        } else if (node->is_array()) {
+            for (std::size_t i = node->size(); i-- > 0;)
+                todo.emplace_back(&(*node)[i], path + "[" + std::to_string(i) + "]");
+        }
+    }
     return out;
 }
 

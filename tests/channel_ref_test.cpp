@@ -109,3 +109,18 @@ TEST_CASE("extract_channel_refs finds refs anywhere with iii's paths", "[ref]") 
     REQUIRE(r2.size() == 1);
     CHECK_FALSE(r2[0].second.shm);
 }
+
+TEST_CASE("extract_channel_refs survives hostile nesting", "[ref][hostile]") {
+    // 200k levels: a recursive walk would overflow the stack.
+    std::string deep(200000, '[');
+    deep += ref_json().dump();
+    deep += std::string(200000, ']');
+    json j = json::parse(deep, nullptr, false);
+    if (j.is_discarded()) {
+        SUCCEED("the JSON parser refused the depth");
+        return;
+    }
+    auto refs = extract_channel_refs(j);
+    REQUIRE(refs.size() == 1);
+    CHECK(refs[0].first.size() == 200000 * 3);  // "[0]" per level
+}
