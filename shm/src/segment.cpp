@@ -69,8 +69,8 @@ segment::~segment() = default;
 std::size_t segment::size() const noexcept { return region_->get_size(); }
 
 void segment::unlink() noexcept {
-    if (unlinked_) return;
-    unlinked_ = true;
+    // Both ends of one process may share this mapping and finish on two threads at once.
+    if (unlinked_.exchange(true, std::memory_order_acq_rel)) return;
     ::shm_unlink(name_.c_str());  // ENOENT: the peer removed it first
 }
 

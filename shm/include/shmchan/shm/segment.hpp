@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -56,7 +57,7 @@ private:
     std::string name_;
     std::unique_ptr<boost::interprocess::mapped_region> region_;
     control_block* cb_ = nullptr;
-    bool unlinked_ = false;
+    std::atomic<bool> unlinked_{false};
 };
 
 // Name of the segment of a channel: "/shmchan-<uuid>". Only names of this shape are ever
