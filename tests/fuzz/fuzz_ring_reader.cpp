@@ -1,0 +1,96 @@
+// Fuzzes the reader side of the SPSC record ring against a hostile writer.
+//
+// The input is what a hostile (or broken) writer process can put in a channel segment before
+// and while the reader consumes it. The segment header itself is the validated one of a 4 KiB
+// channel (segment::open rejects inconsistent sizes), everything else comes from the input:
+//
+//   bytes  0..7    consumer.head at the time the reader claims its end (the reader takes it
+//                  from shared memory, and the writer side can write there); little endian
+//   bytes  8..15   producer.tail
+//   bytes 16..16+capacity-1   ring data: record headers and payloads, zero-filled if short
+//   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
+//                  keeps moving tail while the reader reads)
+//
+// The reader peeks and releases until the ring is empty or corrupt, reading every byte of
+// every record it is given, so ASan reports any view outside the ring. The ring is allocated
+// with exactly data_offset + capacity bytes.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "shmchan/shm/layout.hpp"
+#include "shmchan/shm/ring.hpp"
+
+namespace shm = shmchan::shm;
+
+namespace {
+
+constexpr std::size_t capacity = shm::min_capacity;
+
+std::uint64_t take_u64(const std::uint8_t*& p, std::size_t& n) {
+    std::uint64_t v = 0;
+    const std::size_t k = n < 8 ? n : 8;
+    for (std::size_t i = 0; i < k; ++i) v |= std::uint64_t{p[i]} << (8 * i);
+    p += k;
+    n -= k;
+    return v;
+}
+
+[[noreturn]] void fail(const char* what) {
+    std::fprintf(stderr, "fuzz_ring_reader: %s\n", what);
+    std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::uint8_t* p = data;
+    std::size_t n = size;
+    const std::uint64_t head = take_u64(p, n);
+    const std::uint64_t tail = take_u64(p, n);
+
+    // Exactly the segment's bytes, so that ASan flags a read one byte past the ring.
+    auto* mem = static_cast<std::byte*>(std::aligned_alloc(shm::cache_line, shm::data_offset + capacity));
+    auto* cb = new (mem) shm::control_block{};
+    cb->header.magic = shm::segment_magic;
+    cb->header.version = shm::layout_version;
+    cb->header.header_size = shm::data_offset;
+    cb->header.capacity = capacity;
+    cb->header.max_payload = shm::max_payload_for(capacity);
+    cb->header.segment_size = shm::data_offset + capacity;
+    cb->consumer.head.store(head);
+    cb->producer.tail.store(tail);
+    std::byte* ring = mem + shm::data_offset;
+    const std::size_t ring_bytes = n < capacity ? n : capacity;
+    std::memset(ring, 0, capacity);
+    std::memcpy(ring, p, ring_bytes);
+    p += ring_bytes;
+    n -= ring_bytes;
+
+    shm::ring_consumer cons(cb, ring);
+    volatile unsigned sink = 0;
+    // Every ok peek advances head by at least one record (16 bytes), and tail only moves when
+    // the script says so, so this ends; the bound is a guard against a reader that loops.
+    for (std::size_t steps = 0;; ++steps) {
+        if (steps > capacity + 1024) fail("reader does not make progress");
+        shm::record_view v{};
+        const shm::ring_status st = cons.try_peek(v);
+        if (st == shm::ring_status::empty || st == shm::ring_status::corrupt) break;
+        if (st != shm::ring_status::ok) fail("try_peek returned a status a reader cannot get");
+        if (v.size > cb->header.max_payload) fail("record larger than max_payload");
+        if (v.type != shm::record_type::binary && v.type != shm::record_type::text &&
+            v.type != shm::record_type::end)
+            fail("record of a type the reader should never see");
+        unsigned acc = 0;
+        for (std::size_t i = 0; i < v.size; ++i) acc += static_cast<unsigned>(v.data[i]);
+        sink = sink + acc;
+        cons.release();
+        if (n > 0) cb->producer.tail.store(take_u64(p, n));
+    }
+    (void)sink;
+    std::free(mem);
+    return 0;
+}
