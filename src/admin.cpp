@@ -55,15 +55,16 @@ std::vector<segment_entry> list_segments() {
     return out;
 }
 
-std::vector<segment_entry> collect_garbage(bool dry_run) {
+std::vector<segment_entry> collect_garbage(bool dry_run, std::chrono::seconds min_age) {
     std::vector<segment_entry> removed;
     for (auto& s : list_segments()) {
-        bool remove = s.orphaned;
-        if (!s.readable && s.problem.rfind("corrupt", 0) == 0 && !other_version(s.name)) {
-            // A segment being created has no magic yet: only old corrupt ones are garbage.
-            struct stat st{};
-            remove = ::stat((shm::shm_dir() + s.name).c_str(), &st) == 0 && std::time(nullptr) - st.st_mtime > 60;
-        }
+        struct stat st{};
+        if (::stat((shm::shm_dir() + s.name).c_str(), &st) != 0) continue;  // gone meanwhile
+        const auto age = std::chrono::seconds(std::time(nullptr) - st.st_mtime);
+        bool remove = s.orphaned && age >= min_age;
+        // A segment being created has no magic yet: only old corrupt ones are garbage.
+        if (!s.readable && s.problem.rfind("corrupt", 0) == 0 && !other_version(s.name))
+            remove = age > std::chrono::seconds(60);
         if (!remove) continue;
         if (!dry_run) ::shm_unlink(s.name.c_str());
         removed.push_back(std::move(s));

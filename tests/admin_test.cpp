@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <csignal>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "shmchan/admin.hpp"
 #include "shmchan/shmchan.hpp"
@@ -20,6 +23,14 @@ const segment_entry* find(const std::vector<segment_entry>& all, const std::stri
     return it == all.end() ? nullptr : &*it;
 }
 bool listed(const std::vector<segment_entry>& all, const std::string& id) { return find(all, id) != nullptr; }
+// gc spares segments touched in the last few seconds; make this one look a minute old. (Other
+// tests' fresh orphans stay out of reach of this test's gc, and the reverse.)
+void age(const std::string& id) {
+    timespec times[2];
+    times[0].tv_sec = times[1].tv_sec = std::time(nullptr) - 60;
+    times[0].tv_nsec = times[1].tv_nsec = 0;
+    REQUIRE(::utimensat(AT_FDCWD, ("/dev/shm/shmchan-" + id).c_str(), times, 0) == 0);
+}
 }  // namespace
 
 TEST_CASE("gc removes a channel whose creator died without using it, and nothing alive", "[admin]") {
@@ -44,6 +55,8 @@ TEST_CASE("gc removes a channel whose creator died without using it, and nothing
     CHECK(a->info.writer.st == end_info::state::active);
     CHECK(a->info.committed > 0);
 
+    CHECK_FALSE(listed(collect_garbage(true), dead_ref.channel_id));  // too fresh: spared
+    age(dead_ref.channel_id);
     CHECK(listed(collect_garbage(true), dead_ref.channel_id));  // dry run: reported, kept
     CHECK(segment_exists(dead_ref.channel_id));
     const auto removed = collect_garbage();
@@ -63,6 +76,7 @@ TEST_CASE("gc keeps a channel while its writer lives, removes it once the writer
     // A writer process claims it and stalls mid-stream; the reader never comes.
     child wr = child::spawn({shmchan::test::peer_path(), "write", wref, "--size", "100000", "--pause-after", "1000"});
     REQUIRE(wr.read_line().rfind("READY", 0) == 0);
+    age(rref.channel_id);
     CHECK_FALSE(listed(collect_garbage(), rref.channel_id));  // a live process holds an end
     CHECK(segment_exists(rref.channel_id));
     wr.kill(SIGKILL);
@@ -75,6 +89,7 @@ TEST_CASE("shmchan ls and gc on the command line", "[admin][cli]") {
     child orphan = child::spawn({SHMCHAN_TEST_WORKER, "-", "orphan"});
     const channel_ref ref = channel_ref::parse(orphan.read_line());
     orphan.wait();
+    age(ref.channel_id);
     child ls = child::spawn({shmchan::test::cli_path(), "ls"});
     const std::string out = ls.read_all();
     CHECK(ls.wait() == 0);

@@ -1,6 +1,7 @@
 // Looking after /dev/shm: list the channels there, and remove those nobody can use any more.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,11 @@ struct segment_entry {
 // Every shmchan segment in /dev/shm, inspected without claiming anything.
 std::vector<segment_entry> list_segments();
 
-// Removes orphaned segments (and corrupt ones older than a minute, which no running shmchan
-// could be creating; segments of another layout version are left alone). Returns what it removed; with dry_run, what it would remove.
-std::vector<segment_entry> collect_garbage(bool dry_run = false);
+// Removes orphaned segments not modified for `min_age` (a grace period: a segment that was
+// just made is never taken from under a process that is still setting it up), and corrupt
+// ones older than a minute, which no running shmchan could be creating; segments of another
+// layout version are left alone. Returns what it removed; with dry_run, what it would remove.
+std::vector<segment_entry> collect_garbage(bool dry_run = false,
+                                           std::chrono::seconds min_age = std::chrono::seconds(10));
 
 }  // namespace shmchan
