@@ -13,6 +13,12 @@ secs="${1:-20}"
 if ! [[ "$secs" =~ ^[0-9]+$ ]] || (( secs < 1 )); then
   echo "usage: tools/fuzz.sh [SECONDS]" >&2; exit 2
 fi
+bash tools/install-deps.sh
+# clang with libFuzzer's runtime (Debian: clang, libclang-rt-14-dev), when missing.
+if ! command -v clang++ >/dev/null || ! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq clang libclang-rt-14-dev
+fi
 cxx="${FUZZ_CXX:-$(command -v clang++ || command -v clang++-14 || true)}"
 [[ -n "$cxx" ]] || { echo "fuzz.sh: clang++ not found" >&2; exit 2; }
 

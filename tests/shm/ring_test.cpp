@@ -176,6 +176,18 @@ TEST_CASE("the reader refuses corrupt records instead of reading out of bounds",
         r.cb->producer.tail.store(81);
         CHECK(r.consumer().try_peek(v) == ring_status::corrupt);
     }
+    SECTION("a head that is not record-aligned when the reader claims its end") {
+        r.cb->consumer.head.store(4094);
+        r.cb->producer.tail.store(4110);
+        CHECK(r.consumer().try_peek(v) == ring_status::corrupt);
+    }
+    SECTION("a tail that is not record-aligned when the writer claims its end") {
+        r.cb->producer.tail.store(4094);
+        r.cb->consumer.head.store(4094);
+        ring_status st;
+        CHECK(r.producer().try_claim(10, record_type::binary, st) == nullptr);
+        CHECK(st == ring_status::corrupt);
+    }
     SECTION("a head moved past the tail is refused by the writer") {
         r.cb->consumer.head.store(1u << 20);
         ring_status st;

@@ -87,6 +87,10 @@ public:
             st = ring_status::too_large;
             return nullptr;
         }
+        if (tail_ % record_align != 0) {  // tail_ came from shared memory when this end was claimed
+            st = ring_status::corrupt;
+            return nullptr;
+        }
         const std::size_t rec = record_size(payload);
         const std::size_t off = tail_ & mask_;
         const std::size_t to_end = capacity_ - off;
@@ -195,7 +199,8 @@ public:
                 if (head_ == tail_cache_) return ring_status::empty;
             }
             const std::uint64_t avail = tail_cache_ - head_;
-            if (tail_cache_ < head_ || avail > capacity_ || (avail % record_align) != 0)
+            // head_ came from shared memory when this end was claimed: check it too.
+            if (tail_cache_ < head_ || avail > capacity_ || ((avail | head_) % record_align) != 0)
                 return ring_status::corrupt;
             const std::size_t off = head_ & mask_;
             const auto* h = reinterpret_cast<const record_header*>(data_ + off);
