@@ -1,5 +1,8 @@
 #include "shmchan/channel_ref.hpp"
 
+#include <algorithm>
+#include <deque>
+
 #include "shmchan/error.hpp"
 
 namespace shmchan {
@@ -84,22 +87,44 @@ channel_ref ref_from_shape(const json& j) {
 
 std::vector<std::pair<std::string, channel_ref>> extract_channel_refs(const json& j) {
     // Depth first, in document order, with an explicit stack: a hostile payload nested a
-    // million deep must not overflow the call stack.
+    // million deep must not overflow the call stack. Each node keeps only its own path
+    // segment and its parent; a path is spelled out only for a ref found, so deep nesting
+    // costs linear, not quadratic, time.
+    struct step {
+        const step* parent;
+        std::string segment;  // an object key, or "[i]"; nothing for the root
+        bool index;           // an array position (no '.' before it)
+    };
+    std::deque<step> steps{{nullptr, "", false}};
+    auto path_of = [](const step* s) {
+        std::vector<const step*> parts;
+        for (; s && s->parent; s = s->parent) parts.push_back(s);
+        std::string p;
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+            if (!p.empty() && !(*it)->index) p += '.';  // as iii: an empty prefix adds no '.'
+            p += (*it)->segment;
+        }
+        return p;
+    };
     std::vector<std::pair<std::string, channel_ref>> out;
-    std::vector<std::pair<const json*, std::string>> todo{{&j, ""}};
+    std::vector<std::pair<const json*, const step*>> todo{{&j, &steps.front()}};
     while (!todo.empty()) {
-        auto [node, path] = std::move(todo.back());
+        const auto [node, at] = todo.back();
         todo.pop_back();
         if (is_channel_ref(*node)) {
-            out.emplace_back(path, ref_from_shape(*node));
+            out.emplace_back(path_of(at), ref_from_shape(*node));
         } else if (node->is_object()) {
-            std::vector<std::pair<const json*, std::string>> kids;
-            for (auto it = node->begin(); it != node->end(); ++it)
-                kids.emplace_back(&it.value(), path.empty() ? it.key() : path + "." + it.key());
-            todo.insert(todo.end(), std::make_move_iterator(kids.rbegin()), std::make_move_iterator(kids.rend()));
+            const std::size_t first = todo.size();
+            for (auto it = node->begin(); it != node->end(); ++it) {
+                steps.push_back({at, it.key(), false});
+                todo.emplace_back(&it.value(), &steps.back());
+            }
+            std::reverse(todo.begin() + static_cast<std::ptrdiff_t>(first), todo.end());
         } else if (node->is_array()) {
-            for (std::size_t i = node->size(); i-- > 0;)
-                todo.emplace_back(&(*node)[i], path + "[" + std::to_string(i) + "]");
+            for (std::size_t i = node->size(); i-- > 0;) {
+                steps.push_back({at, "[" + std::to_string(i) + "]", true});
+                todo.emplace_back(&(*node)[i], &steps.back());
+            }
         }
     }
     return out;

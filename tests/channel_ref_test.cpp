@@ -101,6 +101,12 @@ TEST_CASE("extract_channel_refs finds refs anywhere with iii's paths", "[ref]") 
     REQUIRE(root.size() == 1);
     CHECK(root[0].first.empty());
     CHECK(extract_channel_refs(json{{"a", 1}}).empty());
+    // Keys are used as they are, even empty or bracketed ones; as in the Node SDK, an empty
+    // prefix adds no '.'.
+    auto odd_keys = extract_channel_refs(json{{"", {{"[0]", ref_json()}}}, {"k", {{"", ref_json()}}}});
+    REQUIRE(odd_keys.size() == 2);
+    CHECK(odd_keys[0].first == "[0]");
+    CHECK(odd_keys[1].first == "k.");
 
     // A ref-shaped object with a broken extension is still reported, without the extension.
     json odd = ref_json();
