@@ -30,9 +30,8 @@ cmake -S tests/fuzz -B "$build" "${gen[@]}" -DCMAKE_CXX_COMPILER="$cxx" >"$build
 cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 \
   || { cat "$build/build.log" >&2; echo "fuzz.sh: build failed" >&2; exit 2; }
 
-# Per-target limits. fuzz_ref_parse: inputs are kept at 4 KiB because extract_channel_refs
-# builds each path from its parent's, quadratic in nesting depth (a 60 KB "[[[...]]]" takes
-# ~12 s under ASan), which would only slow the search down.
+# Per-target limits: inputs up to 4 KiB (refs) and 8 KiB (a 4 KiB ring and its header words)
+# keep each run fast and the search focused.
 declare -A opts=(
   [fuzz_ref_parse]="-max_len=4096"
   [fuzz_ring_reader]="-max_len=8192"
