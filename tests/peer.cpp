@@ -75,6 +75,21 @@ std::string hex_bytes(std::span<const std::byte> d) {
     return s;
 }
 
+// Closes, waits until the reader has everything, says so: "CLOSED", "DRAINED" or "ERR ...".
+int close_and_drain(writer& w) {
+    if (auto e = w.close()) {
+        say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
+        return 3;
+    }
+    say("CLOSED");
+    if (auto e = w.wait_drained()) {
+        say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
+        return 3;
+    }
+    say("DRAINED");
+    return 0;
+}
+
 int do_read(const std::vector<std::string>& a) {
     reader r = open_reader(channel_ref::parse(a[0]));
     const bool transcript = has(a, "--transcript");
@@ -146,16 +161,7 @@ int do_write(const std::vector<std::string>& a) {
     }
     say("WROTE " + std::to_string(w.bytes_written()));
     if (then == "close") {
-        if (auto e = w.close()) {
-            say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
-            return 3;
-        }
-        say("CLOSED");
-        if (auto e = w.wait_drained()) {
-            say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
-            return 3;
-        }
-        say("DRAINED");
+        if (int rc = close_and_drain(w)) return rc;
     } else if (then.rfind("abort:", 0) == 0) {
         w.abort(then.substr(6));
         say("ABORTED");
@@ -273,17 +279,7 @@ int do_write_file(const std::vector<std::string>& a) {
     }
     std::fclose(f);
     say("WROTE " + std::to_string(w.bytes_written()));
-    if (auto e = w.close()) {
-        say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
-        return 3;
-    }
-    say("CLOSED");
-    if (auto e = w.wait_drained()) {
-        say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
-        return 3;
-    }
-    say("DRAINED");
-    return 0;
+    return close_and_drain(w);
 }
 
 int do_open(const std::vector<std::string>& a, bool as_reader) {

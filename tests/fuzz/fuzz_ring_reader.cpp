@@ -23,6 +23,7 @@
 
 #include "shmchan/shm/layout.hpp"
 #include "shmchan/shm/ring.hpp"
+#include "../support/heap_ring.hpp"
 
 namespace shm = shmchan::shm;
 
@@ -53,17 +54,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint64_t tail = take_u64(p, n);
 
     // Exactly the segment's bytes, so that ASan flags a read one byte past the ring.
-    auto* mem = static_cast<std::byte*>(std::aligned_alloc(shm::cache_line, shm::data_offset + capacity));
-    auto* cb = new (mem) shm::control_block{};
-    cb->header.magic = shm::segment_magic;
-    cb->header.version = shm::layout_version;
-    cb->header.header_size = shm::data_offset;
-    cb->header.capacity = capacity;
-    cb->header.max_payload = shm::max_payload_for(capacity);
-    cb->header.segment_size = shm::data_offset + capacity;
+    shmchan::test::heap_ring hr(capacity);
+    shm::control_block* cb = hr.cb;
     cb->consumer.head.store(head);
     cb->producer.tail.store(tail);
-    std::byte* ring = mem + shm::data_offset;
+    std::byte* ring = hr.data();
     const std::size_t ring_bytes = n < capacity ? n : capacity;
     std::memset(ring, 0, capacity);
     std::memcpy(ring, p, ring_bytes);
@@ -91,6 +86,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (n > 0) cb->producer.tail.store(take_u64(p, n));
     }
     (void)sink;
-    std::free(mem);
     return 0;
 }
