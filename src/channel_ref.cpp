@@ -122,7 +122,10 @@ std::vector<std::pair<std::string, channel_ref>> extract_channel_refs(const json
             std::reverse(todo.begin() + static_cast<std::ptrdiff_t>(first), todo.end());
         } else if (node->is_array()) {
             for (std::size_t i = node->size(); i-- > 0;) {
-                steps.push_back({at, "[" + std::to_string(i) + "]", true});
+                std::string seg = "[";  // built in steps: g++ 12 -O3 warns (-Wrestrict) on "[" + s + "]"
+                seg += std::to_string(i);
+                seg += ']';
+                steps.push_back({at, std::move(seg), true});
                 todo.emplace_back(&(*node)[i], &steps.back());
             }
         }

@@ -724,8 +724,9 @@ engine::engine(engine_options options) : impl_(std::make_shared<impl>(std::move(
         throw error(errc::system_error, "engine cannot listen on " + i.opt.host + ":" +
                                             std::to_string(i.opt.port) + ": " + e.code().message());
     }
-    // Segments left by crashed processes (an engine before this one, say) go first.
-    if (const auto removed = collect_garbage(); !removed.empty())
+    // Segments left by crashed processes (an engine before this one, say) go first; only those
+    // untouched for 5 minutes, so that starting an engine never races other programs' cleanup.
+    if (const auto removed = collect_garbage(false, std::chrono::minutes(5)); !removed.empty())
         std::fprintf(stderr, "shmchan engine: removed %zu orphaned channel segment(s) from %s\n", removed.size(),
                      shm::shm_dir().c_str());
     i.accept();
