@@ -19,23 +19,21 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using json = nlohmann::json;
 
-reader& invocation::reader(const std::string& path) {
-    auto it = readers_.find(path);
-    if (it != readers_.end()) return it->second;
+namespace {
+// The end at `path`, or an error naming the paths the input does have.
+template <class Map>
+auto& end_at(Map& ends, const std::string& path, const char* kind, const std::string& fid) {
+    auto it = ends.find(path);
+    if (it != ends.end()) return it->second;
     std::string have;
-    for (auto& [p, r] : readers_) have += (have.empty() ? "" : ", ") + p;
-    throw error(errc::invalid_argument, "no reader ref at \"" + path + "\" in the input of " + function_id_ +
-                                            (have.empty() ? " (it has none)" : " (readers: " + have + ")"));
+    for (auto& [p, e] : ends) have += (have.empty() ? "" : ", ") + p;
+    throw error(errc::invalid_argument, "no " + std::string(kind) + " ref at \"" + path + "\" in the input of " +
+                                            fid + (have.empty() ? " (it has none)" : " (" + std::string(kind) + "s: " + have + ")"));
 }
+}  // namespace
 
-writer& invocation::writer(const std::string& path) {
-    auto it = writers_.find(path);
-    if (it != writers_.end()) return it->second;
-    std::string have;
-    for (auto& [p, w] : writers_) have += (have.empty() ? "" : ", ") + p;
-    throw error(errc::invalid_argument, "no writer ref at \"" + path + "\" in the input of " + function_id_ +
-                                            (have.empty() ? " (it has none)" : " (writers: " + have + ")"));
-}
+reader& invocation::reader(const std::string& path) { return end_at(readers_, path, "reader", function_id_); }
+writer& invocation::writer(const std::string& path) { return end_at(writers_, path, "writer", function_id_); }
 
 struct worker_access {
     static invocation make(json input, std::string fid) {

@@ -65,6 +65,10 @@ TEST_CASE("engine: functions are registered, triggered, and fail with clear code
         return json{{"sum", c.input().at("a").get<int>() + c.input().at("b").get<int>()}};
     });
     callee.register_function("boom", [](invocation&) -> json { throw std::runtime_error("kaput"); });
+    callee.register_function("needs::reader", [](invocation& c) -> json {
+        c.reader("reader");  // the input has no ref there
+        return json{};
+    });
     std::promise<void> slow_release;
     auto slow_gate = slow_release.get_future().share();
     callee.register_function("slow", [slow_gate](invocation&) {
@@ -85,6 +89,7 @@ TEST_CASE("engine: functions are registered, triggered, and fail with clear code
     }));
     CHECK(invocation_code([&] { caller.trigger({"no::such"}); }) == "function_not_found");
     CHECK(invocation_code([&] { caller.trigger({"boom"}); }) == "handler_error");
+    CHECK(invocation_code([&] { caller.trigger({"needs::reader", {{"x", 1}}}); }) == "invalid_argument");
     CHECK(invocation_code([&] { caller.trigger({"math::add", {{"a", "x"}}}); }) == "handler_error");
     CHECK(invocation_code([&] { caller.trigger({"slow", json::object(), 200ms}); }) == "timeout");
     slow_release.set_value();
