@@ -1,0 +1,95 @@
+// The contract between the benchmark harness (bench/suite/main.cpp) and each transport under
+// test. A transport moves `messages` payloads of `payload` bytes from a producer process to a
+// consumer process (throughput), or bounces one payload back and forth (latency). The harness
+// starts both sides as separate processes (this binary again, with a hidden role argument),
+// collects their side_result as JSON, and checks bytes and checksums.
+//
+// Every transport does the same work on every byte: the producer generates each payload with
+// fill_payload (every byte written, in place when the transport lends its memory), the
+// consumer runs digest over every byte it receives (in place when it can), so that zero-copy
+// is not credited for work nobody did.
+#pragma once
+
+#include <shmchan/checksum.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace shmchan_bench {
+
+struct run_spec {
+    std::size_t payload = 0;      // bytes per message
+    std::uint64_t messages = 0;   // throughput: messages to move; latency: round trips
+    bool busy_wait = true;        // latency: spin on the transport (true) or block/sleep in it
+    std::string endpoint;         // unique rendezvous name for this run (path/name/port base),
+                                  // made by the harness; a transport derives its names from it
+    std::string scratch_dir;      // a private directory for this run (sockets, configs)
+    std::function<void()> ready;  // the consuming / pong side calls this once it can accept;
+                                  // the harness starts the other side only then
+};
+
+// The work both sides do per message. fill_payload writes every byte of `out` (the bytes of a
+// fixed pattern at stream offset seq * payload); digest folds every byte of a message into the
+// running checksum of the stream (order-sensitive, independent of how it is cut).
+inline void fill_payload(std::span<std::byte> out, std::uint64_t seq) noexcept {
+    shmchan::fill_pattern(out, seq * out.size());
+}
+using digest = shmchan::stream_checksum;  // digest.update(bytes) per message; value() at the end
+
+struct side_result {
+    std::uint64_t messages = 0;       // messages sent / received
+    std::uint64_t bytes = 0;          // payload bytes sent / received
+    std::uint64_t checksum = 0;       // digest(...).value() over everything sent / received
+    std::int64_t start_ns = 0;        // CLOCK_MONOTONIC (steady_clock) when the first message
+                                      // began (producer) / first byte arrived (consumer)
+    std::int64_t end_ns = 0;          // ... when the last message was handed over / digested
+    std::vector<std::int64_t> rtt_ns; // latency (ping side): one round trip per sample
+    std::string error;                // non-empty: the side failed, with this reason
+};
+
+class transport {
+public:
+    virtual ~transport() = default;
+    virtual std::string name() const = 0;
+    // One line for the report: what moves the bytes (copies, syscalls, daemons).
+    virtual std::string describe() const = 0;
+
+    // In the harness process, before each run: start daemons, check that the transport can
+    // run this spec. Returns an empty string when it can, otherwise the reason it is skipped
+    // (shown in the report; a transport is never silently left out).
+    virtual std::string prepare(const run_spec&) { return {}; }
+    virtual void teardown() {}
+    // True for the in-process ceiling: the harness runs both sides as two threads of one child
+    // process instead of two processes.
+    virtual bool in_one_process() const { return false; }
+
+    // In the child processes. The consumer / pong side calls spec.ready() once it can accept.
+    // The producer sends a producer-side checksum of what it generated; the consumer's must match.
+    virtual side_result produce(const run_spec&) = 0;
+    virtual side_result consume(const run_spec&) = 0;
+    // Latency: ping sends a payload, waits for the echo, records the round trip; pong echoes
+    // every payload it receives (reading every byte, and writing every byte of the echo).
+    virtual side_result ping(const run_spec&) = 0;
+    virtual side_result pong(const run_spec&) = 0;
+};
+
+// Each transport source file defines one factory; the harness lists them all.
+std::unique_ptr<transport> make_shmchan_write();
+std::unique_ptr<transport> make_shmchan_loan();
+std::unique_ptr<transport> make_engine_socket();
+std::unique_ptr<transport> make_iceoryx();
+std::unique_ptr<transport> make_zeromq();
+std::unique_ptr<transport> make_unix_socket();
+std::unique_ptr<transport> make_pipe();
+std::unique_ptr<transport> make_tcp_loopback();
+std::unique_ptr<transport> make_message_queue();
+// The ceiling: the same work with two threads of one process handing buffers over through an
+// in-process queue (in_one_process() is true).
+std::unique_ptr<transport> make_inprocess();
+
+}  // namespace shmchan_bench
