@@ -2,6 +2,7 @@
 // of their own (they may block reading channels).
 #include "shmchan/worker.hpp"
 
+#include <condition_variable>
 #include <deque>
 #include <future>
 #include <list>
@@ -46,69 +47,143 @@ struct worker_access {
     static auto& writers(invocation& c) { return c.writers_; }
 };
 
+// One connection to the engine. The worker replaces it after a loss (reconnect); handlers
+// posted to a link keep it alive until its io_context has run them.
+struct worker_link {
+    std::unique_ptr<detail::ws_client> conn;
+    beast::flat_buffer buf;
+    std::deque<std::string> outq;  // io thread only
+    std::uint64_t generation = 0;
+};
+
 struct worker::impl : std::enable_shared_from_this<impl> {
     std::string url;
     worker_options opt;
-    detail::ws_client conn;
     std::thread io;
-    beast::flat_buffer buf;
-    std::deque<std::string> outq;  // io thread only
-    std::atomic<bool> up{true};
 
     std::mutex mu;
+    std::condition_variable changed;  // link up/down, stopping
+    std::shared_ptr<worker_link> link;  // null while disconnected
+    std::uint64_t generations = 0;
+    bool stopping = false;
+    std::atomic<bool> up{false};
+    std::string last_loss;
     std::map<std::string, std::promise<json>> waiting;  // invocation id -> its result message
     std::map<std::string, function_handler> handlers;
 
     std::mutex threads_mu;
     std::list<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> running;
 
-    impl(std::string u, worker_options o)
-        : url(std::move(u)), opt(std::move(o)), conn(url, "/", opt.connect_timeout) {}
+    impl(std::string u, worker_options o) : url(std::move(u)), opt(std::move(o)) {}
 
+    // The first connection: throws engine_unreachable like any setup call.
     void start() {
-        websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::client);
-        conn.ws().set_option(t);
-        read();
-        io = std::thread([self = shared_from_this()] {
-            auto guard = asio::make_work_guard(self->conn.ioc());
-            self->conn.ioc().restart();
-            self->conn.ioc().run();
+        adopt(connect());
+        io = std::thread([self = shared_from_this()] { self->serve(); });
+    }
+    std::shared_ptr<worker_link> connect() {
+        auto l = std::make_shared<worker_link>();
+        l->conn = std::make_unique<detail::ws_client>(url, "/", opt.connect_timeout);
+        l->conn->ws().set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+        return l;
+    }
+    // Makes `l` the current link; after a reconnect, registers every function again (the new
+    // engine knows nothing of the old one's registrations).
+    void adopt(std::shared_ptr<worker_link> l) {
+        std::vector<std::string> ids;
+        {
+            std::lock_guard lk(mu);
+            l->generation = ++generations;
+            link = l;
+            up = true;
+            for (auto& [id, h] : handlers) ids.push_back(id);
+        }
+        changed.notify_all();
+        read(l);
+        for (auto& id : ids) send(json{{"type", "registerfunction"}, {"id", id}}.dump());
+    }
+    // The io thread: runs the current link until it is lost, then reconnects with a backoff
+    // (when the options allow) until the worker is destroyed.
+    void serve() {
+        auto delay = std::chrono::milliseconds(50);
+        for (;;) {
+            std::shared_ptr<worker_link> l;
+            {
+                std::lock_guard lk(mu);
+                l = link;
+            }
+            if (l) {
+                l->conn->ioc().restart();
+                l->conn->ioc().run();  // returns once the read chain has failed and writes are done
+                {
+                    std::lock_guard lk(mu);
+                    if (link == l) link.reset();
+                }
+                l->conn->ioc().restart();
+                l->conn->ioc().poll();  // handlers posted before the reset: let them drop their refs
+                delay = std::chrono::milliseconds(50);
+            }
+            {
+                std::unique_lock lk(mu);
+                if (stopping || !opt.reconnect) return;
+                changed.wait_for(lk, delay, [&] { return stopping; });
+                if (stopping) return;
+            }
+            try {
+                adopt(connect());
+            } catch (const error&) {
+                delay = std::min(delay * 2, opt.reconnect_delay_max);
+            }
+        }
+    }
+    void read(const std::shared_ptr<worker_link>& l) {
+        l->conn->ws().async_read(l->buf, [self = shared_from_this(), l](beast::error_code ec, std::size_t) {
+            if (ec) return self->lost(*l, "connection to the engine at " + self->url + " lost: " + ec.message());
+            std::string text = beast::buffers_to_string(l->buf.data());
+            l->buf.consume(l->buf.size());
+            self->on_message(text, l->generation);
+            self->read(l);
         });
     }
-    void read() {
-        conn.ws().async_read(buf, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (ec) return self->lost("connection to the engine closed: " + ec.message());
-            std::string text = beast::buffers_to_string(self->buf.data());
-            self->buf.consume(self->buf.size());
-            self->on_message(text);
-            self->read();
-        });
-    }
-    void lost(const std::string& why) {
-        up = false;
+    void lost(worker_link& l, const std::string& why) {
         std::map<std::string, std::promise<json>> failed;
         {
             std::lock_guard lk(mu);
-            failed.swap(waiting);
+            if (link && link->generation == l.generation) up = false;
+            last_loss = why;
+            failed.swap(waiting);  // the engine that knew these invocations is gone
         }
+        changed.notify_all();
+        beast::error_code ignore;
+        l.conn->ws().next_layer().socket().close(ignore);
         for (auto& [id, p] : failed)
             p.set_value(json{{"error", {{"code", "engine_unreachable"}, {"message", why}}}});
     }
-    void send(std::string msg) {
-        asio::post(conn.ioc(), [self = shared_from_this(), msg = std::move(msg)]() mutable {
-            self->outq.push_back(std::move(msg));
-            if (self->outq.size() == 1) self->write_next();
+    // Queues a message on the current link; false while disconnected. `generation` (when not
+    // 0) restricts it to the link a request came in on: an answer to the old engine's
+    // invocation must not reach a new engine.
+    bool send(std::string msg, std::uint64_t generation = 0) {
+        std::shared_ptr<worker_link> l;
+        {
+            std::lock_guard lk(mu);
+            l = link;
+        }
+        if (!l || (generation && l->generation != generation)) return false;
+        asio::post(l->conn->ioc(), [self = shared_from_this(), l, msg = std::move(msg)]() mutable {
+            l->outq.push_back(std::move(msg));
+            if (l->outq.size() == 1) self->write_next(l);
         });
+        return true;
     }
-    void write_next() {
-        conn.ws().text(true);
-        conn.ws().async_write(asio::buffer(outq.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    void write_next(const std::shared_ptr<worker_link>& l) {
+        l->conn->ws().text(true);
+        l->conn->ws().async_write(asio::buffer(l->outq.front()), [self = shared_from_this(), l](beast::error_code ec, std::size_t) {
             if (ec) return;  // the read side reports the loss
-            self->outq.pop_front();
-            if (!self->outq.empty()) self->write_next();
+            l->outq.pop_front();
+            if (!l->outq.empty()) self->write_next(l);
         });
     }
-    void on_message(const std::string& text) {
+    void on_message(const std::string& text, std::uint64_t generation) {
         json m = json::parse(text, nullptr, false);
         if (m.is_discarded() || !m.is_object()) return;
         const std::string type = m.value("type", "");
@@ -120,11 +195,11 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             it->second.set_value(std::move(m));
             waiting.erase(it);
         } else if (type == "invokefunction") {
-            spawn_handler(std::move(m));
+            spawn_handler(std::move(m), generation);
         }
         // workerregistered, pong and anything else: nothing to do
     }
-    void spawn_handler(json m) {
+    void spawn_handler(json m, std::uint64_t generation) {
         std::lock_guard lk(threads_mu);
         for (auto it = running.begin(); it != running.end();) {  // reap finished handler threads
             if (it->second->load()) {
@@ -135,12 +210,12 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             }
         }
         auto done = std::make_shared<std::atomic<bool>>(false);
-        running.emplace_back(std::thread([self = shared_from_this(), m = std::move(m), done] {
-            self->run_handler(m);
+        running.emplace_back(std::thread([self = shared_from_this(), m = std::move(m), done, generation] {
+            self->run_handler(m, generation);
             done->store(true);
         }), done);
     }
-    void run_handler(const json& m) {
+    void run_handler(const json& m, std::uint64_t generation) {
         const std::string fid = m.value("function_id", "");
         const bool wants_result = m.contains("invocation_id") && !m["invocation_id"].is_null();
         json reply = {{"type", "invocationresult"}, {"function_id", fid}};
@@ -175,19 +250,23 @@ struct worker::impl : std::enable_shared_from_this<impl> {
                 fail("handler_error", e.what());
             }
         }
-        if (wants_result) send(reply.dump());
+        if (wants_result) send(reply.dump(), generation);
     }
     json call(const std::string& fid, const json& payload, std::chrono::milliseconds timeout) {
-        if (!up) throw error(errc::engine_unreachable, "not connected to the engine at " + url);
         const std::string id = detail::format_uuid(detail::random_uuid().data());
         std::future<json> f;
         {
             std::lock_guard lk(mu);
+            if (!up) throw error(errc::engine_unreachable, not_connected());
             f = waiting[id].get_future();
         }
-        send(json{{"type", "invokefunction"}, {"invocation_id", id}, {"function_id", fid}, {"data", payload},
-                  {"timeout_ms", timeout.count()}}
-                 .dump());
+        if (!send(json{{"type", "invokefunction"}, {"invocation_id", id}, {"function_id", fid}, {"data", payload},
+                       {"timeout_ms", timeout.count()}}
+                      .dump())) {
+            std::lock_guard lk(mu);
+            waiting.erase(id);
+            throw error(errc::engine_unreachable, not_connected());
+        }
         if (f.wait_for(timeout) != std::future_status::ready) {
             std::lock_guard lk(mu);
             waiting.erase(id);
@@ -204,14 +283,30 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         }
         return r.contains("result") ? r["result"] : json();
     }
+    std::string not_connected() const {  // mu held
+        return "not connected to the engine at " + url + (last_loss.empty() ? "" : " (" + last_loss + ")") +
+               (opt.reconnect ? "; reconnecting" : "");
+    }
+    bool wait_connected(std::chrono::milliseconds timeout) {
+        std::unique_lock lk(mu);
+        return changed.wait_for(lk, timeout, [&] { return up.load() || stopping; }) && up;
+    }
     void shutdown() {
-        up = false;
-        asio::post(conn.ioc(), [self = shared_from_this()] {
-            beast::error_code ignore;
-            self->conn.ws().next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignore);
-            self->conn.ws().next_layer().socket().close(ignore);
-            self->conn.ioc().stop();
-        });
+        std::shared_ptr<worker_link> l;
+        {
+            std::lock_guard lk(mu);
+            stopping = true;
+            up = false;
+            l = link;
+        }
+        changed.notify_all();
+        if (l) {
+            asio::post(l->conn->ioc(), [l] {
+                beast::error_code ignore;
+                l->conn->ws().next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignore);
+                l->conn->ws().next_layer().socket().close(ignore);
+            });
+        }
         if (io.joinable()) io.join();
         std::list<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> all;
         {
@@ -234,7 +329,7 @@ void worker::register_function(const std::string& id, function_handler handler) 
         std::lock_guard lk(impl_->mu);
         impl_->handlers[id] = std::move(handler);
     }
-    impl_->send(json{{"type", "registerfunction"}, {"id", id}}.dump());
+    impl_->send(json{{"type", "registerfunction"}, {"id", id}}.dump());  // or at the next reconnect
 }
 
 void worker::unregister_function(const std::string& id) {
@@ -248,10 +343,12 @@ void worker::unregister_function(const std::string& id) {
 json worker::trigger(const trigger_request& r) { return impl_->call(r.function_id, r.payload, r.timeout); }
 
 void worker::trigger_void(const std::string& function_id, const json& payload) {
-    if (!impl_->up) throw error(errc::engine_unreachable, "not connected to the engine at " + impl_->url);
-    impl_->send(json{{"type", "invokefunction"}, {"function_id", function_id}, {"data", payload},
-                     {"action", {{"type", "void"}}}}
-                    .dump());
+    if (!impl_->send(json{{"type", "invokefunction"}, {"function_id", function_id}, {"data", payload},
+                          {"action", {{"type", "void"}}}}
+                         .dump())) {
+        std::lock_guard lk(impl_->mu);
+        throw error(errc::engine_unreachable, impl_->not_connected());
+    }
 }
 
 channel worker::create_channel(std::size_t buffer_size) {
@@ -273,5 +370,6 @@ channel worker::create_channel(std::size_t buffer_size) {
 
 const std::string& worker::address() const noexcept { return impl_->url; }
 bool worker::connected() const noexcept { return impl_->up; }
+bool worker::wait_connected(std::chrono::milliseconds timeout) { return impl_->wait_connected(timeout); }
 
 }  // namespace shmchan

@@ -4,8 +4,10 @@
 
 #include <csignal>
 #include <future>
+#include <sys/mman.h>
 #include <thread>
 
+#include "shmchan/admin.hpp"
 #include "shmchan/engine.hpp"
 #include "shmchan/shmchan.hpp"
 #include "shmchan/worker.hpp"
@@ -325,4 +327,95 @@ TEST_CASE("engine: stopping finishes the ends nobody took; no segment is left", 
     CHECK(it.error() == errc::aborted);
     CHECK(r.abort_reason() == "engine stopped");
     CHECK_FALSE(shmchan::test::segment_exists(id));
+}
+
+TEST_CASE("engine restart: workers reconnect and register again; the old engine's channels fail clearly",
+          "[engine][fault]") {
+    using shmchan::test::child;
+    // The engine is a real process, killed with SIGKILL and started again on the same port.
+    auto start_engine = [](const std::string& listen) {
+        auto e = child::spawn({shmchan::test::cli_path(), "engine", "--listen", listen});
+        const std::string line = e.read_line(10s);
+        REQUIRE(line.rfind("shmchan engine: listening on ws://", 0) == 0);
+        return std::make_pair(std::move(e), line.substr(line.find("ws://")));
+    };
+    auto [eng, url] = start_engine("127.0.0.1:0");
+    const std::string port = url.substr(url.rfind(':') + 1);
+
+    worker_options wo;
+    wo.reconnect_delay_max = 200ms;
+    worker served(url, wo);
+    served.register_function("echo", [](invocation& call) { return call.input(); });
+    worker caller(url);
+    REQUIRE(eventually([&] {
+        try {
+            return caller.trigger({"echo", json{{"n", 1}}, 2s}) == json{{"n", 1}};
+        } catch (const invocation_error&) {
+            return false;  // not registered yet
+        }
+    }));
+    // A channel of the old engine, its reader to be opened through the socket later.
+    auto ch = caller.create_channel();
+
+    // An invocation pending when the engine dies fails with engine_unreachable, not a timeout.
+    served.register_function("hang", [](invocation&) {
+        std::this_thread::sleep_for(1500ms);
+        return json();
+    });
+    REQUIRE(eventually([&] { return invocation_code([&] { caller.trigger({"nope", {}, 1s}); }) == "function_not_found"; }));
+    std::this_thread::sleep_for(100ms);  // "hang" registered (the engine handles one connection's messages in order)
+    auto pending = std::async(std::launch::async, [&] {
+        try {
+            caller.trigger({"hang", {}, 20s});
+            return errc::ok;
+        } catch (const error& e) {
+            return e.kind();
+        } catch (const invocation_error&) {
+            return errc::protocol_error;
+        }
+    });
+    std::this_thread::sleep_for(300ms);
+    const auto killed_at = std::chrono::steady_clock::now();
+    eng.kill(SIGKILL);
+    REQUIRE(eng.wait(5s) == 128 + SIGKILL);
+    REQUIRE(pending.wait_for(3s) == std::future_status::ready);
+    CHECK(pending.get() == errc::engine_unreachable);
+    REQUIRE(eventually([&] { return !served.connected() && !caller.connected(); }, 3s));
+    INFO("loss noticed after " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - killed_at).count() << " ms");
+    CHECK(thrown([&] { caller.trigger({"echo", {}, 1s}); }) == errc::engine_unreachable);
+    CHECK(thrown([&] { caller.trigger_void("echo", {}); }) == errc::engine_unreachable);
+
+    // A new engine on the same address: both workers come back by themselves, and "echo" is
+    // served again without the worker's code doing anything.
+    auto [eng2, url2] = start_engine("127.0.0.1:" + port);
+    CHECK(url2 == url);
+    REQUIRE(served.wait_connected(5s));
+    REQUIRE(caller.wait_connected(5s));
+    REQUIRE(eventually([&] {
+        try {
+            return caller.trigger({"echo", json{{"n", 2}}, 2s}) == json{{"n", 2}};
+        } catch (const invocation_error&) {
+            return false;
+        }
+    }));
+    // The old engine's channel: the new engine does not know it.
+    CHECK(thrown([&] { auto r = open_reader(ch.reader_ref, via(transport::socket, url)); }) == errc::segment_missing);
+    // New channels work.
+    auto ch2 = caller.create_channel();
+    REQUIRE_FALSE(ch2.writer.write(std::string_view("after restart")));
+    REQUIRE_FALSE(ch2.writer.close());
+    auto r2 = open_reader(ch2.reader_ref, via(transport::socket, url));
+    auto all = r2.read_all(5s);
+    CHECK(std::string(reinterpret_cast<const char*>(all.data()), all.size()) == "after restart");
+    eng2.kill(SIGTERM);
+    CHECK(eng2.wait(10s) == 0);
+
+    // The killed engine could not remove its channel's segment: `shmchan ls` shows it as an
+    // orphan, which gc (and any engine starting 5 minutes later) removes. Remove it here.
+    bool orphan = false;
+    for (auto& s : list_segments())
+        if (s.name == "/shmchan-" + ch.reader_ref.channel_id) orphan = s.orphaned;
+    CHECK(orphan);
+    ::shm_unlink(("/shmchan-" + ch.reader_ref.channel_id).c_str());
 }

@@ -76,6 +76,11 @@ struct worker_options {
     // For ends opened from refs (handlers' inputs, create_channel): the transport; the engine
     // address is the worker's. SHMCHAN_TRANSPORT=socket forces the socket.
     transport via = transport::automatic;
+    // After the connection to the engine is lost (engine restarted, network), reconnect with
+    // a backoff up to this delay and register every function again. Invocations pending at
+    // the loss fail with engine_unreachable; calls made while disconnected fail at once.
+    bool reconnect = true;
+    std::chrono::milliseconds reconnect_delay_max = std::chrono::seconds(2);
 };
 
 class worker {
@@ -103,6 +108,8 @@ public:
 
     const std::string& address() const noexcept;
     bool connected() const noexcept;
+    // Waits until connected (after a loss, the next reconnect); false if not within timeout.
+    bool wait_connected(std::chrono::milliseconds timeout);
 
     struct impl;
 
