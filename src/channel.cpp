@@ -3,6 +3,7 @@
 #include "shmchan/channel.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -44,6 +45,35 @@ private:
     bool zero_;
     unsigned n_ = 0;
 };
+
+// The busy-wait budget of one end, learnt from the waits it met. A wait that ended soon after
+// the end went to sleep paid a futex sleep, a wake-up syscall in the peer and a membarrier
+// (48 us on the machine we measured) for a gap it could have spun through: the budget grows
+// to cover such gaps (up to `max`) and falls back towards `base` when gaps are longer.
+class spin_budget {
+public:
+    spin_budget(nanoseconds base, nanoseconds max)
+        : base_(base), max_(std::max(base, max)), cur_(base) {}
+    nanoseconds now() const { return cur_; }
+    // A wait of `gap` (from the first miss to the data or room being there) just ended.
+    void waited(nanoseconds gap) {
+        if (base_ <= 0ns || max_ == base_) return;  // spinning off, or a fixed spin
+        if (gap <= max_) cur_ = std::clamp(std::max(cur_, gap + gap / 4), base_, max_);
+        else cur_ = std::max(base_, cur_ / 2);
+    }
+
+private:
+    nanoseconds base_, max_, cur_;
+};
+// SHMCHAN_SPIN_MAX_US overrides spin_max_us (for A/B runs of the benchmarks).
+inline spin_budget spin_of(const channel_options& o) {
+    static const long env_max = [] {
+        const char* v = std::getenv("SHMCHAN_SPIN_MAX_US");
+        return v && *v ? std::strtol(v, nullptr, 10) : -1L;
+    }();
+    const long max_us = env_max >= 0 ? env_max : static_cast<long>(o.spin_max_us);
+    return {std::chrono::microseconds(o.spin_us), std::chrono::microseconds(max_us)};
+}
 
 // Liveness checks read /proc: at most once per poll interval, on the slow path.
 class liveness_timer {
@@ -182,14 +212,14 @@ struct shm_writer final : writer_impl {
     std::shared_ptr<segment> seg;
     control_block* cb;
     ring_producer prod;
-    nanoseconds spin;
+    spin_budget spin;
     liveness_timer liveness;
     bool claimed = false;
     bool loan_out = false;
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     watcher space_watch;
 
-    shm_writer(std::shared_ptr<segment> s, nanoseconds spin_)
+    shm_writer(std::shared_ptr<segment> s, spin_budget spin_)
         : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
 
     std::error_code ensure_claimed() {
@@ -215,14 +245,16 @@ struct shm_writer final : writer_impl {
         return {};
     }
     std::error_code wait_space(std::size_t payload, const deadline& dl) {
-        for (spinner sp(dl.immediate() ? 0ns : spin); sp.more();)
-            if (prod.can_claim(payload)) return {};
+        const auto t0 = clock::now();
+        for (spinner sp(dl.immediate() ? 0ns : spin.now()); sp.more();)
+            if (prod.can_claim(payload)) return spin.waited(clock::now() - t0), std::error_code{};
         for (;;) {
             if (auto e = peer_check()) return e;
             bool long_ok;
             const std::uint32_t seq = prepare_sleep(cb->space, long_ok);
             if (prod.can_claim(payload)) {
                 finish_sleep(cb->space);
+                spin.waited(clock::now() - t0);
                 return {};
             }
             if (dl.passed()) {
@@ -406,13 +438,13 @@ struct shm_reader final : reader_impl {
     std::shared_ptr<segment> seg;
     control_block* cb;
     ring_consumer cons;
-    nanoseconds spin;
+    spin_budget spin;
     bool claimed = false;
     bool finished = false;  // our end is final (end seen, sticky error, or closed)
     liveness_timer liveness;
     watcher data_watch;
 
-    shm_reader(std::shared_ptr<segment> s, nanoseconds spin_)
+    shm_reader(std::shared_ptr<segment> s, spin_budget spin_)
         : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
 
     std::error_code ensure_claimed() {
@@ -484,22 +516,31 @@ struct shm_reader final : reader_impl {
         if (sticky) return make(item::kind::error, {}, sticky);
         if (finished) return make(item::kind::error, {}, errc::closed);
         if (auto e = ensure_claimed()) return make(item::kind::error, {}, e);
+        record_view v;
+        ring_status st = cons.try_peek(v);
+        if (st == ring_status::ok) return deliver(v);  // the fast path reads no clock
         deadline dl(t);
-        spinner sp(block ? spin : 0ns);
+        const auto t0 = clock::now();
+        spinner sp(block ? spin.now() : 0ns);
         for (;;) {
-            record_view v;
-            const ring_status st = cons.try_peek(v);
-            if (st == ring_status::ok) return deliver(v);
+            if (st == ring_status::ok) {
+                spin.waited(clock::now() - t0);
+                return deliver(v);
+            }
             if (st == ring_status::corrupt) return fail(errc::corrupt);
             if (!block) {
                 if (auto e = writer_gone(liveness_due())) return fail(e);
                 return make(item::kind::error, {}, errc::would_block);
             }
-            if (sp.more()) continue;
+            if (sp.more()) {
+                st = cons.try_peek(v);
+                continue;
+            }
             bool long_ok;
             const std::uint32_t seq = prepare_sleep(cb->data, long_ok);
             if (cons.readable()) {
                 finish_sleep(cb->data);
+                st = cons.try_peek(v);
                 continue;
             }
             if (auto e = writer_gone(liveness_due())) {
@@ -512,6 +553,7 @@ struct shm_reader final : reader_impl {
             }
             futex_wait(cb->data.seq, seq, dl.next_sleep(long_ok));
             finish_sleep(cb->data);
+            st = cons.try_peek(v);
         }
     }
 
@@ -692,8 +734,8 @@ channel create_channel(const channel_options& opt) {
     const shm_extension ext{seg->name(), detail::host_name()};
     ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
     ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
-    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, std::chrono::microseconds(opt.spin_us)));
-    ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, std::chrono::microseconds(opt.spin_us)));
+    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, detail::spin_of(opt)));
+    ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, detail::spin_of(opt)));
     return ch;
 }
 
@@ -779,7 +821,7 @@ writer open_writer(const channel_ref& ref, const channel_options& opt) {
     return open_end(
         ref, opt, direction::write,
         [&] {
-            auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), std::chrono::microseconds(opt.spin_us));
+            auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), detail::spin_of(opt));
             if (impl->ensure_claimed()) throw_claimed(ref);
             return detail::end_access::make_writer(std::move(impl));
         },
@@ -790,7 +832,7 @@ reader open_reader(const channel_ref& ref, const channel_options& opt) {
     return open_end(
         ref, opt, direction::read,
         [&] {
-            auto impl = std::make_unique<detail::shm_reader>(open_checked(ref, direction::read), std::chrono::microseconds(opt.spin_us));
+            auto impl = std::make_unique<detail::shm_reader>(open_checked(ref, direction::read), detail::spin_of(opt));
             if (impl->ensure_claimed()) throw_claimed(ref);
             return detail::end_access::make_reader(std::move(impl));
         },

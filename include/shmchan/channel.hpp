@@ -33,6 +33,11 @@ struct channel_options {
     // Microseconds an end busy-waits for data or room before sleeping on the futex
     // (latency against CPU; 0 sleeps at once).
     std::uint32_t spin_us = 50;
+    // An end whose waits keep ending soon after it went to sleep (its peer runs a little
+    // slower than it: a sleep and its wake-up cost ~50-100 us here) learns to spin through
+    // such gaps, up to this many microseconds; gaps longer than this put it back to spin_us.
+    // At or below spin_us (or spin_us 0): a fixed spin.
+    std::uint32_t spin_max_us = 250;
     // For ends opened from refs: which path, and the engine serving the socket path
     // ("ws://127.0.0.1:49134"). SHMCHAN_TRANSPORT=auto|shm|socket overrides `automatic`.
     transport via = transport::automatic;
