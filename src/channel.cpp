@@ -146,35 +146,39 @@ void finish_end(segment& seg, std::atomic<std::uint32_t>& mine, end_state final_
         seg.unlink();
 }
 
-// A thread that sleeps on a wait line and signals an eventfd whenever `changed()` says so:
-// how an event loop learns that a reader may read or a writer may write. `changed` must
-// return true once per change (it keeps its own memory of what it reported).
+// The thread behind an end's event fd. It makes the fd readable when the watched index (the
+// writer's tail for a reader, the reader's head for a writer) moves away from where the end
+// last found nothing, or when the peer's fate becomes known (once). It watches shared memory
+// only while the end is armed, i.e. after the program drained the end to would_block (as the
+// event_fd contract asks): while data flows and the program is busy with it, the watcher
+// sleeps on a private word and costs nothing (no membarrier, no read of /proc per record). A
+// program that polls again without draining is still signalled (progress or the peer's fate)
+// within a poll interval.
 class watcher {
 public:
-    int start(wait_line& w, std::function<bool()> changed) {
+    int start(wait_line& w, const std::atomic<std::uint64_t>& index, std::function<bool()> fate) {
         if (efd_ >= 0) return efd_;
         efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (efd_ < 0) throw error(errc::system_error, "eventfd failed");
-        thread_ = std::thread([this, &w, changed = std::move(changed)] {
-            while (!stop_.load(std::memory_order_acquire)) {
-                bool long_ok;
-                const std::uint32_t seq = prepare_sleep(w, long_ok);
-                if (changed()) {
-                    finish_sleep(w);
-                    const std::uint64_t one = 1;
-                    [[maybe_unused]] auto r = ::write(efd_, &one, sizeof one);
-                    continue;
-                }
-                if (!stop_.load(std::memory_order_acquire))
-                    futex_wait(w.seq, seq, long_ok ? poll_interval : nanoseconds(1ms));
-                finish_sleep(w);
-            }
-        });
+        // Armed from the start: whatever is there already is worth a look.
+        arms_.store(1, std::memory_order_relaxed);
+        seen_.store(~std::uint64_t{0}, std::memory_order_relaxed);
+        thread_ = std::thread([this, &w, &index, fate = std::move(fate)] { run(w, index, fate); });
         return efd_;
+    }
+    // The end found nothing to do at `seen` (its own head for a reader, the head it last saw
+    // for a writer).
+    void arm(std::uint64_t seen) noexcept {
+        if (efd_ < 0) return;
+        seen_.store(seen, std::memory_order_relaxed);
+        arms_.fetch_add(1, std::memory_order_seq_cst);
+        if (idle_.load(std::memory_order_seq_cst)) futex_wake_all(arms_);
     }
     void stop(wait_line& w) {
         if (thread_.joinable()) {
-            stop_.store(true, std::memory_order_release);
+            stop_.store(true, std::memory_order_seq_cst);
+            arms_.fetch_add(1, std::memory_order_seq_cst);
+            futex_wake_all(arms_);
             notify_always(w);
             thread_.join();
         }
@@ -183,27 +187,60 @@ public:
     }
 
 private:
+    void run(wait_line& w, const std::atomic<std::uint64_t>& index, const std::function<bool()>& fate) {
+        std::uint32_t handled = 0;              // the arm last answered
+        std::uint64_t signalled = ~std::uint64_t{0};  // the index at the last signal
+        bool told = false;                      // the fate was signalled
+        auto signal = [&](std::uint64_t at) {
+            signalled = at;
+            const std::uint64_t one = 1;
+            [[maybe_unused]] auto r = ::write(efd_, &one, sizeof one);
+        };
+        while (!stop_.load(std::memory_order_acquire)) {
+            const std::uint32_t arms = arms_.load(std::memory_order_seq_cst);
+            if (arms == handled) {  // not armed: sleep privately (Dekker with arm() over idle_)
+                idle_.store(true, std::memory_order_seq_cst);
+                if (arms_.load(std::memory_order_seq_cst) == handled)
+                    futex_wait(arms_, handled, poll_interval);
+                idle_.store(false, std::memory_order_relaxed);
+                if (arms_.load(std::memory_order_acquire) == handled) {  // the poll interval passed
+                    const std::uint64_t now = index.load(std::memory_order_acquire);
+                    if (now != signalled) signal(now);
+                    else if (!told && fate()) told = true, signal(now);
+                }
+                continue;
+            }
+            const std::uint64_t seen = seen_.load(std::memory_order_relaxed);
+            bool long_ok;
+            const std::uint32_t seq = prepare_sleep(w, long_ok);
+            const std::uint64_t now = index.load(std::memory_order_acquire);
+            bool fire = now != seen;
+            if (!fire && !told && fate()) fire = told = true;  // reads /proc: at most per wake-up
+            if (fire) {
+                finish_sleep(w);
+                handled = arms;
+                signal(now);
+                continue;
+            }
+            if (!stop_.load(std::memory_order_acquire))
+                futex_wait(w.seq, seq, long_ok ? poll_interval : nanoseconds(1ms));
+            finish_sleep(w);
+        }
+    }
+
     int efd_ = -1;
     std::thread thread_;
     std::atomic<bool> stop_{false};
+    std::atomic<std::uint32_t> arms_{0};  // arm() calls; the futex word of the idle watcher
+    std::atomic<bool> idle_{false};
+    std::atomic<std::uint64_t> seen_{0};
 };
 
-// What an event fd watches: the peer's index moved (data or room), or the peer's fate became
-// known (finished, or dead), the latter reported once.
-std::function<bool()> progress_or_fate(const std::atomic<std::uint64_t>& index,
-                                       const std::atomic<std::uint32_t>& peer_state, const owner& peer) {
-    return [&index, &peer_state, &peer, last = ~std::uint64_t{0}, told = false]() mutable {
-        const std::uint64_t now = index.load(std::memory_order_acquire);
-        if (now != last) {
-            last = now;
-            return true;
-        }
-        // Liveness costs a read of /proc: only when nothing moved.
+// The peer's fate is known: it finished its end, or died.
+std::function<bool()> peer_fate(const std::atomic<std::uint32_t>& peer_state, const owner& peer) {
+    return [&peer_state, &peer] {
         const end_state p = load_state(peer_state);
-        const bool fate = p == end_state::closed || p == end_state::aborted ||
-                          (p == end_state::active && owner_dead(peer));
-        if (fate && !told) return told = true;
-        return false;
+        return p == end_state::closed || p == end_state::aborted || (p == end_state::active && owner_dead(peer));
     };
 }
 
@@ -259,6 +296,7 @@ struct shm_writer final : writer_impl {
             }
             if (dl.passed()) {
                 finish_sleep(cb->space);
+                if (dl.immediate()) space_watch.arm(prod.head_seen());  // an event loop's try
                 return errc::timeout;
             }
             futex_wait(cb->space.seq, seq, dl.next_sleep(long_ok));
@@ -330,6 +368,7 @@ struct shm_writer final : writer_impl {
         if (need > cap) return errc::too_large;
         if (need > cap - std::min<std::size_t>(prod.unread_bytes(), cap)) {
             if (auto e = check_fatal(peer_check())) return e;
+            space_watch.arm(prod.head_seen());
             return errc::would_block;
         }
         return write(bytes, 0ns);  // fits: no record will wait
@@ -345,7 +384,9 @@ struct shm_writer final : writer_impl {
                 std::error_code e = check_fatal(st == ring_status::corrupt
                                                     ? make_error_code(errc::corrupt)
                                                     : peer_check());
-                return failed_loan(e ? e : make_error_code(errc::would_block));
+                if (e) return failed_loan(e);
+                space_watch.arm(prod.head_seen());
+                return failed_loan(errc::would_block);
             }
         } else {
             deadline dl(t);
@@ -425,7 +466,7 @@ struct shm_writer final : writer_impl {
     // Signals when the head moves or the reader's fate changes.
     int event_fd() override {
         if (auto e = ensure_claimed()) throw error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
-        return space_watch.start(cb->space, progress_or_fate(cb->consumer.head, cb->consumer.state, cb->consumer.who));
+        return space_watch.start(cb->space, cb->consumer.head, peer_fate(cb->consumer.state, cb->consumer.who));
     }
     ~shm_writer() override {
         space_watch.stop(cb->space);
@@ -530,6 +571,7 @@ struct shm_reader final : reader_impl {
             if (st == ring_status::corrupt) return fail(errc::corrupt);
             if (!block) {
                 if (auto e = writer_gone(liveness_due())) return fail(e);
+                data_watch.arm(cons.head());
                 return make(item::kind::error, {}, errc::would_block);
             }
             if (sp.more()) {
@@ -560,7 +602,7 @@ struct shm_reader final : reader_impl {
     // Signals when the tail moves or the writer's fate changes.
     int event_fd() override {
         if (auto e = ensure_claimed()) throw error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
-        return data_watch.start(cb->data, progress_or_fate(cb->producer.tail, cb->producer.state, cb->producer.who));
+        return data_watch.start(cb->data, cb->producer.tail, peer_fate(cb->producer.state, cb->producer.who));
     }
 
     ~shm_reader() override {

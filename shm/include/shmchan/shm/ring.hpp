@@ -161,6 +161,7 @@ public:
         return head_cache_ <= tail_ ? tail_ - head_cache_ : 0;
     }
     std::uint64_t tail() const noexcept { return tail_; }
+    std::uint64_t head_seen() const noexcept { return head_cache_; }  // consumer.head, last loaded
 
 private:
     control_block* cb_ = nullptr;
