@@ -1,5 +1,6 @@
 #include "shmchan/admin.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -55,9 +56,14 @@ std::vector<segment_entry> list_segments() {
     return out;
 }
 
-std::vector<segment_entry> collect_garbage(bool dry_run, std::chrono::seconds min_age) {
+namespace {
+std::vector<segment_entry> collect(const std::vector<std::string>* only, bool dry_run, std::chrono::seconds min_age) {
     std::vector<segment_entry> removed;
     for (auto& s : list_segments()) {
+        if (only && std::none_of(only->begin(), only->end(), [&](const std::string& id) {
+                return s.name == id || s.name == "/shmchan-" + id;
+            }))
+            continue;
         struct stat st{};
         if (::stat((shm::shm_dir() + s.name).c_str(), &st) != 0) continue;  // gone meanwhile
         const auto age = std::chrono::seconds(std::time(nullptr) - st.st_mtime);
@@ -70,6 +76,16 @@ std::vector<segment_entry> collect_garbage(bool dry_run, std::chrono::seconds mi
         removed.push_back(std::move(s));
     }
     return removed;
+}
+}  // namespace
+
+std::vector<segment_entry> collect_garbage(bool dry_run, std::chrono::seconds min_age) {
+    return collect(nullptr, dry_run, min_age);
+}
+
+std::vector<segment_entry> collect_garbage(const std::vector<std::string>& channel_ids, bool dry_run,
+                                           std::chrono::seconds min_age) {
+    return collect(&channel_ids, dry_run, min_age);
 }
 
 }  // namespace shmchan

@@ -52,9 +52,9 @@ const char* usage_text =
     "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM\n"
     "  shmchan ls\n"
     "      the channels in /dev/shm: ends, owners, bytes moved, fill level\n"
-    "  shmchan gc [--dry-run] [--min-age SECONDS]\n"
+    "  shmchan gc [--dry-run] [--min-age SECONDS] [CHANNEL_ID...]\n"
     "      remove segments no live process created or holds (after crashes), untouched for\n"
-    "      SECONDS (default 10)\n"
+    "      SECONDS (default 10); with channel ids, only those (the others are not touched)\n"
     "  shmchan --version\n"
     "BYTES accepts K, M, G suffixes (powers of 1024).\n";
 
@@ -341,12 +341,15 @@ int cmd_ls(const std::vector<std::string>& args) {
 int cmd_gc(const std::vector<std::string>& args) {
     bool dry = false;
     std::chrono::seconds min_age(10);
+    std::vector<std::string> only;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--dry-run") dry = true;
         else if (args[i] == "--min-age" && i + 1 < args.size()) min_age = std::chrono::seconds(std::stoll(args[++i]));
+        else if (!args[i].empty() && args[i][0] != '-') only.push_back(args[i]);
         else throw usage_error("gc: unexpected argument " + args[i]);
     }
-    const auto removed = shmchan::collect_garbage(dry, min_age);
+    const auto removed = only.empty() ? shmchan::collect_garbage(dry, min_age)
+                                      : shmchan::collect_garbage(only, dry, min_age);
     for (const auto& s : removed) {
         std::printf("%s ", dry ? "would remove" : "removed");
         print_segment(s);

@@ -26,5 +26,9 @@ std::vector<segment_entry> list_segments();
 // layout version are left alone. Returns what it removed; with dry_run, what it would remove.
 std::vector<segment_entry> collect_garbage(bool dry_run = false,
                                            std::chrono::seconds min_age = std::chrono::seconds(10));
+// The same, restricted to these channels (ids, or segment names "/shmchan-<id>"): segments of
+// other channels are never touched, whatever their state (for hosts shared with others).
+std::vector<segment_entry> collect_garbage(const std::vector<std::string>& channel_ids, bool dry_run = false,
+                                           std::chrono::seconds min_age = std::chrono::seconds(10));
 
 }  // namespace shmchan
