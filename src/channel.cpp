@@ -310,6 +310,8 @@ struct shm_writer final : writer_impl {
             sticky = e;
             loan_out = false;
             if (!finished) finish(end_state::closed);
+            // Closed before, and the reader died since (wait_drained): no one else can remove it.
+            else if (e == errc::peer_lost) seg->unlink();
         }
         return e;
     }
