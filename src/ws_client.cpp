@@ -64,6 +64,13 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     if (!run_until([&] { return done; }, until))
         throw error(errc::engine_unreachable, "engine at " + url + " did not answer the upgrade in time");
     if (ec) {
+        // No answer at all (the connection was reset or closed before a response): the engine
+        // died or is going away, which is not a refusal.
+        if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+            ec.category() == asio::error::get_system_category() ||
+            ec.category() == asio::error::get_misc_category())
+            throw error(errc::engine_unreachable, "engine at " + url +
+                                                      " closed the connection during the upgrade: " + ec.message());
         const std::string body = res.body();
         switch (res.result()) {
             case http::status::not_found:
