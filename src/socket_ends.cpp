@@ -31,15 +31,31 @@ std::string trim_reason(std::string s) {
     return s;
 }
 
+// What the engine's close frame to a writer means: 1000 answers our own close; 1008 "already
+// claimed" refuses the end; 1009 a frame too large; 1011 "<errc name>: ..." the engine could not
+// deliver (the reader left: peer_closed, or died: peer_lost).
+std::error_code writer_close_code(const websocket::close_reason& r) {
+    if (r.code == websocket::close_code::normal) return {};
+    const std::string why(r.reason.c_str());
+    if (r.code == websocket::close_code::policy_error && why == "already claimed") return errc::already_claimed;
+    if (r.code == websocket::close_code::too_big) return errc::too_large;
+    const std::string name = why.substr(0, why.find(':'));
+    for (errc e : {errc::peer_closed, errc::peer_lost, errc::corrupt, errc::too_large})
+        if (name == to_string(e)) return e;
+    return errc::peer_lost;
+}
+
 class socket_writer final : public writer_impl {
 public:
     socket_writer(const channel_ref& ref, const std::string& engine)
-        : c_(engine, target_for(ref), connect_timeout) {}
+        : c_(engine, target_for(ref), connect_timeout) {
+        watch();
+    }
 
     ~socket_writer() override {
         if (!finished) abort("writer destroyed without close()");
         c_.shutdown();
-        c_.run_until([this] { return !writing_; }, ws_client::clock::time_point::max());
+        c_.run_until([this] { return !writing_ && !reading_; }, ws_client::clock::time_point::max());
     }
 
     std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
@@ -151,7 +167,24 @@ private:
         c_.ws().binary(binary);
         c_.ws().async_write(b, [this](beast::error_code ec, std::size_t) {
             writing_ = false;
-            if (ec) err_ = make_error_code(errc::peer_lost);  // the engine or the channel went away
+            // The engine or the channel went away (the close frame, if any, says more: watch()).
+            if (ec && !err_) err_ = make_error_code(errc::peer_lost);
+        });
+    }
+    // The engine sends a writer nothing but a close frame: a refusal, or that it cannot deliver
+    // (the reader left or died). A read stays posted to catch it, so the next write (not only
+    // close()) reports it, and a writer never streams into a channel nobody reads.
+    void watch() {
+        reading_ = true;
+        c_.ws().async_read(inbox_, [this](beast::error_code ec, std::size_t) {
+            reading_ = false;
+            if (!ec) {
+                inbox_.consume(inbox_.size());
+                return watch();
+            }
+            if (finished) return;  // after our own close or abort, close_with() reads the answer
+            if (ec == websocket::error::closed) err_ = writer_close_code(c_.ws().reason());
+            else if (!err_) err_ = make_error_code(errc::peer_lost);
         });
     }
     std::error_code close_with(websocket::close_reason why, ws_client::clock::time_point dl) {
@@ -166,11 +199,16 @@ private:
             c_.run_until([&] { return done; }, ws_client::clock::time_point::max());
             return errc::timeout;
         }
-        return ec ? make_error_code(errc::peer_lost) : std::error_code();
+        // The engine's close frame says whether it took the stream (1000), or refused or lost
+        // it; without one, the connection broke.
+        if (c_.ws().reason().code != websocket::close_code::none) return writer_close_code(c_.ws().reason());
+        return ec ? (err_ ? err_ : make_error_code(errc::peer_lost)) : std::error_code();
     }
 
     ws_client c_;
     std::vector<std::byte> out_, loan_buf_;
+    beast::flat_buffer inbox_;
+    bool reading_ = false;
     bool writing_ = false;
     bool loan_out_ = false;
     std::error_code err_;
