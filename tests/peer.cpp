@@ -1,14 +1,34 @@
 // The other process of the cross-process tests. One line of output per event, so the test
 // can follow along:
-//   read REF [--transcript [--hex]] [--stop-after BYTES] [--timeout-ms N]
+//   read REF [--transcript [--hex]] [--stop-after BYTES [--hold-view]] [--timeout-ms N]
+//          [--engine URL] [--hold-at start|open] [--announce] [--mark BYTES] [--verify]
+//          [--keep-after-timeout]
 //       -> (with --transcript: "B <len> <sum>" / "T <text>" per record; with --hex as well,
 //          "B <len> <sum> <hex bytes>")
-//          "READY <bytes>" and sleep forever once --stop-after bytes are read (to be killed)
+//          "READY <bytes>" and sleep forever once --stop-after bytes are read (to be killed;
+//          with --hold-view the last chunk's view is kept, not released)
+//          "MARK <bytes>" once --mark bytes are read (and it reads on)
+//          "TIMEOUT <bytes> <checksum>" with --keep-after-timeout when a next() timed out (it
+//          reads on)
+//          "MISMATCH <offset>" (exit 4) with --verify when a byte differs from fill_pattern
 //          "END <bytes> <checksum>" | "ERR <errc> <bytes> <checksum> <reason>"
-//   write REF --size N [--chunk C] [--loan] [--then close|abort:REASON|hang|drop|exit]
-//          [--pause-after BYTES]
-//       -> "READY <bytes>" when pausing (sleeps forever), "WROTE <bytes>", then "CLOSED" /
-//          "ABORTED" / "HANG" / "DRAINED" or "ERR <errc> <written>"
+//   write REF --size N [--chunk C] [--loan] [--then close|close-hang|abort:REASON|hang|drop|exit]
+//          [--pause-after BYTES [--stop-in-loan]] [--engine URL] [--hold-at start|open]
+//          [--announce] [--mark BYTES] [--report-block MS]
+//       -> "READY <bytes>" when pausing (sleeps forever), "MARK <bytes>" once --mark bytes are
+//          committed (it writes on), "BLOCKED <bytes>" when a write waited --report-block ms
+//          for room (it waits on), "WROTE <bytes>", then "CLOSED" / "ABORTED" / "HANG" /
+//          "DRAINED" or "ERR <errc> <written>"; with --stop-in-loan, "IN-LOAN <bytes>" instead of
+//          READY, holding a loan half filled (with 0xEE), never committed. BLOCKED is said once
+//          per wait: again only after a write went through in time
+//   read and write, --engine URL: through the engine's channel socket (transport::socket);
+//          --hold-at start: "STARTED" before opening the end, then sleep forever; --hold-at
+//          open: "OPEN" once the end is claimed, then sleep forever (the crash matrix kills them);
+//          --announce: "OPENING" just before the end is opened
+//   handshake URL REF --stage connect|partial|request
+//       -> a raw client of the engine's channel socket that stops part way: "CONNECTED" after
+//          the TCP connect, "PARTIAL" after half of the HTTP upgrade request, "SENT" after all
+//          of it (the answer is never read); then sleeps forever
 //   mixed REF COUNT   -> interleaved text and binary records, then close; "CLOSED"
 //   read-file REF FILE -> every received byte into FILE (text messages are skipped);
 //          "END <bytes>" | "ERR <errc> <bytes> <reason>"
@@ -25,8 +45,13 @@
 #include <cstring>
 #include <iostream>
 #include <string>
-#include <unistd.h>
+#include <utility>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace shmchan;
 
@@ -56,6 +81,23 @@ void say(const std::string& line) {
     std::fputs(line.c_str(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
+}
+
+// --engine URL: the socket path through that engine; otherwise the defaults.
+channel_options end_options(const std::vector<std::string>& a) {
+    channel_options o;
+    o.engine = arg_after(a, "--engine");
+    if (!o.engine.empty()) o.via = transport::socket;
+    return o;
+}
+
+// --hold-at start: stop before opening the end; --hold-at open: once it is claimed.
+// --announce: say "OPENING" just before opening (a test may then act during the open).
+void hold_if(const std::vector<std::string>& a, const char* where) {
+    if (std::string(where) == "start" && has(a, "--announce")) say("OPENING");
+    if (arg_after(a, "--hold-at") != where) return;
+    say(std::string(where) == "start" ? "STARTED" : "OPEN");
+    sleep_forever();
 }
 
 std::string hex(std::uint64_t v) {
@@ -91,17 +133,44 @@ int close_and_drain(writer& w) {
 }
 
 int do_read(const std::vector<std::string>& a) {
-    reader r = open_reader(channel_ref::parse(a[0]));
+    hold_if(a, "start");
+    reader r = open_reader(channel_ref::parse(a[0]), end_options(a));
+    hold_if(a, "open");
     const bool transcript = has(a, "--transcript");
     const bool with_hex = has(a, "--hex");
+    const bool verify = has(a, "--verify");
+    const bool hold_view = has(a, "--hold-view");
+    const bool keep_after_timeout = has(a, "--keep-after-timeout");
     const std::uint64_t stop_after = std::stoull(arg_after(a, "--stop-after", "0"));
+    std::uint64_t mark = std::stoull(arg_after(a, "--mark", "0"));
     const long timeout_ms = std::stol(arg_after(a, "--timeout-ms", "-1"));
     const nanoseconds t = timeout_ms < 0 ? forever : std::chrono::milliseconds(timeout_ms);
     stream_checksum sum;
+    std::vector<std::byte> expect;
+    bool timed_out = false;
     for (;;) {
         item it = r.next(t);
+        if (it.is_error() && it.error() == errc::timeout && keep_after_timeout) {
+            if (!timed_out) say("TIMEOUT " + std::to_string(sum.bytes()) + " " + hex(sum.value()));
+            timed_out = true;
+            continue;
+        }
+        timed_out = false;
         if (it.is_chunk()) {
+            if (verify) {  // every byte is the one written at its position
+                expect.resize(it.data().size());
+                fill_pattern(expect, sum.bytes());
+                const auto m = std::mismatch(expect.begin(), expect.end(), it.data().begin());
+                if (m.first != expect.end()) {
+                    say("MISMATCH " + std::to_string(sum.bytes() + static_cast<std::uint64_t>(m.first - expect.begin())));
+                    return 4;
+                }
+            }
             sum.update(it.data());
+            if (mark && sum.bytes() >= mark) {
+                say("MARK " + std::to_string(sum.bytes()));
+                mark = 0;
+            }
             if (transcript) {
                 stream_checksum one;
                 one.update(it.data());
@@ -109,7 +178,7 @@ int do_read(const std::vector<std::string>& a) {
                     (with_hex ? " " + hex_bytes(it.data()) : std::string()));
             }
             if (stop_after && sum.bytes() >= stop_after) {
-                it.release();
+                if (!hold_view) it.release();
                 say("READY " + std::to_string(sum.bytes()));
                 sleep_forever();
             }
@@ -127,13 +196,19 @@ int do_read(const std::vector<std::string>& a) {
 }
 
 int do_write(const std::vector<std::string>& a) {
-    writer w = open_writer(channel_ref::parse(a[0]));
+    hold_if(a, "start");
+    writer w = open_writer(channel_ref::parse(a[0]), end_options(a));
+    hold_if(a, "open");
     const std::uint64_t size = std::stoull(arg_after(a, "--size", "0"));
     const std::size_t chunk =
         std::min<std::size_t>(std::stoull(arg_after(a, "--chunk", "65536")), w.max_record());
     const std::uint64_t pause_after = std::stoull(arg_after(a, "--pause-after", "0"));
+    std::uint64_t mark = std::stoull(arg_after(a, "--mark", "0"));
+    const long block_ms = std::stol(arg_after(a, "--report-block", "-1"));
     const bool use_loan = has(a, "--loan");
+    const bool stop_in_loan = has(a, "--stop-in-loan");
     const std::string then = arg_after(a, "--then", "close");
+    bool blocked_told = false;  // "BLOCKED" is said once per wait for room
     std::vector<std::byte> buf(chunk);
     for (std::uint64_t off = 0; off < size;) {
         const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
@@ -147,14 +222,43 @@ int do_write(const std::vector<std::string>& a) {
             }
         } else {
             fill_pattern(std::span(buf.data(), n), off);
-            e = w.write(std::span(buf.data(), n));
+            std::size_t done = 0;
+            if (block_ms >= 0) {
+                // A write with a deadline may commit part of the chunk: bytes_written() says
+                // how much; the rest goes with a blocking write.
+                e = w.write(std::span(buf.data(), n), std::chrono::milliseconds(block_ms));
+                if (e == errc::timeout) {
+                    done = static_cast<std::size_t>(w.bytes_written() - off);
+                    if (!std::exchange(blocked_told, true)) say("BLOCKED " + std::to_string(w.bytes_written()));
+                    e = {};
+                } else {
+                    done = n;
+                    blocked_told = false;  // the next wait is a new episode
+                }
+            }
+            if (!e && done < n) e = w.write(std::span(buf.data() + done, n - done));
         }
         if (e) {
             say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
             return 3;
         }
         off += n;
+        if (mark && off >= mark) {
+            say("MARK " + std::to_string(off));
+            mark = 0;
+        }
         if (pause_after && off >= pause_after) {
+            if (stop_in_loan) {
+                // Dies (or hangs) with a record claimed and half filled, never committed.
+                loan l = w.get_loan(chunk);
+                if (!l) {
+                    say(std::string("ERR ") + name(l.error()) + " " + std::to_string(w.bytes_written()));
+                    return 3;
+                }
+                std::memset(l.data().data(), 0xEE, l.size() / 2);
+                say("IN-LOAN " + std::to_string(w.bytes_written()));
+                sleep_forever();
+            }
             say("READY " + std::to_string(off));
             sleep_forever();
         }
@@ -162,6 +266,13 @@ int do_write(const std::vector<std::string>& a) {
     say("WROTE " + std::to_string(w.bytes_written()));
     if (then == "close") {
         if (int rc = close_and_drain(w)) return rc;
+    } else if (then == "close-hang") {
+        if (auto e = w.close()) {
+            say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
+            return 3;
+        }
+        say("CLOSED");
+        sleep_forever();
     } else if (then.rfind("abort:", 0) == 0) {
         w.abort(then.substr(6));
         say("ABORTED");
@@ -174,6 +285,49 @@ int do_write(const std::vector<std::string>& a) {
     }
     // "drop": the writer's destructor runs without close()
     return 0;
+}
+
+// A raw client of the channel socket that stops part way through the upgrade.
+int do_handshake(const std::vector<std::string>& a) {
+    if (a.size() < 2) throw error(errc::invalid_argument, "handshake needs URL REF");
+    const std::string url = a[0];
+    const channel_ref ref = channel_ref::parse(a[1]);
+    const std::string stage = arg_after(a, "--stage", "request");
+    const auto colon = url.rfind(':');
+    if (url.rfind("ws://127.0.0.1:", 0) != 0 || colon == std::string::npos)
+        throw error(errc::invalid_argument, "handshake takes ws://127.0.0.1:PORT");
+    const int port = std::stoi(url.substr(colon + 1));
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        say(std::string("ERR engine_unreachable ") + std::strerror(errno));
+        return 3;
+    }
+    const std::string req = "GET /ws/channels/" + ref.channel_id + "?key=" + ref.access_key +
+                            "&dir=" + to_string(ref.dir) + " HTTP/1.1\r\nHost: 127.0.0.1:" +
+                            std::to_string(port) +
+                            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    std::string_view part = req;
+    if (stage == "connect") {
+        say("CONNECTED");
+        sleep_forever();
+    }
+    if (stage == "partial") part = part.substr(0, part.size() / 2);
+    else if (stage != "request") throw error(errc::invalid_argument, "--stage connect|partial|request");
+    while (!part.empty()) {
+        const ssize_t n = ::send(fd, part.data(), part.size(), MSG_NOSIGNAL);
+        if (n <= 0) {
+            say(std::string("ERR system_error ") + std::strerror(errno));
+            return 3;
+        }
+        part.remove_prefix(static_cast<std::size_t>(n));
+    }
+    say(stage == "partial" ? "PARTIAL" : "SENT");
+    sleep_forever();
 }
 
 // Deterministic mix of record kinds and sizes; the test rebuilds the same sequence.
@@ -318,6 +472,7 @@ int main(int argc, char** argv) {
         if (cmd == "write-file") return do_write_file(a);
         if (cmd == "open-reader") return do_open(a, true);
         if (cmd == "open-writer") return do_open(a, false);
+        if (cmd == "handshake") return do_handshake(a);
     } catch (const error& e) {
         say(std::string("ERR ") + to_string(e.kind()) + " " + e.what());
         return 3;
