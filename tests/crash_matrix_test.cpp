@@ -1224,7 +1224,7 @@ void handshake_victim(the_case& c) {
 // --- running rows -----------------------------------------------------------------------------------
 // A channel left because every process that could finish it died (the engine, holding both its
 // ends): listed as orphaned, and removed by `shmchan gc` restricted to it.
-void collect_orphan(const std::string& id) {
+void collect_orphan(the_case& c, const std::string& id) {
     INFO("orphaned channel " << id);
     const auto all = list_segments();
     const auto it = std::find_if(all.begin(), all.end(), [&](const segment_entry& s) { return s.name == "/shmchan-" + id; });
@@ -1236,6 +1236,8 @@ void collect_orphan(const std::string& id) {
     CHECK(out.find("removed " + id) != std::string::npos);
     CHECK(out.find("removed 1 segment(s)") != std::string::npos);
     CHECK_FALSE(segment_exists(id));
+    c.report("`shmchan gc --min-age 0 <id>` (the engine died holding the channel)",
+             segment_exists(id) ? "NOT removed" : "orphan removed", clock_type::duration(-1), ms(0));
 }
 
 void run(the_case& c) {
@@ -1247,7 +1249,7 @@ void run(the_case& c) {
         case victim::socket_reader: socket_end_victim(c); break;
         case victim::socket_client: handshake_victim(c); break;
     }
-    for (const auto& id : c.orphans) collect_orphan(id);
+    for (const auto& id : c.orphans) collect_orphan(c, id);
     for (const auto& id : c.ids) {
         INFO(c.title() << ": channel " << id << " must be gone from /dev/shm");
         CHECK(eventually([&] { return !segment_exists(id); }, 2000ms * slowdown));
