@@ -25,6 +25,11 @@
 //          --hold-at start: "STARTED" before opening the end, then sleep forever; --hold-at
 //          open: "OPEN" once the end is claimed, then sleep forever (the crash matrix kills them);
 //          --announce: "OPENING" just before the end is opened
+//   read, write and any error line, --stamp: "AT <last> <now>" just before each ERR, END,
+//          TIMEOUT or BLOCKED line: steady-clock nanoseconds (CLOCK_MONOTONIC, the same clock in
+//          every process) of the last chunk read or written (0: none yet) and of the report, so
+//          that a test can tell when an end noticed a fault apart from how long it was busy
+//          delivering bytes buffered before it
 //   handshake URL REF --stage connect|partial|request
 //       -> a raw client of the engine's channel socket that stops part way: "CONNECTED" after
 //          the TCP connect, "PARTIAL" after half of the HTTP upgrade request, "SENT" after all
@@ -39,6 +44,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
@@ -83,6 +89,21 @@ void say(const std::string& line) {
     std::fflush(stdout);
 }
 
+// --stamp: when the last chunk moved, and when a report is made (see the header).
+bool stamping = false;
+std::int64_t last_progress_ns = 0;
+std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+void progress() {
+    if (stamping) last_progress_ns = steady_ns();
+}
+void stamp() {
+    if (stamping) say("AT " + std::to_string(last_progress_ns) + " " + std::to_string(steady_ns()));
+}
+
 // --engine URL: the socket path through that engine; otherwise the defaults.
 channel_options end_options(const std::vector<std::string>& a) {
     channel_options o;
@@ -120,11 +141,13 @@ std::string hex_bytes(std::span<const std::byte> d) {
 // Closes, waits until the reader has everything, says so: "CLOSED", "DRAINED" or "ERR ...".
 int close_and_drain(writer& w) {
     if (auto e = w.close()) {
+        stamp();
         say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
         return 3;
     }
     say("CLOSED");
     if (auto e = w.wait_drained()) {
+        stamp();
         say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
         return 3;
     }
@@ -151,7 +174,10 @@ int do_read(const std::vector<std::string>& a) {
     for (;;) {
         item it = r.next(t);
         if (it.is_error() && it.error() == errc::timeout && keep_after_timeout) {
-            if (!timed_out) say("TIMEOUT " + std::to_string(sum.bytes()) + " " + hex(sum.value()));
+            if (!timed_out) {
+                stamp();
+                say("TIMEOUT " + std::to_string(sum.bytes()) + " " + hex(sum.value()));
+            }
             timed_out = true;
             continue;
         }
@@ -167,6 +193,7 @@ int do_read(const std::vector<std::string>& a) {
                 }
             }
             sum.update(it.data());
+            progress();
             if (mark && sum.bytes() >= mark) {
                 say("MARK " + std::to_string(sum.bytes()));
                 mark = 0;
@@ -185,9 +212,11 @@ int do_read(const std::vector<std::string>& a) {
         } else if (it.is_message()) {
             if (transcript) say("T " + std::string(it.text()));
         } else if (it.is_end()) {
+            stamp();
             say("END " + std::to_string(sum.bytes()) + " " + hex(sum.value()));
             return 0;
         } else {
+            stamp();
             say(std::string("ERR ") + name(it.error()) + " " + std::to_string(sum.bytes()) + " " +
                 hex(sum.value()) + " " + r.abort_reason());
             return 3;
@@ -229,7 +258,10 @@ int do_write(const std::vector<std::string>& a) {
                 e = w.write(std::span(buf.data(), n), std::chrono::milliseconds(block_ms));
                 if (e == errc::timeout) {
                     done = static_cast<std::size_t>(w.bytes_written() - off);
-                    if (!std::exchange(blocked_told, true)) say("BLOCKED " + std::to_string(w.bytes_written()));
+                    if (!std::exchange(blocked_told, true)) {
+                        stamp();
+                        say("BLOCKED " + std::to_string(w.bytes_written()));
+                    }
                     e = {};
                 } else {
                     done = n;
@@ -239,9 +271,11 @@ int do_write(const std::vector<std::string>& a) {
             if (!e && done < n) e = w.write(std::span(buf.data() + done, n - done));
         }
         if (e) {
+            stamp();
             say(std::string("ERR ") + name(e) + " " + std::to_string(w.bytes_written()));
             return 3;
         }
+        progress();
         off += n;
         if (mark && off >= mark) {
             say("MARK " + std::to_string(off));
@@ -464,6 +498,7 @@ int main(int argc, char** argv) {
     }
     const std::string cmd = a[0];
     a.erase(a.begin());
+    stamping = has(a, "--stamp");
     try {
         if (cmd == "read") return do_read(a);
         if (cmd == "write") return do_write(a);
@@ -474,6 +509,7 @@ int main(int argc, char** argv) {
         if (cmd == "open-writer") return do_open(a, false);
         if (cmd == "handshake") return do_handshake(a);
     } catch (const error& e) {
+        stamp();
         say(std::string("ERR ") + to_string(e.kind()) + " " + e.what());
         return 3;
     }
