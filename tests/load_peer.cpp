@@ -379,7 +379,7 @@ int do_nospace(const std::string& cli, std::uint64_t size_mib) {
                         held.push_back(std::move(h));
                         continue;
                     }
-                    ++failures[c];
+                    ++failures[c + (why.find("reserve") != std::string::npos ? "(fallocate)" : "")];
                     if (c != "no_space") say("UNEXPECTED " + c + " " + why);
                     full = true;
                 }
@@ -391,7 +391,7 @@ int do_nospace(const std::string& cli, std::uint64_t size_mib) {
         const std::uint64_t free_when_full = shm_free();
         say("FILLED " + std::to_string(held.size()) + " channels, failures" + fs + ", " +
             std::to_string(free_when_full) + " bytes free, " + std::to_string(segments_in_dev_shm()) + " segments");
-        expect(failures.size() == 1 && failures.count("no_space"), "filling failed with something other than no_space");
+        for (auto& [c, n] : failures) expect(c.rfind("no_space", 0) == 0, "filling failed with " + c);
         expect(held.size() >= 2, "fewer than two 1 MiB channels fit");
         // A failed creation leaves nothing behind: every segment here is one we hold.
         expect(segments_in_dev_shm() == held.size(), "a failed creation left a segment");
@@ -450,13 +450,46 @@ int do_nospace(const std::string& cli, std::uint64_t size_mib) {
             " bytes free after " + std::to_string(ms) + " ms");
         expect(room && segments_in_dev_shm() == held.size(), "finished channels did not give their space back");
 
-        // 5. Room again: as many new channels as were closed, both ways in.
+        // 5. Room again for `half` channels. First a burst: 2 x half creators at once, engine
+        //    and direct. Concurrent reservations can fail together (each holds part of the
+        //    space when the tmpfs runs dry), so at most `half` succeed, every failure is
+        //    no_space, and a failure leaves nothing behind. Then one at a time up to `half`.
         std::vector<held_channel> fresh;
-        for (std::size_t i = 0; i < half; ++i) {
+        {
+            std::atomic<bool> go{false};
+            std::vector<std::string> codes(2 * half);
+            std::vector<held_channel> got(2 * half);
+            std::vector<std::thread> burst;
+            for (std::size_t i = 0; i < 2 * half; ++i)
+                burst.emplace_back([&, i] {
+                    while (!go.load()) std::this_thread::yield();
+                    got[i].via_engine = i % 2;
+                    std::string why;
+                    codes[i] = invocation_code([&] {
+                        got[i].ch = got[i].via_engine ? w.create_channel(16) : create_channel(mib(1));
+                    }, &why);
+                    if (codes[i] == "no_space" && why.find("reserve") != std::string::npos) codes[i] += "(fallocate)";
+                });
+            go = true;
+            for (auto& t : burst) t.join();
+            std::map<std::string, int> tally;
+            for (std::size_t i = 0; i < codes.size(); ++i) {
+                ++tally[codes[i]];
+                if (codes[i] == "none") fresh.push_back(std::move(got[i]));
+            }
+            std::string ts;
+            for (auto& [c, n] : tally) ts += " " + c + "=" + std::to_string(n);
+            say("BURST " + std::to_string(2 * half) + " creators at once for room of " + std::to_string(half) + ":" + ts +
+                "; " + std::to_string(segments_in_dev_shm()) + " segments");
+            for (auto& [c, n] : tally) expect(c == "none" || c.rfind("no_space", 0) == 0, "burst creation failed with " + c);
+            expect(fresh.size() <= half, "more channels than fit");
+            expect(segments_in_dev_shm() == held.size() + fresh.size(), "a failed creation left a segment");
+        }
+        while (fresh.size() < half) {
             held_channel h;
-            h.via_engine = i % 2;
+            h.via_engine = fresh.size() % 2;
             code = invocation_code([&] { h.ch = h.via_engine ? w.create_channel(16) : create_channel(mib(1)); }, &msg);
-            expect(code == "none", "new channel " + std::to_string(i) + " after closing: " + code + " " + msg);
+            expect(code == "none", "new channel " + std::to_string(fresh.size()) + " after closing: " + code + " " + msg);
             fresh.push_back(std::move(h));
         }
         code = invocation_code([&] { create_channel(mib(1)); }, &msg);

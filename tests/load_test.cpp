@@ -159,6 +159,9 @@ TEST_CASE("load: 256 channels open at once through one engine process, mixed tra
         active += in.writer.st == end_info::state::active && in.reader.st == end_info::state::active;
     }
     CHECK(active == channels);
+    int peer_threads = 0;
+    for (auto& p : ps) peer_threads += stat_of(p.pid()).threads;
+    CHECK(peer_threads < 8 * peers);  // no thread per socket end (Asio's resolver, once)
     const long listed = engine_channels(eng.port);
     CHECK(listed == channels);
     const proc_stat engine_open = stat_of(eng.proc.pid());
@@ -277,4 +280,23 @@ TEST_CASE("no_space: a small tmpfs on /dev/shm (own mount namespace) fills up wi
     CHECK(st != 128 + SIGBUS);
     CHECK(st == 0);
     CHECK(out.find("\nPASS") != std::string::npos);
+}
+
+TEST_CASE("load: a socket end to a numeric engine address starts no thread of its own", "[load]") {
+    // Found by the load test: each socket end's private io_context ran Asio's asynchronous
+    // resolver, whose service keeps a thread for the io_context's life (256 ends, 256 threads).
+    engine_child eng;
+    worker w(eng.url);
+    std::vector<channel> chans;
+    for (int i = 0; i < 16; ++i) chans.push_back(w.create_channel(4));
+    channel_options sock;
+    sock.via = transport::socket;
+    sock.engine = eng.url;
+    const int before = stat_of(::getpid()).threads;
+    std::vector<reader> readers;
+    for (auto& ch : chans) readers.push_back(open_reader(ch.reader_ref, sock));
+    const int after = stat_of(::getpid()).threads;
+    CHECK(after - before < 4);
+    for (auto& ch : chans) REQUIRE_FALSE(ch.writer.close());
+    for (auto& r : readers) CHECK(r.read_all(10s).empty());
 }
