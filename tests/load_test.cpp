@@ -300,3 +300,34 @@ TEST_CASE("load: a socket end to a numeric engine address starts no thread of it
     for (auto& ch : chans) REQUIRE_FALSE(ch.writer.close());
     for (auto& r : readers) CHECK(r.read_all(10s).empty());
 }
+
+TEST_CASE("load: a socket writer whose reader left learns it at close(), not success", "[load]") {
+    // Found by the soak: the engine answers with close 1011 "peer_closed: ..." when it cannot
+    // deliver, but a writer that had already put its whole stream into socket buffers took the
+    // close handshake for success.
+    engine_child eng;
+    worker w(eng.url);
+    channel_options sock;
+    sock.via = transport::socket;
+    sock.engine = eng.url;
+    channel_options shm_only;
+    shm_only.via = transport::shm;
+    for (int round = 0; round < 3; ++round) {
+        channel ch = w.create_channel(4);  // 256 KiB ring
+        reader r = open_reader(ch.reader_ref, shm_only);
+        writer sw = open_writer(ch.writer_ref, sock);
+        std::error_code werr;
+        std::thread t([&] {
+            std::vector<std::byte> buf(64 << 10);
+            for (std::uint64_t off = 0; off < (2u << 20) && !werr; off += buf.size()) {
+                fill_pattern(buf, off);
+                werr = sw.write(buf);
+            }
+            if (!werr) werr = sw.close();
+        });
+        REQUIRE(r.next(10s).is_chunk());
+        r = reader();  // the reader leaves after one record
+        t.join();
+        CHECK(werr == errc::peer_closed);
+    }
+}
