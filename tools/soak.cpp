@@ -7,6 +7,7 @@
 // Lanes (threads here) run a fixed rotation of scenarios; every byte read is checked.
 // Passing criteria are printed at the start and checked at the end; exit 0 only if all hold.
 #include <shmchan/shmchan.hpp>
+#include <shmchan/shm/segment.hpp>
 #include <shmchan/worker.hpp>
 
 #include <algorithm>
@@ -271,8 +272,10 @@ read_result read_stream(shmchan::reader& r, std::uint64_t stop_after = 0) {
 struct soak_options {
     double seconds = 20;
     int lanes = 4;
-    std::uint64_t size = 1 << 20;  // bytes per channel
-    double interval = 0;           // 0: seconds / 12, within [1, 10]
+    // Bytes per channel: four rings' worth; two under sanitizers (unoptimized and 5-20x slower
+    // per byte), so that an interval still holds enough channels to measure.
+    std::uint64_t size = sanitized ? 512 << 10 : 1 << 20;
+    double interval = 0;  // 0: seconds / 12 (/ 8 under sanitizers), within [1, 10]
     double rss_bound_mib = 16;     // growth allowed after warm-up, per process (unsanitized)
     double throughput_factor = 5;  // each interval at least median / this
     double ttl = 5;                // the engine's channel TTL (unused channels expire)
@@ -302,7 +305,8 @@ struct soak_state {
     std::atomic<std::uint64_t> bytes{0}, channels{0}, failures{0};
     std::atomic<std::uint64_t> per_scenario[scenario_count] = {};
     std::mutex mu;
-    std::set<std::string> ids;             // every channel this run created
+    std::set<std::string> ids;             // channels of this run whose segment may still exist
+    std::uint64_t created = 0;             // channels this run created
     std::vector<std::string> failure_log;  // the first few failures
     std::map<std::string, std::uint64_t> early_close_outcomes;  // what writers saw in fn-early-close
 
@@ -314,7 +318,8 @@ struct soak_state {
     }
     void remember(const shmchan::channel& ch) {
         std::lock_guard lk(mu);
-        ids.insert(ch.reader_ref.channel_id);
+        ids.insert(ch.reader_ref.channel_id);  // its segment exists now: nobody has finished it yet
+        ++created;
     }
     void fail(const std::string& what) {
         ++failures;
@@ -460,17 +465,15 @@ void lane(soak_state& s, int id) {
     }
 }
 
+// Segments of this run still in /dev/shm (other programs' segments there are not counted).
+// A segment once gone never comes back, so its id is forgotten: the set stays small.
 std::size_t our_segments(soak_state& s) {
-    std::vector<std::string> present;
-    if (DIR* d = ::opendir("/dev/shm")) {
-        while (dirent* e = ::readdir(d))
-            if (std::strncmp(e->d_name, "shmchan-", 8) == 0) present.emplace_back(e->d_name + 8);
-        ::closedir(d);
-    }
     std::lock_guard lk(s.mu);
-    std::size_t n = 0;
-    for (auto& id : present) n += s.ids.count(id);
-    return n;
+    for (auto it = s.ids.begin(); it != s.ids.end();)
+        it = ::access((shmchan::shm::shm_dir() + shmchan::shm::segment_name_for(*it)).c_str(), F_OK) == 0
+                 ? std::next(it)
+                 : s.ids.erase(it);
+    return s.ids.size();
 }
 
 double mib(long kib) { return double(kib) / 1024.0; }
@@ -545,7 +548,7 @@ int run_soak(const std::vector<std::string>& args) {
     }
     if (const char* env = std::getenv("SHMCHAN_SOAK_SECONDS"); env && *env) opt.seconds = std::stod(env);
     if (opt.seconds <= 0 || opt.lanes < 1 || opt.size < 1024) throw soak_usage("_soak: bad option values");
-    if (opt.interval <= 0) opt.interval = std::clamp(opt.seconds / 12, 1.0, 10.0);
+    if (opt.interval <= 0) opt.interval = std::clamp(opt.seconds / (sanitized ? 8 : 12), 1.0, 10.0);
     raise_fd_limit();
     rlimit rl{};
     ::getrlimit(RLIMIT_NOFILE, &rl);
@@ -674,8 +677,8 @@ int run_soak(const std::vector<std::string>& args) {
     if (s.failures) problems.push_back(std::to_string(s.failures.load()) + " scenario failures");
     if (s.channels == 0) problems.push_back("no channel completed");
 
-    std::printf("soak: segments of this run: %zu created, %zu left in /dev/shm; engine channels left: %ld\n",
-                s.ids.size(), left, engine_left);
+    std::printf("soak: segments of this run: %" PRIu64 " created, %zu left in /dev/shm; engine channels left: %ld\n",
+                s.created, left, engine_left);
     if (left) problems.push_back(std::to_string(left) + " segments of this run left in /dev/shm");
     if (engine_left != 0) problems.push_back("the engine still lists " + std::to_string(engine_left) + " channels");
     for (auto& p : procs) {
