@@ -1,5 +1,7 @@
 #include "ws_client.hpp"
 
+#include <vector>
+
 namespace shmchan::detail {
 
 namespace asio = boost::asio;
@@ -36,17 +38,26 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     beast::error_code ec;
     bool done = false;
 
-    tcp::resolver resolver(ioc_);
-    tcp::resolver::results_type endpoints;
-    resolver.async_resolve(a.host, a.port, [&](beast::error_code e, tcp::resolver::results_type r) {
-        ec = e;
-        endpoints = std::move(r);
-        done = true;
-    });
-    if (!run_until([&] { return done; }, until) || ec)
-        throw error(errc::engine_unreachable, "cannot resolve engine host " + a.host + ": " +
-                                                  (ec ? ec.message() : std::string("timed out")));
-    done = false;
+    // A numeric address needs no resolver: Asio's asynchronous resolver starts a thread that
+    // lives as long as the io_context, i.e. one idle thread per socket end.
+    std::vector<tcp::endpoint> endpoints;
+    beast::error_code numeric;
+    const auto addr = asio::ip::make_address(a.host, numeric);
+    const bool port_digits = a.port.size() <= 5 && a.port.find_first_not_of("0123456789") == std::string::npos;
+    if (!numeric && port_digits && std::stoul(a.port) <= 65535) {
+        endpoints.emplace_back(addr, static_cast<unsigned short>(std::stoul(a.port)));
+    } else {
+        tcp::resolver resolver(ioc_);
+        resolver.async_resolve(a.host, a.port, [&](beast::error_code e, tcp::resolver::results_type r) {
+            ec = e;
+            for (const auto& entry : r) endpoints.push_back(entry.endpoint());
+            done = true;
+        });
+        if (!run_until([&] { return done; }, until) || ec)
+            throw error(errc::engine_unreachable, "cannot resolve engine host " + a.host + ": " +
+                                                      (ec ? ec.message() : std::string("timed out")));
+        done = false;
+    }
     beast::get_lowest_layer(ws_).async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
         ec = e;
         done = true;
