@@ -287,6 +287,12 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
                         });
     }
     void fail(std::error_code e) {
+        if (e == std::errc::illegal_byte_sequence) {  // a text frame that is not UTF-8: 1007
+            w.abort("socket writer sent a text frame that is not UTF-8");
+            ws.async_close(close_with(websocket::close_code::bad_payload, "text frame is not UTF-8"),
+                           [self = shared_from_this()](beast::error_code) {});
+            return;
+        }
         // The reader left or died, or the frame can never fit: tell the socket writer.
         const auto code = e == errc::too_large ? websocket::close_code::too_big
                                                : websocket::close_code::internal_error;

@@ -190,14 +190,17 @@ writer_outcome socket_writer_outcome(bool close_received, std::uint16_t code, st
 // Feeds one frame from a socket writer into a ring writer, from byte `off` on: a text frame
 // is one message record, a binary frame becomes records of at most max_record() bytes. Returns
 // {} when the whole frame is in (off = its size), would_block/timeout when the ring is full
-// (call again with the same off once there is room), or another error. Writer: the
-// shmchan::writer interface (try_write, send_message, max_record).
+// (call again with the same off once there is room), std::errc::illegal_byte_sequence for a
+// text frame that is not UTF-8 (nothing written: the stream must fail with 1007; Beast 1.74 lets one through
+// when a fragmented message ends with an empty frame), or another error (too_large: a text
+// frame above max_record()). Writer: the shmchan::writer interface (try_write, send_message,
+// max_record).
 template <class Writer>
 std::error_code feed_frame(Writer& w, bool text, std::span<const std::byte> frame, std::size_t& off) {
     if (text) {
-        if (off >= frame.size() && !frame.empty()) return {};
-        auto e = w.send_message(std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()),
-                                std::chrono::nanoseconds(0));
+        const std::string_view t(reinterpret_cast<const char*>(frame.data()), frame.size());
+        if (!valid_utf8(t)) return std::make_error_code(std::errc::illegal_byte_sequence);
+        auto e = w.send_message(t, std::chrono::nanoseconds(0));
         if (!e) off = frame.size();
         return e;
     }
