@@ -30,13 +30,19 @@ cmake -S tests/fuzz -B "$build" "${gen[@]}" -DCMAKE_CXX_COMPILER="$cxx" >"$build
 cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 \
   || { cat "$build/build.log" >&2; echo "fuzz.sh: build failed" >&2; exit 2; }
 
-# Per-target limits: inputs up to 4 KiB (refs) and 8 KiB (a 4 KiB ring and its header words)
-# keep each run fast and the search focused.
+# Per-target limits: inputs up to 4 KiB (refs, worker messages, dispatch scripts, request
+# targets, channel frames) and 8 KiB (a 4 KiB ring and its header words) keep each run fast
+# and the search focused. The engine's own limits (depth 128, targets 2 KiB) are reachable
+# within 4 KiB; the dispatch fuzzer runs with small limits to reach them too.
 declare -A opts=(
   [fuzz_ref_parse]="-max_len=4096"
   [fuzz_ring_reader]="-max_len=8192"
+  [fuzz_worker_message]="-max_len=4096"
+  [fuzz_engine_dispatch]="-max_len=4096"
+  [fuzz_channel_target]="-max_len=4096"
+  [fuzz_channel_frames]="-max_len=4096"
 )
-targets=(fuzz_ref_parse fuzz_ring_reader)
+targets=(fuzz_ref_parse fuzz_ring_reader fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames)
 
 mkdir -p "$build/artifacts" "$build/logs"
 status=0

@@ -276,6 +276,8 @@ int cmd_engine(std::vector<std::string> args) {
             const auto colon = hp.rfind(':');
             if (colon == std::string::npos) throw usage_error("engine: --listen takes HOST:PORT");
             opt.host = hp.substr(0, colon);
+            if (opt.host.size() > 2 && opt.host.front() == '[' && opt.host.back() == ']')  // [::1]:port
+                opt.host = opt.host.substr(1, opt.host.size() - 2);
             const unsigned long port = std::strtoul(hp.c_str() + colon + 1, nullptr, 10);
             if (port > 65535) throw usage_error("engine: port out of range in " + hp);
             opt.port = static_cast<std::uint16_t>(port);

@@ -23,6 +23,19 @@ struct engine_options {
     std::chrono::milliseconds invocation_timeout = std::chrono::seconds(30);
     int threads = 2;
     bool verbose = false;  // log every message to stderr
+
+    // Limits on what clients may make the engine hold (docs/engine.md, "Limits").
+    // A WebSocket message (worker socket) or frame (channel socket) above this: the socket is
+    // closed with 1009. Worker messages are also refused (error reply) when nested deeper than
+    // 128 levels or made of more than 2^20 JSON values.
+    std::size_t max_message_bytes = std::size_t{16} << 20;
+    // Invocations awaiting an answer, per calling worker and in all; above: "too_many_pending".
+    std::size_t max_pending_per_worker = 4096;
+    std::size_t max_pending = 65536;
+    std::size_t max_functions_per_worker = 1024;  // above: "too_many_functions"
+    std::size_t max_channels = 4096;  // live channels made by engine::channels::create ("too_many_channels")
+    // Bytes queued for a worker socket that does not read them; above, it is disconnected.
+    std::size_t max_outbound_bytes = std::size_t{64} << 20;
 };
 
 class engine {

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "../ids.hpp"
+#include "protocol.hpp"
+#include "router.hpp"
 #include "shmchan/admin.hpp"
 #include "shmchan/channel.hpp"
 #include "shmchan/shm/segment.hpp"
@@ -37,41 +39,21 @@ using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using detail::close_aborted;
+using detail::close_reason_text;
+using detail::reject;
 
 namespace {
 
-// Close code for a stream the writer aborted (the reason follows); 1011 for a lost writer.
-constexpr std::uint16_t close_aborted = 4000;
-constexpr std::size_t frame_max = 64u << 20;  // largest frame accepted from a socket
-constexpr std::size_t sdk_frame = 64u << 10;  // what SDK writers send
+constexpr std::size_t sdk_frame = 64u << 10;          // what SDK writers send
+constexpr std::size_t outbound_pause = 1u << 20;      // a worker socket's queue: stop reading it above
+constexpr std::size_t http_header_limit = 8u << 10;  // request line and headers (431 above)
 
-bool same_key(const std::string& a, const std::string& b) {
-    if (a.size() != b.size()) return false;
-    unsigned diff = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(a[i] ^ b[i]);
-    return diff == 0;
-}
-
-std::string query_param(std::string_view query, std::string_view name) {
-    while (!query.empty()) {
-        auto amp = query.find('&');
-        auto part = query.substr(0, amp);
-        auto eq = part.find('=');
-        if (eq != std::string_view::npos && part.substr(0, eq) == name)
-            return std::string(part.substr(eq + 1));
-        if (amp == std::string_view::npos) break;
-        query.remove_prefix(amp + 1);
-    }
-    return {};
-}
-
-std::string close_reason(std::string s) {
-    if (s.size() > 123) s.resize(123);  // a close frame's reason holds at most 123 bytes
-    return s;
-}
-
-json error_json(const std::string& code, const std::string& message) {
-    return {{"code", code}, {"message", message}};
+websocket::close_reason close_with(std::uint16_t code, std::string_view reason) {
+    websocket::close_reason r;
+    r.code = code;
+    r.reason = close_reason_text(reason);
+    return r;
 }
 
 }  // namespace
@@ -80,17 +62,10 @@ struct worker_session;
 
 struct channel_entry {
     channel ch;
+    std::array<std::uint8_t, 16> reader_key{}, writer_key{};  // the refs' keys, for constant-time checks
     clock_type::time_point created = clock_type::now();
     bool writer_taken = false;
     bool reader_taken = false;
-};
-
-struct pending_invocation {
-    std::weak_ptr<worker_session> caller;
-    json caller_invocation_id;
-    std::string function_id;
-    std::weak_ptr<worker_session> target;
-    std::shared_ptr<asio::steady_timer> timer;
 };
 
 struct engine::impl {
@@ -99,19 +74,29 @@ struct engine::impl {
     tcp::acceptor acceptor{ioc};
     asio::steady_timer sweep_timer{ioc};
     std::vector<std::thread> threads;
+    detail::reject_log rejects;
+    detail::router rt;
 
-    mutable std::mutex mu;
-    std::map<std::string, std::weak_ptr<worker_session>> functions;
-    std::map<std::string, pending_invocation> pending;
+    mutable std::mutex mu;  // channels
     std::map<std::string, std::shared_ptr<channel_entry>> channels;
-    std::set<worker_session*> workers;
-    std::set<std::string> unknown_types;
 
     std::mutex stop_mu;
     std::condition_variable stop_cv;
     bool stopped = false;
 
-    explicit impl(engine_options o) : opt(std::move(o)) {}
+    explicit impl(engine_options o)
+        : opt(std::move(o)), rt(router_limits_from(opt), router_hooks()) {}
+
+    static detail::router_limits router_limits_from(const engine_options& o) {
+        detail::router_limits l;
+        l.message.max_bytes = o.max_message_bytes;
+        l.pending_per_worker = o.max_pending_per_worker;
+        l.pending_total = o.max_pending;
+        l.functions_per_worker = o.max_functions_per_worker;
+        l.invocation_timeout = o.invocation_timeout;
+        return l;
+    }
+    detail::router::hooks router_hooks();
 
     void log(const std::string& s) const {
         if (opt.verbose) std::fprintf(stderr, "shmchan engine: %s\n", s.c_str());
@@ -119,23 +104,46 @@ struct engine::impl {
 
     void accept();
     void sweep();
-    void on_message(const std::shared_ptr<worker_session>& from, const std::string& text);
-    void invoke(const std::shared_ptr<worker_session>& caller, json& m);
-    void result(const json& m);
-    void worker_gone(worker_session* w);
-    json builtin(const std::string& fid, const json& data, bool& ok);
+    detail::builtin_result builtin(const std::string& fid, const json& data);
     std::shared_ptr<channel_entry> find_channel(const std::string& id);
 };
 
+namespace {
+struct asio_timer final : detail::invocation_timer {
+    explicit asio_timer(asio::io_context& ioc, std::chrono::milliseconds after) : t(ioc, after) {}
+    void cancel() override { t.cancel(); }
+    asio::steady_timer t;
+};
+}  // namespace
+
+detail::router::hooks engine::impl::router_hooks() {
+    detail::router::hooks h;
+    h.arm = [this](const std::string& id, std::chrono::milliseconds after) -> std::unique_ptr<detail::invocation_timer> {
+        auto t = std::make_unique<asio_timer>(ioc, after);
+        t->t.async_wait([this, id](beast::error_code ec) {
+            if (!ec) rt.expire(id);
+        });
+        return t;
+    };
+    h.builtin = [this](const std::string& fid, const json& data) { return builtin(fid, data); };
+    h.log = &rejects;
+    h.verbose = opt.verbose;
+    return h;
+}
+
 // --- worker sessions ------------------------------------------------------------------------
-struct worker_session : std::enable_shared_from_this<worker_session> {
+// One worker socket. Its outbound queue is bounded: above outbound_pause the session stops
+// reading (its own replies pile up: TCP pushes back on it); above opt.max_outbound_bytes (a
+// worker that does not read what others send it) it is dropped.
+struct worker_session : detail::worker_link, std::enable_shared_from_this<worker_session> {
     websocket::stream<beast::tcp_stream> ws;
     beast::flat_buffer buf;
-    std::deque<std::string> outq;
+    std::deque<std::string> outq;  // strand only, as the fields below
+    std::size_t out_bytes = 0;
+    bool paused = false, dead = false, attached = false;
     engine::impl* eng;
     std::string id = detail::format_uuid(detail::random_uuid().data());
-    std::set<std::string> functions;  // under eng->mu
-    bool otel;                        // the SDK's telemetry socket: accepted, read, discarded
+    bool otel;  // the SDK's telemetry socket: accepted, read, discarded
 
     worker_session(tcp::socket s, engine::impl* e, bool telemetry)
         : ws(std::move(s)), eng(e), otel(telemetry) {}
@@ -146,14 +154,13 @@ struct worker_session : std::enable_shared_from_this<worker_session> {
         t.idle_timeout = 60s;  // pinged after 30 s of silence; no answer in 30 s more: gone
         t.keep_alive_pings = true;
         ws.set_option(t);
-        ws.read_message_max(frame_max);
+        // Above the limit Beast fails the read and closes with 1009 (message too big).
+        ws.read_message_max(eng->opt.max_message_bytes);
         ws.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
             if (ec) return;
             if (!self->otel) {
-                {
-                    std::lock_guard lk(self->eng->mu);
-                    self->eng->workers.insert(self.get());
-                }
+                self->eng->rt.attach(self, self->id);
+                self->attached = true;
                 self->eng->log("worker " + self->id + " connected");
                 self->send(json{{"type", "workerregistered"}, {"worker_id", self->id}}.dump());
             }
@@ -163,17 +170,38 @@ struct worker_session : std::enable_shared_from_this<worker_session> {
     void read() {
         ws.async_read(buf, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec) {
-                if (!self->otel) self->eng->worker_gone(self.get());
-                return;
+                if (ec == websocket::error::message_too_big)
+                    self->eng->rejects.note(reject::message_too_big,
+                                            "worker " + self->id + ": a message above " +
+                                                std::to_string(self->eng->opt.max_message_bytes) +
+                                                " bytes; connection closed with 1009");
+                return self->gone();
             }
-            std::string text = beast::buffers_to_string(self->buf.data());
+            if (!self->otel) {
+                const auto d = self->buf.cdata();
+                self->eng->rt.on_message(self, std::string_view(static_cast<const char*>(d.data()), d.size()));
+            }
             self->buf.consume(self->buf.size());
-            if (!self->otel) self->eng->on_message(self, text);
-            self->read();
+            // Replies to this message were posted to this strand: decide after them.
+            asio::post(self->ws.get_executor(), [self] { self->read_or_pause(); });
         });
     }
-    void send(std::string msg) {
+    void read_or_pause() {
+        if (dead) return;
+        if (out_bytes > outbound_pause) paused = true;
+        else read();
+    }
+    void send(std::string msg) override {
         asio::post(ws.get_executor(), [self = shared_from_this(), msg = std::move(msg)]() mutable {
+            if (self->dead) return;
+            if (self->out_bytes + msg.size() > self->eng->opt.max_outbound_bytes) {
+                self->eng->rejects.note(reject::slow_reader,
+                                        "worker " + self->id + " does not read: more than " +
+                                            std::to_string(self->eng->opt.max_outbound_bytes) +
+                                            " bytes queued for it; disconnected");
+                return self->gone();
+            }
+            self->out_bytes += msg.size();
             self->outq.push_back(std::move(msg));
             if (self->outq.size() == 1) self->write_next();
         });
@@ -181,10 +209,28 @@ struct worker_session : std::enable_shared_from_this<worker_session> {
     void write_next() {
         ws.text(true);
         ws.async_write(asio::buffer(outq.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (ec) return;  // the read side notices and cleans up
+            if (ec) return self->gone();
+            self->out_bytes -= self->outq.front().size();
             self->outq.pop_front();
             if (!self->outq.empty()) self->write_next();
+            if (self->paused && !self->dead && self->out_bytes <= outbound_pause / 2) {
+                self->paused = false;
+                self->read();
+            }
         });
+    }
+    // The connection is over (read or write failed, or it is dropped): once.
+    void gone() {
+        if (dead) return;
+        dead = true;
+        if (attached) {
+            eng->rt.detach(this);
+            eng->log("worker " + id + " disconnected");
+        }
+        while (outq.size() > 1) outq.pop_back();  // the front may be in flight
+        beast::error_code ignore;
+        beast::get_lowest_layer(ws).socket().shutdown(tcp::socket::shutdown_both, ignore);
+        beast::get_lowest_layer(ws).socket().close(ignore);
     }
 };
 
@@ -195,7 +241,6 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     writer w;
     asio::posix::stream_descriptor room;  // polls readable when the ring has more room
     std::size_t off = 0;
-    bool closing = false;
 
     socket_to_ring(websocket::stream<beast::tcp_stream>&& s, writer&& wr, int efd)
         : ws(std::move(s)), w(std::move(wr)), room(ws.get_executor(), ::dup(efd)) {}
@@ -207,43 +252,21 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         });
     }
     void on_frame(beast::error_code ec) {
-        if (ec == websocket::error::closed) {
+        if (ec) {
             const auto& r = ws.reason();
-            if (r.code == websocket::close_code::normal) {
-                closing = true;  // stream_complete / channel_close: a clean end
-                return finish_close();
-            }
-            const std::string why(r.reason.c_str());
-            // Another shmchan end aborting over the socket: pass its reason on unchanged.
-            if (r.code == close_aborted && why.rfind("aborted: ", 0) == 0) return w.abort(why.substr(9));
-            return w.abort("socket writer closed with code " + std::to_string(r.code) +
-                           (why.empty() ? "" : ": " + why));
+            const auto out = detail::socket_writer_outcome(ec == websocket::error::closed, r.code,
+                                                           std::string_view(r.reason.c_str()), ec.message());
+            if (out.clean) return finish_close();
+            return w.abort(out.abort_reason);
         }
-        // The stock Node SDK sends close 1000 and drops the connection at once (terminate()),
-        // so the reply to its close fails: the stream still ended cleanly.
-        if (ec && ws.reason().code == websocket::close_code::normal) {
-            closing = true;
-            return finish_close();
-        }
-        if (ec) return w.abort("socket writer disconnected: " + ec.message());
         off = 0;
         pump();
     }
     // Moves the current frame into the ring, as far as there is room; waits for more.
     void pump() {
         const auto data = buf.cdata();
-        const auto* p = static_cast<const std::byte*>(data.data());
-        std::error_code e;
-        if (ws.got_text()) {
-            e = w.send_message(std::string_view(reinterpret_cast<const char*>(p), data.size()), 0ns);
-            if (!e) off = data.size();
-        } else {
-            while (off < data.size() && !e) {
-                const std::size_t piece = std::min(data.size() - off, w.max_record());
-                e = w.try_write(std::span(p + off, piece));
-                if (!e) off += piece;
-            }
-        }
+        const std::error_code e =
+            detail::feed_frame(w, ws.got_text(), std::span(static_cast<const std::byte*>(data.data()), data.size()), off);
         if (e == errc::would_block || e == errc::timeout) return wait_room([](socket_to_ring& s) { s.pump(); });
         if (e) return fail(e);
         buf.consume(buf.size());
@@ -264,12 +287,17 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
                         });
     }
     void fail(std::error_code e) {
+        if (e == std::errc::illegal_byte_sequence) {  // a text frame that is not UTF-8: 1007
+            w.abort("socket writer sent a text frame that is not UTF-8");
+            ws.async_close(close_with(websocket::close_code::bad_payload, "text frame is not UTF-8"),
+                           [self = shared_from_this()](beast::error_code) {});
+            return;
+        }
         // The reader left or died, or the frame can never fit: tell the socket writer.
         const auto code = e == errc::too_large ? websocket::close_code::too_big
                                                : websocket::close_code::internal_error;
         w.abort(std::string("engine could not deliver: ") + e.message());
-        ws.async_close({code, close_reason(std::string(to_string(static_cast<errc>(e.value()))) +
-                                           ": " + e.message())},
+        ws.async_close(close_with(code, std::string(to_string(static_cast<errc>(e.value()))) + ": " + e.message()),
                        [self = shared_from_this()](beast::error_code) {});
     }
 };
@@ -281,6 +309,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     reader r;
     asio::posix::stream_descriptor data;  // polls readable when the ring may have something
     item cur;
+    std::string repaired;  // a text record that was not UTF-8, made valid for the text frame
     bool writing = false, closing = false, gone = false;
 
     ring_to_socket(websocket::stream<beast::tcp_stream>&& s, reader&& rd, int efd)
@@ -308,20 +337,28 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
         cur = r.try_next();
         switch (cur.type()) {
             case item::kind::chunk:
-            case item::kind::message:
+            case item::kind::message: {
                 writing = true;
                 ws.binary(cur.is_chunk());
-                // Zero-copy: the frame's payload is sent straight from the ring.
-                ws.async_write(asio::buffer(cur.data().data(), cur.data().size()),
-                               [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                   self->writing = false;
-                                   self->cur.release();
-                                   if (ec) return;
-                                   self->pump();
-                               });
+                // Zero-copy: the frame's payload is sent straight from the ring. A text frame
+                // must be UTF-8 (or the peer fails the connection): a shared-memory writer's
+                // message that is not goes out repaired, as a decoding reader would see it.
+                asio::const_buffer payload(cur.data().data(), cur.data().size());
+                if (cur.is_message() && !detail::valid_utf8(cur.text())) {
+                    repaired = detail::to_valid_utf8(cur.text());
+                    payload = asio::buffer(repaired);
+                }
+                ws.async_write(payload, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                    self->writing = false;
+                    self->cur.release();
+                    self->repaired.clear();
+                    if (ec) return;
+                    self->pump();
+                });
                 return;
+            }
             case item::kind::end:
-                return close({websocket::close_code::normal, "stream_complete"});
+                return close(close_with(websocket::close_code::normal, "stream_complete"));
             case item::kind::error: {
                 const std::error_code e = cur.error();
                 if (e == errc::would_block) {
@@ -334,16 +371,9 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                                     });
                     return;
                 }
-                if (e == errc::aborted) {
-                    websocket::close_reason why;
-                    why.code = close_aborted;
-                    why.reason = close_reason("aborted: " + r.abort_reason());
-                    return close(why);
-                }
-                if (e == errc::peer_lost)
-                    return close({websocket::close_code::internal_error, "writer lost"});
-                return close({websocket::close_code::internal_error,
-                              close_reason(std::string(to_string(static_cast<errc>(e.value()))))});
+                if (e == errc::aborted) return close(close_with(close_aborted, "aborted: " + r.abort_reason()));
+                if (e == errc::peer_lost) return close(close_with(websocket::close_code::internal_error, "writer lost"));
+                return close(close_with(websocket::close_code::internal_error, to_string(static_cast<errc>(e.value()))));
             }
         }
     }
@@ -357,19 +387,44 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
 struct http_session : std::enable_shared_from_this<http_session> {
     beast::tcp_stream stream;
     beast::flat_buffer buf;
+    std::optional<http::request_parser<http::string_body>> parser;
     http::request<http::string_body> req;
     engine::impl* eng;
 
     http_session(tcp::socket s, engine::impl* e) : stream(std::move(s)), eng(e) {}
 
     void start() {
-        stream.expires_after(30s);
-        http::async_read(stream, buf, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (!ec) self->route();
+        stream.expires_after(30s);  // a client that does not finish its request in time is dropped
+        parser.emplace();
+        parser->header_limit(http_header_limit);
+        parser->body_limit(64u << 10);  // upgrades and GET /status have no body
+        http::async_read(stream, buf, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (!ec) {
+                self->req = self->parser->release();
+                return self->route();
+            }
+            if (ec == http::error::header_limit) {
+                self->reject_request(reject::bad_request, "request headers above " + std::to_string(http_header_limit) + " bytes");
+                return self->respond(http::status::request_header_fields_too_large, "Request header fields too large");
+            }
+            if (ec == http::error::body_limit) {
+                self->reject_request(reject::bad_request, "request body too large");
+                return self->respond(http::status::payload_too_large, "Payload too large");
+            }
+            if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != beast::error::timeout &&
+                ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
+                self->reject_request(reject::bad_request, "malformed HTTP request: " + ec.message());
+                return self->respond(http::status::bad_request, "Bad request");
+            }
         });
     }
+    void reject_request(reject kind, const std::string& why) {
+        beast::error_code ec;
+        const auto peer = stream.socket().remote_endpoint(ec);
+        eng->rejects.note(kind, (ec ? std::string("?") : peer.address().to_string()) + ": " + why);
+    }
     void respond(http::status st, std::string body, std::string type = "text/plain") {
-        auto res = std::make_shared<http::response<http::string_body>>(st, req.version());
+        auto res = std::make_shared<http::response<http::string_body>>(st, req.version() ? req.version() : 11);
         res->set(http::field::content_type, type);
         res->keep_alive(false);
         res->body() = std::move(body);
@@ -380,44 +435,51 @@ struct http_session : std::enable_shared_from_this<http_session> {
         });
     }
     void route() {
-        const std::string target(req.target());
-        const auto qpos = target.find('?');
-        const std::string path = target.substr(0, qpos);
-        const std::string_view query = qpos == std::string::npos ? std::string_view() : std::string_view(target).substr(qpos + 1);
         const bool upgrade = websocket::is_upgrade(req);
-
-        if (path == "/status" && !upgrade) {
-            std::lock_guard lk(eng->mu);
-            json fns = json::array();
-            for (auto& [fid, w] : eng->functions) fns.push_back(fid);
-            return respond(http::status::ok,
-                           json{{"channels", eng->channels.size()}, {"workers", eng->workers.size()},
-                                {"functions", fns}}.dump(),
-                           "application/json");
+        const detail::route rt = detail::route_target(std::string_view(req.target().data(), req.target().size()), upgrade);
+        switch (rt.what) {
+            case detail::route::kind::status: {
+                json fns = eng->rt.functions();
+                std::size_t nch;
+                {
+                    std::lock_guard lk(eng->mu);
+                    nch = eng->channels.size();
+                }
+                return respond(http::status::ok,
+                               detail::dump_json({{"channels", nch}, {"workers", eng->rt.workers()}, {"functions", fns}}),
+                               "application/json");
+            }
+            case detail::route::kind::worker:
+            case detail::route::kind::otel:
+                stream.expires_never();
+                std::make_shared<worker_session>(stream.release_socket(), eng, rt.what == detail::route::kind::otel)
+                    ->start(std::move(req));
+                return;
+            case detail::route::kind::error:
+                if (rt.status != 404 || upgrade)
+                    reject_request(rt.status == 404 ? reject::channel_refused : reject::bad_request,
+                                   std::to_string(rt.status) + " for " +
+                                       detail::printable(std::string_view(req.target().data(), req.target().size()), 120) +
+                                       ": " + rt.message);
+                return respond(static_cast<http::status>(rt.status), rt.message);
+            case detail::route::kind::channel:
+                return open_channel(rt);
         }
-        if (!upgrade) return respond(http::status::not_found, "Not found");
-        if (path == "/" || path == "/otel") {
-            stream.expires_never();
-            std::make_shared<worker_session>(stream.release_socket(), eng, path == "/otel")->start(std::move(req));
-            return;
-        }
-        static constexpr std::string_view prefix = "/ws/channels/";
-        if (path.rfind(prefix, 0) != 0) return respond(http::status::not_found, "Not found");
-        const std::string id = path.substr(prefix.size());
-        const std::string key = query_param(query, "key");
-        const std::string dir = query_param(query, "dir");
-        if (dir != "read" && dir != "write")
-            return respond(http::status::bad_request, "dir must be read or write");
-        auto entry = eng->find_channel(id);
-        if (!entry) return respond(http::status::not_found, "Channel not found");
-        const bool want_read = dir == "read";
-        const channel_ref& mine = want_read ? entry->ch.reader_ref : entry->ch.writer_ref;
-        const channel_ref& other = want_read ? entry->ch.writer_ref : entry->ch.reader_ref;
-        if (!same_key(key, mine.access_key)) {
-            if (same_key(key, other.access_key))
-                return respond(http::status::forbidden,
-                               "This key is for the " + std::string(want_read ? "write" : "read") +
-                                   " end of the channel");
+    }
+    void open_channel(const detail::route& rt) {
+        auto entry = eng->find_channel(rt.channel_id);
+        const bool want_read = rt.read;
+        // Keys are compared in constant time, and per direction: the other end's key is 403.
+        const bool mine = entry && detail::keys_equal(rt.key.data(), want_read ? entry->reader_key.data() : entry->writer_key.data());
+        const bool other = entry && !mine &&
+                           detail::keys_equal(rt.key.data(), want_read ? entry->writer_key.data() : entry->reader_key.data());
+        if (!mine) {
+            reject_request(reject::channel_refused, std::string(other ? "403" : "404") + " for the " +
+                                                        (want_read ? "read" : "write") + " end of channel " + rt.channel_id +
+                                                        (other ? " (the other end's key)" : " (unknown channel or key)"));
+            if (other)
+                return respond(http::status::forbidden, "This key is for the " + std::string(want_read ? "write" : "read") +
+                                                            " end of the channel");
             return respond(http::status::not_found, "Channel not found");
         }
         // Claim the end before the upgrade completes, so that claims go in the order the
@@ -425,11 +487,11 @@ struct http_session : std::enable_shared_from_this<http_session> {
         auto claimed = std::make_shared<claimed_end>(claim(entry, want_read));
         stream.expires_never();
         auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(std::move(stream));
-        ws->read_message_max(frame_max);
+        ws->read_message_max(eng->opt.max_message_bytes);
         ws->async_accept(req, [ws, claimed](beast::error_code ec) {
             if (ec) return;  // the client left during the upgrade; dropping the end finishes it
             if (!claimed->refusal.empty()) {
-                ws->async_close({websocket::close_code::policy_error, close_reason(claimed->refusal)},
+                ws->async_close(close_with(websocket::close_code::policy_error, claimed->refusal),
                                 [ws](beast::error_code) {});
             } else if (claimed->r) {
                 std::make_shared<ring_to_socket>(std::move(*ws), std::move(claimed->r), claimed->efd)->start();
@@ -480,62 +542,43 @@ std::shared_ptr<channel_entry> engine::impl::find_channel(const std::string& id)
 
 void engine::impl::accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+        if (ec == asio::error::operation_aborted) return;
         if (ec) {
-            if (ec == asio::error::operation_aborted) return;
-        } else {
-            s.set_option(tcp::no_delay(true));
-            std::make_shared<http_session>(std::move(s), this)->start();
+            // Out of file descriptors, say: try again shortly instead of spinning on the error.
+            rejects.note(reject::accept_failed, "accept failed: " + ec.message() + "; retrying in 100 ms");
+            auto t = std::make_shared<asio::steady_timer>(ioc, 100ms);
+            t->async_wait([this, t](beast::error_code e) {
+                if (!e) accept();
+            });
+            return;
         }
+        beast::error_code ignore;
+        s.set_option(tcp::no_delay(true), ignore);
+        std::make_shared<http_session>(std::move(s), this)->start();
         accept();
     });
 }
 
-void engine::impl::on_message(const std::shared_ptr<worker_session>& from, const std::string& text) {
-    json m = json::parse(text, nullptr, false);
-    if (m.is_discarded() || !m.is_object() || !m.contains("type") || !m["type"].is_string()) {
-        log("worker " + from->id + " sent a message that is not a typed JSON object; ignored");
-        return;
-    }
-    const std::string type = m["type"].get<std::string>();
-    if (opt.verbose) log("<- " + from->id + " " + text.substr(0, 300));
-    if (type == "registerfunction") {
-        if (!m.contains("id") || !m["id"].is_string()) return log("registerfunction without an id; ignored");
-        const std::string fid = m["id"].get<std::string>();
-        std::lock_guard lk(mu);
-        functions[fid] = from;
-        from->functions.insert(fid);
-    } else if (type == "unregisterfunction") {
-        if (!m.contains("id") || !m["id"].is_string()) return;
-        const std::string fid = m["id"].get<std::string>();
-        std::lock_guard lk(mu);
-        auto it = functions.find(fid);
-        if (it != functions.end() && it->second.lock() == from) functions.erase(it);
-        from->functions.erase(fid);
-    } else if (type == "invokefunction") {
-        invoke(from, m);
-    } else if (type == "invocationresult") {
-        result(m);
-    } else if (type == "ping") {
-        from->send(json{{"type", "pong"}}.dump());
-    } else if (type != "pong") {
-        // Logged once per type (stderr), then ignored: an SDK newer than this engine keeps working.
-        std::lock_guard lk(mu);
-        if (unknown_types.insert(type).second)
-            std::fprintf(stderr, "shmchan engine: message type \"%s\" is not implemented; ignored\n", type.c_str());
-    }
-}
-
-json engine::impl::builtin(const std::string& fid, const json& data, bool& ok) {
-    ok = true;
+detail::builtin_result engine::impl::builtin(const std::string& fid, const json& data) {
+    auto fail = [](std::string_view code, const std::string& message) {
+        return detail::builtin_result{false, detail::error_body(code, message)};
+    };
     if (fid == "engine::channels::create") {
         std::size_t n = 64;
         if (data.is_object() && data.contains("buffer_size") && !data["buffer_size"].is_null()) {
             const json& b = data["buffer_size"];
-            if (!b.is_number_integer() || b.get<long long>() < 1 || b.get<long long>() > 1024) {
-                ok = false;
-                return error_json("invalid_argument", "buffer_size must be an integer from 1 to 1024");
-            }
+            if (!b.is_number_integer() || b.get<long long>() < 1 || b.get<long long>() > 1024)
+                return fail("invalid_argument", "buffer_size must be an integer from 1 to 1024");
             n = b.get<std::size_t>();
+        }
+        {
+            std::lock_guard lk(mu);
+            if (channels.size() >= opt.max_channels) {
+                const std::string why = "the engine already serves " + std::to_string(channels.size()) +
+                                        " channels (its limit); finish some first";
+                rejects.note(reject::too_many_channels, why);
+                return fail("too_many_channels", why);
+            }
         }
         // buffer_size counts SDK frames of 64 KiB; a record takes at most half the ring.
         channel_options o;
@@ -543,136 +586,21 @@ json engine::impl::builtin(const std::string& fid, const json& data, bool& ok) {
         try {
             auto entry = std::make_shared<channel_entry>();
             entry->ch = create_channel(o);
+            const auto rk = detail::parse_uuid(entry->ch.reader_ref.access_key);
+            const auto wk = detail::parse_uuid(entry->ch.writer_ref.access_key);
+            std::copy(rk->begin(), rk->end(), entry->reader_key.begin());
+            std::copy(wk->begin(), wk->end(), entry->writer_key.begin());
             json out = {{"writer", entry->ch.writer_ref.to_json()}, {"reader", entry->ch.reader_ref.to_json()}};
             std::lock_guard lk(mu);
             channels[entry->ch.reader_ref.channel_id] = entry;
-            return out;
+            return {true, std::move(out)};
         } catch (const error& e) {
-            ok = false;
-            return error_json(to_string(e.kind()), e.what());
+            return fail(to_string(e.kind()), e.what());
         }
     }
-    if (fid == "engine::workers::register") return json::object();
-    ok = false;
-    return error_json("function_not_found", "Function " + fid + " not found");
-}
-
-void engine::impl::invoke(const std::shared_ptr<worker_session>& caller, json& m) {
-    const bool has_id = m.contains("invocation_id") && !m["invocation_id"].is_null();
-    const bool fire_and_forget = !has_id || (m.contains("action") && m["action"].is_object() &&
-                                             m["action"].value("type", "") == "void");
-    const json caller_id = has_id ? m["invocation_id"] : json();
-    auto reply = [&](const std::string& fid, json body, bool ok) {
-        if (fire_and_forget) return;
-        json r = {{"type", "invocationresult"}, {"invocation_id", caller_id}, {"function_id", fid}};
-        r[ok ? "result" : "error"] = std::move(body);
-        caller->send(r.dump());
-    };
-    if (!m.contains("function_id") || !m["function_id"].is_string())
-        return reply("", error_json("invalid_request", "invokefunction needs a function_id string"), false);
-    const std::string fid = m["function_id"].get<std::string>();
-    const json data = m.contains("data") ? m["data"] : json();
-
-    if (fid.rfind("engine::", 0) == 0) {
-        bool ok;
-        json out = builtin(fid, data, ok);
-        return reply(fid, std::move(out), ok);
-    }
-    std::shared_ptr<worker_session> target;
-    {
-        std::lock_guard lk(mu);
-        auto it = functions.find(fid);
-        if (it != functions.end()) target = it->second.lock();
-    }
-    if (!target) return reply(fid, error_json("function_not_found", "Function " + fid + " not found"), false);
-
-    if (fire_and_forget) {
-        m.erase("invocation_id");
-        target->send(m.dump());
-        return;
-    }
-    const std::string id = detail::format_uuid(detail::random_uuid().data());
-    auto timeout = opt.invocation_timeout;
-    if (m.contains("timeout_ms") && m["timeout_ms"].is_number_unsigned())
-        timeout = std::chrono::milliseconds(m["timeout_ms"].get<std::uint64_t>());
-    auto timer = std::make_shared<asio::steady_timer>(ioc, timeout);
-    {
-        std::lock_guard lk(mu);
-        pending[id] = {caller, caller_id, fid, target, timer};
-    }
-    timer->async_wait([this, id, timeout](beast::error_code ec) {
-        if (ec) return;
-        pending_invocation p;
-        {
-            std::lock_guard lk(mu);
-            auto it = pending.find(id);
-            if (it == pending.end()) return;
-            p = std::move(it->second);
-            pending.erase(it);
-        }
-        if (auto c = p.caller.lock())
-            c->send(json{{"type", "invocationresult"}, {"invocation_id", p.caller_invocation_id},
-                         {"function_id", p.function_id},
-                         {"error", error_json("timeout", "Function " + p.function_id + " did not answer within " +
-                                                             std::to_string(timeout.count()) + " ms")}}
-                        .dump());
-    });
-    m["invocation_id"] = id;
-    target->send(m.dump());
-}
-
-void engine::impl::result(const json& m) {
-    if (!m.contains("invocation_id") || !m["invocation_id"].is_string()) return;
-    pending_invocation p;
-    {
-        std::lock_guard lk(mu);
-        auto it = pending.find(m["invocation_id"].get<std::string>());
-        if (it == pending.end()) return;  // timed out already, or not ours
-        p = std::move(it->second);
-        pending.erase(it);
-    }
-    p.timer->cancel();
-    auto c = p.caller.lock();
-    if (!c) return;
-    json r = {{"type", "invocationresult"}, {"invocation_id", p.caller_invocation_id}, {"function_id", p.function_id}};
-    if (m.contains("error") && !m["error"].is_null()) r["error"] = m["error"];
-    else r["result"] = m.contains("result") ? m["result"] : json();
-    c->send(r.dump());
-}
-
-void engine::impl::worker_gone(worker_session* w) {
-    std::vector<pending_invocation> failed;
-    {
-        std::lock_guard lk(mu);
-        if (!workers.erase(w)) return;
-        for (const auto& fid : w->functions) {
-            auto it = functions.find(fid);
-            if (it != functions.end() && it->second.lock().get() == w) functions.erase(it);
-        }
-        for (auto it = pending.begin(); it != pending.end();) {
-            auto target = it->second.target.lock();
-            auto caller = it->second.caller.lock();
-            if (!target || target.get() == w) {
-                failed.push_back(std::move(it->second));
-                it = pending.erase(it);
-            } else if (!caller || caller.get() == w) {
-                it->second.timer->cancel();
-                it = pending.erase(it);
-            } else {
-                ++it;
-            }
-        }
-    }
-    log("worker " + w->id + " disconnected");
-    for (auto& p : failed) {
-        p.timer->cancel();
-        if (auto c = p.caller.lock())
-            c->send(json{{"type", "invocationresult"}, {"invocation_id", p.caller_invocation_id},
-                         {"function_id", p.function_id},
-                         {"error", error_json("worker_disconnected",
-                                              "The worker serving " + p.function_id + " disconnected")}}
-                        .dump());
-    }
+    if (fid == "engine::workers::register") return {true, json::object()};
+    rejects.note(reject::function_not_found, "built-in function " + detail::printable(fid) + " not found");
+    return fail("function_not_found", "Function " + fid + " not found");
 }
 
 // Removes channels that are finished, and those with an end that never came within the TTL.
@@ -701,6 +629,7 @@ void engine::impl::sweep() {
                 it = remove ? channels.erase(it) : std::next(it);
             }
         }
+        rejects.flush();
         for (auto& e : expired) {
             // A writer that never came: the reader learns the stream is broken, not empty.
             if (!e->writer_taken) e->ch.writer.abort("channel expired: its writer never connected");
@@ -716,6 +645,12 @@ engine::engine(engine_options options) : impl_(std::make_shared<impl>(std::move(
     auto& i = *impl_;
     try {
         const tcp::endpoint ep(asio::ip::make_address(i.opt.host), i.opt.port);
+        if (!ep.address().is_loopback())
+            std::fprintf(stderr,
+                         "shmchan engine: warning: listening on %s, not on loopback: anyone who can reach it may "
+                         "register and invoke functions and read or write every channel whose id and key they "
+                         "learn (no authentication, no TLS; see docs/engine.md)\n",
+                         i.opt.host.c_str());
         i.acceptor.open(ep.protocol());
         i.acceptor.set_option(asio::socket_base::reuse_address(true));
         i.acceptor.bind(ep);
@@ -766,14 +701,14 @@ void engine::wait() {
 }
 
 std::uint16_t engine::port() const noexcept { return impl_->acceptor.local_endpoint().port(); }
-std::string engine::url() const { return "ws://" + impl_->opt.host + ":" + std::to_string(port()); }
+std::string engine::url() const {
+    const std::string& h = impl_->opt.host;
+    return "ws://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port());
+}
 std::size_t engine::live_channels() const {
     std::lock_guard lk(impl_->mu);
     return impl_->channels.size();
 }
-std::size_t engine::connected_workers() const {
-    std::lock_guard lk(impl_->mu);
-    return impl_->workers.size();
-}
+std::size_t engine::connected_workers() const { return impl_->rt.workers(); }
 
 }  // namespace shmchan

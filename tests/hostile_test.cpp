@@ -1,0 +1,693 @@
+// Hostile and bad input against a running engine: malformed and wrong-shape worker messages,
+// deep nesting, huge messages, unknown functions, floods of invocations, malformed channel
+// URLs, wrong keys. Each case asserts what the client sees (reply, HTTP status or close code)
+// and then that the engine still serves a normal client (register, invoke, a channel round
+// trip). The flood runs against an engine process, whose memory is read from /proc.
+#include <catch2/catch.hpp>
+
+#include <utility>  // before Asio (Boost 1.74)
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <fstream>
+#include <map>
+#include <optional>
+#include <functional>
+#include <thread>
+
+#include "shmchan/engine.hpp"
+#include "shmchan/shmchan.hpp"
+#include "shmchan/worker.hpp"
+#include "support/helpers.hpp"
+#include "support/process.hpp"
+
+using namespace shmchan;
+using shmchan::test::thrown;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+engine_options quiet_engine() {
+    engine_options o;
+    o.port = 0;
+    return o;
+}
+channel_options via(transport t, const std::string& url) {
+    channel_options o;
+    o.via = t;
+    o.engine = url;
+    return o;
+}
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return cond();
+}
+std::uint16_t port_of(const std::string& url) { return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1))); }
+
+// A WebSocket client that sends whatever it is told to, and reads with deadlines.
+struct raw_client {
+    asio::io_context ioc;
+    websocket::stream<beast::tcp_stream> ws{ioc};
+    websocket::response_type response;  // the engine's answer to the upgrade
+    bool open = false;
+    beast::flat_buffer buf;
+    // An async write that may still be in flight (flood); completed by later runs.
+    std::shared_ptr<bool> write_done;
+
+    // Runs handlers until done() or the deadline (a write left in flight keeps the context
+    // busy, so run_for alone would always wait out the deadline).
+    void run_until(const std::function<bool()>& done, std::chrono::milliseconds t) {
+        ioc.restart();
+        const auto until = std::chrono::steady_clock::now() + t;
+        while (!done() && std::chrono::steady_clock::now() < until)
+            ioc.run_one_for(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()) + 1ms);
+    }
+
+    explicit raw_client(std::uint16_t port, const std::string& target = "/") {
+        beast::get_lowest_layer(ws).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+        beast::error_code ec;
+        ws.handshake(response, "127.0.0.1:" + std::to_string(port), target, ec);
+        open = !ec;
+        ws.read_message_max(std::size_t{64} << 20);
+    }
+    ~raw_client() {
+        beast::error_code ignore;
+        beast::get_lowest_layer(ws).socket().shutdown(tcp::socket::shutdown_both, ignore);
+        beast::get_lowest_layer(ws).socket().close(ignore);
+    }
+    // Sends one message; false if it did not go out within `t` (the engine stopped reading).
+    bool send(std::string_view text, bool binary = false, std::chrono::milliseconds t = 10s) {
+        ws.binary(binary);
+        write_done = std::make_shared<bool>(false);
+        auto payload = std::make_shared<std::string>(text);
+        ws.async_write(asio::buffer(*payload), [d = write_done, payload](beast::error_code, std::size_t) { *d = true; });
+        run_until([d = write_done] { return *d; }, t);
+        return *write_done;
+    }
+    struct incoming {
+        enum class kind { message, closed, timeout } what;
+        std::string text;
+    };
+    incoming next(std::chrono::milliseconds t = 10s) {
+        bool done = false;
+        beast::error_code ec;
+        ws.async_read(buf, [&](beast::error_code e, std::size_t) {
+            ec = e;
+            done = true;
+        });
+        run_until([&] { return done; }, t);
+        if (!done) {
+            beast::get_lowest_layer(ws).cancel();
+            run_until([&] { return done; }, 1s);
+            return {incoming::kind::timeout, {}};
+        }
+        if (ec) return {incoming::kind::closed, {}};
+        std::string s = beast::buffers_to_string(buf.data());
+        buf.consume(buf.size());
+        return {incoming::kind::message, std::move(s)};
+    }
+    json next_json(std::chrono::milliseconds t = 10s) {
+        auto in = next(t);
+        INFO("expected a message, got " << (in.what == incoming::kind::closed ? "a close" : "nothing"));
+        REQUIRE(in.what == incoming::kind::message);
+        return json::parse(in.text);
+    }
+    std::uint16_t close_code() const { return ws.reason().code; }
+    // Sends n text messages make(0..n-1) while reading, until all are sent and `want` messages
+    // have come back, or nothing moved for `stall` (the engine stopped reading us), or `limit`
+    // passed. A write still in flight then stays in flight (it completes in later runs).
+    struct pumped {
+        std::vector<std::string> got;
+        int sent = 0;             // writes completed
+        bool in_flight = false;   // one more on its way
+    };
+    pumped pump(int n, const std::function<std::string(int)>& make, int want,
+                std::chrono::milliseconds stall = 30s, std::chrono::milliseconds limit = 120s) {
+        struct state {
+            pumped r;
+            int next = 0;
+            bool failed = false;
+            std::string out;
+            std::chrono::steady_clock::time_point moved = std::chrono::steady_clock::now();
+        };
+        auto st = std::make_shared<state>();
+        std::function<void()> write_one = [this, st, n, &make, &write_one] {
+            if (st->next >= n) return;
+            st->out = make(st->next++);
+            st->r.in_flight = true;
+            ws.text(true);
+            ws.async_write(asio::buffer(st->out), [st, &write_one](beast::error_code e, std::size_t) {
+                st->r.in_flight = false;
+                st->moved = std::chrono::steady_clock::now();
+                if (e) {
+                    st->failed = true;
+                    return;
+                }
+                ++st->r.sent;
+                if (!st->failed) write_one();
+            });
+        };
+        std::function<void()> read_one = [this, st, want, &read_one] {
+            ws.async_read(buf, [this, st, want, &read_one](beast::error_code e, std::size_t) {
+                st->moved = std::chrono::steady_clock::now();
+                if (e) {
+                    st->failed = true;
+                    return;
+                }
+                st->r.got.push_back(beast::buffers_to_string(buf.data()));
+                buf.consume(buf.size());
+                if (static_cast<int>(st->r.got.size()) < want) read_one();
+            });
+        };
+        write_one();
+        if (want > 0) read_one();
+        ioc.restart();
+        const auto until = std::chrono::steady_clock::now() + limit;
+        auto busy = [&] { return st->r.sent < n || static_cast<int>(st->r.got.size()) < want; };
+        while (!st->failed && busy() && std::chrono::steady_clock::now() < until &&
+               std::chrono::steady_clock::now() - st->moved < stall)
+            ioc.run_one_for(50ms);
+        if (static_cast<int>(st->r.got.size()) < want) {  // gave up reading: no read may stay pending
+            bool quiet = false;
+            beast::get_lowest_layer(ws).cancel();
+            run_until([&] { return quiet; }, 1s);
+        }
+        // A write left in flight must not call write_one (a local) again.
+        st->failed = true;
+        return st->r;
+    }
+};
+
+// A worker socket past its workerregistered greeting.
+struct raw_worker : raw_client {
+    explicit raw_worker(std::uint16_t port) : raw_client(port, "/") {
+        REQUIRE(open);
+        REQUIRE(next_json()["type"] == "workerregistered");
+    }
+    // The reply to `text`, when it is the next thing this socket receives.
+    json ask(std::string_view text, bool binary = false) {
+        REQUIRE(send(text, binary));
+        return next_json();
+    }
+    // True if nothing came back for `text`: a ping sent after it is answered first.
+    bool silent_on(std::string_view text) {
+        REQUIRE(send(text));
+        REQUIRE(send(R"({"type":"ping"})"));
+        return next_json()["type"] == "pong";
+    }
+};
+
+std::string code_of(const json& reply) {
+    if (reply.contains("error") && reply["error"].is_object()) return reply["error"].value("code", "");
+    return "";
+}
+std::map<std::string, int> codes_of(const std::vector<std::string>& replies) {
+    std::map<std::string, int> count;
+    for (const auto& r : replies) ++count[code_of(json::parse(r))];
+    return count;
+}
+std::map<std::string, int> codes_of(const raw_client::pumped& p) { return codes_of(p.got); }
+std::function<std::string(int)> invocations_of(const std::string& fid, const std::string& prefix) {
+    return [fid, prefix](int i) {
+        return json{{"type", "invokefunction"}, {"invocation_id", prefix + std::to_string(i)}, {"function_id", fid},
+                    {"data", {{"i", i}}}}
+            .dump();
+    };
+}
+
+// The HTTP status of an upgrade (or plain) request, over a raw TCP connection.
+unsigned http_status(std::uint16_t port, const std::string& target, const std::string& extra_headers = "",
+                     bool upgrade = true) {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (upgrade)
+        req += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n";
+    req += extra_headers + "\r\n";
+    beast::error_code ec;
+    asio::write(s, asio::buffer(req), ec);
+    std::string got;
+    char b[1024];
+    while (got.find("\r\n") == std::string::npos) {
+        const std::size_t n = s.read_some(asio::buffer(b), ec);
+        if (ec) break;
+        got.append(b, n);
+    }
+    if (got.rfind("HTTP/1.1 ", 0) != 0) return 0;
+    return static_cast<unsigned>(std::stoi(got.substr(9, 3)));
+}
+
+// A normal client is served: register, invoke, and a channel round trip over the socket.
+void check_serves_normally(const std::string& url) {
+    static std::atomic<int> serial{0};
+    const std::string fid = "hostile::echo" + std::to_string(serial++);
+    worker callee(url);
+    worker caller(url);
+    callee.register_function(fid, [](invocation& c) { return json{{"echo", c.input()}}; });
+    CHECK(eventually([&] {
+        try {
+            return caller.trigger({fid, {{"x", 1}}, 5s}) == json{{"echo", {{"x", 1}}}};
+        } catch (const invocation_error&) {
+            return false;  // registration on its way
+        }
+    }));
+    channel ch = caller.create_channel(2);
+    reader r = open_reader(ch.reader_ref, via(transport::socket, url));
+    writer w = open_writer(ch.writer_ref, via(transport::socket, url));
+    REQUIRE_FALSE(w.write("round trip"));
+    REQUIRE_FALSE(w.close());
+    std::vector<std::byte> got;
+    CHECK_FALSE(r.read_all(got, 10s));
+    CHECK(std::string(reinterpret_cast<const char*>(got.data()), got.size()) == "round trip");
+}
+
+long proc_kib(pid_t pid, const std::string& field) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    return -1;
+}
+
+std::string nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+}  // namespace
+
+TEST_CASE("hostile: malformed and wrong-shape worker messages get clear errors; the engine keeps serving",
+          "[engine][hostile]") {
+    engine eng(quiet_engine());
+    const auto port = port_of(eng.url());
+    raw_worker c(port);
+
+    struct expectation {
+        std::string sent;
+        std::string code;  // of the type:error reply, or of the invocationresult's error
+        std::string invocation_id;  // non-empty: an invocationresult for this id
+    };
+    const std::vector<expectation> cases = {
+        {"not json", "invalid_json", ""},
+        {R"({"type":"invokefunction", "function_id": tru)", "invalid_json", ""},
+        {"[1,2]", "invalid_message", ""},
+        {"42", "invalid_message", ""},
+        {R"("invokefunction")", "invalid_message", ""},
+        {R"({"id":"x"})", "invalid_message", ""},
+        {R"({"type":5})", "invalid_message", ""},
+        {R"({"type":null})", "invalid_message", ""},
+        {R"({"type":"registerfunction"})", "invalid_message", ""},
+        {R"({"type":"registerfunction","id":7})", "invalid_message", ""},
+        {R"({"type":"registerfunction","id":""})", "invalid_message", ""},
+        {R"({"type":"unregisterfunction","id":[]})", "invalid_message", ""},
+        {R"({"type":"invocationresult","result":1})", "invalid_message", ""},
+        {R"({"type":"invokefunction","invocation_id":7,"function_id":"x"})", "invalid_message", ""},
+        {R"({"type":"invokefunction","invocation_id":"a1"})", "invalid_message", "a1"},
+        {R"({"type":"invokefunction","invocation_id":"a2","function_id":42})", "invalid_message", "a2"},
+        // This one terminated the engine before (json::type_error from action.value("type", "")).
+        {R"({"type":"invokefunction","invocation_id":"a3","function_id":"x","action":{"type":5}})", "invalid_message", "a3"},
+        {R"({"type":"invokefunction","invocation_id":"a4","function_id":"x","action":"void"})", "invalid_message", "a4"},
+        {R"({"type":"invokefunction","invocation_id":"a5","function_id":"x","timeout_ms":"soon"})", "invalid_message", "a5"},
+        {R"({"type":"invokefunction","invocation_id":"a6","function_id":"x","timeout_ms":-1})", "invalid_message", "a6"},
+        {R"({"type":"invokefunction","invocation_id":"a7","function_id":"no::such"})", "function_not_found", "a7"},
+        {R"({"type":"invokefunction","invocation_id":"a8","function_id":"engine::no::such"})", "function_not_found", "a8"},
+        {R"({"type":"invokefunction","invocation_id":"a9","function_id":"engine::channels::create","data":{"buffer_size":"big"}})",
+         "invalid_argument", "a9"},
+    };
+    for (const auto& e : cases) {
+        INFO("sent: " << e.sent);
+        const json reply = c.ask(e.sent);
+        CHECK(code_of(reply) == e.code);
+        if (e.invocation_id.empty()) {
+            CHECK(reply["type"] == "error");
+        } else {
+            CHECK(reply["type"] == "invocationresult");
+            CHECK(reply["invocation_id"] == e.invocation_id);
+        }
+        CHECK_FALSE(reply["error"].value("message", "").empty());
+    }
+    // Not UTF-8 (in a binary frame: a text frame would be refused by the WebSocket layer).
+    CHECK(code_of(c.ask("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}", true)) == "invalid_json");
+    // Ignored without a reply: unknown types, pong, fire-and-forget calls of unknown functions,
+    // results for invocations that do not exist.
+    CHECK(c.silent_on(R"({"type":"frobnicate"})"));
+    CHECK(c.silent_on(R"({"type":"pong"})"));
+    CHECK(c.silent_on(R"({"type":"invokefunction","function_id":"no::such"})"));
+    CHECK(c.silent_on(R"({"type":"invocationresult","invocation_id":"never-issued","result":1})"));
+
+    // A text frame that is not UTF-8: the WebSocket layer closes with 1007.
+    raw_worker bad(port);
+    REQUIRE(bad.send("{\"type\":\"ping\",\"x\":\"\xff\"}"));
+    CHECK(bad.next().what == raw_client::incoming::kind::closed);
+    CHECK(bad.close_code() == 1007);
+
+    CHECK(c.ask(R"({"type":"ping"})")["type"] == "pong");  // the same connection still works
+    check_serves_normally(eng.url());
+}
+
+TEST_CASE("hostile: deep nesting and too many values are refused, and the invocation answered", "[engine][hostile]") {
+    engine eng(quiet_engine());
+    const auto port = port_of(eng.url());
+    raw_worker c(port);
+
+    // A million levels: this killed the engine before (stack overflow in json copy/dump).
+    json r = c.ask(R"({"type":"invokefunction","invocation_id":"d1","function_id":"x","data":)" + nested(1000000) + "}");
+    CHECK(r["type"] == "invocationresult");
+    CHECK(r["invocation_id"] == "d1");
+    CHECK(code_of(r) == "too_deep");
+    std::string objects;
+    for (int i = 0; i < 500000; ++i) objects += "{\"a\":";
+    objects += "1";
+    objects += std::string(500000, '}');
+    CHECK(code_of(c.ask(R"({"type":"invokefunction","invocation_id":"d2","function_id":"x","data":)" + objects + "}")) ==
+          "too_deep");
+    r = c.ask(nested(1000000));
+    CHECK(r["type"] == "error");
+    CHECK(code_of(r) == "too_deep");
+    // Wide: 2^20 + 1 values in 2 MiB.
+    std::string wide = R"({"type":"invokefunction","invocation_id":"w1","function_id":"x","data":[0)";
+    wide.reserve(wide.size() + (2u << 20) + 8);
+    for (int i = 0; i < (1 << 20); ++i) wide += ",0";
+    wide += "]}";
+    r = c.ask(wide);
+    CHECK(code_of(r) == "too_many_values");
+    CHECK(r["invocation_id"] == "w1");
+
+    // Within the limits: 120 levels reach a worker and come back.
+    worker callee(eng.url());
+    callee.register_function("hostile::deep", [](invocation& call) { return call.input(); });
+    std::this_thread::sleep_for(100ms);
+    json deep = json::array();
+    for (int i = 0; i < 120; ++i) deep = json::array({deep});
+    CHECK(eventually([&] {
+        const json a = c.ask(json{{"type", "invokefunction"}, {"invocation_id", "ok1"}, {"function_id", "hostile::deep"},
+                                  {"data", deep}}.dump());
+        return a.contains("result") && a["result"] == deep;
+    }));
+    check_serves_normally(eng.url());
+}
+
+TEST_CASE("hostile: a message above 16 MiB closes the socket with 1009; just below is served", "[engine][hostile]") {
+    engine eng(quiet_engine());
+    const auto port = port_of(eng.url());
+    const std::size_t limit = engine_options{}.max_message_bytes;
+    REQUIRE(limit == (std::size_t{16} << 20));
+
+    raw_worker ok(port);
+    std::string big = R"({"type":"invokefunction","invocation_id":"b1","function_id":"no::such","data":")";
+    big += std::string(limit - big.size() - 2, 'x');
+    big += "\"}";
+    REQUIRE(big.size() == limit);
+    const json r = ok.ask(big);
+    CHECK(code_of(r) == "function_not_found");
+
+    raw_worker huge(port);
+    big.insert(big.size() - 2, "x");  // one byte over
+    REQUIRE(huge.send(big, false, 30s));
+    CHECK(huge.next().what == raw_client::incoming::kind::closed);
+    CHECK(huge.close_code() == 1009);
+
+    // A channel frame above the limit: closed with 1009, the reader sees the stream aborted.
+    worker w(eng.url());
+    channel ch = w.create_channel();
+    const auto& ref = ch.writer_ref;
+    raw_client sock(port, "/ws/channels/" + ref.channel_id + "?key=" + ref.access_key + "&dir=write");
+    REQUIRE(sock.open);
+    REQUIRE(sock.send(std::string(limit + 1, 'z'), true, 30s));
+    CHECK(sock.next().what == raw_client::incoming::kind::closed);
+    CHECK(sock.close_code() == 1009);
+    reader rd = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
+    item it = rd.next(10s);
+    REQUIRE(it.is_error());
+    CHECK(it.error() == errc::aborted);
+
+    CHECK(ok.ask(R"({"type":"ping"})")["type"] == "pong");
+    check_serves_normally(eng.url());
+}
+
+TEST_CASE("hostile: pending invocations are bounded per worker and in all; a worker leaving answers them",
+          "[engine][hostile]") {
+    engine_options o = quiet_engine();
+    o.max_pending_per_worker = 50;
+    o.max_pending = 120;
+    engine eng(o);
+    const auto port = port_of(eng.url());
+    std::optional<raw_worker> hang(std::in_place, port);  // registers, then never answers
+    REQUIRE(hang->silent_on(R"({"type":"registerfunction","id":"hostile::hang"})"));
+    const auto call = [](const std::string& p) { return invocations_of("hostile::hang", p); };
+
+    raw_worker a(port), b(port), d(port);
+    // a: 50 pending, then its own limit: 10 refused at once.
+    CHECK(codes_of(a.pump(60, call("a"), 10)) == std::map<std::string, int>{{"too_many_pending", 10}});
+    // b: 50 more (100 in all); the pong says the engine has taken them all.
+    CHECK(b.pump(50, call("b"), 0).got.empty());
+    CHECK(b.ask(R"({"type":"ping"})")["type"] == "pong");
+    // d: 20 more, then the engine's limit (120): 30 refused.
+    CHECK(codes_of(d.pump(50, call("d"), 30)) == std::map<std::string, int>{{"too_many_pending", 30}});
+
+    // The serving worker leaves: every pending invocation fails at once.
+    hang.reset();
+    CHECK(codes_of(a.pump(0, call("a"), 50)) == std::map<std::string, int>{{"worker_disconnected", 50}});
+    CHECK(codes_of(b.pump(0, call("b"), 50)) == std::map<std::string, int>{{"worker_disconnected", 50}});
+    CHECK(codes_of(d.pump(0, call("d"), 20)) == std::map<std::string, int>{{"worker_disconnected", 20}});
+    check_serves_normally(eng.url());
+}
+
+TEST_CASE("hostile: a flood of invocations with no worker, and with a worker that never answers, stays bounded",
+          "[engine][hostile][flood]") {
+    // An engine process, so that its memory can be read from /proc.
+    auto eng = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0"}, false, true);
+    const std::string first = eng.read_line();
+    REQUIRE(first.find("listening on ws://") != std::string::npos);
+    const std::string url = first.substr(first.find("ws://"));
+    const auto port = port_of(url);
+    check_serves_normally(url);  // warm up: threads, a channel, buffers
+    const long rss_before = proc_kib(eng.pid(), "VmRSS");
+    REQUIRE(rss_before > 0);
+
+    // 1. Unknown functions, from a client that does not read its replies while it floods.
+    //    Above 1 MiB of queued replies the engine stops reading it; the kernel's socket buffers
+    //    (tens of MiB on loopback, outside the engine's memory) still take bytes for a while,
+    //    so the flood runs for 10 s or until the writes stall (an engine that does not read a
+    //    socket for 60 s drops it).
+    const int n = 200000;
+    raw_worker flooder(port);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto flood = flooder.pump(
+        n,
+        [](int i) {
+            return R"({"type":"invokefunction","invocation_id":"f)" + std::to_string(i) + R"(","function_id":"no::such::)" +
+                   std::to_string(i) + R"("})";
+        },
+        0, 1s, 10s);
+    const int sent = flood.sent;
+    const long rss_flooded = proc_kib(eng.pid(), "VmRSS");
+    // Then it reads: every message the engine took is answered, once, with function_not_found.
+    const int expected = sent + (flood.in_flight ? 1 : 0);
+    int answered = 0;
+    std::string stopped;
+    for (; answered < expected; ++answered) {
+        auto in = flooder.next(10s);
+        if (in.what != raw_client::incoming::kind::message || code_of(json::parse(in.text)) != "function_not_found") {
+            stopped = in.what == raw_client::incoming::kind::closed ? "closed " + std::to_string(flooder.close_code())
+                      : in.what == raw_client::incoming::kind::timeout ? "timeout"
+                                                                        : in.text;
+            break;
+        }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO("replies stopped: " << stopped);
+    CHECK(answered == expected);
+
+    // 2. A worker that registers and never reads nor answers; a caller floods it (reading).
+    std::optional<raw_worker> mute(std::in_place, port);
+    REQUIRE(mute->silent_on(R"({"type":"registerfunction","id":"hostile::mute"})"));
+    raw_worker caller(port);
+    const int m = 20000, pending_limit = static_cast<int>(engine_options{}.max_pending_per_worker);
+    // pending_limit invocations wait for the mute worker; the rest are refused at once.
+    CHECK(codes_of(caller.pump(m, invocations_of("hostile::mute", "m"), m - pending_limit)) ==
+          std::map<std::string, int>{{"too_many_pending", m - pending_limit}});
+    const long rss_pending = proc_kib(eng.pid(), "VmRSS");
+    const long hwm = proc_kib(eng.pid(), "VmHWM");
+    mute.reset();
+    CHECK(codes_of(caller.pump(0, invocations_of("hostile::mute", "m"), pending_limit)) ==
+          std::map<std::string, int>{{"worker_disconnected", pending_limit}});
+
+    check_serves_normally(url);
+    const long rss_after = proc_kib(eng.pid(), "VmRSS");
+    WARN("flood: " << sent << " unknown-function invocations sent in at most 10 s without reading (of " << n << "), " << answered
+                   << " answered, in " << secs << " s; engine VmRSS before " << rss_before << " KiB, after the flood "
+                   << rss_flooded << " KiB, with " << pending_limit << " pending " << rss_pending << " KiB, peak (VmHWM) " << hwm
+                   << " KiB, at the end " << rss_after << " KiB");
+    // The stated bound: the whole run adds less than 64 MiB to the engine's resident memory.
+    CHECK(hwm - rss_before < 64 * 1024);
+    CHECK(rss_after - rss_before < 64 * 1024);
+
+    // One stderr line per kind of rejection (rate-limited), not one per message.
+    eng.kill(SIGTERM);
+    REQUIRE(eng.wait(10s) == 0);
+    const std::string log = eng.read_all(5s);
+    INFO("engine output: " << log);
+    auto lines_with = [&](const std::string& s) {
+        int k = 0;
+        for (std::size_t p = 0; (p = log.find(s, p)) != std::string::npos; ++p) ++k;
+        return k;
+    };
+    CHECK(lines_with("rejected function_not_found") >= 1);
+    CHECK(lines_with("rejected function_not_found") <= 3);
+    CHECK(lines_with("rejected too_many_pending") >= 1);
+    CHECK(lines_with("rejected too_many_pending") <= 3);
+    CHECK(std::count(log.begin(), log.end(), '\n') < 20);
+}
+
+TEST_CASE("hostile: malformed channel socket URLs are refused; the channel still works", "[engine][hostile]") {
+    engine eng(quiet_engine());
+    const auto port = port_of(eng.url());
+    worker w(eng.url());
+    channel ch = w.create_channel();
+    const std::string id = ch.reader_ref.channel_id, rkey = ch.reader_ref.access_key, wkey = ch.writer_ref.access_key;
+    const std::string base = "/ws/channels/" + id;
+    const std::string unknown = "00000000-0000-4000-8000-000000000000";
+
+    CHECK(http_status(port, "/ws/channels/not-a-uuid?key=" + rkey + "&dir=read") == 404);  // bad id
+    CHECK(http_status(port, "/ws/channels/" + unknown + "?key=" + rkey + "&dir=read") == 404);
+    CHECK(http_status(port, base + "?key=not-a-key&dir=read") == 404);                     // bad key
+    CHECK(http_status(port, base + "?key=" + unknown + "&dir=read") == 404);                // wrong key
+    CHECK(http_status(port, base + "?dir=read") == 400);                                    // missing key
+    CHECK(http_status(port, base + "?key=" + rkey) == 400);                                 // missing dir
+    CHECK(http_status(port, base + "?key=" + rkey + "&dir=sideways") == 400);               // wrong direction
+    CHECK(http_status(port, base + "?key=" + rkey + "&key=" + wkey + "&dir=read") == 400);  // ambiguous
+    CHECK(http_status(port, base + "?key=%G0&dir=read") == 400);
+    CHECK(http_status(port, "/ws/channels/?key=" + rkey + "&dir=read") == 400);
+    CHECK(http_status(port, base + "?key=" + rkey + "&dir=read&pad=" + std::string(3000, 'p')) == 414);  // overlong
+    CHECK(http_status(port, base, "X-Pad: " + std::string(9000, 'p') + "\r\n") == 431);
+    CHECK(http_status(port, base + "?key=" + rkey + "&dir=read", "", false) == 404);  // not an upgrade
+    CHECK(http_status(port, "garbage") == 400);
+    // The other end's key: 403, either way round.
+    CHECK(http_status(port, base + "?key=" + rkey + "&dir=write") == 403);
+    CHECK(http_status(port, base + "?key=" + wkey + "&dir=read") == 403);
+
+    // None of that claimed an end: the channel works, with keys as encodeURIComponent and
+    // upper case write them.
+    std::string enc = rkey, upper = wkey;
+    for (std::size_t p; (p = enc.find('-')) != std::string::npos;) enc.replace(p, 1, "%2d");
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    raw_client rd(port, base + "?key=" + enc + "&dir=read");
+    REQUIRE(rd.open);
+    raw_client wr(port, base + "?key=" + upper + "&dir=write");
+    REQUIRE(wr.open);
+    REQUIRE(wr.send("payload", true));
+    auto in = rd.next();
+    REQUIRE(in.what == raw_client::incoming::kind::message);
+    CHECK(in.text == "payload");
+    wr.ws.close(websocket::close_code::normal);
+    CHECK(rd.next().what == raw_client::incoming::kind::closed);
+    CHECK(rd.close_code() == 1000);
+    check_serves_normally(eng.url());
+}
+
+TEST_CASE("hostile: a reader ref's key never opens the write end, through the socket or shared memory",
+          "[engine][hostile][security]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel();
+    channel_ref forged_writer = ch.reader_ref;  // the reader's key, claiming to be a writer ref
+    forged_writer.dir = direction::write;
+    channel_ref forged_reader = ch.writer_ref;
+    forged_reader.dir = direction::read;
+    CHECK(thrown([&] { open_writer(forged_writer, via(transport::socket, eng.url())); }) == errc::wrong_direction);  // 403
+    CHECK(thrown([&] { open_writer(forged_writer, via(transport::shm, eng.url())); }) == errc::bad_key);
+    CHECK(thrown([&] { open_reader(forged_reader, via(transport::socket, eng.url())); }) == errc::wrong_direction);
+    CHECK(thrown([&] { open_reader(forged_reader, via(transport::shm, eng.url())); }) == errc::bad_key);
+    CHECK(thrown([&] { open_writer(ch.reader_ref, via(transport::automatic, eng.url())); }) == errc::wrong_direction);
+    // The keys are 128 random bits each, distinct per direction.
+    CHECK(ch.reader_ref.access_key != ch.writer_ref.access_key);
+    CHECK(ch.reader_ref.access_key.size() == 36);
+    // The genuine refs still open their ends.
+    writer wr = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
+    reader rd = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
+    REQUIRE_FALSE(wr.write("ok"));
+    REQUIRE_FALSE(wr.close());
+    CHECK(rd.read_all().size() == 2);
+}
+
+TEST_CASE("hostile: an abort reason of multi-byte characters reaches a socket reader intact", "[engine][hostile]") {
+    // Regression: the engine cut "aborted: <reason>" at 123 bytes, inside a character; the
+    // reader's WebSocket failed on the invalid close frame and saw peer_lost, not the abort.
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel();
+    reader rd = open_reader(ch.reader_ref, via(transport::socket, eng.url()));
+    writer wr = open_writer(ch.writer_ref, via(transport::shm, eng.url()));
+    std::string reason = "x";
+    for (int i = 0; i < 100; ++i) reason += "\xc3\xa9";  // é
+    REQUIRE_FALSE(wr.write("data"));
+    wr.abort(reason);
+    REQUIRE(rd.next(10s).is_chunk());
+    item it = rd.next(10s);
+    REQUIRE(it.is_error());
+    CHECK(it.error() == errc::aborted);
+    CHECK(rd.abort_reason().size() == 113);  // 123 - "aborted: " (9), at a character boundary
+    CHECK(reason.rfind(rd.abort_reason(), 0) == 0);
+}
+
+TEST_CASE("hostile: a text frame that is not UTF-8 fails the stream with 1007", "[engine][hostile]") {
+    // Regression (fuzz_channel_frames): Beast 1.74 accepts a fragmented text message whose last
+    // fragment is empty without checking that it ends on a whole character.
+    engine eng(quiet_engine());
+    const auto port = port_of(eng.url());
+    worker w(eng.url());
+    channel ch = w.create_channel();
+    reader rd = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
+    raw_client sock(port, "/ws/channels/" + ch.writer_ref.channel_id + "?key=" + ch.writer_ref.access_key + "&dir=write");
+    REQUIRE(sock.open);
+    // Masked frames written by hand: text "ab\xe0" (not final), then an empty final continuation.
+    auto frame = [](bool fin, unsigned op, const std::string& payload) {
+        std::string f;
+        f += static_cast<char>((fin ? 0x80 : 0) | op);
+        f += static_cast<char>(0x80 | payload.size());
+        const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+        f.append(mask, 4);
+        for (std::size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ mask[i % 4]);
+        return f;
+    };
+    const std::string wire = frame(true, 2, "ok") + frame(false, 1, "ab\xe0") + frame(true, 0, "");
+    asio::write(beast::get_lowest_layer(sock.ws).socket(), asio::buffer(wire));
+    CHECK(sock.next().what == raw_client::incoming::kind::closed);
+    CHECK(sock.close_code() == 1007);
+    item a = rd.next(10s);
+    REQUIRE(a.is_chunk());
+    CHECK(a.text() == "ok");
+    item b = rd.next(10s);
+    REQUIRE(b.is_error());
+    CHECK(b.error() == errc::aborted);
+    CHECK(rd.abort_reason() == "socket writer sent a text frame that is not UTF-8");
+}
+
+TEST_CASE("hostile: the engine listens on loopback by default and warns about any other address",
+          "[engine][hostile][security]") {
+    CHECK(engine_options{}.host == "127.0.0.1");
+    auto loop = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0"}, false, true);
+    CHECK(loop.read_line().find("listening on ws://127.0.0.1:") != std::string::npos);
+    loop.kill(SIGTERM);
+    CHECK(loop.read_all(5s).find("warning") == std::string::npos);
+    loop.wait(10s);
+    auto any = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "0.0.0.0:0"}, false, true);
+    const std::string warning = any.read_line();
+    CHECK(warning.find("warning: listening on 0.0.0.0, not on loopback") != std::string::npos);
+    CHECK(any.read_line().find("listening on ws://0.0.0.0:") != std::string::npos);
+    any.kill(SIGTERM);
+    any.wait(10s);
+}
