@@ -26,6 +26,7 @@ namespace shmchan_bench {
 
 struct run_spec {
     std::size_t payload = 0;      // bytes per message
+    bool latency = false;         // a ping-pong run (ping/pong), else throughput (produce/consume)
     std::uint64_t messages = 0;   // throughput: messages to move; latency: round trips
     bool busy_wait = true;        // latency: spin on the transport (true) or block/sleep in it;
                                   // throughput (produce/consume) ignores it: each transport
