@@ -92,8 +92,10 @@ side_result produce(shmchan::writer& w, const run_spec& spec, send_mode mode) {
     side_result res;
     buffer scratch(mode == send_mode::write ? spec.payload : 0);
     const std::span<std::byte> s(scratch.data(), spec.payload);  // loans use only its size
-    res.start_ns = now_ns();
-    for (std::uint64_t i = 0; i < spec.messages; ++i) send(w, i, s, mode, false);
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        if (i == spec.warmup) res.start_ns = now_ns();
+        send(w, i, s, mode, false);
+    }
     res.end_ns = now_ns();
     if (auto e = w.close()) fail("close: " + e.message());
     res.messages = spec.messages;

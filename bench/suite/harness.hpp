@@ -39,7 +39,8 @@ struct run_record {
     std::string transport;
     cell c;
     int round = 0;  // 0: a pilot (sizing and warm-up, not in the figures)
-    std::uint64_t messages = 0;
+    std::uint64_t messages = 0;  // moved, warm-up included
+    std::uint64_t warmup = 0;    // the first ones, not timed
     std::string status;  // "ok", "skipped", "failed"
     std::string reason;  // why skipped or failed
     side_record tx, rx;  // producer / consumer, or ping / pong

@@ -83,8 +83,8 @@ public:
     }
     side_result produce(const run_spec& spec) override {
         side_result r;
-        r.start_ns = now_ns();
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
+            if (i == spec.warmup) r.start_ns = now_ns();
             std::byte* p = free_->pop(true);
             fill_payload(std::span(p, spec.payload), i);
             full_->push(p, false);

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
+#include <cmath>
 #include <cerrno>
 #include <cinttypes>
 #include <csignal>
@@ -242,6 +244,7 @@ struct options {
     double timeout = 0;          // per run, seconds
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
+    std::uint64_t messages = 0;  // > 0: this many per run, no pilots
 };
 
 const char* usage_text =
@@ -266,6 +269,7 @@ const char* usage_text =
     "  --no-plots           do not run gnuplot (plot.gp and the .dat files are still written)\n"
     "  --gnuplot PATH       gnuplot executable (default: gnuplot from PATH)\n"
     "  --keep-scratch       keep each run's scratch directory (sockets, refs, child logs)\n"
+    "  --messages N         exactly N messages (round trips) per run, no pilots\n"
     "  --list               the transports and what each does\n"
     "  --verify FILE        check a results.json: every transport moved exactly its bytes with\n"
     "                       matching checksums, or was skipped with a reason (exit 0), else exit 1\n"
@@ -344,6 +348,7 @@ options parse_options(const std::vector<std::string>& args) {
         else if (a == "--no-plots") o.plots = false;
         else if (a == "--gnuplot") o.gnuplot = value();
         else if (a == "--keep-scratch") o.keep_scratch = true;
+        else if (a == "--messages") o.messages = parse_bytes(value());
         else throw usage_error("unknown option " + a);
     }
     const auto reg = registry();
@@ -652,7 +657,8 @@ public:
     std::vector<transport_state>& transports() { return ts_; }
     const std::string& scratch_root() const { return root_; }
 
-    run_record run(transport_state& ts, const cell& c, std::uint64_t messages, int round);
+    // `timed` messages (round trips) after a warm-up (warmup_for).
+    run_record run(transport_state& ts, const cell& c, std::uint64_t timed, int round);
 
 private:
     void run_two(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline);
@@ -665,17 +671,34 @@ private:
     int counter_ = 0;
 };
 
-run_record harness::run(transport_state& ts, const cell& c, std::uint64_t messages, int round) {
+// Warm-up before the timed messages: a lap of the buffers every transport may have (the
+// shmchan ring, a queue's slots: max(4 MiB, 4 x payload), plus a quarter), so that first-touch
+// page faults, connection set-up and cold caches are not in the figures (on the VM of
+// docs/benchmarks.md a page fault costs up to 30 us under load). Bounded by the run's own
+// length, so slow transports do not spend minutes warming up.
+std::uint64_t warmup_for(const cell& c, std::uint64_t timed) {
+    const double lap = 1.25 * double(std::max<std::size_t>(4 * MiB, 4 * c.payload));
+    if (c.k == kind::throughput) {
+        const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload)));
+        return std::min<std::uint64_t>(n, std::max<std::uint64_t>(timed, 1));
+    }
+    const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload + 16)));
+    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, 4 * timed), 20);
+}
+
+run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round) {
     run_record rec;
     rec.transport = ts.name;
     rec.c = c;
     rec.round = round;
-    rec.messages = messages;
+    rec.warmup = warmup_for(c, timed);
+    rec.messages = timed + rec.warmup;
     const int n = ++counter_;
     run_spec spec;
     spec.payload = c.payload;
     spec.latency = c.k == kind::latency;
-    spec.messages = messages;
+    spec.messages = rec.messages;
+    spec.warmup = rec.warmup;
     spec.busy_wait = c.busy;
     spec.endpoint = "shmchan-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n);
     spec.scratch_dir = root_ + "/run-" + std::to_string(n);
@@ -837,13 +860,14 @@ void harness::evaluate(run_record& rec, const run_spec& spec) {
             rec.reason = "impossible timestamps (consumer end before producer start)";
             return;
         }
+        const std::uint64_t timed = spec.messages - spec.warmup;
         rec.secs = double(ns) * 1e-9;
-        rec.gbps = double(rec.expected_bytes) / rec.secs * 1e-9;
-        rec.msgs_per_s = double(spec.messages) / rec.secs;
+        rec.gbps = double(timed * spec.payload) / rec.secs * 1e-9;
+        rec.msgs_per_s = double(timed) / rec.secs;
     } else {
-        // The first round trips warm caches, connections and page tables: dropped.
+        // The warm-up round trips are dropped.
         const auto& rtt = rec.tx.r.rtt_ns;
-        const std::size_t skip = std::min<std::size_t>(rtt.size() / 10, 20);
+        const std::size_t skip = spec.warmup;
         std::vector<double> one_way;
         for (std::size_t i = skip; i < rtt.size(); ++i) one_way.push_back(double(rtt[i]) / 2e3);
         std::sort(one_way.begin(), one_way.end());
@@ -878,10 +902,11 @@ std::string fmt_figure(const run_record& r) {
     char b[160];
     if (r.status != "ok") return r.status == "skipped" ? "skipped: " + r.reason : "FAILED: " + r.reason;
     if (r.c.k == kind::throughput)
-        std::snprintf(b, sizeof b, "%8.3f GB/s %10.0f msg/s  (%" PRIu64 " msgs, %.2f s)", r.gbps, r.msgs_per_s,
-                      r.messages, r.secs);
+        std::snprintf(b, sizeof b, "%8.3f GB/s %10.0f msg/s  (%" PRIu64 " + %" PRIu64 " warm-up msgs, %.2f s)",
+                      r.gbps, r.msgs_per_s, r.messages - r.warmup, r.warmup, r.secs);
     else
-        std::snprintf(b, sizeof b, "p50 %9.2f us  p99 %9.2f us  (%zu round trips)", r.p50_us, r.p99_us, r.samples);
+        std::snprintf(b, sizeof b, "p50 %9.2f us  p99 %9.2f us  (%zu + %" PRIu64 " warm-up round trips)", r.p50_us,
+                      r.p99_us, r.samples, r.warmup);
     return b;
 }
 
@@ -957,12 +982,12 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
 
     // How many messages each (figure, transport) run moves.
     std::map<std::pair<cell, std::string>, std::uint64_t> count;
-    if (o.quick) {
+    if (o.quick || o.messages) {
         for (const auto& c : cells)
-            for (auto& s : ts) count[{c, s.name}] = quick_messages(c);
+            for (auto& s : ts) count[{c, s.name}] = o.messages ? o.messages : quick_messages(c);
     } else {
-        // Pilots: short runs, lengthened until they take a noticeable time, then scaled to
-        // --time-per-run. They also warm up each transport and payload; not in the figures.
+        // Pilots: short runs, lengthened until they take a good part of --time-per-run, then
+        // scaled to it. They also warm up each transport and payload; not in the figures.
         for (const auto& c : cells) {
             for (auto& s : ts) {
                 if (g_interrupted) break;
@@ -970,19 +995,21 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 20000;
                 const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
                 std::uint64_t n = c.k == kind::throughput ? std::clamp<std::uint64_t>(MiB / c.payload, 4, 1000) : 20;
-                for (int attempt = 0; attempt < 4; ++attempt) {
+                for (int attempt = 0; attempt < 6; ++attempt) {
                     run_record r = h.run(s, c, n, 0);
                     progress(r, "pilot");
                     const bool ok = r.status == "ok";
+                    // the timed part only (the warm-up comes on top in every run alike)
                     const double secs = ok ? (c.k == kind::throughput ? r.secs : r.mean_us * 2e-6 * double(n)) : 0;
                     record(s, std::move(r));
                     if (!ok) break;
-                    const double per_msg = secs / double(n);
-                    if (secs >= 0.04 || n >= max_msgs || attempt == 3) {
-                        count[{c, s.name}] = std::clamp(floor_pow2(target / std::max(per_msg, 1e-9)), min_msgs, max_msgs);
+                    const double per_msg = std::max(secs, 1e-7) / double(n);
+                    if (secs >= 0.4 * target || n >= max_msgs || attempt == 5) {
+                        count[{c, s.name}] = std::clamp(floor_pow2(target / per_msg), min_msgs, max_msgs);
                         break;
                     }
-                    n = std::min<std::uint64_t>(max_msgs, n * std::clamp<std::uint64_t>(static_cast<std::uint64_t>(0.08 / std::max(secs, 1e-6)), 2, 64));
+                    const double grow = std::clamp(0.6 * target / std::max(secs, 1e-6), 2.0, 16.0);
+                    n = std::min<std::uint64_t>(max_msgs, static_cast<std::uint64_t>(double(n) * grow));
                 }
             }
         }

@@ -91,8 +91,8 @@ public:
         if (q.get_max_msg_size() != spec.payload) fail("the queue's message size is not the payload");
         buffer buf(spec.payload);
         side_result r;
-        r.start_ns = now_ns();
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
+            if (i == spec.warmup) r.start_ns = now_ns();
             fill_payload(buf.span(), i);
             send(q, buf, false);
         }

@@ -114,7 +114,7 @@ std::vector<summary> summarize(const std::vector<transport_info>& transports, co
                 p99.push_back(r.p99_us);
                 dc.push_back(r.daemon_cpu_s);
                 oth.push_back(r.others);
-                msgs.push_back(double(r.messages));
+                msgs.push_back(double(r.messages - r.warmup));
                 s.rss_tx = std::max(s.rss_tx, r.tx.peak_rss_kib);
                 s.rss_rx = std::max(s.rss_rx, r.rx.peak_rss_kib);
                 s.rss_daemon = std::max(s.rss_daemon, r.daemon_rss_kib);
@@ -506,9 +506,9 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
            "fresh for every run; the producer fills every byte of every payload, the consumer checksums\n"
            "every byte; messages, bytes and checksum of every run are checked. Figures are medians of\n"
            "the rounds (" << o.rounds << "), interleaved with rotating order; min–max is the spread of the rounds.\n"
-           "Throughput: first message begun to last message digested. Latency: one-way = round trip / 2,\n"
-           "each way including the fill and the checksum of the payload; the first min(10%, 20) round\n"
-           "trips of a run are warm-up. Peak RSS: VmHWM of each process (tx = producer/ping, rx =\n"
+           "Each run first moves warm-up messages (a lap of the transport's buffers, bounded by the run's\n"
+           "length), untimed. Throughput: first timed message begun to last message digested. Latency:\n"
+           "one-way = round trip / 2, each way including the fill and the checksum of the payload. Peak RSS: VmHWM of each process (tx = producer/ping, rx =\n"
            "consumer/pong, + the transport's daemon); kernel socket buffers are not in it. others: CPUs\n"
            "kept busy by other processes of the machine during the run (median; noise on a shared host).\n";
     md << "| transport | what moves the bytes |\n| --- | --- |\n";
@@ -570,12 +570,12 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
     // runs.csv: every run, pilots (round 0) included
     {
         std::ofstream f(o.out_dir + "/runs.csv");
-        f << "round,kind,mode,payload,transport,status,messages,expected_bytes,expected_checksum,tx_bytes,"
+        f << "round,kind,mode,payload,transport,status,messages,warmup,expected_bytes,expected_checksum,tx_bytes,"
              "tx_checksum,rx_bytes,rx_checksum,secs,gbps,msgs_per_s,samples,p50_us,p99_us,mean_us,max_us,"
              "tx_peak_rss_kib,rx_peak_rss_kib,tx_cpu_s,rx_cpu_s,daemon_cpu_s,daemon_peak_rss_kib,other_cpus,wall_s,reason\n";
         for (const auto& r : runs)
             f << r.round << ',' << kind_name(r.c.k) << ',' << mode_name(r.c) << ',' << r.c.payload << ',' << r.transport
-              << ',' << r.status << ',' << r.messages << ',' << r.expected_bytes << ',' << hex64(r.expected_checksum)
+              << ',' << r.status << ',' << r.messages << ',' << r.warmup << ',' << r.expected_bytes << ',' << hex64(r.expected_checksum)
               << ',' << r.tx.r.bytes << ',' << hex64(r.tx.r.checksum) << ',' << r.rx.r.bytes << ','
               << hex64(r.rx.r.checksum) << ',' << csv_num(r.secs) << ',' << csv_num(r.gbps) << ','
               << csv_num(r.msgs_per_s) << ',' << r.samples << ',' << csv_num(r.p50_us) << ',' << csv_num(r.p99_us)
@@ -607,6 +607,7 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
                                  {"payload", r.c.payload},
                                  {"round", r.round},
                                  {"messages", r.messages},
+                                 {"warmup", r.warmup},
                                  {"status", r.status},
                                  {"reason", r.reason},
                                  {"expected", {{"bytes", r.expected_bytes}, {"checksum", hex64(r.expected_checksum)}}},

@@ -173,8 +173,8 @@ side_result fd_stream_transport::produce(const run_spec& spec) {
     buffer buf(spec.payload);
     {
         conn c = connect_side(spec, false);
-        r.start_ns = now_ns();
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
+            if (i == spec.warmup) r.start_ns = now_ns();
             fill_payload(buf.span(), i);
             write_exact(c.out, buf.data(), buf.size(), false);
         }

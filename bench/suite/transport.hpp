@@ -28,6 +28,11 @@ struct run_spec {
     std::size_t payload = 0;      // bytes per message
     bool latency = false;         // a ping-pong run (ping/pong), else throughput (produce/consume)
     std::uint64_t messages = 0;   // throughput: messages to move; latency: round trips
+    std::uint64_t warmup = 0;     // the first `warmup` of `messages` warm the transport up (a lap
+                                  // of its buffers: page faults, connections) and are not
+                                  // timed: the producer takes start_ns when message #warmup
+                                  // begins; the harness drops the first `warmup` round trips.
+                                  // Every message, warm-up included, is moved and checksummed.
     bool busy_wait = true;        // latency: spin on the transport (true) or block/sleep in it;
                                   // throughput (produce/consume) ignores it: each transport
                                   // waits its ordinary, default way there
@@ -72,8 +77,8 @@ struct side_result {
     std::uint64_t messages = 0;       // messages sent / received
     std::uint64_t bytes = 0;          // payload bytes sent / received
     std::uint64_t checksum = 0;       // digest(...).value() over everything sent / received
-    std::int64_t start_ns = 0;        // CLOCK_MONOTONIC (steady_clock) when the first message
-                                      // began (producer) / first byte arrived (consumer)
+    std::int64_t start_ns = 0;        // CLOCK_MONOTONIC (steady_clock) when message #warmup
+                                      // began (producer) / the first byte arrived (consumer)
     std::int64_t end_ns = 0;          // ... when the last message was handed over / digested
     std::vector<std::int64_t> rtt_ns; // latency (ping side): one round trip per sample, from
                                       // before filling the payload to after digesting the echo
