@@ -1,7 +1,9 @@
-// ZeroMQ over its ipc:// transport (a Unix-domain socket underneath), PUSH/PULL for
-// throughput and PAIR for ping-pong. Messages are zmq_msg_t of exactly `payload` bytes: the
-// producer fills the message's own buffer (zmq_msg_init_size) and sends it without a further
-// copy in user space; the consumer digests the received message in place.
+// ZeroMQ over its ipc:// transport (a Unix-domain socket underneath), one PAIR socket per
+// side. Messages are zmq_msg_t of exactly `payload` bytes: the producer fills the message's
+// own buffer (zmq_msg_init_size) and sends it without a further copy in user space; the
+// consumer digests the received message in place. The receiving side acknowledges the end and
+// the sender closes only then: a ZeroMQ socket closed with messages still queued toward a busy
+// peer loses them despite ZMQ_LINGER (libzmq#4660, #3774; seen here with PUSH/PULL).
 #include "support.hpp"
 
 #include <zmq.h>
@@ -36,9 +38,11 @@ public:
         sock_ = zmq_socket(ctx_, type);
         if (!sock_) fail_zmq("zmq_socket");
         const int hwm = hwm_for(payload);
+        const int patience_ms = 10000;  // a lost message shows up as an error, not a hang
         if (zmq_setsockopt(sock_, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-            zmq_setsockopt(sock_, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0)
-            fail_zmq("zmq_setsockopt HWM");
+            zmq_setsockopt(sock_, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+            zmq_setsockopt(sock_, ZMQ_RCVTIMEO, &patience_ms, sizeof patience_ms) != 0)
+            fail_zmq("zmq_setsockopt");
         return sock_;
     }
 
@@ -66,12 +70,25 @@ void receive_msg(void* s, std::size_t payload, digest& d, bool spin) {
         if (zmq_msg_recv(&m, s, spin ? ZMQ_DONTWAIT : 0) >= 0) break;
         if (zmq_errno() == EINTR || (spin && zmq_errno() == EAGAIN)) continue;
         zmq_msg_close(&m);
+        if (zmq_errno() == EAGAIN) fail("nothing received for 10 s after " + std::to_string(d.bytes() / payload) + " messages");
         fail_zmq("zmq_msg_recv");
     }
     const std::size_t n = zmq_msg_size(&m);
     if (n == payload) d.update(std::span(static_cast<const std::byte*>(zmq_msg_data(&m)), n));
     zmq_msg_close(&m);
     if (n != payload) fail("received a message of " + std::to_string(n) + " bytes");
+}
+
+// The end of a run: the last receiver says so, the last sender waits for it (at most 10 s:
+// a missing acknowledgement is not an error by itself, the counts and checksums are).
+void acknowledge(void* s) {
+    while (zmq_send(s, "", 0, 0) < 0)
+        if (zmq_errno() != EINTR) fail_zmq("zmq_send (acknowledgement)");
+}
+void await_acknowledgement(void* s) {
+    char c;
+    while (zmq_recv(s, &c, 1, 0) < 0 && zmq_errno() == EINTR) {
+    }
 }
 
 class zeromq final : public transport {
@@ -81,7 +98,7 @@ public:
         int major = 0, minor = 0, patch = 0;
         zmq_version(&major, &minor, &patch);
         return "ZeroMQ " + std::to_string(major) + "." + std::to_string(minor) + "." +
-               std::to_string(patch) + " ipc:// (a Unix socket), PUSH/PULL and PAIR, an I/O thread "
+               std::to_string(patch) + " ipc:// (a Unix socket), PAIR sockets, an I/O thread "
                "in each process: producer fills a zmq_msg_init_size() buffer, the I/O threads "
                "move it through the socket (kernel copy in and out, plus batching copies), "
                "consumer digests the received message in place; busy-wait = ZMQ_DONTWAIT loops";
@@ -89,7 +106,7 @@ public:
 
     side_result consume(const run_spec& spec) override {
         context ctx;
-        void* s = ctx.open(ZMQ_PULL, spec.payload);
+        void* s = ctx.open(ZMQ_PAIR, spec.payload);
         if (zmq_bind(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_bind");
         spec.ready();
         side_result r;
@@ -100,6 +117,7 @@ public:
             ++r.messages;
         }
         r.end_ns = now_ns();
+        acknowledge(s);
         r.bytes = d.bytes();
         r.checksum = d.value();
         return r;
@@ -108,14 +126,15 @@ public:
         side_result r;
         {
             context ctx;
-            void* s = ctx.open(ZMQ_PUSH, spec.payload);
+            void* s = ctx.open(ZMQ_PAIR, spec.payload);
             if (zmq_connect(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_connect");
             for (std::uint64_t i = 0; i < spec.messages; ++i) {
                 if (i == spec.warmup) r.start_ns = now_ns();
                 send_msg(s, spec.payload, i, false);
             }
             r.end_ns = now_ns();
-        }  // the context waits for delivery
+            await_acknowledgement(s);
+        }
         r.messages = spec.messages;
         r.bytes = spec.messages * spec.payload;
         r.checksum = pattern_checksum(spec.payload, spec.messages);
@@ -135,6 +154,7 @@ public:
             ++r.messages;
         }
         r.end_ns = now_ns();
+        await_acknowledgement(s);
         r.bytes = d.bytes();
         r.checksum = d.value();
         return r;
@@ -154,6 +174,7 @@ public:
             r.rtt_ns.push_back(now_ns() - t0);
         }
         r.end_ns = now_ns();
+        acknowledge(s);
         r.messages = spec.messages;
         r.bytes = d.bytes();
         r.checksum = d.value();
