@@ -162,13 +162,13 @@ side_result guarded(const std::function<side_result()>& f) {
     }
 }
 
-// argv: _side ROLE TRANSPORT PAYLOAD MESSAGES LATENCY BUSY ENDPOINT SCRATCH PARENT_PID
+// argv: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP LATENCY BUSY ENDPOINT SCRATCH PARENT_PID
 int side_main(int argc, char** argv) {
-    if (argc != 11) {
-        std::fprintf(stderr, "usage: _side ROLE TRANSPORT PAYLOAD MESSAGES LATENCY BUSY ENDPOINT SCRATCH PARENT\n");
+    if (argc != 12) {
+        std::fprintf(stderr, "usage: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP LATENCY BUSY ENDPOINT SCRATCH PARENT\n");
         return 2;
     }
-    if (!die_with_parent(std::atoi(argv[10]))) return 3;
+    if (!die_with_parent(std::atoi(argv[11]))) return 3;
     const std::string role = argv[2], name = argv[3];
     std::unique_ptr<transport> t;
     for (auto& e : registry())
@@ -180,10 +180,11 @@ int side_main(int argc, char** argv) {
     run_spec spec;
     spec.payload = std::strtoull(argv[4], nullptr, 10);
     spec.messages = std::strtoull(argv[5], nullptr, 10);
-    spec.latency = std::atoi(argv[6]) != 0;
-    spec.busy_wait = std::atoi(argv[7]) != 0;
-    spec.endpoint = argv[8];
-    spec.scratch_dir = argv[9];
+    spec.warmup = std::strtoull(argv[6], nullptr, 10);
+    spec.latency = std::atoi(argv[7]) != 0;
+    spec.busy_wait = std::atoi(argv[8]) != 0;
+    spec.endpoint = argv[9];
+    spec.scratch_dir = argv[10];
     std::atomic<bool> said_ready{false};
     spec.ready = [&] {
         if (!said_ready.exchange(true)) emit("ready\n");
@@ -240,7 +241,7 @@ struct options {
     std::string out_dir = "bench-out";
     bool plots = true;
     std::string gnuplot = "gnuplot";
-    double time_per_run = 0.25;  // seconds a throughput run should take (latency: 0.8x)
+    double time_per_run = 0.2;  // seconds a throughput run should take (latency: 0.8x)
     double timeout = 0;          // per run, seconds
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
@@ -260,8 +261,9 @@ const char* usage_text =
     "  --sizes LIST         throughput payloads (default 64,256,1K,4K,16K,64K,256K,1M,4M,16M)\n"
     "  --latency-sizes LIST latency payloads (default 64,4K,64K,1M)\n"
     "  --rounds N           interleaved rounds (default 5; --quick 1)\n"
-    "  --time-per-run S     seconds one throughput run should take (default 0.25), sized by a\n"
-    "                       pilot run of each transport and payload before the rounds\n"
+    "  --time-per-run S     seconds one throughput run should take (default 0.2; latency 0.8x),\n"
+    "                       sized by pilot runs of each transport and payload before the\n"
+    "                       rounds, and by each round for the next\n"
     "  --max-bytes BYTES    at most this much per throughput run (default 2G)\n"
     "  --no-throughput, --no-latency\n"
     "  --timeout S          a run taking longer is killed and reported as failed (default 60; --quick 30)\n"
@@ -438,6 +440,7 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
                                      name,
                                      std::to_string(spec.payload),
                                      std::to_string(spec.messages),
+                                     std::to_string(spec.warmup),
                                      spec.latency ? "1" : "0",
                                      spec.busy_wait ? "1" : "0",
                                      spec.endpoint,
@@ -674,16 +677,19 @@ private:
 // Warm-up before the timed messages: a lap of the buffers every transport may have (the
 // shmchan ring, a queue's slots: max(4 MiB, 4 x payload), plus a quarter), so that first-touch
 // page faults, connection set-up and cold caches are not in the figures (on the VM of
-// docs/benchmarks.md a page fault costs up to 30 us under load). Bounded by the run's own
-// length, so slow transports do not spend minutes warming up.
+// docs/benchmarks.md a page fault costs up to 30 us under load). For throughput the consumer
+// may lag the producer by a whole buffer, so the producer warms up for two laps and a quarter:
+// when the clock starts, the consumer has finished its first. Bounded by the run's own length,
+// so slow transports do not spend minutes warming up.
 std::uint64_t warmup_for(const cell& c, std::uint64_t timed) {
-    const double lap = 1.25 * double(std::max<std::size_t>(4 * MiB, 4 * c.payload));
+    const double buffers = double(std::max<std::size_t>(4 * MiB, 4 * c.payload));
+    const double lap = 1.25 * buffers;
     if (c.k == kind::throughput) {
-        const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload)));
+        const auto n = static_cast<std::uint64_t>(std::ceil((lap + buffers) / double(c.payload)));
         return std::min<std::uint64_t>(n, std::max<std::uint64_t>(timed, 1));
     }
     const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload + 16)));
-    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, 4 * timed), 20);
+    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, 2 * timed), 20);
 }
 
 run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round) {
@@ -992,10 +998,10 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
             for (auto& s : ts) {
                 if (g_interrupted) break;
                 const double target = c.k == kind::throughput ? o.time_per_run : 0.8 * o.time_per_run;
-                const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 20000;
+                const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 40000;
                 const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
                 std::uint64_t n = c.k == kind::throughput ? std::clamp<std::uint64_t>(MiB / c.payload, 4, 1000) : 20;
-                for (int attempt = 0; attempt < 6; ++attempt) {
+                for (int attempt = 0; attempt < 3; ++attempt) {
                     run_record r = h.run(s, c, n, 0);
                     progress(r, "pilot");
                     const bool ok = r.status == "ok";
@@ -1004,11 +1010,11 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                     record(s, std::move(r));
                     if (!ok) break;
                     const double per_msg = std::max(secs, 1e-7) / double(n);
-                    if (secs >= 0.4 * target || n >= max_msgs || attempt == 5) {
+                    if (secs >= 0.25 * target || n >= max_msgs || attempt == 2) {
                         count[{c, s.name}] = std::clamp(floor_pow2(target / per_msg), min_msgs, max_msgs);
                         break;
                     }
-                    const double grow = std::clamp(0.6 * target / std::max(secs, 1e-6), 2.0, 16.0);
+                    const double grow = std::clamp(0.5 * target / std::max(secs, 1e-6), 2.0, 64.0);
                     n = std::min<std::uint64_t>(max_msgs, static_cast<std::uint64_t>(double(n) * grow));
                 }
             }
@@ -1022,10 +1028,20 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
             for (std::size_t k = 0; k < ts.size() && !g_interrupted; ++k) {
                 auto& s = ts[(k + ci + std::size_t(round)) % ts.size()];
                 if (!runnable(s, c)) continue;
-                run_record r = h.run(s, c, count[{c, s.name}], round);
+                auto& n = count[{c, s.name}];
+                run_record r = h.run(s, c, n, round);
                 char phase[32];
                 std::snprintf(phase, sizeof phase, "r%d/%d", round, o.rounds);
                 progress(r, phase);
+                // Later rounds: sized by this one, so every run takes about --time-per-run
+                // even when the pilot misjudged it (powers of two: the same counts recur).
+                if (!o.quick && !o.messages && r.status == "ok") {
+                    const double secs = c.k == kind::throughput ? r.secs : r.mean_us * 2e-6 * double(n);
+                    const double target = c.k == kind::throughput ? o.time_per_run : 0.8 * o.time_per_run;
+                    const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 40000;
+                    const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
+                    if (secs > 0) n = std::clamp(floor_pow2(target * double(n) / secs), min_msgs, max_msgs);
+                }
                 record(s, std::move(r));
             }
         }

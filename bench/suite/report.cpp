@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <spawn.h>
 #include <sstream>
@@ -237,6 +238,39 @@ struct table {
         return out;
     }
 };
+
+// Compact views for documents: one row per transport, one column per payload.
+std::string pivot(const std::vector<summary>& sum, const std::vector<cell>& cells, const std::vector<transport_info>& ts,
+                  const std::function<bool(const cell&)>& which, const std::function<std::string(const summary&)>& show) {
+    std::vector<cell> cols;
+    for (const auto& c : cells)
+        if (which(c)) cols.push_back(c);
+    if (cols.empty()) return {};
+    table t;
+    t.head = {"transport"};
+    for (const auto& c : cols) t.head.push_back(human_size(c.payload));
+    for (const auto& tr : ts) {
+        std::vector<std::string> row{tr.name};
+        bool any = false;
+        for (const auto& c : cols) {
+            const summary* s = find(sum, c, tr.name);
+            if (s && s->has_value()) {
+                row.push_back(show(*s));
+                any = true;
+            } else {
+                row.push_back(s && s->status == "skipped" ? "skipped" : s && s->status == "failed" ? "failed" : "-");
+            }
+        }
+        if (any) t.rows.push_back(row);
+    }
+    std::string md = t.markdown();
+    // the markdown() helper left-aligns the first two columns; here only the first
+    const auto first_nl = md.find('\n');
+    const auto second_nl = md.find('\n', first_nl + 1);
+    std::string sep = "|";
+    for (std::size_t i = 0; i < t.head.size(); ++i) sep += i == 0 ? " --- |" : " ---: |";
+    return md.substr(0, first_nl + 1) + sep + md.substr(second_nl);
+}
 
 bool is_ceiling(const std::vector<transport_info>& ts, const std::string& name) {
     for (const auto& t : ts)
@@ -544,11 +578,28 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
     }
     std::fputs(txt.str().c_str(), stdout);
 
-    // results.md
+    // results.md: compact views first, then the full tables
     {
         std::ofstream f(o.out_dir + "/results.md");
         f << "Machine: " << m.nproc << " CPUs, " << m.cpu_model << ", " << m.kernel << ". Date: " << m.date_utc
-          << ". Command: `" << m.command << "`.\n\n" << md.str();
+          << ". Command: `" << m.command << "`.\n\n";
+        auto thr = [](const cell& c) { return c.k == kind::throughput; };
+        f << "### Throughput, GB/s (median of rounds)\n\n"
+          << pivot(sum, cells, transports, thr, [](const summary& s) { return fmt("%.2f", s.gbps); });
+        f << "\n### Throughput, messages/s\n\n"
+          << pivot(sum, cells, transports, thr, [](const summary& s) { return fmt_rate(s.msgs); });
+        f << "\n### Throughput as a fraction of the in-process ceiling\n\n"
+          << pivot(sum, cells, transports, thr, [](const summary& s) { return fmt("%.2f", s.vs_ceiling); });
+        f << "\n### Throughput, spread of the rounds (min–max GB/s)\n\n"
+          << pivot(sum, cells, transports, thr, [](const summary& s) { return fmt("%.2f", s.gbps_min) + "–" + fmt("%.2f", s.gbps_max); });
+        f << "\n### Peak RSS, MiB (producer / consumer, + daemon)\n\n"
+          << pivot(sum, cells, transports, thr, [&](const summary& s) { return fmt_rss(s, is_ceiling(transports, s.transport)); });
+        for (bool busy : {true, false}) {
+            auto lat = [busy](const cell& c) { return c.k == kind::latency && c.busy == busy; };
+            f << "\n### One-way latency, " << (busy ? "busy-wait" : "sleeping waits") << ", p50 / p99 µs\n\n"
+              << pivot(sum, cells, transports, lat, [](const summary& s) { return fmt_us(s.p50) + " / " + fmt_us(s.p99); });
+        }
+        f << "\n## Full tables\n\n" << md.str();
     }
     // results.csv: one row per figure and transport
     {
