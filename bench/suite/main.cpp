@@ -241,7 +241,7 @@ struct options {
     std::string out_dir = "bench-out";
     bool plots = true;
     std::string gnuplot = "gnuplot";
-    double time_per_run = 0.2;  // seconds a throughput run should take (latency: 0.8x)
+    double time_per_run = 0.15;  // seconds a throughput run should take (latency: 0.8x)
     double timeout = 0;          // per run, seconds
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
@@ -261,7 +261,7 @@ const char* usage_text =
     "  --sizes LIST         throughput payloads (default 64,256,1K,4K,16K,64K,256K,1M,4M,16M)\n"
     "  --latency-sizes LIST latency payloads (default 64,4K,64K,1M)\n"
     "  --rounds N           interleaved rounds (default 5; --quick 1)\n"
-    "  --time-per-run S     seconds one throughput run should take (default 0.2; latency 0.8x),\n"
+    "  --time-per-run S     seconds one throughput run should take (default 0.15; latency 0.8x),\n"
     "                       sized by pilot runs of each transport and payload before the\n"
     "                       rounds, and by each round for the next\n"
     "  --max-bytes BYTES    at most this much per throughput run (default 2G)\n"
@@ -998,7 +998,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
             for (auto& s : ts) {
                 if (g_interrupted) break;
                 const double target = c.k == kind::throughput ? o.time_per_run : 0.8 * o.time_per_run;
-                const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 40000;
+                const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 20000;
                 const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
                 std::uint64_t n = c.k == kind::throughput ? std::clamp<std::uint64_t>(MiB / c.payload, 4, 1000) : 20;
                 for (int attempt = 0; attempt < 3; ++attempt) {
@@ -1038,7 +1038,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 if (!o.quick && !o.messages && r.status == "ok") {
                     const double secs = c.k == kind::throughput ? r.secs : r.mean_us * 2e-6 * double(n);
                     const double target = c.k == kind::throughput ? o.time_per_run : 0.8 * o.time_per_run;
-                    const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 40000;
+                    const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 20000;
                     const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
                     if (secs > 0) n = std::clamp(floor_pow2(target * double(n) / secs), min_msgs, max_msgs);
                 }
