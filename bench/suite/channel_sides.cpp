@@ -1,5 +1,7 @@
 #include "channel_sides.hpp"
 
+#include <climits>
+
 namespace shmchan_bench::channel_sides {
 namespace {
 
@@ -21,11 +23,13 @@ shmchan::item next_item(shmchan::reader& r, bool spin) {
 }
 
 // One message of `payload` bytes, in as many chunks as it came in, digested in place.
-// Returns the time the first chunk arrived.
-std::int64_t receive(shmchan::reader& r, std::size_t payload, digest& d, bool spin) {
+// Returns the time the first chunk arrived; with `end_ok`, 0 if the stream ended cleanly
+// before the message (the end of an exchange).
+std::int64_t receive(shmchan::reader& r, std::size_t payload, digest& d, bool spin, bool end_ok = false) {
     std::int64_t first = 0;
     for (std::size_t got = 0; got < payload;) {
         shmchan::item it = next_item(r, spin);
+        if (end_ok && got == 0 && it.is_end()) return 0;
         if (!it.is_chunk()) fail_item(r, it, d.bytes());
         if (!first) first = now_ns();
         if (it.data().size() > payload - got) fail("a chunk crosses the end of a message");
@@ -111,16 +115,18 @@ side_result ping(shmchan::writer& out, shmchan::reader& in, const run_spec& spec
     digest d;
     res.rtt_ns.reserve(spec.messages);
     res.start_ns = now_ns();
+    const std::int64_t stop = spec.time_limit_ns ? res.start_ns + spec.time_limit_ns : INT64_MAX;
     for (std::uint64_t i = 0; i < spec.messages; ++i) {
         const std::int64_t t0 = now_ns();
+        if (t0 > stop) break;
         send(out, i, s, mode, spec.busy_wait);
         receive(in, spec.payload, d, spec.busy_wait);
         res.rtt_ns.push_back(now_ns() - t0);
+        ++res.messages;
     }
     res.end_ns = now_ns();
-    if (auto e = out.close()) fail("close: " + e.message());
+    if (auto e = out.close()) fail("close: " + e.message());  // the end of the exchange
     expect_end(in, d);
-    res.messages = spec.messages;
     res.bytes = d.bytes();
     res.checksum = d.value();
     return res;
@@ -131,14 +137,19 @@ side_result pong(shmchan::reader& in, shmchan::writer& out, const run_spec& spec
     buffer scratch(mode == send_mode::write ? spec.payload : 0);
     const std::span<std::byte> s(scratch.data(), spec.payload);
     digest d;
+    bool ended = false;
     for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        const std::int64_t first = receive(in, spec.payload, d, spec.busy_wait);
+        const std::int64_t first = receive(in, spec.payload, d, spec.busy_wait, true);
+        if (!first) {  // the ping side ended the exchange
+            ended = true;
+            break;
+        }
         if (i == 0) res.start_ns = first;
         send(out, i, s, mode, spec.busy_wait);
         ++res.messages;
     }
     res.end_ns = now_ns();
-    expect_end(in, d);
+    if (!ended) expect_end(in, d);
     if (auto e = out.close()) fail("close: " + e.message());
     res.bytes = d.bytes();
     res.checksum = d.value();

@@ -40,6 +40,7 @@ struct run_record {
     cell c;
     int round = 0;  // 0: a pilot (sizing and warm-up, not in the figures)
     std::uint64_t messages = 0;  // moved, warm-up included
+    std::uint64_t planned = 0;   // asked for (latency runs may stop early at their time limit)
     std::uint64_t warmup = 0;    // the first ones, not timed
     std::string status;  // "ok", "skipped", "failed"
     std::string reason;  // why skipped or failed

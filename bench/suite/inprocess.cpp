@@ -139,7 +139,8 @@ public:
         digest d;
         spec.ready();
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            wait_until(head_, mode, [i](std::uint64_t h) { return h > i; });
+            const std::uint64_t h = wait_until(head_, mode, [i](std::uint64_t v) { return v > i; });
+            if ((h & ended) && (h & ~ended) <= i) break;  // the ping side ended the exchange
             if (i == 0) r.start_ns = now_ns();
             d.update(std::span(pool_->data(), spec.payload));
             fill_payload(std::span(pool_->data() + spec.payload, spec.payload), i);
@@ -158,16 +159,19 @@ public:
         digest d;
         r.rtt_ns.reserve(spec.messages);
         r.start_ns = now_ns();
+        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
             const std::int64_t t0 = now_ns();
+            if (t0 > stop) break;
             fill_payload(std::span(pool_->data(), spec.payload), i);
             publish(head_, i + 1, fenced);
             wait_until(tail_, mode, [i](std::uint64_t t) { return t > i; });
             d.update(std::span(pool_->data() + spec.payload, spec.payload));
             r.rtt_ns.push_back(now_ns() - t0);
+            ++r.messages;
         }
         r.end_ns = now_ns();
-        r.messages = spec.messages;
+        if (r.messages < spec.messages) publish(head_, ended | r.messages, true);
         r.bytes = d.bytes();
         r.checksum = d.value();
         return r;
@@ -181,6 +185,7 @@ private:
     }
     std::byte* slot(std::uint64_t i) const { return pool_->data() + (i % slots_) * payload_; }
 
+    static constexpr std::uint64_t ended = std::uint64_t{1} << 63;  // ping: no more round trips
     position head_;  // producer: slots published
     position tail_;  // consumer: slots released
     std::size_t slots_ = 0, payload_ = 0;

@@ -162,13 +162,15 @@ side_result guarded(const std::function<side_result()>& f) {
     }
 }
 
-// argv: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP LATENCY BUSY ENDPOINT SCRATCH PARENT_PID
+// argv: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP TIME_LIMIT_NS LATENCY BUSY ENDPOINT SCRATCH
+//        PARENT_PID
 int side_main(int argc, char** argv) {
-    if (argc != 12) {
-        std::fprintf(stderr, "usage: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP LATENCY BUSY ENDPOINT SCRATCH PARENT\n");
+    if (argc != 13) {
+        std::fprintf(stderr, "usage: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP TIME_LIMIT_NS LATENCY BUSY "
+                             "ENDPOINT SCRATCH PARENT\n");
         return 2;
     }
-    if (!die_with_parent(std::atoi(argv[11]))) return 3;
+    if (!die_with_parent(std::atoi(argv[12]))) return 3;
     const std::string role = argv[2], name = argv[3];
     std::unique_ptr<transport> t;
     for (auto& e : registry())
@@ -181,10 +183,11 @@ int side_main(int argc, char** argv) {
     spec.payload = std::strtoull(argv[4], nullptr, 10);
     spec.messages = std::strtoull(argv[5], nullptr, 10);
     spec.warmup = std::strtoull(argv[6], nullptr, 10);
-    spec.latency = std::atoi(argv[7]) != 0;
-    spec.busy_wait = std::atoi(argv[8]) != 0;
-    spec.endpoint = argv[9];
-    spec.scratch_dir = argv[10];
+    spec.time_limit_ns = std::strtoll(argv[7], nullptr, 10);
+    spec.latency = std::atoi(argv[8]) != 0;
+    spec.busy_wait = std::atoi(argv[9]) != 0;
+    spec.endpoint = argv[10];
+    spec.scratch_dir = argv[11];
     std::atomic<bool> said_ready{false};
     spec.ready = [&] {
         if (!said_ready.exchange(true)) emit("ready\n");
@@ -246,6 +249,7 @@ struct options {
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
     std::uint64_t messages = 0;  // > 0: this many per run, no pilots
+    double latency_limit = 0;    // seconds a ping side may run (0: none; default 0.75, --quick none)
 };
 
 const char* usage_text =
@@ -272,6 +276,9 @@ const char* usage_text =
     "  --gnuplot PATH       gnuplot executable (default: gnuplot from PATH)\n"
     "  --keep-scratch       keep each run's scratch directory (sockets, refs, child logs)\n"
     "  --messages N         exactly N messages (round trips) per run, no pilots\n"
+    "  --latency-limit S    a latency run stops starting round trips after S seconds (default\n"
+    "                       0.75; 0: none, as with --quick and --messages); busy-waiting on a\n"
+    "                       loaded 2-CPU machine can otherwise take minutes\n"
     "  --list               the transports and what each does\n"
     "  --verify FILE        check a results.json: every transport moved exactly its bytes with\n"
     "                       matching checksums, or was skipped with a reason (exit 0), else exit 1\n"
@@ -323,6 +330,7 @@ options parse_options(const std::vector<std::string>& args) {
     std::string transports, sizes, lat_sizes;
     int rounds = -1;
     double timeout = -1;
+    bool latency_limit_set = false;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&]() -> std::string {
@@ -351,6 +359,10 @@ options parse_options(const std::vector<std::string>& args) {
         else if (a == "--gnuplot") o.gnuplot = value();
         else if (a == "--keep-scratch") o.keep_scratch = true;
         else if (a == "--messages") o.messages = parse_bytes(value());
+        else if (a == "--latency-limit") {
+            o.latency_limit = number(value());
+            latency_limit_set = true;
+        }
         else throw usage_error("unknown option " + a);
     }
     const auto reg = registry();
@@ -376,6 +388,7 @@ options parse_options(const std::vector<std::string>& args) {
                                          : std::vector<std::size_t>{64, 4 * KiB, 64 * KiB, MiB};
     o.rounds = rounds > 0 ? rounds : o.quick ? 1 : 5;
     o.timeout = timeout > 0 ? timeout : o.quick ? 30 : 60;
+    if (!latency_limit_set) o.latency_limit = o.quick || o.messages ? 0 : 0.75;
     if (o.time_per_run <= 0) throw usage_error("--time-per-run must be positive");
     if (!o.throughput && !o.latency) throw usage_error("nothing to run");
     return o;
@@ -441,6 +454,7 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
                                      std::to_string(spec.payload),
                                      std::to_string(spec.messages),
                                      std::to_string(spec.warmup),
+                                     std::to_string(spec.time_limit_ns),
                                      spec.latency ? "1" : "0",
                                      spec.busy_wait ? "1" : "0",
                                      spec.endpoint,
@@ -698,13 +712,14 @@ run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed,
     rec.c = c;
     rec.round = round;
     rec.warmup = warmup_for(c, timed);
-    rec.messages = timed + rec.warmup;
+    rec.messages = rec.planned = timed + rec.warmup;
     const int n = ++counter_;
     run_spec spec;
     spec.payload = c.payload;
     spec.latency = c.k == kind::latency;
     spec.messages = rec.messages;
     spec.warmup = rec.warmup;
+    if (spec.latency) spec.time_limit_ns = static_cast<std::int64_t>(o_.latency_limit * 1e9);
     spec.busy_wait = c.busy;
     spec.endpoint = "shmchan-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n);
     spec.scratch_dir = root_ + "/run-" + std::to_string(n);
@@ -840,11 +855,16 @@ void harness::run_pair(transport_state& ts, const run_spec& spec, run_record& re
 }
 
 void harness::evaluate(run_record& rec, const run_spec& spec) {
-    rec.expected_bytes = std::uint64_t(spec.payload) * spec.messages;
+    // A latency run may end early (time limit): then both sides must agree on how many round
+    // trips were made, and everything else is checked against that count.
+    std::uint64_t moved = spec.messages;
+    if (spec.latency && spec.time_limit_ns && rec.tx.r.messages < spec.messages) moved = rec.tx.r.messages;
+    rec.messages = moved;
+    rec.expected_bytes = std::uint64_t(spec.payload) * moved;
     rec.expected_checksum = expected_checksum(rec.expected_bytes);
     std::string bad;
     auto check = [&](const char* who, const side_record& s) {
-        if (s.r.messages != spec.messages)
+        if (s.r.messages != moved)
             bad += std::string(who) + " reported " + std::to_string(s.r.messages) + " messages; ";
         if (s.r.bytes != rec.expected_bytes)
             bad += std::string(who) + " reported " + std::to_string(s.r.bytes) + " bytes; ";
@@ -852,7 +872,7 @@ void harness::evaluate(run_record& rec, const run_spec& spec) {
     };
     check(spec.latency ? "ping (echoes received)" : "producer", rec.tx);
     check(spec.latency ? "pong (received)" : "consumer", rec.rx);
-    if (spec.latency && rec.tx.r.rtt_ns.size() != spec.messages) bad += "wrong number of round-trip samples; ";
+    if (spec.latency && rec.tx.r.rtt_ns.size() != moved) bad += "wrong number of round-trip samples; ";
     if (!bad.empty()) {
         rec.status = "failed";
         rec.reason = "MISMATCH: " + bad + "expected " + std::to_string(rec.expected_bytes) + " bytes, checksum " +
@@ -873,7 +893,7 @@ void harness::evaluate(run_record& rec, const run_spec& spec) {
     } else {
         // The warm-up round trips are dropped.
         const auto& rtt = rec.tx.r.rtt_ns;
-        const std::size_t skip = spec.warmup;
+        const std::size_t skip = std::min<std::size_t>(spec.warmup, rtt.size());
         std::vector<double> one_way;
         for (std::size_t i = skip; i < rtt.size(); ++i) one_way.push_back(double(rtt[i]) / 2e3);
         std::sort(one_way.begin(), one_way.end());
@@ -910,9 +930,12 @@ std::string fmt_figure(const run_record& r) {
     if (r.c.k == kind::throughput)
         std::snprintf(b, sizeof b, "%8.3f GB/s %10.0f msg/s  (%" PRIu64 " + %" PRIu64 " warm-up msgs, %.2f s)",
                       r.gbps, r.msgs_per_s, r.messages - r.warmup, r.warmup, r.secs);
+    else if (r.samples == 0)
+        std::snprintf(b, sizeof b, "no timed round trips: the time limit came during the %" PRIu64 " warm-up ones",
+                      r.warmup);
     else
-        std::snprintf(b, sizeof b, "p50 %9.2f us  p99 %9.2f us  (%zu + %" PRIu64 " warm-up round trips)", r.p50_us,
-                      r.p99_us, r.samples, r.warmup);
+        std::snprintf(b, sizeof b, "p50 %9.2f us  p99 %9.2f us  (%zu + %" PRIu64 " warm-up round trips%s)", r.p50_us,
+                      r.p99_us, r.samples, r.warmup, r.messages < r.planned ? ", cut by the time limit" : "");
     return b;
 }
 
@@ -1005,11 +1028,14 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                     run_record r = h.run(s, c, n, 0);
                     progress(r, "pilot");
                     const bool ok = r.status == "ok";
-                    // the timed part only (the warm-up comes on top in every run alike)
-                    const double secs = ok ? (c.k == kind::throughput ? r.secs : r.mean_us * 2e-6 * double(n)) : 0;
+                    // the timed part only (the warm-up comes on top in every run alike);
+                    // latency: the whole ping side, per round trip (it may have stopped early)
+                    const double per_msg = !ok ? 0
+                                           : c.k == kind::throughput ? std::max(r.secs, 1e-7) / double(n)
+                                                                     : std::max(r.secs, 1e-7) / double(std::max<std::uint64_t>(r.messages, 1));
+                    const double secs = per_msg * double(n);
                     record(s, std::move(r));
                     if (!ok) break;
-                    const double per_msg = std::max(secs, 1e-7) / double(n);
                     if (secs >= 0.25 * target || n >= max_msgs || attempt == 2) {
                         count[{c, s.name}] = std::clamp(floor_pow2(target / per_msg), min_msgs, max_msgs);
                         break;
@@ -1036,7 +1062,8 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 // Later rounds: sized by this one, so every run takes about --time-per-run
                 // even when the pilot misjudged it (powers of two: the same counts recur).
                 if (!o.quick && !o.messages && r.status == "ok") {
-                    const double secs = c.k == kind::throughput ? r.secs : r.mean_us * 2e-6 * double(n);
+                    const double secs = c.k == kind::throughput ? r.secs
+                                                                : r.secs / double(std::max<std::uint64_t>(r.messages, 1)) * double(n);
                     const double target = c.k == kind::throughput ? o.time_per_run : 0.8 * o.time_per_run;
                     const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 20000;
                     const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;

@@ -5,6 +5,7 @@
 
 #include <boost/interprocess/ipc/message_queue.hpp>
 
+#include <climits>
 #include <sys/statvfs.h>
 
 namespace shmchan_bench {
@@ -18,7 +19,8 @@ std::size_t depth_for(std::size_t payload) {
 
 std::string queue_name(const run_spec& spec, char which) { return spec.endpoint + "-mq-" + which; }
 
-void receive(bip::message_queue& q, buffer& buf, bool spin) {
+// False on an empty message: the ping side's end of the exchange.
+bool receive(bip::message_queue& q, buffer& buf, bool spin) {
     bip::message_queue::size_type got = 0;
     unsigned prio = 0;
     if (spin) {
@@ -26,7 +28,9 @@ void receive(bip::message_queue& q, buffer& buf, bool spin) {
     } else {
         q.receive(buf.data(), buf.size(), got, prio);
     }
+    if (got == 0) return false;
     if (got != buf.size()) fail("received a message of " + std::to_string(got) + " bytes");
+    return true;
 }
 
 void send(bip::message_queue& q, const buffer& buf, bool spin) {
@@ -74,7 +78,7 @@ public:
         side_result r;
         spec.ready();
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            receive(q, buf, false);
+            if (!receive(q, buf, false)) fail("an empty message after " + std::to_string(i));
             if (i == 0) r.start_ns = now_ns();
             d.update(buf.span());
             ++r.messages;
@@ -111,7 +115,7 @@ public:
         side_result r;
         spec.ready();
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            receive(a, in, spec.busy_wait);
+            if (!receive(a, in, spec.busy_wait)) break;  // the ping side is done
             if (i == 0) r.start_ns = now_ns();
             d.update(in.span());
             fill_payload(out.span(), i);
@@ -131,16 +135,19 @@ public:
         side_result r;
         r.rtt_ns.reserve(spec.messages);
         r.start_ns = now_ns();
+        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
             const std::int64_t t0 = now_ns();
+            if (t0 > stop) break;
             fill_payload(out.span(), i);
             send(a, out, spec.busy_wait);
-            receive(b, in, spec.busy_wait);
+            if (!receive(b, in, spec.busy_wait)) fail("an empty echo");
             d.update(in.span());
             r.rtt_ns.push_back(now_ns() - t0);
+            ++r.messages;
         }
         r.end_ns = now_ns();
-        r.messages = spec.messages;
+        if (r.messages < spec.messages) a.send(out.data(), 0, 0);  // ends the exchange early
         r.bytes = d.bytes();
         r.checksum = d.value();
         return r;

@@ -108,6 +108,7 @@ std::vector<summary> summarize(const std::vector<transport_info>& transports, co
                     continue;
                 }
                 if (r.round == 0) continue;  // pilots are not figures
+                if (c.k == kind::latency && r.samples == 0) continue;  // stopped during warm-up
                 ++s.ok;
                 g.push_back(r.gbps);
                 m.push_back(r.msgs_per_s);
@@ -658,6 +659,7 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
                                  {"payload", r.c.payload},
                                  {"round", r.round},
                                  {"messages", r.messages},
+                                 {"planned", r.planned},
                                  {"warmup", r.warmup},
                                  {"status", r.status},
                                  {"reason", r.reason},

@@ -1,6 +1,7 @@
 #include "support.hpp"
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -148,6 +149,20 @@ void read_exact(int fd, void* data, std::size_t n, bool spin) {
     }
 }
 
+bool read_message(int fd, void* data, std::size_t n, bool spin) {
+    auto* p = static_cast<char*>(data);
+    for (;;) {
+        const ssize_t r = ::read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR || (errno == EAGAIN && spin)) continue;
+            fail_errno("read");
+        }
+        if (r == 0) return false;
+        read_exact(fd, p + r, n - static_cast<std::size_t>(r), spin);
+        return true;
+    }
+}
+
 void set_nonblocking(int fd) {
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) fail_errno("fcntl O_NONBLOCK");
@@ -227,19 +242,21 @@ side_result fd_stream_transport::ping(const run_spec& spec) {
     }
     r.rtt_ns.reserve(spec.messages);
     r.start_ns = now_ns();
+    const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
     for (std::uint64_t i = 0; i < spec.messages; ++i) {
         const std::int64_t t0 = now_ns();
+        if (t0 > stop) break;
         fill_payload(out.span(), i);
         write_exact(c.out, out.data(), out.size(), spec.busy_wait);
         read_exact(c.in, in.data(), in.size(), spec.busy_wait);
         d.update(in.span());
         r.rtt_ns.push_back(now_ns() - t0);
+        ++r.messages;
     }
     r.end_ns = now_ns();
-    r.messages = spec.messages;
     r.bytes = d.bytes();
     r.checksum = d.value();
-    return r;
+    return r;  // closing ends the exchange
 }
 
 side_result fd_stream_transport::pong(const run_spec& spec) {
@@ -252,7 +269,7 @@ side_result fd_stream_transport::pong(const run_spec& spec) {
         if (c.out != c.in) set_nonblocking(c.out);
     }
     for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        read_exact(c.in, in.data(), in.size(), spec.busy_wait);
+        if (!read_message(c.in, in.data(), in.size(), spec.busy_wait)) break;  // ping is done
         if (i == 0) r.start_ns = now_ns();
         d.update(in.span());
         fill_payload(out.span(), i);

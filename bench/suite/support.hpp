@@ -49,6 +49,9 @@ bool die_with_parent(int parent_pid);
 // on end of file.
 void write_exact(int fd, const void* data, std::size_t n, bool spin);
 void read_exact(int fd, void* data, std::size_t n, bool spin);
+// The same, but a clean end of file before the first byte returns false (the end of an
+// exchange); an end in the middle of a message still throws.
+bool read_message(int fd, void* data, std::size_t n, bool spin);
 void set_nonblocking(int fd);
 
 inline void cpu_relax() noexcept {

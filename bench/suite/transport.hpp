@@ -33,6 +33,11 @@ struct run_spec {
                                   // timed: the producer takes start_ns when message #warmup
                                   // begins; the harness drops the first `warmup` round trips.
                                   // Every message, warm-up included, is moved and checksummed.
+    std::int64_t time_limit_ns = 0;  // latency: the ping side starts no round trip once this
+                                  // long has passed since its first one, and ends the exchange
+                                  // early as it would at the end (closes, or sends its end
+                                  // marker); both sides report the round trips done (the pong
+                                  // side echoes until the exchange ends). 0: no limit.
     bool busy_wait = true;        // latency: spin on the transport (true) or block/sleep in it;
                                   // throughput (produce/consume) ignores it: each transport
                                   // waits its ordinary, default way there
@@ -115,7 +120,8 @@ public:
     virtual side_result produce(const run_spec&) = 0;
     virtual side_result consume(const run_spec&) = 0;
     // Latency: ping sends a payload, waits for the echo, records the round trip; pong echoes
-    // every payload it receives (reading every byte, and writing every byte of the echo).
+    // every payload it receives (reading every byte, and writing every byte of the echo with
+    // fill_payload(echo, seq)) until the ping side ends the exchange.
     virtual side_result ping(const run_spec&) = 0;
     virtual side_result pong(const run_spec&) = 0;
 };

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include <cerrno>
+#include <climits>
 
 namespace shmchan_bench {
 namespace {
@@ -63,7 +64,8 @@ void send_msg(void* s, std::size_t payload, std::uint64_t seq, bool spin) {
     }
 }
 
-void receive_msg(void* s, std::size_t payload, digest& d, bool spin) {
+// Returns false on an empty message: the other side's end marker.
+bool receive_msg(void* s, std::size_t payload, digest& d, bool spin) {
     zmq_msg_t m;
     zmq_msg_init(&m);
     for (;;) {
@@ -76,11 +78,14 @@ void receive_msg(void* s, std::size_t payload, digest& d, bool spin) {
     const std::size_t n = zmq_msg_size(&m);
     if (n == payload) d.update(std::span(static_cast<const std::byte*>(zmq_msg_data(&m)), n));
     zmq_msg_close(&m);
+    if (n == 0) return false;
     if (n != payload) fail("received a message of " + std::to_string(n) + " bytes");
+    return true;
 }
 
-// The end of a run: the last receiver says so, the last sender waits for it (at most 10 s:
-// a missing acknowledgement is not an error by itself, the counts and checksums are).
+// The end of a run: the last receiver says so with an empty message, the last sender waits
+// for it (at most 10 s: a missing acknowledgement is not an error by itself, the counts and
+// checksums are). In ping-pong the same empty message ends the exchange.
 void acknowledge(void* s) {
     while (zmq_send(s, "", 0, 0) < 0)
         if (zmq_errno() != EINTR) fail_zmq("zmq_send (acknowledgement)");
@@ -112,7 +117,7 @@ public:
         side_result r;
         digest d;
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            receive_msg(s, spec.payload, d, false);
+            if (!receive_msg(s, spec.payload, d, false)) fail("an empty message after " + std::to_string(i));
             if (i == 0) r.start_ns = now_ns();
             ++r.messages;
         }
@@ -147,14 +152,18 @@ public:
         spec.ready();
         side_result r;
         digest d;
+        bool ended = false;
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            receive_msg(s, spec.payload, d, spec.busy_wait);
+            if (!receive_msg(s, spec.payload, d, spec.busy_wait)) {  // the ping side is done
+                ended = true;
+                break;
+            }
             if (i == 0) r.start_ns = now_ns();
             send_msg(s, spec.payload, i, spec.busy_wait);
             ++r.messages;
         }
         r.end_ns = now_ns();
-        await_acknowledgement(s);
+        if (!ended) await_acknowledgement(s);
         r.bytes = d.bytes();
         r.checksum = d.value();
         return r;
@@ -167,15 +176,17 @@ public:
         digest d;
         r.rtt_ns.reserve(spec.messages);
         r.start_ns = now_ns();
+        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
             const std::int64_t t0 = now_ns();
+            if (t0 > stop) break;
             send_msg(s, spec.payload, i, spec.busy_wait);
-            receive_msg(s, spec.payload, d, spec.busy_wait);
+            if (!receive_msg(s, spec.payload, d, spec.busy_wait)) fail("an empty echo");
             r.rtt_ns.push_back(now_ns() - t0);
+            ++r.messages;
         }
         r.end_ns = now_ns();
-        acknowledge(s);
-        r.messages = spec.messages;
+        acknowledge(s);  // ends the exchange
         r.bytes = d.bytes();
         r.checksum = d.value();
         return r;
