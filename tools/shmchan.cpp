@@ -59,6 +59,9 @@ const char* usage_text =
     "  shmchan gc [--dry-run] [--min-age SECONDS] [CHANNEL_ID...]\n"
     "      remove segments no live process created or holds (after crashes), untouched for\n"
     "      SECONDS (default 10); with channel ids, only those (the others are not touched)\n"
+    "  shmchan bench [--quick] [--transports LIST] [--sizes LIST] [--rounds N] [--out DIR] [...]\n"
+    "      the benchmark suite: every transport side by side between two processes, a table,\n"
+    "      CSV/JSON and plots (shmchan bench --help for all options)\n"
     "  shmchan --version\n"
     "BYTES accepts K, M, G suffixes (powers of 1024).\n";
 
@@ -606,6 +609,37 @@ int demo_direct(const demo_args& a, const char* self) {
     return ok ? 0 : 1;
 }
 
+// `shmchan bench ARGS`: execs the suite (shmchan_bench) with the same arguments, from next to
+// this binary (an installation) or from the build tree it was built in.
+int cmd_bench(const std::vector<std::string>& args) {
+    std::vector<std::string> candidates;
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        std::string dir(self, static_cast<std::size_t>(n));
+        dir.erase(dir.rfind('/') + 1);
+        candidates.push_back(dir + "shmchan_bench");
+    }
+#ifdef SHMCHAN_BENCH_SUITE
+    candidates.push_back(SHMCHAN_BENCH_SUITE);
+#endif
+    for (const auto& path : candidates) {
+        if (::access(path.c_str(), X_OK) != 0) continue;
+        std::vector<char*> argv{const_cast<char*>(path.c_str())};
+        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        ::setenv("SHMCHAN_BENCH_COMMAND", "shmchan bench", 1);  // how the report names the command
+        ::execv(path.c_str(), argv.data());
+        std::fprintf(stderr, "shmchan bench: cannot run %s: %s\n", path.c_str(), std::strerror(errno));
+        return 1;
+    }
+    std::string looked;
+    for (const auto& c : candidates) looked += (looked.empty() ? "" : ", ") + c;
+    std::fprintf(stderr, "shmchan bench: the benchmark suite is not built (looked for %s); build with "
+                         "-DSHMCHAN_BUILD_BENCH=ON\n", looked.c_str());
+    return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -628,6 +662,7 @@ int main(int argc, char** argv) {
         if (cmd == "engine") return cmd_engine(args);
         if (cmd == "ls") return cmd_ls(args);
         if (cmd == "gc") return cmd_gc(args);
+        if (cmd == "bench") return cmd_bench(args);
         if (cmd == "_consume") return cmd_consume(args);
         if (cmd == "_files_worker") return cmd_files_worker(args);
         if (cmd == "_soak") return soak_main(args);

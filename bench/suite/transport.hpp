@@ -12,6 +12,8 @@
 
 #include <shmchan/checksum.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -24,8 +26,21 @@ namespace shmchan_bench {
 
 struct run_spec {
     std::size_t payload = 0;      // bytes per message
+    bool latency = false;         // a ping-pong run (ping/pong), else throughput (produce/consume)
     std::uint64_t messages = 0;   // throughput: messages to move; latency: round trips
-    bool busy_wait = true;        // latency: spin on the transport (true) or block/sleep in it
+    std::uint64_t warmup = 0;     // the first `warmup` of `messages` warm the transport up (a lap
+                                  // of its buffers: page faults, connections) and are not
+                                  // timed: the producer takes start_ns when message #warmup
+                                  // begins; the harness drops the first `warmup` round trips.
+                                  // Every message, warm-up included, is moved and checksummed.
+    std::int64_t time_limit_ns = 0;  // latency: the ping side starts no round trip once this
+                                  // long has passed since its first one, and ends the exchange
+                                  // early as it would at the end (closes, or sends its end
+                                  // marker); both sides report the round trips done (the pong
+                                  // side echoes until the exchange ends). 0: no limit.
+    bool busy_wait = true;        // latency: spin on the transport (true) or block/sleep in it;
+                                  // throughput (produce/consume) ignores it: each transport
+                                  // waits its ordinary, default way there
     std::string endpoint;         // unique rendezvous name for this run (path/name/port base),
                                   // made by the harness; a transport derives its names from it
     std::string scratch_dir;      // a private directory for this run (sockets, configs)
@@ -41,14 +56,37 @@ inline void fill_payload(std::span<std::byte> out, std::uint64_t seq) noexcept {
 }
 using digest = shmchan::stream_checksum;  // digest.update(bytes) per message; value() at the end
 
+// The checksum of `messages` payloads of `payload` bytes made by fill_payload: what every side
+// must report. A producer calls it for its side_result *after* taking end_ns (it regenerates
+// the stream), never inside the timed loop: producers only fill, consumers only digest.
+inline std::uint64_t pattern_checksum(std::size_t payload, std::uint64_t messages) {
+    digest d;
+    std::vector<std::byte> buf(std::size_t{256} << 10);
+    const std::uint64_t total = std::uint64_t(payload) * messages;
+    for (std::uint64_t off = 0; off < total; off += buf.size()) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), total - off));
+        shmchan::fill_pattern(std::span(buf.data(), n), off);
+        d.update(std::span(buf.data(), n));
+    }
+    return d.value();
+}
+
+// CLOCK_MONOTONIC in ns, for side_result::start_ns / end_ns.
+inline std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 struct side_result {
     std::uint64_t messages = 0;       // messages sent / received
     std::uint64_t bytes = 0;          // payload bytes sent / received
     std::uint64_t checksum = 0;       // digest(...).value() over everything sent / received
-    std::int64_t start_ns = 0;        // CLOCK_MONOTONIC (steady_clock) when the first message
-                                      // began (producer) / first byte arrived (consumer)
+    std::int64_t start_ns = 0;        // CLOCK_MONOTONIC (steady_clock) when message #warmup
+                                      // began (producer) / the first byte arrived (consumer)
     std::int64_t end_ns = 0;          // ... when the last message was handed over / digested
-    std::vector<std::int64_t> rtt_ns; // latency (ping side): one round trip per sample
+    std::vector<std::int64_t> rtt_ns; // latency (ping side): one round trip per sample, from
+                                      // before filling the payload to after digesting the echo
     std::string error;                // non-empty: the side failed, with this reason
 };
 
@@ -59,21 +97,31 @@ public:
     // One line for the report: what moves the bytes (copies, syscalls, daemons).
     virtual std::string describe() const = 0;
 
-    // In the harness process, before each run: start daemons, check that the transport can
-    // run this spec. Returns an empty string when it can, otherwise the reason it is skipped
-    // (shown in the report; a transport is never silently left out).
+    // In the harness process, before each run (spec.scratch_dir exists, spec.ready is unset):
+    // start daemons the first time, check that the transport can run this spec. Returns an
+    // empty string when it can, otherwise the reason it is skipped (shown in the report; a
+    // transport is never silently left out). May leave files in scratch_dir for the children.
     virtual std::string prepare(const run_spec&) { return {}; }
+    // In the harness, after each run, whether it worked or not (its processes are gone, killed
+    // if they hung): remove what the run may have left (segments, queues, names).
+    virtual void cleanup(const run_spec&) {}
+    // In the harness, once after the last run (also after a failure or an interrupt): stop
+    // the daemons prepare() started.
     virtual void teardown() {}
+    // Daemons this transport runs (pids), so the harness can report their CPU and memory.
+    virtual std::vector<int> daemon_pids() const { return {}; }
     // True for the in-process ceiling: the harness runs both sides as two threads of one child
     // process instead of two processes.
     virtual bool in_one_process() const { return false; }
 
     // In the child processes. The consumer / pong side calls spec.ready() once it can accept.
-    // The producer sends a producer-side checksum of what it generated; the consumer's must match.
+    // The producer sends a producer-side checksum of what it generated (pattern_checksum,
+    // after end_ns); the consumer's must match. A side that fails throws or sets `error`.
     virtual side_result produce(const run_spec&) = 0;
     virtual side_result consume(const run_spec&) = 0;
     // Latency: ping sends a payload, waits for the echo, records the round trip; pong echoes
-    // every payload it receives (reading every byte, and writing every byte of the echo).
+    // every payload it receives (reading every byte, and writing every byte of the echo with
+    // fill_payload(echo, seq)) until the ping side ends the exchange.
     virtual side_result ping(const run_spec&) = 0;
     virtual side_result pong(const run_spec&) = 0;
 };

@@ -1,0 +1,89 @@
+// The harness's records of runs and the report made from them (main.cpp runs, report.cpp
+// summarizes and writes the table, CSV, JSON and plots).
+#pragma once
+
+#include "transport.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace shmchan_bench {
+
+enum class kind { throughput, latency };
+
+// One figure of the report: throughput at a payload, or latency at a payload with busy or
+// sleeping waits.
+struct cell {
+    kind k = kind::throughput;
+    std::size_t payload = 0;
+    bool busy = false;  // latency only
+    auto operator<=>(const cell&) const = default;
+};
+std::string cell_label(const cell& c);  // "throughput 64 B", "latency busy 1 MiB"
+std::string human_size(std::uint64_t bytes);  // "64 B", "4 KiB", "16 MiB"
+
+// What one side (process or thread) reported, plus what the harness knows about its process.
+struct side_record {
+    bool present = false;  // a result arrived
+    side_result r;
+    long peak_rss_kib = 0;  // VmHWM of the process at its end
+    double cpu_user_s = 0, cpu_sys_s = 0;  // the whole process, set-up included
+    long vcsw = 0, ivcsw = 0;
+};
+
+struct run_record {
+    std::string transport;
+    cell c;
+    int round = 0;  // 0: a pilot (sizing and warm-up, not in the figures)
+    std::uint64_t messages = 0;  // moved, warm-up included
+    std::uint64_t planned = 0;   // asked for (latency runs may stop early at their time limit)
+    std::uint64_t warmup = 0;    // the first ones, not timed
+    std::string status;  // "ok", "skipped", "failed"
+    std::string reason;  // why skipped or failed
+    side_record tx, rx;  // producer / consumer, or ping / pong
+    std::uint64_t expected_bytes = 0, expected_checksum = 0;
+    // throughput: first message begun (producer) to last message digested (consumer)
+    double secs = 0, gbps = 0, msgs_per_s = 0;
+    // latency: one-way = round trip / 2, after dropping warm-up round trips
+    std::size_t samples = 0;
+    double p50_us = 0, p99_us = 0, mean_us = 0, max_us = 0;
+    double daemon_cpu_s = 0;  // the transport's daemons during the run
+    long daemon_rss_kib = 0;
+    double others = 0;  // CPUs kept busy by other processes of the machine during the run
+    double wall_s = 0;  // the whole run as the harness saw it (spawns included)
+};
+
+struct machine_info {
+    int nproc = 0;
+    std::string cpu_model, kernel, date_utc, command, hostname;
+};
+
+struct transport_info {
+    std::string name, description;
+    bool ceiling = false;
+};
+
+struct report_options {
+    std::string out_dir;
+    bool plots = true;
+    std::string gnuplot = "gnuplot";
+    int rounds = 0;
+    bool quick = false;
+    double time_per_run = 0;
+};
+
+// Medians, spreads, ratios; then stdout table, results.json, results.csv, runs.csv,
+// results.md, *.dat + plot.gp and the PNG/SVG plots. Returns the notes about plotting (e.g.
+// gnuplot missing), already printed.
+void write_report(const machine_info& m, const report_options& o, const std::vector<transport_info>& transports,
+                  const std::vector<cell>& cells, const std::vector<run_record>& runs, const nlohmann::json& options_json);
+
+// --verify FILE: every transport either moved exactly its bytes with matching checksums in every
+// run or is skipped with a reason. Returns the exit status.
+int verify_results(const std::string& path);
+
+}  // namespace shmchan_bench

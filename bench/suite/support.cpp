@@ -1,0 +1,285 @@
+#include "support.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <poll.h>
+#include <spawn.h>
+#include <sstream>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace shmchan_bench {
+
+void fail_errno(const std::string& what) { throw std::runtime_error(what + ": " + std::strerror(errno)); }
+
+void write_file(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        f << text;
+        if (!f) fail("cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail_errno("rename " + tmp);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) fail("cannot read " + path);
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+std::string self_exe() {
+    char buf[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) fail_errno("readlink /proc/self/exe");
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+child_process spawn_self(const std::vector<std::string>& args) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) fail_errno("pipe2");
+    const std::string self = self_exe();
+    std::vector<char*> argv{const_cast<char*>(self.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    child_process c;
+    pid_t pid = -1;
+    const int rc = ::posix_spawn(&pid, self.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (rc != 0) {
+        ::close(in[1]);
+        ::close(out[0]);
+        errno = rc;
+        fail_errno("posix_spawn " + self);
+    }
+    c.pid = pid;
+    c.to = in[1];
+    c.from = out[0];
+    return c;
+}
+
+void stop_child(child_process& c, int grace_ms) {
+    if (c.to >= 0) ::close(c.to);
+    if (c.from >= 0) ::close(c.from);
+    c.to = c.from = -1;
+    if (c.pid <= 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+    for (;;) {
+        const pid_t r = ::waitpid(c.pid, nullptr, WNOHANG);
+        if (r == c.pid || (r < 0 && errno != EINTR)) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::kill(c.pid, SIGKILL);
+            ::waitpid(c.pid, nullptr, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    c.pid = -1;
+}
+
+std::string read_line_for(int fd, int timeout_ms) {
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return {};
+        pollfd p{fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return {};
+        char ch;
+        const ssize_t n = ::read(fd, &ch, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return {};
+        if (ch == '\n') return line;
+        line += ch;
+    }
+}
+
+bool die_with_parent(int parent_pid) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    return ::getppid() == parent_pid;
+}
+
+void write_exact(int fd, const void* data, std::size_t n, bool spin) {
+    const auto* p = static_cast<const char*>(data);
+    while (n) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN && spin) continue;
+            fail_errno("write");
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+
+void read_exact(int fd, void* data, std::size_t n, bool spin) {
+    auto* p = static_cast<char*>(data);
+    while (n) {
+        const ssize_t r = ::read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN && spin) continue;
+            fail_errno("read");
+        }
+        if (r == 0) fail("read: end of stream " + std::to_string(n) + " bytes before the end of a message");
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+}
+
+bool read_message(int fd, void* data, std::size_t n, bool spin) {
+    auto* p = static_cast<char*>(data);
+    for (;;) {
+        const ssize_t r = ::read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR || (errno == EAGAIN && spin)) continue;
+            fail_errno("read");
+        }
+        if (r == 0) return false;
+        read_exact(fd, p + r, n - static_cast<std::size_t>(r), spin);
+        return true;
+    }
+}
+
+void set_nonblocking(int fd) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) fail_errno("fcntl O_NONBLOCK");
+}
+
+buffer::buffer(std::size_t n) : n_(n) {
+    const std::size_t len = std::max<std::size_t>(n, 1);
+    void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) fail_errno("mmap " + std::to_string(len) + " bytes");
+    p_ = static_cast<std::byte*>(p);
+    std::memset(p_, 0, len);  // fault the pages in before the clock starts
+}
+
+buffer::~buffer() { ::munmap(p_, std::max<std::size_t>(n_, 1)); }
+
+fd_stream_transport::conn::~conn() {
+    if (out >= 0 && out != in) ::close(out);
+    if (in >= 0) ::close(in);
+}
+
+side_result fd_stream_transport::produce(const run_spec& spec) {
+    side_result r;
+    buffer buf(spec.payload);
+    {
+        conn c = connect_side(spec, false);
+        for (std::uint64_t i = 0; i < spec.messages; ++i) {
+            if (i == spec.warmup) r.start_ns = now_ns();
+            fill_payload(buf.span(), i);
+            write_exact(c.out, buf.data(), buf.size(), false);
+        }
+        r.end_ns = now_ns();
+    }  // closed: end of stream for the consumer
+    r.messages = spec.messages;
+    r.bytes = spec.messages * spec.payload;
+    r.checksum = pattern_checksum(spec.payload, spec.messages);
+    return r;
+}
+
+side_result fd_stream_transport::consume(const run_spec& spec) {
+    side_result r;
+    buffer buf(spec.payload);
+    digest d;
+    conn c = accept_side(spec, false);
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        if (i == 0) {  // the clock starts with the first byte
+            read_exact(c.in, buf.data(), 1, false);
+            r.start_ns = now_ns();
+            read_exact(c.in, buf.data() + 1, buf.size() - 1, false);
+        } else {
+            read_exact(c.in, buf.data(), buf.size(), false);
+        }
+        d.update(buf.span());
+        ++r.messages;
+    }
+    r.end_ns = now_ns();
+    char extra;
+    for (;;) {  // the producer must close now, with nothing more sent
+        const ssize_t n = ::read(c.in, &extra, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail_errno("read after the last message");
+        if (n > 0) fail("bytes after the last message");
+        break;
+    }
+    r.bytes = d.bytes();
+    r.checksum = d.value();
+    return r;
+}
+
+side_result fd_stream_transport::ping(const run_spec& spec) {
+    side_result r;
+    buffer out(spec.payload), in(spec.payload);
+    digest d;
+    conn c = connect_side(spec, true);
+    if (spec.busy_wait) {
+        set_nonblocking(c.in);
+        if (c.out != c.in) set_nonblocking(c.out);
+    }
+    r.rtt_ns.reserve(spec.messages);
+    r.start_ns = now_ns();
+    const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        const std::int64_t t0 = now_ns();
+        if (t0 > stop) break;
+        fill_payload(out.span(), i);
+        write_exact(c.out, out.data(), out.size(), spec.busy_wait);
+        read_exact(c.in, in.data(), in.size(), spec.busy_wait);
+        d.update(in.span());
+        r.rtt_ns.push_back(now_ns() - t0);
+        ++r.messages;
+    }
+    r.end_ns = now_ns();
+    r.bytes = d.bytes();
+    r.checksum = d.value();
+    return r;  // closing ends the exchange
+}
+
+side_result fd_stream_transport::pong(const run_spec& spec) {
+    side_result r;
+    buffer out(spec.payload), in(spec.payload);
+    digest d;
+    conn c = accept_side(spec, true);
+    if (spec.busy_wait) {
+        set_nonblocking(c.in);
+        if (c.out != c.in) set_nonblocking(c.out);
+    }
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        if (!read_message(c.in, in.data(), in.size(), spec.busy_wait)) break;  // ping is done
+        if (i == 0) r.start_ns = now_ns();
+        d.update(in.span());
+        fill_payload(out.span(), i);
+        write_exact(c.out, out.data(), out.size(), spec.busy_wait);
+        ++r.messages;
+    }
+    r.end_ns = now_ns();
+    r.bytes = d.bytes();
+    r.checksum = d.value();
+    return r;
+}
+
+}  // namespace shmchan_bench

@@ -1,0 +1,112 @@
+// Helpers shared by the harness and the transports of the benchmark suite: files in the run's
+// scratch directory, exact reads and writes on file descriptors (blocking or spinning), a
+// base for transports that are a pair of byte streams (Unix socket, TCP, pipe), and waits.
+#pragma once
+
+#include "transport.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace shmchan_bench {
+
+constexpr std::size_t KiB = 1024, MiB = KiB * 1024;
+
+// "what: strerror(errno)", thrown as std::runtime_error (the child wrapper turns it into
+// side_result::error).
+[[noreturn]] void fail_errno(const std::string& what);
+[[noreturn]] inline void fail(const std::string& what) { throw std::runtime_error(what); }
+
+// Files the accepting side (or prepare()) leaves for the other side: written to a temporary
+// name and renamed, so a reader never sees half of one.
+void write_file(const std::string& path, const std::string& text);
+std::string read_file(const std::string& path);
+
+// This binary, by its real path.
+std::string self_exe();
+
+// A helper process that is this binary again (a daemon such as the engine): stdin and stdout
+// on pipes, stderr inherited. It should die with the harness (PR_SET_PDEATHSIG, see
+// die_with_parent()).
+struct child_process {
+    int pid = -1;
+    int to = -1;    // its stdin
+    int from = -1;  // its stdout
+};
+child_process spawn_self(const std::vector<std::string>& args);
+// Closes its stdin (the daemon's signal to stop), waits up to `grace_ms`, then kills it.
+void stop_child(child_process& c, int grace_ms);
+// One line from `fd` within `timeout_ms` ("" on end of file or timeout).
+std::string read_line_for(int fd, int timeout_ms);
+// In a child: be killed when the harness dies; false if it already has.
+bool die_with_parent(int parent_pid);
+
+// Exact transfers on a descriptor. With `spin` the descriptor must be non-blocking and the call
+// retries on EAGAIN at once (busy-wait); otherwise it blocks in the kernel. Throw on errors and
+// on end of file.
+void write_exact(int fd, const void* data, std::size_t n, bool spin);
+void read_exact(int fd, void* data, std::size_t n, bool spin);
+// The same, but a clean end of file before the first byte returns false (the end of an
+// exchange); an end in the middle of a message still throws.
+bool read_message(int fd, void* data, std::size_t n, bool spin);
+void set_nonblocking(int fd);
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+// A private, page-aligned buffer whose pages are touched up front (generation and reception
+// buffers of the copying transports; not timed).
+class buffer {
+public:
+    explicit buffer(std::size_t n);
+    ~buffer();
+    buffer(const buffer&) = delete;
+    buffer& operator=(const buffer&) = delete;
+    std::byte* data() const noexcept { return p_; }
+    std::size_t size() const noexcept { return n_; }
+    std::span<std::byte> span() const noexcept { return {p_, n_}; }
+
+private:
+    std::byte* p_ = nullptr;
+    std::size_t n_ = 0;
+};
+
+// Transports that are two byte streams (or one duplex one) between the processes: messages are
+// framed by their fixed size (the consumer knows payload and count), large ones travel in as
+// many read()/write() calls as the kernel wants. The producer fills a private buffer and writes
+// it (the kernel copies it into its buffers), the consumer reads into a private buffer (the
+// kernel copies it out) and digests it there.
+class fd_stream_transport : public transport {
+public:
+    side_result produce(const run_spec&) override;
+    side_result consume(const run_spec&) override;
+    side_result ping(const run_spec&) override;
+    side_result pong(const run_spec&) override;
+
+protected:
+    struct conn {
+        int in = -1;   // bytes from the peer
+        int out = -1;  // bytes to the peer (may be the same descriptor as `in`)
+        conn() = default;
+        conn(const conn&) = delete;
+        conn& operator=(const conn&) = delete;
+        conn(conn&& o) noexcept : in(o.in), out(o.out) { o.in = o.out = -1; }
+        ~conn();
+    };
+    // The consumer / pong side: set up, call spec.ready(), then wait for the peer. `duplex`:
+    // both directions (latency); otherwise only `in` is needed.
+    virtual conn accept_side(const run_spec& spec, bool duplex) = 0;
+    // The producer / ping side (started once the other side is ready): only `out` without
+    // duplex.
+    virtual conn connect_side(const run_spec& spec, bool duplex) = 0;
+};
+
+}  // namespace shmchan_bench

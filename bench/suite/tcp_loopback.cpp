@@ -1,0 +1,69 @@
+// TCP over the loopback interface: the consumer listens on 127.0.0.1, port 0, and leaves the
+// port it got in the scratch directory.
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace shmchan_bench {
+namespace {
+
+void no_delay(int fd) {
+    const int one = 1;
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail_errno("setsockopt TCP_NODELAY");
+}
+
+class tcp_loopback final : public fd_stream_transport {
+public:
+    std::string name() const override { return "tcp-loopback"; }
+    std::string describe() const override {
+        return "TCP on 127.0.0.1, TCP_NODELAY, kernel-tuned buffers; producer write()s a private "
+               "buffer (kernel copy in, loopback transmit and receive processing in the sender's "
+               "syscall), consumer read()s into a private buffer (copy out): 2 copies, >= 2 "
+               "syscalls per message; busy-wait = O_NONBLOCK read()/write() retried at once";
+    }
+
+protected:
+    conn accept_side(const run_spec& spec, bool) override {
+        conn listener;
+        listener.in = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (listener.in < 0) fail_errno("socket");
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = 0;
+        if (::bind(listener.in, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) fail_errno("bind 127.0.0.1:0");
+        if (::listen(listener.in, 1) != 0) fail_errno("listen");
+        socklen_t len = sizeof a;
+        if (::getsockname(listener.in, reinterpret_cast<sockaddr*>(&a), &len) != 0) fail_errno("getsockname");
+        write_file(spec.scratch_dir + "/tcp.port", std::to_string(ntohs(a.sin_port)));
+        spec.ready();
+        conn c;
+        c.in = c.out = ::accept4(listener.in, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c.in < 0) fail_errno("accept");
+        no_delay(c.in);
+        return c;
+    }
+    conn connect_side(const run_spec& spec, bool) override {
+        const int port = std::stoi(read_file(spec.scratch_dir + "/tcp.port"));
+        conn c;
+        c.in = c.out = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c.in < 0) fail_errno("socket");
+        no_delay(c.in);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
+        if (::connect(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) fail_errno("connect 127.0.0.1");
+        return c;
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<transport> make_tcp_loopback() { return std::make_unique<tcp_loopback>(); }
+
+}  // namespace shmchan_bench
