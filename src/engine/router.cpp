@@ -108,8 +108,12 @@ void router::invoke(const std::shared_ptr<worker_link>& from, worker_message& m)
     if (m.id.rfind("engine::", 0) == 0) {
         static const json none;
         const auto d = m.body.find("data");
-        builtin_result r = hooks_.builtin ? hooks_.builtin(m.id, d != m.body.end() ? *d : none)
-                                          : builtin_result{false, error_body("function_not_found", "Function " + m.id + " not found")};
+        builtin_result r{false, error_body("function_not_found", "Function " + m.id + " not found")};
+        try {
+            if (hooks_.builtin) r = hooks_.builtin(m.id, d != m.body.end() ? *d : none);
+        } catch (const std::exception& e) {  // never out of a socket's handler
+            r = {false, error_body("internal_error", e.what())};
+        }
         if (m.fire_and_forget) return;
         json out = {{"type", "invocationresult"}, {"invocation_id", m.caller_id}, {"function_id", m.id}};
         out[r.ok ? "result" : "error"] = std::move(r.body);
