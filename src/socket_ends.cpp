@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/protocol.hpp"
 #include "ws_client.hpp"
 
 namespace shmchan::detail {
@@ -26,10 +27,9 @@ std::string target_for(const channel_ref& ref) {
     return "/ws/channels/" + ref.channel_id + "?key=" + ref.access_key + "&dir=" + to_string(ref.dir);
 }
 
-std::string trim_reason(std::string s) {
-    if (s.size() > 123) s.resize(123);
-    return s;
-}
+// At most 123 bytes (a close frame's limit), cut at a character boundary and made UTF-8: a
+// reason cut inside a character fails the connection at the engine instead of aborting.
+std::string trim_reason(const std::string& s) { return close_reason_text(s); }
 
 // What the engine's close frame to a writer means: 1000 answers our own close; 1008 "already
 // claimed" refuses the end; 1009 a frame too large; 1011 "<errc name>: ..." the engine could not

@@ -623,7 +623,7 @@ TEST_CASE("hostile: a reader ref's key never opens the write end, through the so
     CHECK(rd.read_all().size() == 2);
 }
 
-TEST_CASE("hostile: an abort reason of multi-byte characters reaches a socket reader intact", "[engine][hostile]") {
+TEST_CASE("hostile: an abort reason of multi-byte characters crosses the socket intact, both ways", "[engine][hostile]") {
     // Regression: the engine cut "aborted: <reason>" at 123 bytes, inside a character; the
     // reader's WebSocket failed on the invalid close frame and saw peer_lost, not the abort.
     engine eng(quiet_engine());
@@ -641,6 +641,20 @@ TEST_CASE("hostile: an abort reason of multi-byte characters reaches a socket re
     CHECK(it.error() == errc::aborted);
     CHECK(rd.abort_reason().size() == 113);  // 123 - "aborted: " (9), at a character boundary
     CHECK(reason.rfind(rd.abort_reason(), 0) == 0);
+
+    // The other way: a socket writer's abort, cut the same way on its side, reaches a
+    // shared-memory reader as the abort with its reason (it was "socket writer disconnected").
+    channel ch2 = w.create_channel();
+    reader rd2 = open_reader(ch2.reader_ref, via(transport::shm, eng.url()));
+    writer wr2 = open_writer(ch2.writer_ref, via(transport::socket, eng.url()));
+    REQUIRE_FALSE(wr2.write("data"));
+    wr2.abort(reason);
+    REQUIRE(rd2.next(10s).is_chunk());
+    item it2 = rd2.next(10s);
+    REQUIRE(it2.is_error());
+    CHECK(it2.error() == errc::aborted);
+    CHECK(rd2.abort_reason().size() == 113);
+    CHECK(reason.rfind(rd2.abort_reason(), 0) == 0);
 }
 
 TEST_CASE("hostile: a text frame that is not UTF-8 fails the stream with 1007", "[engine][hostile]") {
