@@ -532,8 +532,16 @@ TEST_CASE("hostile: a flood of invocations with no worker, and with a worker tha
                    << rss_flooded << " KiB, with " << pending_limit << " pending " << rss_pending << " KiB, peak (VmHWM) " << hwm
                    << " KiB, at the end " << rss_after << " KiB");
     // The stated bound: the whole run adds less than 64 MiB to the engine's resident memory.
-    CHECK(hwm - rss_before < 64 * 1024);
-    CHECK(rss_after - rss_before < 64 * 1024);
+    // Under ASan/TSan the allocator keeps freed blocks in a quarantine (256 MiB by default) and
+    // pads every block, so resident memory measures the sanitizer, not the engine (a CI run saw
+    // +431 MiB peak): there the bound only catches growth without limit.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    constexpr long bound_kib = 1024 * 1024;
+#else
+    constexpr long bound_kib = 64 * 1024;
+#endif
+    CHECK(hwm - rss_before < bound_kib);
+    CHECK(rss_after - rss_before < bound_kib);
 
     // One stderr line per kind of rejection (rate-limited), not one per message.
     eng.kill(SIGTERM);
