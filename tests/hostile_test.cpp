@@ -665,7 +665,7 @@ TEST_CASE("hostile: an abort reason of multi-byte characters crosses the socket 
     CHECK(reason.rfind(rd2.abort_reason(), 0) == 0);
 }
 
-TEST_CASE("hostile: a text frame that is not UTF-8 fails the stream with 1007", "[engine][hostile]") {
+TEST_CASE("hostile: text that is not UTF-8: a socket writer's fails the stream with 1007, a ring's is repaired", "[engine][hostile]") {
     // Regression (fuzz_channel_frames): Beast 1.74 accepts a fragmented text message whose last
     // fragment is empty without checking that it ends on a whole character.
     engine eng(quiet_engine());
@@ -696,6 +696,18 @@ TEST_CASE("hostile: a text frame that is not UTF-8 fails the stream with 1007", 
     REQUIRE(b.is_error());
     CHECK(b.error() == errc::aborted);
     CHECK(rd.abort_reason() == "socket writer sent a text frame that is not UTF-8");
+
+    // The other way: a shared-memory writer's message that is not UTF-8 reaches a socket reader
+    // repaired (before, the reader's WebSocket failed on the invalid text frame: peer_lost).
+    channel ch2 = w.create_channel();
+    reader srd = open_reader(ch2.reader_ref, via(transport::socket, eng.url()));
+    writer swr = open_writer(ch2.writer_ref, via(transport::shm, eng.url()));
+    REQUIRE_FALSE(swr.send_message("a\xff" "b"));
+    REQUIRE_FALSE(swr.close());
+    item m = srd.next(10s);
+    REQUIRE(m.is_message());
+    CHECK(m.text() == "a\xef\xbf\xbd" "b");
+    CHECK(srd.next(10s).is_end());
 }
 
 TEST_CASE("hostile: the engine listens on loopback by default and warns about any other address",
