@@ -249,7 +249,7 @@ struct options {
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
     std::uint64_t messages = 0;  // > 0: this many per run, no pilots
-    double latency_limit = 0;    // seconds a ping side may run (0: none; default 0.75, --quick none)
+    double latency_limit = 0;    // seconds a ping side may run (0: none; default 1.5, --quick none)
 };
 
 const char* usage_text =
@@ -277,7 +277,7 @@ const char* usage_text =
     "  --keep-scratch       keep each run's scratch directory (sockets, refs, child logs)\n"
     "  --messages N         exactly N messages (round trips) per run, no pilots\n"
     "  --latency-limit S    a latency run stops starting round trips after S seconds (default\n"
-    "                       0.75; 0: none, as with --quick and --messages); busy-waiting on a\n"
+    "                       1.5; 0: none, as with --quick and --messages); busy-waiting on a\n"
     "                       loaded 2-CPU machine can otherwise take minutes\n"
     "  --list               the transports and what each does\n"
     "  --verify FILE        check a results.json: every transport moved exactly its bytes with\n"
@@ -388,7 +388,7 @@ options parse_options(const std::vector<std::string>& args) {
                                          : std::vector<std::size_t>{64, 4 * KiB, 64 * KiB, MiB};
     o.rounds = rounds > 0 ? rounds : o.quick ? 1 : 5;
     o.timeout = timeout > 0 ? timeout : o.quick ? 30 : 60;
-    if (!latency_limit_set) o.latency_limit = o.quick || o.messages ? 0 : 0.75;
+    if (!latency_limit_set) o.latency_limit = o.quick || o.messages ? 0 : 1.5;
     if (o.time_per_run <= 0) throw usage_error("--time-per-run must be positive");
     if (!o.throughput && !o.latency) throw usage_error("nothing to run");
     return o;
@@ -702,8 +702,11 @@ std::uint64_t warmup_for(const cell& c, std::uint64_t timed) {
         const auto n = static_cast<std::uint64_t>(std::ceil((lap + buffers) / double(c.payload)));
         return std::min<std::uint64_t>(n, std::max<std::uint64_t>(timed, 1));
     }
+    // Latency: a whole lap matters for small payloads (a fresh page every 51 round trips of
+    // 64 B costs shmchan a 20-50 us fault); runs are sized for ~0.12 s of timed round trips,
+    // so 7.5 x timed lets the warm-up take up to ~0.9 s.
     const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload + 16)));
-    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, 2 * timed), 20);
+    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, timed * 15 / 2), 20);
 }
 
 run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round) {
