@@ -282,6 +282,7 @@ const char* usage_text =
     "  --list               the transports and what each does\n"
     "  --verify FILE        check a results.json: every transport moved exactly its bytes with\n"
     "                       matching checksums, or was skipped with a reason (exit 0), else exit 1\n"
+    "  --report FILE [--out DIR] [--no-plots]  tables, CSV, JSON and plots again from a results.json\n"
     "BYTES accept K, M, G suffixes (powers of 1024). Exit status: 0 when every run that ran\n"
     "moved exactly its bytes, 1 on any failure or mismatch, 2 on usage errors, 130 interrupted.\n";
 
@@ -1132,6 +1133,21 @@ int main(int argc, char** argv) {
         if (!args.empty() && args[0] == "--verify") {
             if (args.size() != 2) throw usage_error("--verify takes one file");
             return verify_results(args[1]);
+        }
+        if (!args.empty() && args[0] == "--report") {
+            // --report FILE [--out DIR] [--no-plots] [--gnuplot PATH]
+            if (args.size() < 2) throw usage_error("--report takes a results.json");
+            report_options ro;
+            ro.out_dir = "bench-out";
+            for (std::size_t i = 2; i < args.size(); ++i) {
+                if (args[i] == "--out" && i + 1 < args.size()) ro.out_dir = args[++i];
+                else if (args[i] == "--no-plots") ro.plots = false;
+                else if (args[i] == "--gnuplot" && i + 1 < args.size()) ro.gnuplot = args[++i];
+                else throw usage_error("--report: unexpected " + args[i]);
+            }
+            std::error_code ec;
+            fs::create_directories(ro.out_dir, ec);
+            return report_again(args[1], ro);
         }
         struct sigaction sa{};
         sa.sa_handler = on_signal;
