@@ -86,4 +86,7 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
 // run or is skipped with a reason. Returns the exit status.
 int verify_results(const std::string& path);
 
+// --report FILE: the tables, CSV, JSON and plots again from a results.json (into o.out_dir).
+int report_again(const std::string& path, report_options o);
+
 }  // namespace shmchan_bench

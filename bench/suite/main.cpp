@@ -249,7 +249,7 @@ struct options {
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
     std::uint64_t messages = 0;  // > 0: this many per run, no pilots
-    double latency_limit = 0;    // seconds a ping side may run (0: none; default 0.75, --quick none)
+    double latency_limit = 0;    // seconds a ping side may run (0: none; default 1.5, --quick none)
 };
 
 const char* usage_text =
@@ -277,11 +277,12 @@ const char* usage_text =
     "  --keep-scratch       keep each run's scratch directory (sockets, refs, child logs)\n"
     "  --messages N         exactly N messages (round trips) per run, no pilots\n"
     "  --latency-limit S    a latency run stops starting round trips after S seconds (default\n"
-    "                       0.75; 0: none, as with --quick and --messages); busy-waiting on a\n"
+    "                       1.5; 0: none, as with --quick and --messages); busy-waiting on a\n"
     "                       loaded 2-CPU machine can otherwise take minutes\n"
     "  --list               the transports and what each does\n"
     "  --verify FILE        check a results.json: every transport moved exactly its bytes with\n"
     "                       matching checksums, or was skipped with a reason (exit 0), else exit 1\n"
+    "  --report FILE [--out DIR] [--no-plots]  tables, CSV, JSON and plots again from a results.json\n"
     "BYTES accept K, M, G suffixes (powers of 1024). Exit status: 0 when every run that ran\n"
     "moved exactly its bytes, 1 on any failure or mismatch, 2 on usage errors, 130 interrupted.\n";
 
@@ -388,7 +389,7 @@ options parse_options(const std::vector<std::string>& args) {
                                          : std::vector<std::size_t>{64, 4 * KiB, 64 * KiB, MiB};
     o.rounds = rounds > 0 ? rounds : o.quick ? 1 : 5;
     o.timeout = timeout > 0 ? timeout : o.quick ? 30 : 60;
-    if (!latency_limit_set) o.latency_limit = o.quick || o.messages ? 0 : 0.75;
+    if (!latency_limit_set) o.latency_limit = o.quick || o.messages ? 0 : 1.5;
     if (o.time_per_run <= 0) throw usage_error("--time-per-run must be positive");
     if (!o.throughput && !o.latency) throw usage_error("nothing to run");
     return o;
@@ -674,8 +675,9 @@ public:
     std::vector<transport_state>& transports() { return ts_; }
     const std::string& scratch_root() const { return root_; }
 
-    // `timed` messages (round trips) after a warm-up (warmup_for).
-    run_record run(transport_state& ts, const cell& c, std::uint64_t timed, int round);
+    // `timed` messages (round trips) after a warm-up (warmup_for); `per_msg`: the seconds one
+    // takes, as far as known (0: not yet).
+    run_record run(transport_state& ts, const cell& c, std::uint64_t timed, int round, double per_msg = 0);
 
 private:
     void run_two(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline);
@@ -695,23 +697,27 @@ private:
 // may lag the producer by a whole buffer, so the producer warms up for two laps and a quarter:
 // when the clock starts, the consumer has finished its first. Bounded by the run's own length,
 // so slow transports do not spend minutes warming up.
-std::uint64_t warmup_for(const cell& c, std::uint64_t timed) {
+std::uint64_t warmup_for(const cell& c, std::uint64_t timed, double per_msg) {
     const double buffers = double(std::max<std::size_t>(4 * MiB, 4 * c.payload));
     const double lap = 1.25 * buffers;
     if (c.k == kind::throughput) {
         const auto n = static_cast<std::uint64_t>(std::ceil((lap + buffers) / double(c.payload)));
         return std::min<std::uint64_t>(n, std::max<std::uint64_t>(timed, 1));
     }
+    // Latency: a whole lap matters for small payloads (a fresh page every 51 round trips of
+    // 64 B costs shmchan a 20-50 us fault on this VM); the warm-up may take up to ~0.9 s by
+    // the round-trip time known so far (else 7.5 x the timed ones, sized for ~0.12 s).
     const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload + 16)));
-    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, 2 * timed), 20);
+    const auto budget = per_msg > 0 ? static_cast<std::uint64_t>(0.9 / per_msg) : timed * 15 / 2;
+    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, budget), 20);
 }
 
-run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round) {
+run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round, double per_msg) {
     run_record rec;
     rec.transport = ts.name;
     rec.c = c;
     rec.round = round;
-    rec.warmup = warmup_for(c, timed);
+    rec.warmup = warmup_for(c, timed, per_msg);
     rec.messages = rec.planned = timed + rec.warmup;
     const int n = ++counter_;
     run_spec spec;
@@ -1009,8 +1015,9 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
     };
     auto runnable = [](const transport_state& s, const cell& c) { return !s.skipped.count(c) && !s.failed.count(c); };
 
-    // How many messages each (figure, transport) run moves.
+    // How many messages each (figure, transport) run moves, and the seconds one took so far.
     std::map<std::pair<cell, std::string>, std::uint64_t> count;
+    std::map<std::pair<cell, std::string>, double> per_msg_seen;
     if (o.quick || o.messages) {
         for (const auto& c : cells)
             for (auto& s : ts) count[{c, s.name}] = o.messages ? o.messages : quick_messages(c);
@@ -1025,7 +1032,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
                 std::uint64_t n = c.k == kind::throughput ? std::clamp<std::uint64_t>(MiB / c.payload, 4, 1000) : 20;
                 for (int attempt = 0; attempt < 3; ++attempt) {
-                    run_record r = h.run(s, c, n, 0);
+                    run_record r = h.run(s, c, n, 0, per_msg_seen[{c, s.name}]);
                     progress(r, "pilot");
                     const bool ok = r.status == "ok";
                     // the timed part only (the warm-up comes on top in every run alike);
@@ -1036,6 +1043,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                     const double secs = per_msg * double(n);
                     record(s, std::move(r));
                     if (!ok) break;
+                    per_msg_seen[{c, s.name}] = per_msg;
                     if (secs >= 0.25 * target || n >= max_msgs || attempt == 2) {
                         count[{c, s.name}] = std::clamp(floor_pow2(target / per_msg), min_msgs, max_msgs);
                         break;
@@ -1055,7 +1063,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 auto& s = ts[(k + ci + std::size_t(round)) % ts.size()];
                 if (!runnable(s, c)) continue;
                 auto& n = count[{c, s.name}];
-                run_record r = h.run(s, c, n, round);
+                run_record r = h.run(s, c, n, round, per_msg_seen[{c, s.name}]);
                 char phase[32];
                 std::snprintf(phase, sizeof phase, "r%d/%d", round, o.rounds);
                 progress(r, phase);
@@ -1067,6 +1075,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                     const double target = c.k == kind::throughput ? o.time_per_run : 0.8 * o.time_per_run;
                     const std::uint64_t max_msgs = c.k == kind::throughput ? std::max<std::uint64_t>(o.max_bytes / c.payload, 1) : 20000;
                     const std::uint64_t min_msgs = c.k == kind::throughput ? 8 : 200;
+                    if (secs > 0 && c.k == kind::latency) per_msg_seen[{c, s.name}] = secs / double(n);
                     if (secs > 0) n = std::clamp(floor_pow2(target * double(n) / secs), min_msgs, max_msgs);
                 }
                 record(s, std::move(r));
@@ -1129,6 +1138,21 @@ int main(int argc, char** argv) {
         if (!args.empty() && args[0] == "--verify") {
             if (args.size() != 2) throw usage_error("--verify takes one file");
             return verify_results(args[1]);
+        }
+        if (!args.empty() && args[0] == "--report") {
+            // --report FILE [--out DIR] [--no-plots] [--gnuplot PATH]
+            if (args.size() < 2) throw usage_error("--report takes a results.json");
+            report_options ro;
+            ro.out_dir = "bench-out";
+            for (std::size_t i = 2; i < args.size(); ++i) {
+                if (args[i] == "--out" && i + 1 < args.size()) ro.out_dir = args[++i];
+                else if (args[i] == "--no-plots") ro.plots = false;
+                else if (args[i] == "--gnuplot" && i + 1 < args.size()) ro.gnuplot = args[++i];
+                else throw usage_error("--report: unexpected " + args[i]);
+            }
+            std::error_code ec;
+            fs::create_directories(ro.out_dir, ec);
+            return report_again(args[1], ro);
         }
         struct sigaction sa{};
         sa.sa_handler = on_signal;

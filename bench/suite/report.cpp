@@ -127,6 +127,10 @@ std::vector<summary> summarize(const std::vector<transport_info>& transports, co
             } else if (s.status.empty()) {
                 s.status = s.failed ? "failed" : "ok";
             }
+            if (s.status == "ok" && s.ok == 0 && c.k == kind::latency) {
+                s.status = "incomplete";
+                s.reason = "no run got past its warm-up within --latency-limit (busy-waiting on a loaded machine)";
+            }
             if (s.ok) {
                 s.messages = static_cast<std::uint64_t>(median(msgs));
                 s.bytes = s.messages * c.payload;
@@ -259,7 +263,8 @@ std::string pivot(const std::vector<summary>& sum, const std::vector<cell>& cell
                 row.push_back(show(*s));
                 any = true;
             } else {
-                row.push_back(s && s->status == "skipped" ? "skipped" : s && s->status == "failed" ? "failed" : "-");
+                row.push_back(!s ? "-" : s->status == "skipped" ? "skipped" : s->status == "failed" ? "failed"
+                                  : s->status == "incomplete" ? "(time limit)" : "-");
             }
         }
         if (any) t.rows.push_back(row);
@@ -325,7 +330,7 @@ std::vector<std::string> not_measured(const std::vector<summary>& sum, const std
             if (s.transport != tr.name) continue;
             ++total;
             if (s.status == "ok") continue;
-            const std::string key = (s.status == "skipped" ? "SKIPPED: " : "FAILED: ") + s.reason;
+            const std::string key = (s.status == "skipped" ? "SKIPPED: " : s.status == "incomplete" ? "NO FIGURE: " : "FAILED: ") + s.reason;
             auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
             if (it == groups.end()) groups.push_back({key, {cell_label(s.c)}});
             else it->second.push_back(cell_label(s.c));
@@ -491,6 +496,8 @@ std::string plot_block(const std::string& dir, const std::string& name, const st
     g += "unset logscale\nset logscale x 2\n";
     g += logy ? "set logscale y 10\nset format y '%g'\n" : "set format y '%g'\n";
     g += "set xtics (" + tics + ")\n";
+    g += "set xrange [" + std::to_string(double(*payloads.begin()) / 1.5) + ":" +
+         std::to_string(double(*payloads.rbegin()) * 1.5) + "]\n";
     for (const char* term : {"png", "svg"}) {
         if (std::string(term) == "png")
             g += "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 1100,650 font ',10' } else { set terminal png size 1100,650 }\n";
@@ -739,6 +746,88 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
         }
         if (o.plots) run_gnuplot(o, "plot.gp");
     }
+}
+
+int report_again(const std::string& path, report_options o) {
+    nlohmann::json j;
+    try {
+        std::ifstream f(path);
+        if (!f) {
+            std::fprintf(stderr, "shmchan bench: cannot read %s\n", path.c_str());
+            return 1;
+        }
+        j = nlohmann::json::parse(f);
+        machine_info m;
+        const auto& mj = j.at("machine");
+        m.nproc = mj.at("nproc");
+        m.cpu_model = mj.at("cpu_model");
+        m.kernel = mj.at("kernel");
+        m.hostname = mj.value("hostname", "");
+        m.date_utc = mj.at("date_utc");
+        m.command = mj.at("command");
+        std::vector<transport_info> ts;
+        for (const auto& t : j.at("transports")) ts.push_back({t.at("name"), t.at("description"), t.at("ceiling")});
+        auto cell_of = [](const nlohmann::json& x) {
+            cell c;
+            c.k = x.at("kind") == "throughput" ? kind::throughput : kind::latency;
+            c.payload = x.at("payload");
+            c.busy = x.at("mode") == "busy";
+            return c;
+        };
+        std::vector<cell> cells;
+        for (const auto& f : j.at("figures")) cells.push_back(cell_of(f));
+        auto side_of = [](const nlohmann::json& x) {
+            side_record s;
+            s.present = x.at("present");
+            s.r.messages = x.at("messages");
+            s.r.bytes = x.at("bytes");
+            s.r.checksum = std::stoull(x.at("checksum").get<std::string>(), nullptr, 16);
+            s.r.start_ns = x.at("start_ns");
+            s.r.end_ns = x.at("end_ns");
+            s.r.error = x.at("error");
+            s.peak_rss_kib = x.at("peak_rss_kib");
+            s.cpu_user_s = x.at("cpu_user_s");
+            s.cpu_sys_s = x.at("cpu_sys_s");
+            s.vcsw = x.at("vcsw");
+            s.ivcsw = x.at("ivcsw");
+            return s;
+        };
+        std::vector<run_record> runs;
+        for (const auto& x : j.at("runs")) {
+            run_record r;
+            r.transport = x.at("transport");
+            r.c = cell_of(x);
+            r.round = x.at("round");
+            r.messages = x.at("messages");
+            r.planned = x.value("planned", r.messages);
+            r.warmup = x.value("warmup", std::uint64_t{0});
+            r.status = x.at("status");
+            r.reason = x.at("reason");
+            r.expected_bytes = x.at("expected").at("bytes");
+            r.expected_checksum = std::stoull(x.at("expected").at("checksum").get<std::string>(), nullptr, 16);
+            r.tx = side_of(x.at("tx"));
+            r.rx = side_of(x.at("rx"));
+            r.secs = x.at("secs");
+            r.gbps = x.at("gbps");
+            r.msgs_per_s = x.at("msgs_per_s");
+            r.samples = x.at("samples");
+            r.p50_us = x.at("p50_us");
+            r.p99_us = x.at("p99_us");
+            r.mean_us = x.at("mean_us");
+            r.max_us = x.at("max_us");
+            r.daemon_cpu_s = x.at("daemon_cpu_s");
+            r.daemon_rss_kib = x.at("daemon_peak_rss_kib");
+            r.others = x.at("other_cpus");
+            r.wall_s = x.at("wall_s");
+            runs.push_back(std::move(r));
+        }
+        o.rounds = j.at("options").at("rounds");
+        write_report(m, o, ts, cells, runs, j.at("options"));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "shmchan bench: %s: %s\n", path.c_str(), e.what());
+        return 1;
+    }
+    return 0;
 }
 
 int verify_results(const std::string& path) {

@@ -41,7 +41,8 @@ child_process spawn_self(const std::vector<std::string>& args);
 void stop_child(child_process& c, int grace_ms);
 // One line from `fd` within `timeout_ms` ("" on end of file or timeout).
 std::string read_line_for(int fd, int timeout_ms);
-// In a child: be killed when the harness dies; false if it already has.
+// In a child: be killed when the harness dies; false if it already has. 0: no parent to
+// follow (a side started by hand).
 bool die_with_parent(int parent_pid);
 
 // Exact transfers on a descriptor. With `spin` the descriptor must be non-blocking and the call
