@@ -528,6 +528,10 @@ private:
         if (pid == 0) {  // async-signal-safe calls only, until exec
             ::prctl(PR_SET_PDEATHSIG, SIGTERM);
             if (::getppid() != parent) ::_exit(127);
+            sigset_t none;  // RouDi must see SIGTERM whatever the harness blocks or ignores
+            ::sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
             const int devnull = ::open("/dev/null", O_RDONLY);
             if (devnull >= 0) ::dup2(devnull, 0);
             ::dup2(log, 1);
