@@ -60,6 +60,10 @@ struct run_record {
 struct machine_info {
     int nproc = 0;
     std::string cpu_model, kernel, date_utc, command, hostname;
+    // Core-to-core cache-line round trip (ns, median of a ping-pong between CPU 0 and CPU 1)
+    // before the pilots and after each round: on a VM the host may place the two vCPUs near
+    // (~100 ns) or far (~400-650 ns) apart, and that alone moves large-payload figures ~2x.
+    std::vector<double> line_rtt_ns;
 };
 
 struct transport_info {

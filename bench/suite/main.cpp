@@ -24,6 +24,8 @@
 #include <functional>
 #include <map>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sstream>
 #include <sys/resource.h>
@@ -974,8 +976,52 @@ machine_info probe_machine(const std::vector<std::string>& argv) {
     return m;
 }
 
+// The placement probe (see machine_info::line_rtt_ns): two threads pinned to CPUs 0 and 1
+// bounce one cache line; the median of 15 batches of 2000 round trips. 0 when fewer than 2 CPUs
+// or pinning is refused.
+double line_round_trip_ns() {
+    if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) return 0;
+    alignas(64) std::atomic<std::uint64_t> ball{0};
+    std::atomic<bool> pinned_ok{true};
+    auto pin = [&](int cpu) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) != 0) pinned_ok = false;
+    };
+    constexpr std::uint64_t batch = 2000, batches = 15;
+    std::thread echo([&] {
+        pin(1);
+        for (std::uint64_t i = 0; i < batch * batches; ++i) {
+            while (ball.load(std::memory_order_acquire) != 2 * i + 1)
+                if (!pinned_ok.load(std::memory_order_relaxed)) return;
+            ball.store(2 * i + 2, std::memory_order_release);
+        }
+    });
+    pin(0);
+    std::vector<double> ns;
+    for (std::uint64_t b = 0; b < batches && pinned_ok; ++b) {
+        const auto t0 = steady::now();
+        for (std::uint64_t i = b * batch; i < (b + 1) * batch; ++i) {
+            ball.store(2 * i + 1, std::memory_order_release);
+            while (ball.load(std::memory_order_acquire) != 2 * i + 2)
+                if (!pinned_ok.load(std::memory_order_relaxed)) break;
+        }
+        ns.push_back(std::chrono::duration<double, std::nano>(steady::now() - t0).count() / double(batch));
+    }
+    echo.join();
+    cpu_set_t all;  // the harness itself runs anywhere again
+    CPU_ZERO(&all);
+    for (int c = 0; c < CPU_SETSIZE && c < ::sysconf(_SC_NPROCESSORS_ONLN); ++c) CPU_SET(c, &all);
+    ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+    if (!pinned_ok || ns.empty()) return 0;
+    std::sort(ns.begin(), ns.end());
+    return ns[ns.size() / 2];
+}
+
 int run_suite(const options& o, const std::vector<std::string>& argv) {
     machine_info m = probe_machine(argv);
+    m.line_rtt_ns.push_back(line_round_trip_ns());
     std::vector<cell> cells;
     if (o.throughput)
         for (auto s : o.sizes) cells.push_back({kind::throughput, s, false});
@@ -995,6 +1041,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
     std::printf("shmchan bench: %zu transports, %zu figures, %d interleaved round(s)%s\n", ts.size(), cells.size(),
                 o.rounds, o.quick ? " (quick)" : "");
     std::printf("machine: %d CPUs, %s, %s; %s\n", m.nproc, m.cpu_model.c_str(), m.kernel.c_str(), m.date_utc.c_str());
+    std::printf("placement probe: CPU 0 <-> CPU 1 cache-line round trip %.0f ns (~100 near, ~400+ far)\n", m.line_rtt_ns[0]);
     std::fflush(stdout);
 
     std::vector<run_record> runs;
@@ -1080,6 +1127,10 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 }
                 record(s, std::move(r));
             }
+        }
+        if (!o.quick) {
+            m.line_rtt_ns.push_back(line_round_trip_ns());
+            std::fprintf(stderr, "placement probe after round %d: %.0f ns\n", round, m.line_rtt_ns.back());
         }
     }
     h.teardown();

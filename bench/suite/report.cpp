@@ -591,6 +591,12 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
         std::ofstream f(o.out_dir + "/results.md");
         f << "Machine: " << m.nproc << " CPUs, " << m.cpu_model << ", " << m.kernel << ". Date: " << m.date_utc
           << ". Command: `" << m.command << "`.\n\n";
+        if (!m.line_rtt_ns.empty()) {
+            f << "Placement probe (CPU 0 <-> CPU 1 cache-line round trip, before the run and after each round; ~100 ns: "
+                 "near, 400+ ns: far):";
+            for (double ns : m.line_rtt_ns) f << " " << fmt("%.0f", ns);
+            f << " ns.\n\n";
+        }
         auto thr = [](const cell& c) { return c.k == kind::throughput; };
         f << "### Throughput, GB/s (median of rounds)\n\n"
           << pivot(sum, cells, transports, thr, [](const summary& s) { return fmt("%.2f", s.gbps); });
@@ -649,8 +655,9 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
         json j;
         j["tool"] = "shmchan_bench";
         j["format"] = 1;
-        j["machine"] = {{"nproc", m.nproc}, {"cpu_model", m.cpu_model}, {"kernel", m.kernel},
-                        {"hostname", m.hostname}, {"date_utc", m.date_utc}, {"command", m.command}};
+        j["machine"] = {{"nproc", m.nproc},       {"cpu_model", m.cpu_model}, {"kernel", m.kernel},
+                        {"hostname", m.hostname}, {"date_utc", m.date_utc},   {"command", m.command},
+                        {"line_rtt_ns", m.line_rtt_ns}};
         j["options"] = options_json;
         j["transports"] = json::array();
         for (const auto& t : transports)
@@ -765,6 +772,7 @@ int report_again(const std::string& path, report_options o) {
         m.hostname = mj.value("hostname", "");
         m.date_utc = mj.at("date_utc");
         m.command = mj.at("command");
+        if (mj.contains("line_rtt_ns")) m.line_rtt_ns = mj.at("line_rtt_ns").get<std::vector<double>>();
         std::vector<transport_info> ts;
         for (const auto& t : j.at("transports")) ts.push_back({t.at("name"), t.at("description"), t.at("ceiling")});
         auto cell_of = [](const nlohmann::json& x) {
