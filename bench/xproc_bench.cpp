@@ -459,7 +459,7 @@ cpu_pair pick_cpus() {
 
 // Where the host runs our two vCPUs, measured: two threads, one on each of the first two
 // CPUs we may use, bounce a cache line 20000 times; the mean round trip in ns. On the machine
-// of docs/benchmarks.md it is ~110 ns when the two vCPUs share a cache and 400-650 ns when
+// of docs/benchmarks-xproc.md it is ~110 ns when the two vCPUs share a cache and 400-650 ns when
 // they do not, and the host moves them between the two placements over time: the large-chunk
 // shared-memory figures follow it (writing lines the other core has read gets 2x slower).
 double line_round_trip_ns() {
