@@ -1,6 +1,7 @@
 // Writer and reader ends over a channel segment; creation and opening from refs.
 // Protocol reasoning (states, wake-ups, who unlinks) is in docs/architecture.md.
 #include "shmchan/channel.hpp"
+#include "shmchan/memory.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -73,6 +74,17 @@ inline spin_budget spin_of(const channel_options& o) {
     }();
     const long max_us = env_max >= 0 ? env_max : static_cast<long>(o.spin_max_us);
     return {std::chrono::microseconds(o.spin_us), std::chrono::microseconds(max_us)};
+}
+
+// SHMCHAN_LOAN_CLAIM_MIN replaces the default loan_claim_min (for A/B runs of the
+// benchmarks); a value the program chose stays.
+inline std::size_t loan_claim_of(const channel_options& o) {
+    static const long long env = [] {
+        const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN");
+        return v && *v ? std::strtoll(v, nullptr, 10) : -1LL;
+    }();
+    return env >= 0 && o.loan_claim_min == channel_options{}.loan_claim_min ? static_cast<std::size_t>(env)
+                                                                              : o.loan_claim_min;
 }
 
 // Liveness checks read /proc: at most once per poll interval, on the slow path.
@@ -250,14 +262,15 @@ struct shm_writer final : writer_impl {
     control_block* cb;
     ring_producer prod;
     spin_budget spin;
+    std::size_t loan_claim_min;
     liveness_timer liveness;
     bool claimed = false;
     bool loan_out = false;
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     watcher space_watch;
 
-    shm_writer(std::shared_ptr<segment> s, spin_budget spin_)
-        : seg(std::move(s)), cb(seg->control()), spin(spin_) {}
+    shm_writer(std::shared_ptr<segment> s, spin_budget spin_, std::size_t loan_claim_min_)
+        : seg(std::move(s)), cb(seg->control()), spin(spin_), loan_claim_min(loan_claim_min_) {}
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
@@ -396,6 +409,7 @@ struct shm_writer final : writer_impl {
             p = claim_record(n, record_type::binary, dl, err);
             if (!p) return failed_loan(err);
         }
+        if (n >= loan_claim_min) claim_for_writing({p, n});
         loan_out = true;
         return lend(p, n);
     }
@@ -778,7 +792,7 @@ channel create_channel(const channel_options& opt) {
     const shm_extension ext{seg->name(), detail::host_name()};
     ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
     ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
-    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, detail::spin_of(opt)));
+    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, detail::spin_of(opt), detail::loan_claim_of(opt)));
     ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, detail::spin_of(opt)));
     return ch;
 }
@@ -865,7 +879,8 @@ writer open_writer(const channel_ref& ref, const channel_options& opt) {
     return open_end(
         ref, opt, direction::write,
         [&] {
-            auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), detail::spin_of(opt));
+            auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), detail::spin_of(opt),
+                                                                detail::loan_claim_of(opt));
             if (impl->ensure_claimed()) throw_claimed(ref);
             return detail::end_access::make_writer(std::move(impl));
         },

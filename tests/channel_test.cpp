@@ -137,6 +137,37 @@ TEST_CASE("zero-copy loans: commit publishes, abandon publishes nothing", "[chan
     CHECK(ch.writer.bytes_written() == 45);
 }
 
+// Loans from loan_claim_min up come zeroed (claimed with full-line stores, see
+// shmchan/memory.hpp); below it, or with SIZE_MAX, they show whatever the ring held.
+TEST_CASE("loans from loan_claim_min up are handed out zeroed", "[channel][loan]") {
+    auto loan_over_used_memory = [](std::size_t claim_min, std::size_t loan_size) {
+        channel_options o;
+        o.capacity = 64 << 10;
+        o.loan_claim_min = claim_min;
+        channel ch = create_channel(o);
+        const std::vector<std::byte> dirt(20000, std::byte{0xAB});
+        for (int i = 0; i < 5; ++i) {  // every byte of the ring written and read at least once
+            REQUIRE_FALSE(ch.writer.write(dirt));
+            item it = ch.reader.next();
+            REQUIRE(it.is_chunk());
+            REQUIRE(it.data().size() == dirt.size());
+        }
+        loan l = ch.writer.get_loan(loan_size);
+        REQUIRE(l);
+        const auto zero = std::count(l.data().begin(), l.data().end(), std::byte{0});
+        std::memset(l.data().data(), 'z', l.size());
+        l.commit();
+        item it = ch.reader.next();
+        REQUIRE(it.is_chunk());
+        CHECK(std::count(it.data().begin(), it.data().end(), std::byte{'z'}) == static_cast<long>(loan_size));
+        return static_cast<std::size_t>(zero);
+    };
+    CHECK(loan_over_used_memory(16 << 10, 20000) == 20000);       // claimed
+    CHECK(loan_over_used_memory(0, 100) == 100);                  // every loan claimed
+    CHECK(loan_over_used_memory(SIZE_MAX, 20000) < 20000);        // handed out as the ring holds it
+    CHECK(loan_over_used_memory(16 << 10, 1000) < 1000);          // below the threshold
+}
+
 TEST_CASE("try_write is all or nothing", "[channel]") {
     channel ch = small_channel(4096);
     auto chunk = pattern(1000);

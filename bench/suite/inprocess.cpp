@@ -165,6 +165,7 @@ public:
             if (i == spec.warmup) r.start_ns = now_ns();
             if (i - freed >= slots_)
                 freed = wait_until(tail_, wait_mode::spin_then_sleep, [&](std::uint64_t t) { return i - t < slots_; }, fenced, &budget);
+            claim_as_loans_are(std::span(slot(i), spec.payload));
             fill_payload(std::span(slot(i), spec.payload), i);
             publish(head_, i + 1, fenced);
         }
@@ -187,6 +188,7 @@ public:
             if ((h & ended) && (h & ~ended) <= i) break;  // the ping side ended the exchange
             if (i == 0) r.start_ns = now_ns();
             d.update(std::span(pool_->data(), spec.payload));
+            claim_as_loans_are(std::span(pool_->data() + spec.payload, spec.payload));
             fill_payload(std::span(pool_->data() + spec.payload, spec.payload), i);
             publish(tail_, i + 1, fenced);
             ++r.messages;
@@ -207,6 +209,7 @@ public:
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
             const std::int64_t t0 = now_ns();
             if (t0 > stop) break;
+            claim_as_loans_are(std::span(pool_->data(), spec.payload));
             fill_payload(std::span(pool_->data(), spec.payload), i);
             publish(head_, i + 1, fenced);
             wait_until(tail_, mode, [i](std::uint64_t t) { return t > i; }, true);

@@ -86,6 +86,7 @@ std::vector<entry> registry() {
     r.push_back({"inprocess", make_inprocess});
     r.push_back({"shmchan-loan", make_shmchan_loan});
     r.push_back({"shmchan-write", make_shmchan_write});
+    r.push_back({"shmchan-loan-noclaim", make_shmchan_loan_noclaim});
 #ifdef SHMCHAN_BENCH_HAVE_ICEORYX
     r.push_back({"iceoryx", make_iceoryx});
 #else
@@ -109,7 +110,8 @@ const std::map<std::string, std::string>& aliases() {
         {"ceiling", "inprocess"}, {"loan", "shmchan-loan"},   {"write", "shmchan-write"},
         {"shm", "shmchan-loan"},  {"engine", "engine-socket"}, {"zmq", "zeromq-ipc"},
         {"zeromq", "zeromq-ipc"}, {"unix", "unix-socket"},     {"tcp", "tcp-loopback"},
-        {"mq", "boost-mq"},       {"message-queue", "boost-mq"}, {"iox", "iceoryx"}};
+        {"mq", "boost-mq"},       {"message-queue", "boost-mq"}, {"iox", "iceoryx"},
+        {"noclaim", "shmchan-loan-noclaim"}};
     return a;
 }
 
@@ -262,7 +264,8 @@ const char* usage_text =
     "  runs.csv, results.md and PNG/SVG plots (gnuplot) in --out.\n"
     "  --quick              small sizes (64 B, 4 KiB, 1 MiB), 1 round, few messages (~1 min)\n"
     "  --transports LIST    comma-separated (default all): inprocess, shmchan-loan, shmchan-write,\n"
-    "                       iceoryx, engine-socket, zeromq-ipc, unix-socket, pipe, tcp-loopback,\n"
+    "                       shmchan-loan-noclaim, iceoryx, engine-socket, zeromq-ipc, unix-socket,\n"
+    "                       pipe, tcp-loopback,\n"
     "                       boost-mq (the ceiling, inprocess, is always added)\n"
     "  --sizes LIST         throughput payloads (default 64,256,1K,4K,16K,64K,256K,1M,4M,16M)\n"
     "  --latency-sizes LIST latency payloads (default 64,4K,64K,1M)\n"

@@ -10,8 +10,9 @@ namespace {
 
 using channel_sides::send_mode;
 
-shmchan::channel_options options_for(const run_spec& spec) {
+shmchan::channel_options options_for(const run_spec& spec, bool claim_loans) {
     shmchan::channel_options o;
+    if (!claim_loans) o.loan_claim_min = SIZE_MAX;
     o.capacity = std::max<std::size_t>(4 * MiB, 4 * spec.payload);
     // Latency with sleeping waits: block at once (no spin); busy-wait spins on try_* calls.
     // Throughput: the default spin (50 us, then the futex).
@@ -22,20 +23,27 @@ shmchan::channel_options options_for(const run_spec& spec) {
 
 class shmchan_shm final : public transport {
 public:
-    explicit shmchan_shm(send_mode m) : mode_(m) {}
-    std::string name() const override { return mode_ == send_mode::loan ? "shmchan-loan" : "shmchan-write"; }
+    shmchan_shm(send_mode m, bool claim) : mode_(m), claim_(claim) {}
+    std::string name() const override {
+        return mode_ == send_mode::write ? "shmchan-write" : claim_ ? "shmchan-loan" : "shmchan-loan-noclaim";
+    }
     std::string describe() const override {
+        if (mode_ == send_mode::loan && !claim_)
+            return "shmchan-loan with loan_claim_min = SIZE_MAX: loans are handed out as the ring "
+                   "holds them, and the producer's stores fetch every cache line the consumer last "
+                   "read (for comparison: what claiming the lines saves)";
         if (mode_ == send_mode::loan)
             return "shmchan ring in /dev/shm (max(4 MiB, 4 x payload)); producer fills a get_loan() "
                    "region in place and commits, consumer digests the record in place: 0 copies, "
                    "no syscall per message (futex only when a side sleeps after 50 us of spin); "
-                   "busy-wait = try_loan()/try_next() loops, sleep = spin_us 0";
+                   "loans from 16 KiB are first zeroed with full-line stores (rep stosb: the lines are "
+                   "taken without being fetched); busy-wait = try_loan()/try_next() loops, sleep = spin_us 0";
         return "the same ring; producer fills a private buffer and writer.write()s it (1 copy "
                "into the ring), consumer digests in place: 1 copy, no syscall per message";
     }
 
     side_result consume(const run_spec& spec) override {
-        shmchan::channel ch = shmchan::create_channel(options_for(spec));
+        shmchan::channel ch = shmchan::create_channel(options_for(spec, claim_));
         write_file(spec.scratch_dir + "/shm.ref", ch.writer_ref.dump());
         (void)ch.reader.try_next();  // claims the reader end now (nothing there yet)
         spec.ready();
@@ -43,13 +51,13 @@ public:
     }
     side_result produce(const run_spec& spec) override {
         auto ref = shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.ref"));
-        shmchan::writer w = shmchan::open_writer(ref, options_for(spec));
+        shmchan::writer w = shmchan::open_writer(ref, options_for(spec, claim_));
         return channel_sides::produce(w, spec, mode_);
     }
     side_result pong(const run_spec& spec) override {
         // ab: ping -> pong, ba: pong -> ping; pong keeps ab's reader and ba's writer.
-        shmchan::channel ab = shmchan::create_channel(options_for(spec));
-        shmchan::channel ba = shmchan::create_channel(options_for(spec));
+        shmchan::channel ab = shmchan::create_channel(options_for(spec, claim_));
+        shmchan::channel ba = shmchan::create_channel(options_for(spec, claim_));
         write_file(spec.scratch_dir + "/shm.ab", ab.writer_ref.dump());
         write_file(spec.scratch_dir + "/shm.ba", ba.reader_ref.dump());
         (void)ab.reader.try_next();
@@ -57,7 +65,7 @@ public:
         return channel_sides::pong(ab.reader, ba.writer, spec, mode_);
     }
     side_result ping(const run_spec& spec) override {
-        const auto o = options_for(spec);
+        const auto o = options_for(spec, claim_);
         shmchan::writer out = shmchan::open_writer(shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.ab")), o);
         shmchan::reader in = shmchan::open_reader(shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.ba")), o);
         return channel_sides::ping(out, in, spec, mode_);
@@ -77,11 +85,13 @@ public:
 
 private:
     send_mode mode_;
+    bool claim_;
 };
 
 }  // namespace
 
-std::unique_ptr<transport> make_shmchan_loan() { return std::make_unique<shmchan_shm>(send_mode::loan); }
-std::unique_ptr<transport> make_shmchan_write() { return std::make_unique<shmchan_shm>(send_mode::write); }
+std::unique_ptr<transport> make_shmchan_loan() { return std::make_unique<shmchan_shm>(send_mode::loan, true); }
+std::unique_ptr<transport> make_shmchan_loan_noclaim() { return std::make_unique<shmchan_shm>(send_mode::loan, false); }
+std::unique_ptr<transport> make_shmchan_write() { return std::make_unique<shmchan_shm>(send_mode::write, true); }
 
 }  // namespace shmchan_bench

@@ -10,12 +10,15 @@
 // is not credited for work nobody did.
 #pragma once
 
+#include <shmchan/channel.hpp>
 #include <shmchan/checksum.hpp>
+#include <shmchan/memory.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -97,6 +100,20 @@ inline void fill_stream(std::span<std::byte> out, std::uint64_t offset) noexcept
 inline void fill_payload(std::span<std::byte> out, std::uint64_t seq) noexcept { fill_stream(out, seq * out.size()); }
 using digest = shmchan::stream_checksum;  // digest.update(bytes) per message; value() at the end
 
+// The ceiling hands its slots over as shmchan's loans are (channel_options::loan_claim_min,
+// SHMCHAN_LOAN_CLAIM_MIN for A/B runs): zeroed with full-line stores from that size up, so that
+// the two differ only by the process boundary.
+inline std::size_t loan_claim_min() {
+    static const std::size_t v = [] {
+        const char* e = std::getenv("SHMCHAN_LOAN_CLAIM_MIN");
+        return e && *e ? static_cast<std::size_t>(std::strtoull(e, nullptr, 10)) : shmchan::channel_options{}.loan_claim_min;
+    }();
+    return v;
+}
+inline void claim_as_loans_are(std::span<std::byte> slot) noexcept {
+    if (slot.size() >= loan_claim_min()) shmchan::claim_for_writing(slot);
+}
+
 // The checksum of `messages` payloads of `payload` bytes made by fill_payload: what every side
 // must report. A producer calls it for its side_result *after* taking end_ns (it regenerates
 // the stream), never inside the timed loop: producers only fill, consumers only digest.
@@ -169,6 +186,7 @@ public:
 
 // Each transport source file defines one factory; the harness lists them all.
 std::unique_ptr<transport> make_shmchan_write();
+std::unique_ptr<transport> make_shmchan_loan_noclaim();
 std::unique_ptr<transport> make_shmchan_loan();
 std::unique_ptr<transport> make_engine_socket();
 std::unique_ptr<transport> make_iceoryx();

@@ -5,6 +5,7 @@
 #include "shmchan/channel_ref.hpp"
 #include "shmchan/checksum.hpp"
 #include "shmchan/error.hpp"
+#include "shmchan/memory.hpp"
 #include "shmchan/reader.hpp"
 #include "shmchan/version.hpp"
 #include "shmchan/worker.hpp"
