@@ -360,7 +360,7 @@ struct shm_writer final : writer_impl {
             std::error_code err;
             std::byte* dst = claim_record(n, record_type::binary, dl, err);
             if (!dst) return err;
-            std::memcpy(dst, p, n);
+            copy_into_shared(dst, p, n);
             prod.commit(n);
             written += n;
             p += n;
