@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdio>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "claim_chooser.hpp"
 #include "ends.hpp"
 #include "ids.hpp"
 #include "socket_ends.hpp"
@@ -76,15 +78,28 @@ inline spin_budget spin_of(const channel_options& o) {
     return {std::chrono::microseconds(o.spin_us), std::chrono::microseconds(max_us)};
 }
 
-// SHMCHAN_LOAN_CLAIM_MIN replaces the default loan_claim_min (for A/B runs of the
-// benchmarks); a value the program chose stays.
-inline std::size_t loan_claim_of(const channel_options& o) {
-    static const long long env = [] {
+// SHMCHAN_LOAN_CLAIM and SHMCHAN_LOAN_CLAIM_MIN replace the defaults of loan_claim and
+// loan_claim_min (for A/B runs of the benchmarks); values the program chose stay.
+struct loan_claim_config {
+    channel_options::claim_policy policy;
+    std::size_t min;
+};
+inline loan_claim_config loan_claim_of(const channel_options& o) {
+    using policy = channel_options::claim_policy;
+    static const long long env_min = [] {
         const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN");
         return v && *v ? std::strtoll(v, nullptr, 10) : -1LL;
     }();
-    return env >= 0 && o.loan_claim_min == channel_options{}.loan_claim_min ? static_cast<std::size_t>(env)
-                                                                              : o.loan_claim_min;
+    static const int env_policy = [] {
+        const std::string v = std::getenv("SHMCHAN_LOAN_CLAIM") ? std::getenv("SHMCHAN_LOAN_CLAIM") : "";
+        return v == "adaptive" ? 0 : v == "always" ? 1 : v == "never" ? 2 : -1;
+    }();
+    const channel_options defaults;
+    loan_claim_config c{o.loan_claim, o.loan_claim_min};
+    if (env_min >= 0 && o.loan_claim_min == defaults.loan_claim_min) c.min = static_cast<std::size_t>(env_min);
+    if (env_policy >= 0 && o.loan_claim == defaults.loan_claim)
+        c.policy = env_policy == 0 ? policy::adaptive : env_policy == 1 ? policy::always : policy::never;
+    return c;
 }
 
 // Liveness checks read /proc: at most once per poll interval, on the slow path.
@@ -262,15 +277,19 @@ struct shm_writer final : writer_impl {
     control_block* cb;
     ring_producer prod;
     spin_budget spin;
-    std::size_t loan_claim_min;
+    loan_claim_config claim_cfg;
+    claim_chooser chooser;
+    std::uint64_t loan_t0 = 0;  // ticks() when the timed loan was handed out
+    std::size_t loan_n = 0;
+    bool loan_timed = false;
     liveness_timer liveness;
     bool claimed = false;
     bool loan_out = false;
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     watcher space_watch;
 
-    shm_writer(std::shared_ptr<segment> s, spin_budget spin_, std::size_t loan_claim_min_)
-        : seg(std::move(s)), cb(seg->control()), spin(spin_), loan_claim_min(loan_claim_min_) {}
+    shm_writer(std::shared_ptr<segment> s, spin_budget spin_, loan_claim_config claim)
+        : seg(std::move(s)), cb(seg->control()), spin(spin_), claim_cfg(claim) {}
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
@@ -409,12 +428,25 @@ struct shm_writer final : writer_impl {
             p = claim_record(n, record_type::binary, dl, err);
             if (!p) return failed_loan(err);
         }
-        if (n >= loan_claim_min) claim_for_writing({p, n});
+        loan_timed = false;
+        if (n >= claim_cfg.min && claim_cfg.policy != channel_options::claim_policy::never) {
+            // Adaptive: loans on the ring's first lap fault their pages in and would mislead it.
+            const bool adaptive = claim_cfg.policy == channel_options::claim_policy::adaptive;
+            const bool learning = adaptive && written >= capacity();
+            const bool claim = !adaptive || (learning ? chooser.next() : chooser.claiming());
+            if (learning) {
+                loan_timed = true;
+                loan_n = n;
+                loan_t0 = ticks();
+            }
+            if (claim) claim_for_writing({p, n});
+        }
         loan_out = true;
         return lend(p, n);
     }
     void commit_loan(std::size_t used) override {
         if (!loan_out) return;  // the loan was cancelled by close(), abort() or an error
+        if (loan_timed) chooser.took(ticks() - loan_t0, loan_n);
         prod.commit(used);
         written += used;
         loan_out = false;

@@ -137,12 +137,14 @@ TEST_CASE("zero-copy loans: commit publishes, abandon publishes nothing", "[chan
     CHECK(ch.writer.bytes_written() == 45);
 }
 
-// Loans from loan_claim_min up come zeroed (claimed with full-line stores, see
-// shmchan/memory.hpp); below it, or with SIZE_MAX, they show whatever the ring held.
-TEST_CASE("loans from loan_claim_min up are handed out zeroed", "[channel][loan]") {
-    auto loan_over_used_memory = [](std::size_t claim_min, std::size_t loan_size) {
+// Claimed loans come zeroed (full-line stores, see shmchan/memory.hpp); the others show
+// whatever the ring held. `adaptive` claims the first eligible loan (it learns both ways).
+TEST_CASE("loans from loan_claim_min up are claimed as loan_claim says", "[channel][loan]") {
+    using policy = channel_options::claim_policy;
+    auto loan_over_used_memory = [](policy pol, std::size_t claim_min, std::size_t loan_size) {
         channel_options o;
         o.capacity = 64 << 10;
+        o.loan_claim = pol;
         o.loan_claim_min = claim_min;
         channel ch = create_channel(o);
         const std::vector<std::byte> dirt(20000, std::byte{0xAB});
@@ -162,10 +164,11 @@ TEST_CASE("loans from loan_claim_min up are handed out zeroed", "[channel][loan]
         CHECK(std::count(it.data().begin(), it.data().end(), std::byte{'z'}) == static_cast<long>(loan_size));
         return static_cast<std::size_t>(zero);
     };
-    CHECK(loan_over_used_memory(16 << 10, 20000) == 20000);       // claimed
-    CHECK(loan_over_used_memory(0, 100) == 100);                  // every loan claimed
-    CHECK(loan_over_used_memory(SIZE_MAX, 20000) < 20000);        // handed out as the ring holds it
-    CHECK(loan_over_used_memory(16 << 10, 1000) < 1000);          // below the threshold
+    CHECK(loan_over_used_memory(policy::always, 16 << 10, 20000) == 20000);
+    CHECK(loan_over_used_memory(policy::always, 0, 100) == 100);       // every loan
+    CHECK(loan_over_used_memory(policy::adaptive, 16 << 10, 20000) == 20000);
+    CHECK(loan_over_used_memory(policy::never, 16 << 10, 20000) < 20000);
+    CHECK(loan_over_used_memory(policy::always, 16 << 10, 1000) < 1000);  // below the threshold
 }
 
 TEST_CASE("try_write is all or nothing", "[channel]") {

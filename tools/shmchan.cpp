@@ -152,7 +152,7 @@ bool write_all(int fd, const std::byte* p, std::size_t n) {
 
 int cmd_send(std::vector<std::string> args) {
     shmchan::channel_options opt;
-    opt.loan_claim_min = SIZE_MAX;  // read(2) fills the loans with the kernel's full-line copies
+    opt.loan_claim = shmchan::channel_options::claim_policy::never;  // read(2) fills loans with full-line copies
     std::size_t chunk = 1 << 20;
     std::optional<std::string> file, engine_url;
     for (std::size_t i = 0; i < args.size(); ++i) {

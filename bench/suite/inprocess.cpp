@@ -157,6 +157,7 @@ public:
         return r;
     }
     side_result produce(const run_spec& spec) override {
+        claim_like_loans claims;
         side_result r;
         std::uint64_t freed = 0;  // private copy of the consumer's position
         const bool fenced = !asymmetric_fences();
@@ -165,8 +166,7 @@ public:
             if (i == spec.warmup) r.start_ns = now_ns();
             if (i - freed >= slots_)
                 freed = wait_until(tail_, wait_mode::spin_then_sleep, [&](std::uint64_t t) { return i - t < slots_; }, fenced, &budget);
-            claim_as_loans_are(std::span(slot(i), spec.payload));
-            fill_payload(std::span(slot(i), spec.payload), i);
+            claims.fill(std::span(slot(i), spec.payload), i, i >= slots_);
             publish(head_, i + 1, fenced);
         }
         r.end_ns = now_ns();
@@ -177,6 +177,7 @@ public:
     }
     // Ping-pong over two one-slot rings: head_/slot 0 ping -> pong, tail_/slot 1 pong -> ping.
     side_result pong(const run_spec& spec) override {
+        claim_like_loans claims;
         setup(spec, 2);
         const wait_mode mode = spec.busy_wait ? wait_mode::spin : wait_mode::sleep;
         const bool fenced = !spec.busy_wait;  // busy: nobody sleeps; sleep: a fence is cheap next to a wake-up
@@ -188,8 +189,7 @@ public:
             if ((h & ended) && (h & ~ended) <= i) break;  // the ping side ended the exchange
             if (i == 0) r.start_ns = now_ns();
             d.update(std::span(pool_->data(), spec.payload));
-            claim_as_loans_are(std::span(pool_->data() + spec.payload, spec.payload));
-            fill_payload(std::span(pool_->data() + spec.payload, spec.payload), i);
+            claims.fill(std::span(pool_->data() + spec.payload, spec.payload), i, i > 0);
             publish(tail_, i + 1, fenced);
             ++r.messages;
         }
@@ -199,6 +199,7 @@ public:
         return r;
     }
     side_result ping(const run_spec& spec) override {
+        claim_like_loans claims;
         const wait_mode mode = spec.busy_wait ? wait_mode::spin : wait_mode::sleep;
         const bool fenced = !spec.busy_wait;  // busy: nobody sleeps; sleep: a fence is cheap next to a wake-up
         side_result r;
@@ -209,8 +210,7 @@ public:
         for (std::uint64_t i = 0; i < spec.messages; ++i) {
             const std::int64_t t0 = now_ns();
             if (t0 > stop) break;
-            claim_as_loans_are(std::span(pool_->data(), spec.payload));
-            fill_payload(std::span(pool_->data(), spec.payload), i);
+            claims.fill(std::span(pool_->data(), spec.payload), i, i > 0);
             publish(head_, i + 1, fenced);
             wait_until(tail_, mode, [i](std::uint64_t t) { return t > i; }, true);
             d.update(std::span(pool_->data() + spec.payload, spec.payload));

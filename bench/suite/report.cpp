@@ -439,7 +439,7 @@ std::string style_of(const std::string& name, std::size_t index) {
         {"engine-socket", "lc rgb '#9467bd' pt 11"}, {"zeromq-ipc", "lc rgb '#8c564b' pt 13"},
         {"unix-socket", "lc rgb '#2ca02c' pt 2"},    {"pipe", "lc rgb '#e377c2' pt 3"},
         {"tcp-loopback", "lc rgb '#7f7f7f' pt 4"},   {"boost-mq", "lc rgb '#17becf' pt 6"},
-        {"shmchan-loan-noclaim", "lc rgb '#f7b6d2' pt 8 dt 2"}};
+        {"shmchan-loan-noclaim", "lc rgb '#f7b6d2' pt 8"}};
     for (const auto& [n, s] : known)
         if (n == name) return s;
     return "lc " + std::to_string(index + 1) + " pt " + std::to_string(index + 1);

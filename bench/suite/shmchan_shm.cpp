@@ -12,7 +12,7 @@ using channel_sides::send_mode;
 
 shmchan::channel_options options_for(const run_spec& spec, bool claim_loans) {
     shmchan::channel_options o;
-    if (!claim_loans) o.loan_claim_min = SIZE_MAX;
+    if (!claim_loans) o.loan_claim = shmchan::channel_options::claim_policy::never;
     o.capacity = std::max<std::size_t>(4 * MiB, 4 * spec.payload);
     // Latency with sleeping waits: block at once (no spin); busy-wait spins on try_* calls.
     // Throughput: the default spin (50 us, then the futex).
@@ -29,15 +29,16 @@ public:
     }
     std::string describe() const override {
         if (mode_ == send_mode::loan && !claim_)
-            return "shmchan-loan with loan_claim_min = SIZE_MAX: loans are handed out as the ring "
+            return "shmchan-loan with loan_claim = never: loans are handed out as the ring "
                    "holds them, and the producer's stores fetch every cache line the consumer last "
                    "read (for comparison: what claiming the lines saves)";
         if (mode_ == send_mode::loan)
             return "shmchan ring in /dev/shm (max(4 MiB, 4 x payload)); producer fills a get_loan() "
                    "region in place and commits, consumer digests the record in place: 0 copies, "
                    "no syscall per message (futex only when a side sleeps after 50 us of spin); "
-                   "loans from 16 KiB are first zeroed with full-line stores (rep stosb: the lines are "
-                   "taken without being fetched); busy-wait = try_loan()/try_next() loops, sleep = spin_us 0";
+                   "loans from 16 KiB may first be zeroed with full-line stores (rep stosb: the lines are "
+                   "taken without being fetched), when the writer measures that it pays (loan_claim "
+                   "adaptive); busy-wait = try_loan()/try_next() loops, sleep = spin_us 0";
         return "the same ring; producer fills a private buffer and writer.write()s it (1 copy "
                "into the ring), consumer digests in place: 1 copy, no syscall per message";
     }

@@ -14,6 +14,8 @@
 #include <shmchan/checksum.hpp>
 #include <shmchan/memory.hpp>
 
+#include "claim_chooser.hpp"  // src/: the loans' chooser, shared with the ceiling
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -100,19 +102,43 @@ inline void fill_stream(std::span<std::byte> out, std::uint64_t offset) noexcept
 inline void fill_payload(std::span<std::byte> out, std::uint64_t seq) noexcept { fill_stream(out, seq * out.size()); }
 using digest = shmchan::stream_checksum;  // digest.update(bytes) per message; value() at the end
 
-// The ceiling hands its slots over as shmchan's loans are (channel_options::loan_claim_min,
-// SHMCHAN_LOAN_CLAIM_MIN for A/B runs): zeroed with full-line stores from that size up, so that
-// the two differ only by the process boundary.
-inline std::size_t loan_claim_min() {
-    static const std::size_t v = [] {
-        const char* e = std::getenv("SHMCHAN_LOAN_CLAIM_MIN");
-        return e && *e ? static_cast<std::size_t>(std::strtoull(e, nullptr, 10)) : shmchan::channel_options{}.loan_claim_min;
-    }();
-    return v;
-}
-inline void claim_as_loans_are(std::span<std::byte> slot) noexcept {
-    if (slot.size() >= loan_claim_min()) shmchan::claim_for_writing(slot);
-}
+// The ceiling fills its slots as shmchan's loans are filled (channel_options::loan_claim and
+// loan_claim_min, with the same SHMCHAN_LOAN_CLAIM / SHMCHAN_LOAN_CLAIM_MIN overrides): from
+// 16 KiB up, claimed or not as the same measuring chooser decides, so that the two differ only
+// by the process boundary.
+class claim_like_loans {
+public:
+    using policy = shmchan::channel_options::claim_policy;
+    claim_like_loans() {
+        const shmchan::channel_options d;
+        policy_ = d.loan_claim;
+        min_ = d.loan_claim_min;
+        if (const char* e = std::getenv("SHMCHAN_LOAN_CLAIM_MIN"); e && *e) min_ = std::strtoull(e, nullptr, 10);
+        if (const char* e = std::getenv("SHMCHAN_LOAN_CLAIM")) {
+            const std::string v = e;
+            if (v == "adaptive") policy_ = policy::adaptive;
+            if (v == "always") policy_ = policy::always;
+            if (v == "never") policy_ = policy::never;
+        }
+    }
+    // fill_payload(slot, seq), after claiming the slot when the policy says so. `learning`:
+    // the slots have all been written once (as shmchan, the first lap does not teach).
+    void fill(std::span<std::byte> slot, std::uint64_t seq, bool learning) noexcept {
+        if (slot.size() < min_ || policy_ == policy::never) return fill_payload(slot, seq);
+        const bool adaptive = policy_ == policy::adaptive;
+        learning = learning && adaptive;
+        const bool claim = !adaptive || (learning ? chooser_.next() : chooser_.claiming());
+        const std::uint64_t t0 = shmchan::detail::ticks();
+        if (claim) shmchan::claim_for_writing(slot);
+        fill_payload(slot, seq);
+        if (learning) chooser_.took(shmchan::detail::ticks() - t0, slot.size());
+    }
+
+private:
+    policy policy_;
+    std::size_t min_;
+    shmchan::detail::claim_chooser chooser_;
+};
 
 // The checksum of `messages` payloads of `payload` bytes made by fill_payload: what every side
 // must report. A producer calls it for its side_result *after* taking end_ns (it regenerates

@@ -38,13 +38,17 @@ struct channel_options {
     // such gaps, up to this many microseconds; gaps longer than this put it back to spin_us.
     // At or below spin_us (or spin_us 0): a fixed spin.
     std::uint32_t spin_max_us = 250;
-    // Loans of at least this many bytes are zeroed with full-line stores before they are handed
-    // out (claim_for_writing, shmchan/memory.hpp), so that filling them does not first fetch
-    // every cache line from the reader's core. Measured with the cores far apart: 1.8x at
-    // 16 KiB, ~3x from 64 KiB; below 16 KiB it cost ~20% (the stores do not skip the fetch
-    // there). Writers whose loans are filled by read(2), memcpy or a device (themselves
-    // full-line stores) gain nothing: set SIZE_MAX. SHMCHAN_LOAN_CLAIM_MIN=BYTES replaces the
-    // default (A/B runs). See docs/benchmarks.md.
+    // Loans of at least loan_claim_min bytes may be zeroed with full-line stores before they are
+    // handed out (claim_for_writing, shmchan/memory.hpp), so that filling them does not first
+    // fetch every cache line from the reader's core. With the two cores far apart that made
+    // loans ~3x faster to fill (from 16 KiB up; below, it cost ~20%); with them near it cost
+    // 25-50%. `adaptive` measures both ways as the writer goes (loan to commit, per byte) and
+    // uses the cheaper one, trying the other every 32 loans. Writers whose loans are filled by
+    // read(2), memcpy or a device (full-line stores themselves) gain nothing: `never`.
+    // SHMCHAN_LOAN_CLAIM=adaptive|always|never and SHMCHAN_LOAN_CLAIM_MIN=BYTES replace the
+    // defaults (A/B runs). See docs/benchmarks.md.
+    enum class claim_policy { adaptive, always, never };
+    claim_policy loan_claim = claim_policy::adaptive;
     std::size_t loan_claim_min = std::size_t{16} << 10;
     // For ends opened from refs: which path, and the engine serving the socket path
     // ("ws://127.0.0.1:49134"). SHMCHAN_TRANSPORT=auto|shm|socket overrides `automatic`.
