@@ -78,30 +78,6 @@ inline spin_budget spin_of(const channel_options& o) {
     return {std::chrono::microseconds(o.spin_us), std::chrono::microseconds(max_us)};
 }
 
-// SHMCHAN_LOAN_CLAIM and SHMCHAN_LOAN_CLAIM_MIN replace the defaults of loan_claim and
-// loan_claim_min (for A/B runs of the benchmarks); values the program chose stay.
-struct loan_claim_config {
-    channel_options::claim_policy policy;
-    std::size_t min;
-};
-inline loan_claim_config loan_claim_of(const channel_options& o) {
-    using policy = channel_options::claim_policy;
-    static const long long env_min = [] {
-        const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN");
-        return v && *v ? std::strtoll(v, nullptr, 10) : -1LL;
-    }();
-    static const int env_policy = [] {
-        const std::string v = std::getenv("SHMCHAN_LOAN_CLAIM") ? std::getenv("SHMCHAN_LOAN_CLAIM") : "";
-        return v == "adaptive" ? 0 : v == "always" ? 1 : v == "never" ? 2 : -1;
-    }();
-    const channel_options defaults;
-    loan_claim_config c{o.loan_claim, o.loan_claim_min};
-    if (env_min >= 0 && o.loan_claim_min == defaults.loan_claim_min) c.min = static_cast<std::size_t>(env_min);
-    if (env_policy >= 0 && o.loan_claim == defaults.loan_claim)
-        c.policy = env_policy == 0 ? policy::adaptive : env_policy == 1 ? policy::always : policy::never;
-    return c;
-}
-
 // Liveness checks read /proc: at most once per poll interval, on the slow path.
 class liveness_timer {
 public:

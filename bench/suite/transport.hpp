@@ -110,16 +110,9 @@ class claim_like_loans {
 public:
     using policy = shmchan::channel_options::claim_policy;
     claim_like_loans() {
-        const shmchan::channel_options d;
-        policy_ = d.loan_claim;
-        min_ = d.loan_claim_min;
-        if (const char* e = std::getenv("SHMCHAN_LOAN_CLAIM_MIN"); e && *e) min_ = std::strtoull(e, nullptr, 10);
-        if (const char* e = std::getenv("SHMCHAN_LOAN_CLAIM")) {
-            const std::string v = e;
-            if (v == "adaptive") policy_ = policy::adaptive;
-            if (v == "always") policy_ = policy::always;
-            if (v == "never") policy_ = policy::never;
-        }
+        const auto c = shmchan::detail::loan_claim_of(shmchan::channel_options{});
+        policy_ = c.policy;
+        min_ = c.min;
     }
     // fill_payload(slot, seq), after claiming the slot when the policy says so. `learning`:
     // the slots have all been written once (as shmchan, the first lap does not teach).
