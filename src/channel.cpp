@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstdio>
 #include <atomic>
 #include <bit>
 #include <cstring>
