@@ -18,20 +18,12 @@ using namespace shmchan;
 using shmchan::test::pattern_sum;
 using shmchan::test::thrown;
 using namespace std::chrono_literals;
+using shmchan::test::eventually;
+using shmchan::test::quiet_engine;
+using shmchan::test::via;
 using json = nlohmann::json;
 
 namespace {
-engine_options quiet_engine() {
-    engine_options o;
-    o.port = 0;
-    return o;
-}
-channel_options via(transport t, const std::string& url) {
-    channel_options o;
-    o.via = t;
-    o.engine = url;
-    return o;
-}
 template <class F>
 std::string invocation_code(F&& f) {
     try {
@@ -40,14 +32,6 @@ std::string invocation_code(F&& f) {
         return e.code();
     }
     return "none";
-}
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return cond();
 }
 // files::process: the seed's function, in C++ (bytes and checksum of the reader's stream).
 json files_process(invocation& call) {

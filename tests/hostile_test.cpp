@@ -27,6 +27,9 @@
 using namespace shmchan;
 using shmchan::test::thrown;
 using namespace std::chrono_literals;
+using shmchan::test::eventually;
+using shmchan::test::quiet_engine;
+using shmchan::test::via;
 using json = nlohmann::json;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -36,34 +39,11 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-engine_options quiet_engine() {
-    engine_options o;
-    o.port = 0;
-    return o;
-}
-channel_options via(transport t, const std::string& url) {
-    channel_options o;
-    o.via = t;
-    o.engine = url;
-    return o;
-}
 // How long a reply may take. The engine parses a 2 MiB message of 2^20 values or 10^6 levels
 // before it answers; under TSan, with the rest of the suite on the other CPU, a CI run took
 // more than 10 s for one of them.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr std::chrono::milliseconds reply_wait = 60s;
-#else
-constexpr std::chrono::milliseconds reply_wait = 10s;
-#endif
+constexpr std::chrono::milliseconds reply_wait = shmchan::test::sanitized ? 60s : 10s;
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return cond();
-}
 std::uint16_t port_of(const std::string& url) { return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1))); }
 
 // A WebSocket client that sends whatever it is told to, and reads with deadlines.
@@ -545,11 +525,7 @@ TEST_CASE("hostile: a flood of invocations with no worker, and with a worker tha
     // Under ASan/TSan the allocator keeps freed blocks in a quarantine (256 MiB by default) and
     // pads every block, so resident memory measures the sanitizer, not the engine (a CI run saw
     // +431 MiB peak): there the bound only catches growth without limit.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    constexpr long bound_kib = 1024 * 1024;
-#else
-    constexpr long bound_kib = 64 * 1024;
-#endif
+    constexpr long bound_kib = shmchan::test::sanitized ? 1024 * 1024 : 64 * 1024;
     CHECK(hwm - rss_before < bound_kib);
     CHECK(rss_after - rss_before < bound_kib);
 
