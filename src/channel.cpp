@@ -13,10 +13,10 @@
 #include <thread>
 #include <unistd.h>
 
-#include "claim_chooser.hpp"
 #include "ends.hpp"
 #include "ids.hpp"
 #include "socket_ends.hpp"
+#include "shmchan/shm/claim_chooser.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "shmchan/shm/segment.hpp"
 #include "shmchan/shm/wait.hpp"
@@ -252,7 +252,7 @@ struct shm_writer final : writer_impl {
     control_block* cb;
     ring_producer prod;
     spin_budget spin;
-    loan_claim_config claim_cfg;
+    loan_claim_setting claim_cfg;
     claim_chooser chooser;
     std::uint64_t loan_t0 = 0;  // ticks() when the timed loan was handed out
     std::size_t loan_n = 0;
@@ -263,7 +263,7 @@ struct shm_writer final : writer_impl {
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     watcher space_watch;
 
-    shm_writer(std::shared_ptr<segment> s, spin_budget spin_, loan_claim_config claim)
+    shm_writer(std::shared_ptr<segment> s, spin_budget spin_, loan_claim_setting claim)
         : seg(std::move(s)), cb(seg->control()), spin(spin_), claim_cfg(claim) {}
 
     std::error_code ensure_claimed() {
@@ -799,7 +799,7 @@ channel create_channel(const channel_options& opt) {
     const shm_extension ext{seg->name(), detail::host_name()};
     ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
     ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
-    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, detail::spin_of(opt), detail::loan_claim_of(opt)));
+    ch.writer = detail::end_access::make_writer(std::make_unique<detail::shm_writer>(seg, detail::spin_of(opt), effective_loan_claim(opt)));
     ch.reader = detail::end_access::make_reader(std::make_unique<detail::shm_reader>(seg, detail::spin_of(opt)));
     return ch;
 }
@@ -839,6 +839,23 @@ std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction wan
                                            ref.channel_id + " is already claimed");
 }
 }  // namespace
+
+loan_claim_setting effective_loan_claim(const channel_options& o) {
+    using policy = channel_options::claim_policy;
+    static const loan_claim_setting env = [] {
+        const channel_options d;
+        loan_claim_setting c{d.loan_claim, d.loan_claim_min};
+        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN"); v && *v) c.min = std::strtoull(v, nullptr, 10);
+        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM")) {
+            const std::string_view p = v;
+            c.policy = p == "always" ? policy::always : p == "never" ? policy::never : p == "adaptive" ? policy::adaptive : c.policy;
+        }
+        return c;
+    }();
+    const channel_options d;
+    return {o.loan_claim == d.loan_claim ? env.policy : o.loan_claim,
+            o.loan_claim_min == d.loan_claim_min ? env.min : o.loan_claim_min};
+}
 
 transport effective_transport(const channel_options& opt) {
     if (opt.via != transport::automatic) return opt.via;
@@ -887,7 +904,7 @@ writer open_writer(const channel_ref& ref, const channel_options& opt) {
         ref, opt, direction::write,
         [&] {
             auto impl = std::make_unique<detail::shm_writer>(open_checked(ref, direction::write), detail::spin_of(opt),
-                                                                detail::loan_claim_of(opt));
+                                                                effective_loan_claim(opt));
             if (impl->ensure_claimed()) throw_claimed(ref);
             return detail::end_access::make_writer(std::move(impl));
         },

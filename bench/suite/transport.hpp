@@ -14,7 +14,7 @@
 #include <shmchan/checksum.hpp>
 #include <shmchan/memory.hpp>
 
-#include "claim_chooser.hpp"  // src/: the loans' chooser, shared with the ceiling
+#include "shmchan/shm/claim_chooser.hpp"  // the loans' chooser, shared with the ceiling
 
 #include <algorithm>
 #include <chrono>
@@ -110,7 +110,7 @@ class claim_like_loans {
 public:
     using policy = shmchan::channel_options::claim_policy;
     claim_like_loans() {
-        const auto c = shmchan::detail::loan_claim_of(shmchan::channel_options{});
+        const auto c = shmchan::effective_loan_claim(shmchan::channel_options{});
         policy_ = c.policy;
         min_ = c.min;
     }
@@ -121,16 +121,16 @@ public:
         const bool adaptive = policy_ == policy::adaptive;
         learning = learning && adaptive;
         const bool claim = !adaptive || (learning ? chooser_.next() : chooser_.claiming());
-        const std::uint64_t t0 = shmchan::detail::ticks();
+        const std::uint64_t t0 = shmchan::shm::ticks();
         if (claim) shmchan::claim_for_writing(slot);
         fill_payload(slot, seq);
-        if (learning) chooser_.took(shmchan::detail::ticks() - t0, slot.size());
+        if (learning) chooser_.took(shmchan::shm::ticks() - t0, slot.size());
     }
 
 private:
     policy policy_;
     std::size_t min_;
-    shmchan::detail::claim_chooser chooser_;
+    shmchan::shm::claim_chooser chooser_;
 };
 
 // The checksum of `messages` payloads of `payload` bytes made by fill_payload: what every side

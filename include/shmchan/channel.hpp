@@ -78,6 +78,14 @@ reader open_reader(const channel_ref& ref, const channel_options& options = {});
 // applied); `automatic` means "decided per ref".
 transport effective_transport(const channel_options& options);
 
+// The loan claiming a writer made with these options uses: SHMCHAN_LOAN_CLAIM=adaptive|always|never
+// and SHMCHAN_LOAN_CLAIM_MIN=BYTES replace the defaults (A/B runs); values the program chose stay.
+struct loan_claim_setting {
+    channel_options::claim_policy policy;
+    std::size_t min;
+};
+loan_claim_setting effective_loan_claim(const channel_options& options);
+
 // A look at a channel's segment without claiming anything (for the engine and `shmchan ls`).
 struct end_info {
     enum class state { unclaimed, active, closed, aborted, dead };

@@ -14,38 +14,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <iterator>
 #include <limits>
-#include <string_view>
 
-#include "shmchan/channel.hpp"
 
-namespace shmchan::detail {
-
-// The loan_claim and loan_claim_min a writer uses: SHMCHAN_LOAN_CLAIM=adaptive|always|never and
-// SHMCHAN_LOAN_CLAIM_MIN=BYTES replace the defaults (for A/B runs of the benchmarks); values
-// the program chose stay.
-struct loan_claim_config {
-    channel_options::claim_policy policy;
-    std::size_t min;
-};
-inline loan_claim_config loan_claim_of(const channel_options& o) {
-    using policy = channel_options::claim_policy;
-    static const loan_claim_config env = [] {
-        const channel_options d;
-        loan_claim_config c{d.loan_claim, d.loan_claim_min};
-        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN"); v && *v) c.min = std::strtoull(v, nullptr, 10);
-        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM")) {
-            const std::string_view p = v;
-            c.policy = p == "always" ? policy::always : p == "never" ? policy::never : p == "adaptive" ? policy::adaptive : c.policy;
-        }
-        return c;
-    }();
-    const channel_options d;
-    return {o.loan_claim == d.loan_claim ? env.policy : o.loan_claim,
-            o.loan_claim_min == d.loan_claim_min ? env.min : o.loan_claim_min};
-}
+namespace shmchan::shm {
 
 class claim_chooser {
 public:
@@ -84,14 +57,14 @@ private:
 // clock_gettime would cost ~3% of filling a 16 KiB loan).
 inline std::uint64_t ticks() noexcept;
 
-}  // namespace shmchan::detail
+}  // namespace shmchan::shm
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <x86intrin.h>
-inline std::uint64_t shmchan::detail::ticks() noexcept { return __rdtsc(); }
+inline std::uint64_t shmchan::shm::ticks() noexcept { return __rdtsc(); }
 #else
 #include <chrono>
-inline std::uint64_t shmchan::detail::ticks() noexcept {
+inline std::uint64_t shmchan::shm::ticks() noexcept {
     return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 #endif
