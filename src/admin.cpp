@@ -31,6 +31,8 @@ bool other_version(const std::string& name) {
 }
 }  // namespace
 
+std::string segment_directory() { return shm::shm_dir(); }
+
 std::vector<segment_entry> list_segments() {
     std::vector<segment_entry> out;
     DIR* d = ::opendir(shm::shm_dir().c_str());

@@ -1,9 +1,9 @@
-// The two transports behind shmchan::writer / shmchan::reader: shared memory (shm_ends.cpp)
-// and the engine's channel socket (socket_ends.cpp). The public classes forward to these.
+// The interface of the ends behind shmchan::writer / shmchan::reader, which the public classes
+// (ends.cpp) forward to. Two transports implement it: shared memory (shm_writer.cpp,
+// shm_reader.cpp) and the engine's channel socket (socket_ends.cpp).
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -32,13 +32,14 @@ struct writer_impl {
     virtual std::size_t capacity() const = 0;
     // Polls readable when a write may make progress (room in the ring, or the reader's fate).
     virtual int event_fd() = 0;
-    // The end that holds the state (a lazily opened end forwards to the one it opened).
-    virtual writer_impl* target() { return this; }
 
-    std::uint64_t written = 0;
-    bool finished = false;
+    std::uint64_t bytes_written() const noexcept { return written; }
+    bool is_finished() const noexcept { return finished; }
 
 protected:
+    std::uint64_t written = 0;  // payload bytes handed over
+    bool finished = false;      // this end is final (closed, aborted, or a fatal error)
+
     loan lend(std::byte* data, std::size_t n) {
         loan l;
         l.owner_ = this;
@@ -59,7 +60,6 @@ struct reader_impl {
     virtual item next(nanoseconds t, bool block) = 0;
     virtual int event_fd() = 0;
     virtual void release_pending() = 0;
-    virtual reader_impl* target() { return this; }
 
     void release_token(std::uint64_t t) {
         if (pending && t == token) release_pending();
@@ -71,13 +71,17 @@ struct reader_impl {
         return it;
     }
 
+    bool at_end() const noexcept { return ended; }
+    std::error_code status() const noexcept { return sticky; }
+    const std::string& abort_reason() const noexcept { return reason; }
+    std::uint64_t bytes_read() const noexcept { return bytes; }
+
+protected:
     bool ended = false;  // clean end seen
     std::error_code sticky;
     std::string reason;  // the writer's, after errc::aborted
     std::uint64_t bytes = 0;
-    std::function<void(std::string_view)> on_msg;
 
-protected:
     // An item viewing `d`; its release (or the next call) gives the space back.
     item view(item::kind k, std::span<const std::byte> d) {
         item it;
@@ -92,16 +96,31 @@ protected:
     std::uint64_t token = 0;
 };
 
+// What a deferred end opens on first use (open_writer / open_reader with these options).
+struct deferred_open {
+    channel_ref ref;
+    channel_options options;
+};
+
 struct end_access {
     static writer make_writer(std::unique_ptr<writer_impl> p) { return writer(std::move(p)); }
     static reader make_reader(std::unique_ptr<reader_impl> p) { return reader(std::move(p)); }
     static std::unique_ptr<writer_impl> release(writer&& w) { return std::move(w.impl_); }
     static std::unique_ptr<reader_impl> release(reader&& r) { return std::move(r.impl_); }
+    static writer deferred_writer(deferred_open d) {
+        writer w;
+        w.deferred_ = std::make_unique<deferred_open>(std::move(d));
+        return w;
+    }
+    static reader deferred_reader(deferred_open d) {
+        reader r;
+        r.deferred_ = std::make_unique<deferred_open>(std::move(d));
+        return r;
+    }
 };
 
-// Ends that open themselves (open_writer / open_reader with these options) on first use; an
-// error opening is returned by every call.
-writer lazy_writer(const channel_ref& ref, const channel_options& options);
-reader lazy_reader(const channel_ref& ref, const channel_options& options);
+// Ends that open themselves on first use; an error opening is returned by every call.
+writer deferred_writer(const channel_ref& ref, const channel_options& options);
+reader deferred_reader(const channel_ref& ref, const channel_options& options);
 
 }  // namespace shmchan::detail

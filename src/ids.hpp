@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "shmchan/error.hpp"
 #include "shmchan/shm/segment.hpp"
 
 namespace shmchan::detail {

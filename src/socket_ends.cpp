@@ -6,7 +6,8 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/protocol.hpp"
+#include "waiting.hpp"
+#include "wire/channel_socket.hpp"
 #include "ws_client.hpp"
 
 namespace shmchan::detail {
@@ -19,30 +20,16 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::size_t frame_bytes = std::size_t{1} << 20;  // largest frame this writer sends
-constexpr std::uint16_t close_aborted = 4000;               // as the engine: "aborted: <reason>"
-constexpr std::string_view aborted_prefix = "aborted: ";
 const auto connect_timeout = 10s;
 
 std::string target_for(const channel_ref& ref) {
     return "/ws/channels/" + ref.channel_id + "?key=" + ref.access_key + "&dir=" + to_string(ref.dir);
 }
 
-// At most 123 bytes (a close frame's limit), cut at a character boundary and made UTF-8: a
-// reason cut inside a character fails the connection at the engine instead of aborting.
-std::string trim_reason(const std::string& s) { return close_reason_text(s); }
-
-// What the engine's close frame to a writer means: 1000 answers our own close; 1008 "already
-// claimed" refuses the end; 1009 a frame too large; 1011 "<errc name>: ..." the engine could not
-// deliver (the reader left: peer_closed, or died: peer_lost).
+// What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
+// own close; an abort never comes back to the writer that sent it.
 std::error_code writer_close_code(const websocket::close_reason& r) {
-    if (r.code == websocket::close_code::normal) return {};
-    const std::string why(r.reason.c_str());
-    if (r.code == websocket::close_code::policy_error && why == "already claimed") return errc::already_claimed;
-    if (r.code == websocket::close_code::too_big) return errc::too_large;
-    const std::string name = why.substr(0, why.find(':'));
-    for (errc e : {errc::peer_closed, errc::peer_lost, errc::corrupt, errc::too_large})
-        if (name == to_string(e)) return e;
-    return errc::peer_lost;
+    return decode_close(r.code, r.reason.c_str()).error;
 }
 
 class socket_writer final : public writer_impl {
@@ -55,13 +42,13 @@ public:
     ~socket_writer() override {
         if (!finished) abort("writer destroyed without close()");
         c_.shutdown();
-        c_.run_until([this] { return !writing_ && !reading_; }, ws_client::clock::time_point::max());
+        c_.run_until([this] { return !writing_ && !reading_; }, deadline::none());
     }
 
     std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
         if (auto e = ready()) return e;
-        const auto dl = deadline_after(t);
-        const bool no_deadline = dl == ws_client::clock::time_point::max();
+        const deadline dl(t);
+        const bool no_deadline = dl.infinite();
         for (std::size_t off = 0; off < bytes.size();) {
             if (!flush(dl)) return errc::timeout;
             if (err_) return err_;
@@ -95,7 +82,7 @@ public:
     void commit_loan(std::size_t used) override {
         if (!loan_out_) return;
         loan_out_ = false;
-        if (!flush(ws_client::clock::time_point::max()) || err_) return;
+        if (!flush(deadline::none()) || err_) return;
         std::swap(out_, loan_buf_);
         out_.resize(used);
         send_owned(true);
@@ -104,7 +91,7 @@ public:
     std::error_code send_message(std::string_view text, nanoseconds t) override {
         if (auto e = ready()) return e;
         if (text.size() > max_record()) return errc::too_large;
-        if (!flush(deadline_after(t))) return errc::timeout;
+        if (!flush(deadline(t))) return errc::timeout;
         if (err_) return err_;
         out_.assign(reinterpret_cast<const std::byte*>(text.data()),
                     reinterpret_cast<const std::byte*>(text.data()) + text.size());
@@ -116,11 +103,11 @@ public:
         if (err_) return err_;
         if (finished) return errc::closed;
         loan_out_ = false;
-        const auto dl = deadline_after(t);
+        const deadline dl(t);
         if (!flush(dl)) return errc::timeout;
         if (err_) return err_;
         finished = true;
-        return close_with({websocket::close_code::normal, "channel_close"}, dl);
+        return close_with({websocket::close_code::normal, "channel_close"}, dl);  // close_normal
     }
     void abort(std::string_view reason) override {
         if (finished) return;
@@ -128,9 +115,9 @@ public:
         loan_out_ = false;
         websocket::close_reason why;
         why.code = close_aborted;
-        why.reason = trim_reason(std::string(aborted_prefix) + std::string(reason));
+        why.reason = aborted_close_reason(reason);
         // Bounded: an abort must not hang on a stuck connection.
-        const auto dl = ws_client::clock::now() + 2s;
+        const deadline dl(2s);
         if (flush(dl)) (void)close_with(why, dl);
         c_.shutdown();
     }
@@ -153,7 +140,7 @@ private:
         return {};
     }
     // Waits for the frame in flight. False on deadline (the frame stays in flight).
-    bool flush(ws_client::clock::time_point dl) {
+    bool flush(const deadline& dl) {
         return c_.run_until([this] { return !writing_; }, dl);
     }
     void start(std::span<const std::byte> bytes, bool binary) {
@@ -187,7 +174,7 @@ private:
             else if (!err_) err_ = make_error_code(errc::peer_lost);
         });
     }
-    std::error_code close_with(websocket::close_reason why, ws_client::clock::time_point dl) {
+    std::error_code close_with(websocket::close_reason why, const deadline& dl) {
         bool done = false;
         beast::error_code ec;
         c_.ws().async_close(why, [&](beast::error_code e) {
@@ -196,7 +183,7 @@ private:
         });
         if (!c_.run_until([&] { return done; }, dl)) {
             c_.shutdown();
-            c_.run_until([&] { return done; }, ws_client::clock::time_point::max());
+            c_.run_until([&] { return done; }, deadline::none());
             return errc::timeout;
         }
         // The engine's close frame says whether it took the stream (1000), or refused or lost
@@ -221,7 +208,7 @@ public:
 
     ~socket_reader() override {
         c_.shutdown();  // a reader leaving early: the engine drops its end, the writer learns
-        c_.run_until([this] { return !reading_; }, ws_client::clock::time_point::max());
+        c_.run_until([this] { return !reading_; }, deadline::none());
     }
 
     item next(nanoseconds t, bool block) override {
@@ -237,7 +224,7 @@ public:
             });
         }
         if (block) {
-            if (!c_.run_until([this] { return done_; }, deadline_after(t)))
+            if (!c_.run_until([this] { return done_; }, deadline(t)))
                 return bare(item::kind::error, errc::timeout);
         } else {
             c_.poll();
@@ -253,19 +240,13 @@ public:
         }
         if (ec_ == websocket::error::closed) {
             const auto& r = c_.ws().reason();
-            const std::string why(r.reason.c_str());
-            if (r.code == websocket::close_code::normal) {
+            close_meaning m = decode_close(r.code, r.reason.c_str());
+            if (!m.error) {
                 ended = true;
                 return bare(item::kind::end, {});
             }
-            if (r.code == close_aborted) {
-                reason = why.rfind(aborted_prefix, 0) == 0 ? why.substr(aborted_prefix.size()) : why;
-                return fail(errc::aborted);
-            }
-            if (r.code == websocket::close_code::policy_error && why == "already claimed")
-                return fail(errc::already_claimed);
-            if (r.code == websocket::close_code::too_big) return fail(errc::too_large);
-            return fail(errc::peer_lost);  // 1011 "writer lost", or anything else unexpected
+            reason = std::move(m.abort_reason);
+            return fail(static_cast<errc>(m.error.value()));
         }
         return fail(errc::peer_lost);  // the connection to the engine broke
     }

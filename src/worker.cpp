@@ -363,8 +363,8 @@ channel worker::create_channel(std::size_t buffer_size) {
     channel_options o;
     o.engine = impl_->url;
     o.via = impl_->opt.via;
-    ch.writer = detail::lazy_writer(ch.writer_ref, o);
-    ch.reader = detail::lazy_reader(ch.reader_ref, o);
+    ch.writer = detail::deferred_writer(ch.writer_ref, o);
+    ch.reader = detail::deferred_reader(ch.reader_ref, o);
     return ch;
 }
 

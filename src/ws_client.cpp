@@ -34,7 +34,7 @@ engine_address parse_engine_url(const std::string& url) {
 
 ws_client::ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout) {
     const engine_address a = parse_engine_url(url);
-    const auto until = clock::now() + timeout;
+    const deadline until(timeout);
     beast::error_code ec;
     bool done = false;
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "shmchan/error.hpp"
+#include "waiting.hpp"
 
 namespace shmchan::detail {
 
@@ -26,7 +27,6 @@ engine_address parse_engine_url(const std::string& url);
 
 class ws_client {
 public:
-    using clock = std::chrono::steady_clock;
     using stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
 
     // Connects and upgrades. Throws error: engine_unreachable (no answer), segment_missing
@@ -36,17 +36,17 @@ public:
     stream& ws() { return ws_; }
     boost::asio::io_context& ioc() { return ioc_; }
 
-    // Runs the io_context until `done` or `deadline` (time_point::max(): no deadline).
+    // Runs the io_context until `done` or the deadline (false then).
     template <class Pred>
-    bool run_until(Pred done, clock::time_point deadline) {
+    bool run_until(Pred done, const deadline& dl) {
         while (!done()) {
             ioc_.restart();
-            if (deadline == clock::time_point::max()) {
+            if (dl.infinite()) {
                 ioc_.run_one();
             } else {
                 const auto now = clock::now();
-                if (now >= deadline) return false;
-                ioc_.run_one_for(deadline - now);
+                if (now >= dl.at()) return false;
+                ioc_.run_one_for(dl.at() - now);
             }
         }
         return true;
@@ -61,10 +61,5 @@ private:
     boost::asio::io_context ioc_;
     stream ws_{ioc_};
 };
-
-inline ws_client::clock::time_point deadline_after(std::chrono::nanoseconds t) {
-    if (t >= std::chrono::hours(24 * 365)) return ws_client::clock::time_point::max();
-    return ws_client::clock::now() + std::chrono::duration_cast<ws_client::clock::duration>(t);
-}
 
 }  // namespace shmchan::detail

@@ -1,6 +1,5 @@
 // shmchan: send, receive and demonstrate shared-memory channels from the command line.
 #include <shmchan/shmchan.hpp>
-#include <shmchan/shm/segment.hpp>
 #include <shmchan/engine.hpp>
 #include <shmchan/worker.hpp>
 
@@ -344,7 +343,7 @@ int cmd_ls(const std::vector<std::string>& args) {
     if (!args.empty()) throw usage_error("ls takes no arguments");
     const auto all = shmchan::list_segments();
     for (const auto& s : all) print_segment(s);
-    std::printf("%zu channel segment(s) in %s\n", all.size(), shmchan::shm::shm_dir().c_str());
+    std::printf("%zu channel segment(s) in %s\n", all.size(), shmchan::segment_directory().c_str());
     return 0;
 }
 

@@ -17,6 +17,9 @@ struct segment_entry {
     bool orphaned = false;  // no live process holds or created it: gc removes it
 };
 
+// The folder that holds channel segments ("/dev/shm").
+std::string segment_directory();
+
 // Every shmchan segment in /dev/shm, inspected without claiming anything.
 std::vector<segment_entry> list_segments();
 

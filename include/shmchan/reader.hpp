@@ -21,6 +21,7 @@ namespace shmchan {
 namespace detail {
 struct reader_impl;
 struct end_access;
+struct deferred_open;
 }  // namespace detail
 
 // One thing read from a channel: a binary chunk, a text message, the clean end, or an error.
@@ -65,7 +66,7 @@ public:
     reader& operator=(reader&&) noexcept;
     ~reader();  // stops reading; a writer still writing then gets errc::peer_closed
 
-    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept { return impl_ || deferred_ || failure_; }
 
     // Next chunk, message or end; blocks until one is there. Errors: timeout, aborted (the
     // writer's reason in abort_reason()), peer_lost, corrupt. End and errors are sticky.
@@ -100,7 +101,12 @@ public:
 private:
     friend struct detail::end_access;
     explicit reader(std::unique_ptr<detail::reader_impl> impl) noexcept;
+    // As writer::live(): the end, opened now if it was deferred.
+    detail::reader_impl* live() noexcept;
     std::unique_ptr<detail::reader_impl> impl_;
+    std::unique_ptr<detail::deferred_open> deferred_;
+    std::error_code failure_;
+    std::function<void(std::string_view)> on_message_;
 };
 
 class reader::chunk_range {

@@ -19,6 +19,7 @@ inline constexpr nanoseconds forever = nanoseconds::max();
 namespace detail {
 struct writer_impl;
 struct end_access;
+struct deferred_open;
 }  // namespace detail
 
 class writer;
@@ -60,7 +61,7 @@ public:
     // close()"): the reader must never mistake a dropped writer for a finished stream.
     ~writer();
 
-    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept { return impl_ || deferred_ || failure_; }
 
     // Copies `bytes` into the channel, split into records of at most max_record() bytes,
     // blocking while the ring is full. On an error part of the bytes may have been committed:
@@ -104,7 +105,13 @@ public:
 private:
     friend struct detail::end_access;
     explicit writer(std::unique_ptr<detail::writer_impl> impl) noexcept;
+    // The end, opened now if it was deferred (an end a worker hands to a handler opens on first
+    // use); nullptr when empty or when opening failed (failure_ says why).
+    detail::writer_impl* live() noexcept;
+    std::error_code failure() const noexcept;
     std::unique_ptr<detail::writer_impl> impl_;
+    std::unique_ptr<detail::deferred_open> deferred_;
+    std::error_code failure_;
 };
 
 }  // namespace shmchan

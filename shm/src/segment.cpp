@@ -28,14 +28,14 @@ std::string describe(const bip::interprocess_exception& e) {
 [[noreturn]] void rethrow_open(const std::string& name, const bip::interprocess_exception& e) {
     switch (e.get_error_code()) {
         case bip::not_found_error:
-            throw error(errc::segment_missing, "channel segment " + name +
+            throw error(fault::missing, "channel segment " + name +
                                                    " does not exist (already finished, removed, "
                                                    "or created on another host)");
         case bip::security_error:
-            throw error(errc::permission_denied,
+            throw error(fault::permission_denied,
                         "channel segment " + name + " belongs to another user (mode 0600)");
         default:
-            throw error(errc::system_error, "cannot open channel segment " + name + ": " + describe(e));
+            throw error(fault::system_error, "cannot open channel segment " + name + ": " + describe(e));
     }
 }
 
@@ -77,7 +77,7 @@ void segment::unlink() noexcept {
 std::shared_ptr<segment> segment::create(const std::string& name, std::size_t capacity,
                                          const segment_identity& id) {
     if (!is_pow2(capacity) || capacity < min_capacity || capacity > max_capacity)
-        throw error(errc::invalid_argument,
+        throw error(fault::invalid_argument,
                     "channel capacity must be a power of two between 4 KiB and 1 TiB, got " +
                         std::to_string(capacity));
     const std::size_t total = data_offset + capacity;
@@ -89,7 +89,7 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
         const unsigned long long avail =
             static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize;
         if (avail < total)
-            throw error(errc::no_space, "not enough space in " + shm_dir() + " for a channel of " +
+            throw error(fault::no_space, "not enough space in " + shm_dir() + " for a channel of " +
                                             std::to_string(total) + " bytes (" +
                                             std::to_string(avail) + " bytes free)");
     }
@@ -101,8 +101,8 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
         shm = std::make_unique<bip::shared_memory_object>(bip::create_only, name.c_str(),
                                                           bip::read_write, perm);
     } catch (const bip::interprocess_exception& e) {
-        throw error(e.get_error_code() == bip::already_exists_error ? errc::invalid_argument
-                                                                    : errc::system_error,
+        throw error(e.get_error_code() == bip::already_exists_error ? fault::invalid_argument
+                                                                    : fault::system_error,
                     "cannot create channel segment " + name + ": " + describe(e));
     }
     const int fd = shm->get_mapping_handle().handle;
@@ -110,10 +110,10 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
     if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0) {
         ::shm_unlink(name.c_str());
         if (rc == ENOSPC)
-            throw error(errc::no_space, "not enough space in " + shm_dir() +
+            throw error(fault::no_space, "not enough space in " + shm_dir() +
                                             " to reserve a channel of " + std::to_string(total) +
                                             " bytes");
-        throw error(errc::system_error,
+        throw error(fault::system_error,
                     "cannot reserve channel segment " + name + ": " + std::strerror(rc));
     }
     std::unique_ptr<bip::mapped_region> region;
@@ -121,7 +121,7 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
         region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, total);
     } catch (const bip::interprocess_exception& e) {
         ::shm_unlink(name.c_str());
-        throw error(errc::system_error, "cannot map channel segment " + name + ": " + describe(e));
+        throw error(fault::system_error, "cannot map channel segment " + name + ": " + describe(e));
     }
 
     auto* cb = new (region->get_address()) control_block{};
@@ -143,7 +143,7 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
 
 std::shared_ptr<segment> segment::open(const std::string& name) {
     if (!is_valid_segment_name(name))
-        throw error(errc::invalid_ref, "not a shmchan segment name: \"" + name + "\"");
+        throw error(fault::bad_name, "not a shmchan segment name: \"" + name + "\"");
     std::unique_ptr<bip::shared_memory_object> shm;
     try {
         shm = std::make_unique<bip::shared_memory_object>(bip::open_only, name.c_str(),
@@ -153,29 +153,29 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
     }
     bip::offset_t size = 0;
     if (!shm->get_size(size) || size < static_cast<bip::offset_t>(data_offset + min_capacity))
-        throw error(errc::corrupt, "channel segment " + name + " is too small (" +
+        throw error(fault::corrupt, "channel segment " + name + " is too small (" +
                                        std::to_string(size) + " bytes)");
     std::unique_ptr<bip::mapped_region> region;
     try {
         region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0,
                                                       static_cast<std::size_t>(size));
     } catch (const bip::interprocess_exception& e) {
-        throw error(errc::system_error, "cannot map channel segment " + name + ": " + describe(e));
+        throw error(fault::system_error, "cannot map channel segment " + name + ": " + describe(e));
     }
     auto* cb = static_cast<control_block*>(region->get_address());
     segment_header& h = cb->header;
     const auto magic = std::atomic_ref<std::uint64_t>(h.magic).load(std::memory_order_acquire);
     if (magic != segment_magic)
-        throw error(errc::corrupt, "channel segment " + name + " has no shmchan header");
+        throw error(fault::corrupt, "channel segment " + name + " has no shmchan header");
     if (h.version != layout_version)
-        throw error(errc::corrupt, "channel segment " + name + " has layout version " +
+        throw error(fault::corrupt, "channel segment " + name + " has layout version " +
                                        std::to_string(h.version) + ", this build reads version " +
                                        std::to_string(layout_version));
     if (h.header_size != data_offset || !is_pow2(h.capacity) || h.capacity < min_capacity ||
         h.capacity > max_capacity || h.segment_size != data_offset + h.capacity ||
         h.segment_size != static_cast<std::uint64_t>(size) ||
         h.max_payload != max_payload_for(h.capacity))
-        throw error(errc::corrupt, "channel segment " + name + " has inconsistent sizes");
+        throw error(fault::corrupt, "channel segment " + name + " has inconsistent sizes");
     return std::shared_ptr<segment>(new segment(name, std::move(region)));
 }
 

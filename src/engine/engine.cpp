@@ -39,7 +39,6 @@ using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-using detail::close_aborted;
 using detail::close_reason_text;
 using detail::reject;
 
@@ -289,13 +288,12 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     void fail(std::error_code e) {
         if (e == std::errc::illegal_byte_sequence) {  // a text frame that is not UTF-8: 1007
             w.abort("socket writer sent a text frame that is not UTF-8");
-            ws.async_close(close_with(websocket::close_code::bad_payload, "text frame is not UTF-8"),
+            ws.async_close(close_with(detail::close_bad_payload, "text frame is not UTF-8"),
                            [self = shared_from_this()](beast::error_code) {});
             return;
         }
         // The reader left or died, or the frame can never fit: tell the socket writer.
-        const auto code = e == errc::too_large ? websocket::close_code::too_big
-                                               : websocket::close_code::internal_error;
+        const auto code = e == errc::too_large ? detail::close_too_big : detail::close_internal;
         w.abort(std::string("engine could not deliver: ") + e.message());
         ws.async_close(close_with(code, std::string(to_string(static_cast<errc>(e.value()))) + ": " + e.message()),
                        [self = shared_from_this()](beast::error_code) {});
@@ -358,7 +356,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                 return;
             }
             case item::kind::end:
-                return close(close_with(websocket::close_code::normal, "stream_complete"));
+                return close(close_with(detail::close_normal, "stream_complete"));
             case item::kind::error: {
                 const std::error_code e = cur.error();
                 if (e == errc::would_block) {
@@ -371,9 +369,9 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                                     });
                     return;
                 }
-                if (e == errc::aborted) return close(close_with(close_aborted, "aborted: " + r.abort_reason()));
-                if (e == errc::peer_lost) return close(close_with(websocket::close_code::internal_error, "writer lost"));
-                return close(close_with(websocket::close_code::internal_error, to_string(static_cast<errc>(e.value()))));
+                if (e == errc::aborted) return close(close_with(detail::close_aborted, detail::aborted_close_reason(r.abort_reason())));
+                if (e == errc::peer_lost) return close(close_with(detail::close_internal, detail::reason_writer_lost));
+                return close(close_with(detail::close_internal, to_string(static_cast<errc>(e.value()))));
             }
         }
     }
@@ -491,7 +489,7 @@ struct http_session : std::enable_shared_from_this<http_session> {
         ws->async_accept(req, [ws, claimed](beast::error_code ec) {
             if (ec) return;  // the client left during the upgrade; dropping the end finishes it
             if (!claimed->refusal.empty()) {
-                ws->async_close(close_with(websocket::close_code::policy_error, claimed->refusal),
+                ws->async_close(close_with(detail::close_refused, claimed->refusal),
                                 [ws](beast::error_code) {});
             } else if (claimed->r) {
                 std::make_shared<ring_to_socket>(std::move(*ws), std::move(claimed->r), claimed->efd)->start();
@@ -513,7 +511,7 @@ struct http_session : std::enable_shared_from_this<http_session> {
         try {
             std::unique_lock lk(eng->mu);
             bool& taken = want_read ? entry->reader_taken : entry->writer_taken;
-            if (taken) throw error(errc::already_claimed, "already claimed");
+            if (taken) throw error(errc::already_claimed, std::string(detail::reason_already_claimed));
             taken = true;
             if (want_read) {
                 c.r = std::move(entry->ch.reader);
@@ -527,7 +525,7 @@ struct http_session : std::enable_shared_from_this<http_session> {
         } catch (const error& e) {
             c.r = reader();
             c.w = writer();
-            c.refusal = e.kind() == errc::already_claimed ? "already claimed" : e.what();
+            c.refusal = e.kind() == errc::already_claimed ? std::string(detail::reason_already_claimed) : e.what();
         }
         return c;
     }

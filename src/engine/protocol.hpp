@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "wire/channel_socket.hpp"
+
 namespace shmchan::detail {
 
 // --- rejected input -------------------------------------------------------------------------
@@ -161,55 +163,5 @@ struct route {
 // as encodeURIComponent leaves it). A malformed channel URL is 400 (404 for an id or key that
 // is not a UUID: no such channel can exist); a target above max_target_bytes is 414.
 route route_target(std::string_view target, bool websocket_upgrade);
-
-// --- channel sockets ---------------------------------------------------------------------------
-
-inline constexpr std::uint16_t close_aborted = 4000;  // "aborted: <reason>", between shmchan ends
-inline constexpr std::size_t max_close_reason = 123;  // bytes in a close frame's reason
-
-// A close reason: valid UTF-8 (invalid bytes replaced by '?'), cut at a character boundary
-// to at most 123 bytes. (A reason cut inside a character is a protocol error to the peer.)
-std::string close_reason_text(std::string_view s);
-
-// Valid UTF-8? (What a text frame must carry.)
-bool valid_utf8(std::string_view s) noexcept;
-// s with each invalid sequence replaced by U+FFFD (as a decoding reader sees it).
-std::string to_valid_utf8(std::string_view s);
-
-// How a socket writer's stream ended, from what its socket reported.
-struct writer_outcome {
-    bool clean = false;       // close 1000: end of stream
-    std::string abort_reason; // otherwise: the reader sees an abort with this reason
-};
-// close_received: a close frame came (code, reason); otherwise the connection broke with
-// `failure` (a close 1000 sent just before the break still counts: the stock Node SDK sends
-// close and drops the connection at once).
-writer_outcome socket_writer_outcome(bool close_received, std::uint16_t code, std::string_view reason,
-                                     std::string_view failure);
-
-// Feeds one frame from a socket writer into a ring writer, from byte `off` on: a text frame
-// is one message record, a binary frame becomes records of at most max_record() bytes. Returns
-// {} when the whole frame is in (off = its size), would_block/timeout when the ring is full
-// (call again with the same off once there is room), std::errc::illegal_byte_sequence for a
-// text frame that is not UTF-8 (nothing written: the stream must fail with 1007; Beast 1.74 lets one through
-// when a fragmented message ends with an empty frame), or another error (too_large: a text
-// frame above max_record()). Writer: the shmchan::writer interface (try_write, send_message,
-// max_record).
-template <class Writer>
-std::error_code feed_frame(Writer& w, bool text, std::span<const std::byte> frame, std::size_t& off) {
-    if (text) {
-        const std::string_view t(reinterpret_cast<const char*>(frame.data()), frame.size());
-        if (!valid_utf8(t)) return std::make_error_code(std::errc::illegal_byte_sequence);
-        auto e = w.send_message(t, std::chrono::nanoseconds(0));
-        if (!e) off = frame.size();
-        return e;
-    }
-    while (off < frame.size()) {
-        const std::size_t piece = std::min(frame.size() - off, w.max_record());
-        if (auto e = w.try_write(frame.subspan(off, piece))) return e;
-        off += piece;
-    }
-    return {};
-}
 
 }  // namespace shmchan::detail

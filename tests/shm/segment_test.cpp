@@ -1,25 +1,24 @@
 #include <catch2/catch.hpp>
 
 #include <functional>
+#include <optional>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "shmchan/error.hpp"
 #include "shmchan/shm/segment.hpp"
 
-using namespace shmchan;
 using namespace shmchan::shm;
 
 namespace {
 const std::string test_name = "/shmchan-00000000-0000-4000-8000-0000000000aa";
 
-errc kind_of(const std::function<void()>& f) {
+std::optional<fault> kind_of(const std::function<void()>& f) {
     try {
         f();
     } catch (const error& e) {
         return e.kind();
     }
-    return errc::ok;
+    return std::nullopt;
 }
 }  // namespace
 
@@ -37,22 +36,22 @@ TEST_CASE("segments are created mode 0600 with a valid header", "[segment]") {
     CHECK(again->control()->header.capacity == 8192);
     CHECK(again->control()->header.writer_key[0] == 1);
     seg->unlink();
-    CHECK(kind_of([] { segment::open(test_name); }) == errc::segment_missing);
+    CHECK(kind_of([] { segment::open(test_name); }) == fault::missing);
 }
 
 TEST_CASE("segment creation refuses bad capacities and a full /dev/shm", "[segment][errors]") {
     segment_identity id{};
-    CHECK(kind_of([&] { segment::create(test_name, 5000, id); }) == errc::invalid_argument);
-    CHECK(kind_of([&] { segment::create(test_name, 1024, id); }) == errc::invalid_argument);
+    CHECK(kind_of([&] { segment::create(test_name, 5000, id); }) == fault::invalid_argument);
+    CHECK(kind_of([&] { segment::create(test_name, 1024, id); }) == fault::invalid_argument);
     // 1 TiB is a valid capacity but no /dev/shm here holds it: no_space before any mapping.
-    CHECK(kind_of([&] { segment::create(test_name, max_capacity, id); }) == errc::no_space);
-    CHECK(kind_of([] { segment::open(test_name); }) == errc::segment_missing);
+    CHECK(kind_of([&] { segment::create(test_name, max_capacity, id); }) == fault::no_space);
+    CHECK(kind_of([] { segment::open(test_name); }) == fault::missing);
 }
 
 TEST_CASE("opening validates names and headers", "[segment][hostile]") {
-    CHECK(kind_of([] { segment::open("/etc/passwd"); }) == errc::invalid_ref);
+    CHECK(kind_of([] { segment::open("/etc/passwd"); }) == fault::bad_name);
     CHECK(kind_of([] { segment::open("/shmchan-../../etc/passwd-00000000000000000"); }) ==
-          errc::invalid_ref);
+          fault::bad_name);
     CHECK(is_valid_segment_name(test_name));
     CHECK_FALSE(is_valid_segment_name("/shmchan-00000000-0000-4000-8000-0000000000AA"));
 
@@ -60,15 +59,15 @@ TEST_CASE("opening validates names and headers", "[segment][hostile]") {
     auto seg = segment::create(test_name, 8192, {});
     SECTION("wrong magic") {
         seg->control()->header.magic = 42;
-        CHECK(kind_of([] { segment::open(test_name); }) == errc::corrupt);
+        CHECK(kind_of([] { segment::open(test_name); }) == fault::corrupt);
     }
     SECTION("other layout version") {
         seg->control()->header.version = layout_version + 1;
-        CHECK(kind_of([] { segment::open(test_name); }) == errc::corrupt);
+        CHECK(kind_of([] { segment::open(test_name); }) == fault::corrupt);
     }
     SECTION("capacity that does not match the file") {
         seg->control()->header.capacity = 1u << 20;
-        CHECK(kind_of([] { segment::open(test_name); }) == errc::corrupt);
+        CHECK(kind_of([] { segment::open(test_name); }) == fault::corrupt);
     }
     seg->unlink();
 }

@@ -1,5 +1,5 @@
 // A named POSIX shared-memory segment holding one channel (control block + ring), mapped
-// through Boost.Interprocess. Setup calls throw shmchan::error.
+// through Boost.Interprocess. Setup calls throw shm::error.
 #pragma once
 
 #include <array>
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "shmchan/error.hpp"
+#include "shmchan/shm/error.hpp"
 #include "shmchan/shm/layout.hpp"
 
 namespace boost::interprocess {
@@ -32,7 +32,7 @@ std::string shm_dir();
 
 class segment {
 public:
-    // Creates, sizes (pages reserved: a full /dev/shm is errc::no_space here, never SIGBUS
+    // Creates, sizes (pages reserved: a full /dev/shm is fault::no_space here, never SIGBUS
     // later), maps and initialises a segment with mode 0600. `capacity`: ring bytes, a power
     // of two in [min_capacity, max_capacity].
     static std::shared_ptr<segment> create(const std::string& name, std::size_t capacity,

@@ -1,0 +1,210 @@
+// The public writer, reader, loan and item: thin forwards to the end behind them (ends.hpp),
+// which a deferred end opens on first use.
+#include <algorithm>
+#include <utility>
+
+#include "ends.hpp"
+#include "shmchan/channel.hpp"
+
+namespace shmchan {
+
+// --- loan ------------------------------------------------------------------------------------
+loan::loan(loan&& o) noexcept
+    : owner_(std::exchange(o.owner_, nullptr)), data_(std::exchange(o.data_, nullptr)),
+      size_(std::exchange(o.size_, 0)), error_(o.error_) {}
+loan& loan::operator=(loan&& o) noexcept {
+    if (this != &o) {
+        abandon();
+        owner_ = std::exchange(o.owner_, nullptr);
+        data_ = std::exchange(o.data_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+        error_ = o.error_;
+    }
+    return *this;
+}
+loan::~loan() { abandon(); }
+void loan::commit(std::size_t used) noexcept {
+    if (owner_) owner_->commit_loan(std::min(used, size_));
+    owner_ = nullptr;
+    data_ = nullptr;
+    size_ = 0;
+}
+void loan::abandon() noexcept {
+    if (owner_) owner_->abandon_loan();
+    owner_ = nullptr;
+    data_ = nullptr;
+    size_ = 0;
+}
+
+// --- writer ----------------------------------------------------------------------------------
+writer::writer() = default;
+writer::writer(std::unique_ptr<detail::writer_impl> impl) noexcept : impl_(std::move(impl)) {}
+writer::writer(writer&&) noexcept = default;
+writer& writer::operator=(writer&&) noexcept = default;
+writer::~writer() = default;
+
+detail::writer_impl* writer::live() noexcept {
+    if (!impl_ && deferred_) {
+        try {
+            impl_ = detail::end_access::release(open_writer(deferred_->ref, deferred_->options));
+        } catch (const error& e) {
+            failure_ = e.code();
+        } catch (...) {
+            failure_ = errc::system_error;
+        }
+        deferred_.reset();
+    }
+    return impl_.get();
+}
+std::error_code writer::failure() const noexcept { return failure_ ? failure_ : make_error_code(errc::closed); }
+
+std::error_code writer::write(std::span<const std::byte> b, nanoseconds t) noexcept {
+    auto* w = live();
+    return w ? w->write(b, t) : failure();
+}
+std::error_code writer::try_write(std::span<const std::byte> b) noexcept {
+    auto* w = live();
+    return w ? w->try_write(b) : failure();
+}
+loan writer::get_loan(std::size_t n, nanoseconds t) noexcept {
+    auto* w = live();
+    if (!w) {
+        loan l;
+        l.error_ = failure();
+        return l;
+    }
+    return w->make_loan(n, t);
+}
+loan writer::try_loan(std::size_t n) noexcept { return get_loan(n, nanoseconds::zero()); }
+std::error_code writer::send_message(std::string_view text, nanoseconds t) noexcept {
+    auto* w = live();
+    return w ? w->send_message(text, t) : failure();
+}
+std::error_code writer::close(nanoseconds t) noexcept {
+    auto* w = live();
+    return w ? w->close(t) : failure();
+}
+void writer::abort(std::string_view reason) noexcept {
+    if (auto* w = live()) w->abort(reason);
+}
+std::error_code writer::wait_drained(nanoseconds t) noexcept {
+    auto* w = live();
+    return w ? w->wait_drained(t) : failure();
+}
+int writer::event_fd() {
+    auto* w = live();
+    if (!w) throw error(static_cast<errc>(failure().value()), failure_ ? "event_fd: the writer end could not be opened" : "event_fd on an empty writer");
+    return w->event_fd();
+}
+std::size_t writer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
+std::size_t writer::capacity() const noexcept { return impl_ ? impl_->capacity() : 0; }
+std::uint64_t writer::bytes_written() const noexcept { return impl_ ? impl_->bytes_written() : 0; }
+bool writer::is_open() const noexcept { return deferred_ || (impl_ && !impl_->is_finished()); }
+
+// --- item / reader ---------------------------------------------------------------------------
+item::item(item&& o) noexcept
+    : owner_(std::exchange(o.owner_, nullptr)), token_(o.token_), kind_(o.kind_), data_(o.data_),
+      error_(o.error_) {}
+item& item::operator=(item&& o) noexcept {
+    if (this != &o) {
+        release();
+        owner_ = std::exchange(o.owner_, nullptr);
+        token_ = o.token_;
+        kind_ = o.kind_;
+        data_ = o.data_;
+        error_ = o.error_;
+    }
+    return *this;
+}
+void item::release() noexcept {
+    if (owner_) owner_->release_token(token_);
+    owner_ = nullptr;
+}
+
+reader::reader() = default;
+reader::reader(std::unique_ptr<detail::reader_impl> impl) noexcept : impl_(std::move(impl)) {}
+reader::reader(reader&&) noexcept = default;
+reader& reader::operator=(reader&&) noexcept = default;
+reader::~reader() = default;
+
+detail::reader_impl* reader::live() noexcept {
+    if (!impl_ && deferred_) {
+        try {
+            impl_ = detail::end_access::release(open_reader(deferred_->ref, deferred_->options));
+        } catch (const error& e) {
+            failure_ = e.code();
+        } catch (...) {
+            failure_ = errc::system_error;
+        }
+        deferred_.reset();
+    }
+    return impl_.get();
+}
+
+item reader::next(nanoseconds t) noexcept {
+    auto* r = live();
+    if (!r) return detail::reader_impl::bare(item::kind::error, failure_ ? failure_ : make_error_code(errc::closed));
+    return r->next(t, true);
+}
+item reader::try_next() noexcept {
+    auto* r = live();
+    if (!r) return detail::reader_impl::bare(item::kind::error, failure_ ? failure_ : make_error_code(errc::closed));
+    return r->next(nanoseconds::zero(), false);
+}
+item reader::next_binary(nanoseconds t) noexcept {
+    for (;;) {
+        item it = next(t);
+        if (!it.is_message()) return it;
+        if (on_message_) on_message_(it.text());
+    }
+}
+void reader::on_message(std::function<void(std::string_view)> cb) {
+    on_message_ = std::move(cb);
+}
+std::error_code reader::read_all(std::vector<std::byte>& out, nanoseconds t) noexcept {
+    for (;;) {
+        item it = next(t);
+        switch (it.type()) {
+            case item::kind::chunk:
+                out.insert(out.end(), it.data().begin(), it.data().end());
+                break;
+            case item::kind::message:
+                if (on_message_) on_message_(it.text());
+                break;
+            case item::kind::end: return {};
+            case item::kind::error: return it.error();
+        }
+    }
+}
+std::vector<std::byte> reader::read_all(nanoseconds t) {
+    std::vector<std::byte> out;
+    if (auto e = read_all(out, t)) {
+        std::string what = std::string("read_all: ") + e.message();
+        if (e == errc::aborted) what += ": " + abort_reason();
+        throw error(static_cast<errc>(e.value()), what);
+    }
+    return out;
+}
+int reader::event_fd() {
+    auto* r = live();
+    if (!r) {
+        if (failure_) throw error(static_cast<errc>(failure_.value()), "event_fd: the reader end could not be opened");
+        throw error(errc::closed, "event_fd on an empty reader");
+    }
+    return r->event_fd();
+}
+std::string reader::abort_reason() const { return impl_ ? impl_->abort_reason() : std::string(); }
+std::error_code reader::status() const noexcept { return impl_ ? impl_->status() : failure_; }
+bool reader::at_end() const noexcept { return impl_ && impl_->at_end(); }
+std::uint64_t reader::bytes_read() const noexcept { return impl_ ? impl_->bytes_read() : 0; }
+
+namespace detail {
+writer deferred_writer(const channel_ref& ref, const channel_options& options) {
+    return end_access::deferred_writer({ref, options});
+}
+reader deferred_reader(const channel_ref& ref, const channel_options& options) {
+    return end_access::deferred_reader({ref, options});
+}
+}  // namespace detail
+
+}  // namespace shmchan

@@ -1,0 +1,153 @@
+// Creating channels and opening ends from refs: which transport, and the checks a ref must
+// pass before its segment is mapped.
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "ends.hpp"
+#include "ids.hpp"
+#include "segments.hpp"
+#include "shm_ends.hpp"
+#include "socket_ends.hpp"
+#include "shmchan/channel.hpp"
+
+namespace shmchan {
+
+channel create_channel(const channel_options& opt) {
+    if (opt.capacity > shm::max_capacity)
+        throw error(errc::invalid_argument, "channel capacity above 1 TiB");
+    const std::size_t capacity = std::bit_ceil(std::max(opt.capacity, shm::min_capacity));
+    shm::segment_identity id{detail::random_uuid(), detail::random_key(), detail::random_key()};
+    const std::string cid = detail::format_uuid(id.channel_id.data());
+    auto seg = detail::create_segment(shm::segment_name_for(cid), capacity, id);
+
+    channel ch;
+    const shm_extension ext{seg->name(), detail::host_name()};
+    ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
+    ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
+    ch.writer = detail::end_access::make_writer(detail::shm_writer_end(seg, opt, false));
+    ch.reader = detail::end_access::make_reader(detail::shm_reader_end(seg, opt, false));
+    return ch;
+}
+
+namespace {
+void check_direction(const channel_ref& ref, direction want) {
+    if (ref.dir != want)
+        throw error(errc::wrong_direction,
+                    std::string("ref is for the ") + to_string(ref.dir) + " end of channel " +
+                        ref.channel_id + "; it cannot open the " + to_string(want) + " end");
+}
+std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction want) {
+    check_direction(ref, want);
+    if (!ref.shm)
+        throw error(errc::segment_missing, "ref of channel " + ref.channel_id +
+                                               " has no \"shm\" extension: it was not made by "
+                                               "shmchan, and only shared memory is served here");
+    if (ref.shm->host != detail::host_name())
+        throw error(errc::segment_missing, "channel " + ref.channel_id + " lives on host \"" +
+                                               ref.shm->host + "\", this is \"" +
+                                               detail::host_name() + "\"");
+    const auto cid = detail::parse_uuid(ref.channel_id);
+    if (!cid) throw error(errc::invalid_ref, "channel_id \"" + ref.channel_id + "\" is not a UUID");
+    if (ref.shm->segment != shm::segment_name_for(ref.channel_id))
+        throw error(errc::invalid_ref, "segment \"" + ref.shm->segment +
+                                           "\" does not belong to channel " + ref.channel_id);
+    auto seg = detail::open_segment(ref.shm->segment);
+    const auto& h = seg->control()->header;
+    if (std::memcmp(h.channel_id, cid->data(), cid->size()) != 0)
+        throw error(errc::corrupt, "segment " + seg->name() + " holds another channel");
+    const auto key = detail::parse_uuid(ref.access_key);
+    const std::uint8_t* expect = want == direction::read ? h.reader_key : h.writer_key;
+    if (!key || !detail::keys_equal(key->data(), expect))
+        throw error(errc::bad_key, "access key does not match the " + std::string(to_string(want)) +
+                                       " end of channel " + ref.channel_id);
+    return seg;
+}
+[[noreturn]] void throw_claimed(const channel_ref& ref) {
+    throw error(errc::already_claimed, std::string("the ") + to_string(ref.dir) + " end of channel " +
+                                           ref.channel_id + " is already claimed");
+}
+}  // namespace
+
+loan_claim_setting effective_loan_claim(const channel_options& o) {
+    using policy = channel_options::claim_policy;
+    static const loan_claim_setting env = [] {
+        const channel_options d;
+        loan_claim_setting c{d.loan_claim, d.loan_claim_min};
+        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN"); v && *v) c.min = std::strtoull(v, nullptr, 10);
+        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM")) {
+            const std::string_view p = v;
+            c.policy = p == "always" ? policy::always : p == "never" ? policy::never : p == "adaptive" ? policy::adaptive : c.policy;
+        }
+        return c;
+    }();
+    const channel_options d;
+    return {o.loan_claim == d.loan_claim ? env.policy : o.loan_claim,
+            o.loan_claim_min == d.loan_claim_min ? env.min : o.loan_claim_min};
+}
+
+transport effective_transport(const channel_options& opt) {
+    if (opt.via != transport::automatic) return opt.via;
+    const char* env = std::getenv("SHMCHAN_TRANSPORT");
+    if (!env || !*env || std::string_view(env) == "auto") return transport::automatic;
+    if (std::string_view(env) == "shm") return transport::shm;
+    if (std::string_view(env) == "socket") return transport::socket;
+    throw error(errc::invalid_argument,
+                std::string("SHMCHAN_TRANSPORT must be auto, shm or socket, not \"") + env + "\"");
+}
+
+namespace {
+// Shared memory when the segment is on this host and can be opened; otherwise the engine's
+// socket, when there is an engine to ask.
+template <class OpenShm, class OpenSocket>
+auto open_end(const channel_ref& ref, const channel_options& opt, direction want, OpenShm shm_open,
+              OpenSocket socket_open) {
+    check_direction(ref, want);
+    const transport via = effective_transport(opt);
+    auto no_engine = [&](const std::string& why) {
+        return error(errc::segment_missing, why + "; no engine address was given for the socket path");
+    };
+    if (via == transport::socket) {
+        if (opt.engine.empty()) throw no_engine("socket transport requested for channel " + ref.channel_id);
+        return socket_open();
+    }
+    if (via == transport::shm || !ref.shm || ref.shm->host == detail::host_name()) {
+        if (via == transport::shm || opt.engine.empty()) return shm_open();
+        try {
+            return shm_open();
+        } catch (const error& e) {
+            if (e.kind() != errc::segment_missing) throw;  // bad keys and claims stay errors
+        }
+    } else if (opt.engine.empty()) {
+        throw no_engine("channel " + ref.channel_id + " lives on host \"" + ref.shm->host + "\"");
+    }
+    return socket_open();
+}
+}  // namespace
+
+writer open_writer(const channel_ref& ref, const channel_options& opt) {
+    return open_end(
+        ref, opt, direction::write,
+        [&] {
+            auto impl = detail::shm_writer_end(open_checked(ref, direction::write), opt, true);
+            if (!impl) throw_claimed(ref);
+            return detail::end_access::make_writer(std::move(impl));
+        },
+        [&] { return detail::end_access::make_writer(detail::open_socket_writer(ref, opt.engine)); });
+}
+
+reader open_reader(const channel_ref& ref, const channel_options& opt) {
+    return open_end(
+        ref, opt, direction::read,
+        [&] {
+            auto impl = detail::shm_reader_end(open_checked(ref, direction::read), opt, true);
+            if (!impl) throw_claimed(ref);
+            return detail::end_access::make_reader(std::move(impl));
+        },
+        [&] { return detail::end_access::make_reader(detail::open_socket_reader(ref, opt.engine)); });
+}
+
+}  // namespace shmchan

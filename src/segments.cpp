@@ -1,0 +1,35 @@
+#include "segments.hpp"
+
+namespace shmchan::detail {
+
+errc public_code(shm::fault f) noexcept {
+    switch (f) {
+        case shm::fault::missing: return errc::segment_missing;
+        case shm::fault::permission_denied: return errc::permission_denied;
+        case shm::fault::no_space: return errc::no_space;
+        case shm::fault::bad_name: return errc::invalid_ref;
+        case shm::fault::invalid_argument: return errc::invalid_argument;
+        case shm::fault::corrupt: return errc::corrupt;
+        case shm::fault::system_error: return errc::system_error;
+    }
+    return errc::system_error;
+}
+
+std::shared_ptr<shm::segment> open_segment(const std::string& name) {
+    try {
+        return shm::segment::open(name);
+    } catch (const shm::error& e) {
+        throw error(public_code(e.kind()), e.what());
+    }
+}
+
+std::shared_ptr<shm::segment> create_segment(const std::string& name, std::size_t capacity,
+                                             const shm::segment_identity& id) {
+    try {
+        return shm::segment::create(name, capacity, id);
+    } catch (const shm::error& e) {
+        throw error(public_code(e.kind()), e.what());
+    }
+}
+
+}  // namespace shmchan::detail

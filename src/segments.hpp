@@ -1,0 +1,20 @@
+// The calls into the shm layer's segments, with its faults turned into shmchan::error (the
+// shm layer knows nothing of the public error codes).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "shmchan/error.hpp"
+#include "shmchan/shm/error.hpp"
+#include "shmchan/shm/segment.hpp"
+
+namespace shmchan::detail {
+
+errc public_code(shm::fault f) noexcept;
+
+std::shared_ptr<shm::segment> open_segment(const std::string& name);
+std::shared_ptr<shm::segment> create_segment(const std::string& name, std::size_t capacity,
+                                             const shm::segment_identity& id);
+
+}  // namespace shmchan::detail

@@ -1,0 +1,157 @@
+// The reader end over a channel segment: views records in place, releases them, and tells a
+// clean end from an abort, a dead writer or a corrupt ring.
+#include <algorithm>
+
+#include "end_state.hpp"
+#include "event_watcher.hpp"
+#include "shm_ends.hpp"
+#include "shmchan/shm/ring.hpp"
+#include "waiting.hpp"
+
+namespace shmchan::detail {
+
+namespace {
+
+using namespace shm;
+
+class shm_reader final : public reader_impl {
+public:
+    std::shared_ptr<segment> seg;
+    control_block* cb;
+    ring_consumer cons;
+    spin_budget spin;
+    bool claimed = false;
+    bool finished = false;  // our end is final (end seen, sticky error, or closed)
+    liveness_timer liveness;
+    event_watcher data_watch;
+
+    shm_reader(std::shared_ptr<segment> s, const channel_options& opt)
+        : seg(std::move(s)), cb(seg->control()), spin(spin_of(opt)) {}
+
+    std::error_code ensure_claimed() {
+        if (claimed) return {};
+        if (auto e = claim(cb->consumer.state, cb->consumer.who)) return e;
+        claimed = true;
+        cons = ring_consumer(cb, seg->data());
+        return {};
+    }
+
+    item make(item::kind k, std::span<const std::byte> d = {}, std::error_code e = {}) {
+        if (k == item::kind::chunk || k == item::kind::message) return view(k, d);
+        return bare(k, e);
+    }
+    void release_pending() override {
+        if (!pending) return;
+        pending = false;
+        cons.release();
+    }
+    void finish() {
+        if (finished) return;
+        finished = true;
+        finish_end(*seg, cb->consumer.state, end_state::closed, cb->producer.state,
+                   cb->producer.who, cb->space);
+    }
+    item fail(std::error_code e) {
+        sticky = e;
+        finish();
+        return make(item::kind::error, {}, e);
+    }
+    // Called with the ring found empty. Returns an error once the writer can add nothing more.
+    std::error_code writer_gone(bool check_liveness) {
+        const end_state w = load_state(cb->producer.state);
+        if (w == end_state::active || w == end_state::unclaimed) {
+            if (w == end_state::unclaimed || !check_liveness || !owner_dead(cb->producer.who))
+                return {};
+        }
+        // Final or dead: everything it committed is visible now (SYNC: the acquire load of
+        // the state above pairs with the writer's seq_cst exchange after its last commit).
+        if (cons.readable()) return {};
+        if (w == end_state::aborted) {
+            const std::uint32_t n =
+                std::min<std::uint32_t>(cb->header.abort_len.load(std::memory_order_acquire),
+                                        reason_bytes - 1);
+            reason.assign(cb->header.abort_reason, n);
+            return errc::aborted;
+        }
+        if (w == end_state::closed) return errc::corrupt;  // closed without an end record
+        return errc::peer_lost;
+    }
+    bool liveness_due() { return liveness.due(); }
+    item deliver(const record_view& v) {
+        switch (v.type) {
+            case record_type::binary:
+                bytes += v.size;
+                return make(item::kind::chunk, {v.data, v.size});
+            case record_type::text:
+                return make(item::kind::message, {v.data, v.size});
+            default:  // end
+                cons.release();
+                ended = true;
+                finish();
+                return make(item::kind::end);
+        }
+    }
+    item next(nanoseconds t, bool block) override {
+        release_pending();
+        if (ended) return make(item::kind::end);
+        if (sticky) return make(item::kind::error, {}, sticky);
+        if (finished) return make(item::kind::error, {}, errc::closed);
+        if (auto e = ensure_claimed()) return make(item::kind::error, {}, e);
+        record_view v;
+        ring_status st = cons.try_peek(v);
+        if (st == ring_status::ok) return deliver(v);  // the fast path reads no clock
+        deadline dl(t);
+        const auto t0 = clock::now();
+        spinner sp(block ? spin.now() : 0ns);
+        for (;;) {
+            if (st == ring_status::ok) {
+                spin.waited(clock::now() - t0);
+                return deliver(v);
+            }
+            if (st == ring_status::corrupt) return fail(errc::corrupt);
+            if (!block) {
+                if (auto e = writer_gone(liveness_due())) return fail(e);
+                data_watch.arm(cons.head());
+                return make(item::kind::error, {}, errc::would_block);
+            }
+            if (sp.more()) {
+                st = cons.try_peek(v);
+                continue;
+            }
+            std::error_code gone;
+            const sleep_result s = sleep_once(cb->data, dl, [&] {
+                if (cons.readable()) return true;
+                gone = writer_gone(liveness_due());
+                return bool(gone);
+            });
+            if (gone) return fail(gone);
+            if (s == sleep_result::timed_out) return make(item::kind::error, {}, errc::timeout);
+            st = cons.try_peek(v);
+        }
+    }
+
+    // Signals when the tail moves or the writer's fate changes.
+    int event_fd() override {
+        if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
+        return data_watch.start(cb->data, cb->producer.tail, peer_fate(cb->producer.state, cb->producer.who));
+    }
+
+    ~shm_reader() override {
+        data_watch.stop(cb->data);
+        if (claimed) {
+            release_pending();
+            finish();
+        }
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<reader_impl> shm_reader_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
+                                            bool claim_now) {
+    auto r = std::make_unique<shm_reader>(std::move(seg), opt);
+    if (claim_now && r->ensure_claimed()) return nullptr;
+    return r;
+}
+
+}  // namespace shmchan::detail

@@ -1,0 +1,263 @@
+// The writer end over a channel segment: claims records in the ring (copying, or lending them
+// to fill in place), waits for room, and ends the stream with an end record or an abort.
+#include <algorithm>
+#include <cstring>
+
+#include "end_state.hpp"
+#include "event_watcher.hpp"
+#include "shm_ends.hpp"
+#include "shmchan/memory.hpp"
+#include "shmchan/shm/claim_chooser.hpp"
+#include "shmchan/shm/ring.hpp"
+#include "waiting.hpp"
+
+namespace shmchan::detail {
+
+namespace {
+
+using namespace shm;
+
+class shm_writer final : public writer_impl {
+public:
+    std::shared_ptr<segment> seg;
+    control_block* cb;
+    ring_producer prod;
+    spin_budget spin;
+    loan_claim_setting claim_cfg;
+    claim_chooser chooser;
+    std::uint64_t loan_t0 = 0;  // ticks() when the timed loan was handed out
+    std::size_t loan_n = 0;
+    bool loan_timed = false;
+    liveness_timer liveness;
+    bool claimed = false;
+    bool loan_out = false;
+    std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
+    event_watcher space_watch;
+
+    shm_writer(std::shared_ptr<segment> s, const channel_options& opt)
+        : seg(std::move(s)), cb(seg->control()), spin(spin_of(opt)), claim_cfg(effective_loan_claim(opt)) {}
+
+    std::error_code ensure_claimed() {
+        if (claimed) return {};
+        if (auto e = claim(cb->producer.state, cb->producer.who)) return e;
+        claimed = true;
+        prod = ring_producer(cb, seg->data());
+        return {};
+    }
+    std::error_code ready() {
+        if (sticky) return sticky;
+        if (finished) return errc::closed;
+        if (loan_out) return errc::invalid_argument;  // one claim at a time: commit the loan first
+        return ensure_claimed();
+    }
+    // The reader's fate, checked on the slow path only (its state shares the head's line);
+    // its liveness (a read of /proc) at most once per poll interval unless `now`.
+    std::error_code peer_check(bool now = false) {
+        const end_state r = load_state(cb->consumer.state);
+        if (r == end_state::closed) return errc::peer_closed;
+        if (r == end_state::active && (liveness.due() || now) && owner_dead(cb->consumer.who))
+            return errc::peer_lost;
+        return {};
+    }
+    std::error_code wait_space(std::size_t payload, const deadline& dl) {
+        const auto t0 = clock::now();
+        for (spinner sp(dl.immediate() ? 0ns : spin.now()); sp.more();)
+            if (prod.can_claim(payload)) return spin.waited(clock::now() - t0), std::error_code{};
+        for (;;) {
+            if (auto e = peer_check()) return e;
+            switch (sleep_once(cb->space, dl, [&] { return prod.can_claim(payload); })) {
+                case sleep_result::ready: spin.waited(clock::now() - t0); return {};
+                case sleep_result::timed_out:
+                    if (dl.immediate()) space_watch.arm(prod.head_seen());  // an event loop's try
+                    return errc::timeout;
+                case sleep_result::woken: break;
+            }
+        }
+    }
+    // Errors after which this end can do nothing more finish it at once, so the segment is
+    // removed even if the program then exits without running destructors.
+    std::error_code check_fatal(std::error_code e) {
+        if (e == errc::peer_lost || e == errc::peer_closed || e == errc::corrupt) {
+            sticky = e;
+            loan_out = false;
+            if (!finished) finish(end_state::closed);
+            // Closed before, and the reader died since (wait_drained): no one else can remove it.
+            else if (e == errc::peer_lost) seg->unlink();
+        }
+        return e;
+    }
+    // Claims room for one record, waiting as needed.
+    std::byte* claim_record(std::size_t n, record_type type, const deadline& dl,
+                            std::error_code& err) {
+        for (;;) {
+            ring_status st;
+            if (std::byte* p = prod.try_claim(n, type, st)) return p;
+            if (st != ring_status::full) {
+                err = check_fatal(st == ring_status::too_large ? errc::too_large : errc::corrupt);
+                return nullptr;
+            }
+            if ((err = check_fatal(wait_space(n, dl)))) return nullptr;
+        }
+    }
+    std::error_code push(record_type type, const std::byte* src, std::size_t n, nanoseconds t) {
+        deadline dl(t);
+        std::error_code err;
+        std::byte* p = claim_record(n, type, dl, err);
+        if (!p) return err;
+        if (n) std::memcpy(p, src, n);
+        prod.commit(n);
+        return {};
+    }
+    std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        deadline dl(t);
+        const std::byte* p = bytes.data();
+        std::size_t left = bytes.size();
+        while (left) {
+            const std::size_t n = std::min(left, prod.max_payload());
+            std::error_code err;
+            std::byte* dst = claim_record(n, record_type::binary, dl, err);
+            if (!dst) return err;
+            copy_into_shared(dst, p, n);
+            prod.commit(n);
+            written += n;
+            p += n;
+            left -= n;
+        }
+        return {};
+    }
+    std::error_code try_write(std::span<const std::byte> bytes) override {
+        if (auto e = ready()) return e;
+        // Where the records would end, padding included, starting from the current tail.
+        const std::size_t cap = prod.capacity(), maxp = prod.max_payload();
+        std::uint64_t pos = prod.tail();
+        for (std::size_t left = bytes.size(); left;) {
+            const std::size_t n = std::min(left, maxp), rec = record_size(n);
+            const std::size_t to_end = cap - (pos & (cap - 1));
+            pos += (rec > to_end ? to_end : 0) + rec;
+            left -= n;
+        }
+        const std::uint64_t need = pos - prod.tail();
+        if (need > cap) return errc::too_large;
+        if (need > cap - std::min<std::size_t>(prod.unread_bytes(), cap)) {
+            if (auto e = check_fatal(peer_check())) return e;
+            space_watch.arm(prod.head_seen());
+            return errc::would_block;
+        }
+        return write(bytes, 0ns);  // fits: no record will wait
+    }
+    loan make_loan(std::size_t n, nanoseconds t) override {
+        if (auto e = ready()) return failed_loan(e);
+        if (n > prod.max_payload()) return failed_loan(errc::too_large);
+        std::byte* p = nullptr;
+        if (t == 0ns) {  // try_loan: no spinning, no waiting
+            ring_status st;
+            p = prod.try_claim(n, record_type::binary, st);
+            if (!p) {
+                std::error_code e = check_fatal(st == ring_status::corrupt
+                                                    ? make_error_code(errc::corrupt)
+                                                    : peer_check());
+                if (e) return failed_loan(e);
+                space_watch.arm(prod.head_seen());
+                return failed_loan(errc::would_block);
+            }
+        } else {
+            deadline dl(t);
+            std::error_code err;
+            p = claim_record(n, record_type::binary, dl, err);
+            if (!p) return failed_loan(err);
+        }
+        loan_timed = false;
+        if (n >= claim_cfg.min && claim_cfg.policy != channel_options::claim_policy::never) {
+            // Adaptive: loans on the ring's first lap fault their pages in and would mislead it.
+            const bool adaptive = claim_cfg.policy == channel_options::claim_policy::adaptive;
+            const bool learning = adaptive && written >= capacity();
+            const bool claim = !adaptive || (learning ? chooser.next() : chooser.claiming());
+            if (learning) {
+                loan_timed = true;
+                loan_n = n;
+                loan_t0 = ticks();
+            }
+            if (claim) claim_for_writing({p, n});
+        }
+        loan_out = true;
+        return lend(p, n);
+    }
+    void commit_loan(std::size_t used) override {
+        if (!loan_out) return;  // the loan was cancelled by close(), abort() or an error
+        if (loan_timed) chooser.took(ticks() - loan_t0, loan_n);
+        prod.commit(used);
+        written += used;
+        loan_out = false;
+    }
+    void abandon_loan() override { loan_out = false; }
+    std::error_code send_message(std::string_view text, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        if (text.size() > prod.max_payload()) return errc::too_large;
+        return push(record_type::text, reinterpret_cast<const std::byte*>(text.data()), text.size(), t);
+    }
+    std::size_t max_record() const override { return cb->header.max_payload; }
+    std::size_t capacity() const override { return cb->header.capacity; }
+    std::error_code close(nanoseconds t) override {
+        if (sticky) return sticky;
+        if (finished) return errc::closed;
+        loan_out = false;  // an uncommitted loan is abandoned by closing
+        if (auto e = ensure_claimed()) return e;
+        // A reader that is gone would never see the end: say so rather than succeed.
+        if (auto e = check_fatal(peer_check(true))) return e;
+        if (auto e = push(record_type::end, nullptr, 0, t)) return e;
+        finish(end_state::closed);
+        return {};
+    }
+    void abort(std::string_view reason) override {
+        if (finished) return;  // also after a fatal error: the reader is gone
+        loan_out = false;
+        if (ensure_claimed()) return;  // someone else holds the writer end: not ours to abort
+        const std::size_t n = std::min(reason.size(), reason_bytes - 1);
+        std::memcpy(cb->header.abort_reason, reason.data(), n);
+        cb->header.abort_reason[n] = '\0';
+        // SYNC: release pairs with the reader's acquire load of abort_len before it reads the
+        // reason; the aborted state is stored after it (seq_cst in finish_end).
+        cb->header.abort_len.store(static_cast<std::uint32_t>(n), std::memory_order_release);
+        finish(end_state::aborted);
+    }
+    void finish(end_state s) {
+        finished = true;
+        finish_end(*seg, cb->producer.state, s, cb->consumer.state, cb->consumer.who, cb->data);
+    }
+    std::error_code wait_drained(nanoseconds t) override {
+        if (sticky) return sticky;
+        if (!claimed) return {};
+        deadline dl(t);
+        for (;;) {
+            if (prod.unread_bytes() == 0) return {};
+            if (auto e = peer_check()) {
+                // The reader releases the last record before it closes its end.
+                if (prod.unread_bytes() == 0) return {};
+                return check_fatal(e);
+            }
+            if (sleep_once(cb->space, dl, [&] { return prod.unread_bytes() == 0; }) == sleep_result::timed_out)
+                return errc::timeout;
+        }
+    }
+    // Signals when the head moves or the reader's fate changes.
+    int event_fd() override {
+        if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
+        return space_watch.start(cb->space, cb->consumer.head, peer_fate(cb->consumer.state, cb->consumer.who));
+    }
+    ~shm_writer() override {
+        space_watch.stop(cb->space);
+        if (claimed && !finished) abort("writer destroyed without close()");
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<writer_impl> shm_writer_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
+                                            bool claim_now) {
+    auto w = std::make_unique<shm_writer>(std::move(seg), opt);
+    if (claim_now && w->ensure_claimed()) return nullptr;
+    return w;
+}
+
+}  // namespace shmchan::detail

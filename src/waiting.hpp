@@ -1,0 +1,119 @@
+// How ends wait: one deadline type, busy-wait budgets, and the one futex sleep every wait uses.
+// The sleep protocol itself (announce, recheck, sleep, retire) is shm/ring.hpp's; the reasoning
+// about wake-ups is in docs/architecture.md.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+#include "shmchan/channel.hpp"
+#include "shmchan/shm/ring.hpp"  // prepare_sleep, finish_sleep
+#include "shmchan/shm/wait.hpp"
+
+namespace shmchan::detail {
+
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// Bound of every sleep: a waiting end re-checks its peer's liveness this often, so a dead
+// peer is reported within a few of these (the promise is 250 ms).
+inline constexpr nanoseconds poll_interval = 50ms;
+
+// A call's timeout as a point in time. At least a year is "no deadline" (forever); zero or
+// less is "look once" (try_* calls and event loops, which must never spin).
+class deadline {
+public:
+    explicit deadline(nanoseconds t)
+        : infinite_(t >= nanoseconds(std::chrono::hours(24 * 365))), immediate_(t <= 0ns),
+          at_(infinite_ ? clock::time_point::max() : clock::now() + std::max(t, 0ns)) {}
+    static deadline none() { return deadline(forever); }
+
+    bool infinite() const noexcept { return infinite_; }
+    bool immediate() const noexcept { return immediate_; }
+    bool passed() const { return !infinite_ && clock::now() >= at_; }
+    clock::time_point at() const noexcept { return at_; }  // time_point::max() when infinite
+    // How long the next futex sleep may be: short when a wake might be missed (no membarrier).
+    nanoseconds next_sleep(bool long_sleep_ok) const {
+        const nanoseconds cap = long_sleep_ok ? poll_interval : nanoseconds(1ms);
+        if (infinite_) return cap;
+        return std::clamp<nanoseconds>(at_ - clock::now(), 0ns, cap);
+    }
+
+private:
+    bool infinite_;
+    bool immediate_;
+    clock::time_point at_;
+};
+
+// Busy-waiting for a time budget (not a count of `pause`, whose cost differs 10x between CPUs).
+class spinner {
+public:
+    explicit spinner(nanoseconds budget) : until_(clock::now() + budget), zero_(budget <= 0ns) {}
+    bool more() {
+        if (zero_) return false;
+        shm::cpu_relax();
+        return (++n_ & 15) != 0 || clock::now() < until_;
+    }
+
+private:
+    clock::time_point until_;
+    bool zero_;
+    unsigned n_ = 0;
+};
+
+// The busy-wait budget of one end, learnt from the waits it met. A wait that ended soon after
+// the end went to sleep paid a futex sleep, a wake-up syscall in the peer and a membarrier
+// (48 us on the machine we measured) for a gap it could have spun through: the budget grows
+// to cover such gaps (up to `max`) and falls back towards `base` when gaps are longer.
+class spin_budget {
+public:
+    spin_budget(nanoseconds base, nanoseconds max)
+        : base_(base), max_(std::max(base, max)), cur_(base) {}
+    nanoseconds now() const { return cur_; }
+    // A wait of `gap` (from the first miss to the data or room being there) just ended.
+    void waited(nanoseconds gap) {
+        if (base_ <= 0ns || max_ == base_) return;  // spinning off, or a fixed spin
+        if (gap <= max_) cur_ = std::clamp(std::max(cur_, gap + gap / 4), base_, max_);
+        else cur_ = std::max(base_, cur_ / 2);
+    }
+
+private:
+    nanoseconds base_, max_, cur_;
+};
+// The options' budget; SHMCHAN_SPIN_MAX_US overrides spin_max_us (A/B runs of the benchmarks).
+spin_budget spin_of(const channel_options& o);
+
+// Liveness checks read /proc: at most once per poll interval, on the slow path.
+class liveness_timer {
+public:
+    bool due() {
+        const auto now = clock::now();
+        if (now < next_) return false;
+        next_ = now + poll_interval;
+        return true;
+    }
+
+private:
+    clock::time_point next_{};
+};
+
+enum class sleep_result { ready, woken, timed_out };
+
+// One sleep on `line` until the peer's next publish (or the deadline's next_sleep): announce
+// the sleeper, then check `ready()` (true: return at once, without sleeping), then the
+// deadline, then sleep. Announcing first is what makes a publish between the check and the
+// sleep wake it (prepare_sleep in shm/ring.hpp).
+template <class Ready>
+sleep_result sleep_once(shm::wait_line& line, const deadline& dl, Ready&& ready) {
+    bool long_ok;
+    const std::uint32_t seq = shm::prepare_sleep(line, long_ok);
+    sleep_result r = sleep_result::woken;
+    if (ready()) r = sleep_result::ready;
+    else if (dl.passed()) r = sleep_result::timed_out;
+    else shm::futex_wait(line.seq, seq, dl.next_sleep(long_ok));
+    shm::finish_sleep(line);
+    return r;
+}
+
+}  // namespace shmchan::detail
