@@ -1,0 +1,118 @@
+// The engine's private parts, shared by its files: engine::impl (tables, router, options), a
+// channel's entry, and the sessions' entry points. See engine.cpp for the overall shape.
+#pragma once
+
+#include "shmchan/engine.hpp"
+
+#include <utility>  // before Asio: its C++20 headers use std::exchange without it (Boost 1.74)
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <bit>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+#include "ids.hpp"
+#include "protocol.hpp"
+#include "router.hpp"
+#include "shmchan/admin.hpp"
+#include "shmchan/channel.hpp"
+#include "shmchan/shm/segment.hpp"
+#include "shmchan/error.hpp"
+
+namespace shmchan {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+using detail::close_reason_text;
+using detail::reject;
+
+namespace engine_detail {
+
+constexpr std::size_t sdk_frame = 64u << 10;          // what SDK writers send
+constexpr std::size_t outbound_pause = 1u << 20;      // a worker socket's queue: stop reading it above
+constexpr std::size_t http_header_limit = 8u << 10;  // request line and headers (431 above)
+
+inline websocket::close_reason close_with(std::uint16_t code, std::string_view reason) {
+    websocket::close_reason r;
+    r.code = code;
+    r.reason = close_reason_text(reason);
+    return r;
+}
+
+}  // namespace engine_detail
+using namespace engine_detail;
+
+struct channel_entry {
+    channel ch;
+    std::array<std::uint8_t, 16> reader_key{}, writer_key{};  // the refs' keys, for constant-time checks
+    clock_type::time_point created = clock_type::now();
+    bool writer_taken = false;
+    bool reader_taken = false;
+};
+
+struct engine::impl {
+    engine_options opt;
+    asio::io_context ioc;
+    tcp::acceptor acceptor{ioc};
+    asio::steady_timer sweep_timer{ioc};
+    std::vector<std::thread> threads;
+    detail::reject_log rejects;
+    detail::router rt;
+
+    mutable std::mutex mu;  // channels
+    std::map<std::string, std::shared_ptr<channel_entry>> channels;
+
+    std::mutex stop_mu;
+    std::condition_variable stop_cv;
+    bool stopped = false;
+
+    explicit impl(engine_options o)
+        : opt(std::move(o)), rt(router_limits_from(opt), router_hooks()) {}
+
+    static detail::router_limits router_limits_from(const engine_options& o) {
+        detail::router_limits l;
+        l.message.max_bytes = o.max_message_bytes;
+        l.pending_per_worker = o.max_pending_per_worker;
+        l.pending_total = o.max_pending;
+        l.functions_per_worker = o.max_functions_per_worker;
+        l.invocation_timeout = o.invocation_timeout;
+        return l;
+    }
+    detail::router::hooks router_hooks();
+
+    void log(const std::string& s) const {
+        if (opt.verbose) std::fprintf(stderr, "shmchan engine: %s\n", s.c_str());
+    }
+
+    void accept();
+    void sweep();
+    detail::builtin_result builtin(const std::string& fid, const json& data);
+    std::shared_ptr<channel_entry> find_channel(const std::string& id);
+};
+
+// The sessions, each in its own file; each keeps itself alive while its socket is open.
+using ws_stream = websocket::stream<beast::tcp_stream>;
+void start_http_session(tcp::socket s, engine::impl* e);                                     // http_session.cpp
+void start_worker_session(tcp::socket s, engine::impl* e, bool telemetry,
+                          http::request<http::string_body> req);                             // worker_session.cpp
+void start_socket_to_ring(ws_stream&& s, writer&& w, int efd);                               // channel_bridges.cpp
+void start_ring_to_socket(ws_stream&& s, reader&& r, int efd);                               // channel_bridges.cpp
+
+}  // namespace shmchan
