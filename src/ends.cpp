@@ -8,6 +8,25 @@
 
 namespace shmchan {
 
+namespace {
+// Opens a deferred end in place: `impl` takes the opened end, or `failure` says why it could not.
+template <class Impl, class Open>
+Impl* open_deferred(std::unique_ptr<Impl>& impl, std::unique_ptr<detail::deferred_open>& deferred,
+                    std::error_code& failure, Open open) noexcept {
+    if (!impl && deferred) {
+        try {
+            impl = detail::end_access::release(open(deferred->ref, deferred->options));
+        } catch (const error& e) {
+            failure = e.code();
+        } catch (...) {
+            failure = errc::system_error;
+        }
+        deferred.reset();
+    }
+    return impl.get();
+}
+}  // namespace
+
 // --- loan ------------------------------------------------------------------------------------
 loan::loan(loan&& o) noexcept
     : owner_(std::exchange(o.owner_, nullptr)), data_(std::exchange(o.data_, nullptr)),
@@ -44,17 +63,7 @@ writer& writer::operator=(writer&&) noexcept = default;
 writer::~writer() = default;
 
 detail::writer_impl* writer::live() noexcept {
-    if (!impl_ && deferred_) {
-        try {
-            impl_ = detail::end_access::release(open_writer(deferred_->ref, deferred_->options));
-        } catch (const error& e) {
-            failure_ = e.code();
-        } catch (...) {
-            failure_ = errc::system_error;
-        }
-        deferred_.reset();
-    }
-    return impl_.get();
+    return open_deferred(impl_, deferred_, failure_, [](const channel_ref& r, const channel_options& o) { return open_writer(r, o); });
 }
 std::error_code writer::failure() const noexcept { return failure_ ? failure_ : make_error_code(errc::closed); }
 
@@ -128,17 +137,7 @@ reader& reader::operator=(reader&&) noexcept = default;
 reader::~reader() = default;
 
 detail::reader_impl* reader::live() noexcept {
-    if (!impl_ && deferred_) {
-        try {
-            impl_ = detail::end_access::release(open_reader(deferred_->ref, deferred_->options));
-        } catch (const error& e) {
-            failure_ = e.code();
-        } catch (...) {
-            failure_ = errc::system_error;
-        }
-        deferred_.reset();
-    }
-    return impl_.get();
+    return open_deferred(impl_, deferred_, failure_, [](const channel_ref& r, const channel_options& o) { return open_reader(r, o); });
 }
 
 item reader::next(nanoseconds t) noexcept {
