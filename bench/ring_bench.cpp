@@ -31,6 +31,8 @@
 #include "shmchan/channel.hpp"
 #include "shmchan/checksum.hpp"
 #include "shmchan/shm/ring.hpp"
+#include <cstdio>
+
 #include "shmchan/shm/segment.hpp"
 #include "shmchan/shm/wait.hpp"
 
@@ -49,9 +51,10 @@ struct bench_ring {
         static int counter = 0;
         const std::size_t cap =
             std::max<std::size_t>(std::size_t{4} << 20, 2 * std::bit_ceil(record_size(payload)));
-        seg = segment::create("/shmchan-ringbench-" + std::to_string(::getpid()) + "-" +
-                                  std::to_string(counter++),
-                              cap, {});
+        char name[64];  // a valid segment name, unique to this process and ring
+        std::snprintf(name, sizeof name, "/shmchan-00000000-0000-4000-8000-%06x%06x", unsigned(::getpid()) & 0xffffff,
+                      unsigned(counter++) & 0xffffff);
+        seg = segment::create(name, cap, {});
         seg->unlink();  // the mapping stays; nothing is left in /dev/shm if we crash
         cb = seg->control();
         data = seg->data();
@@ -75,8 +78,8 @@ void BM_ring_single(benchmark::State& state) {
     const auto payload = static_cast<std::size_t>(state.range(0));
     const bool copy = state.range(1) != 0;
     bench_ring ring(payload);
-    ring_producer prod(ring.cb, ring.data);
-    ring_consumer cons(ring.cb, ring.data);
+    ring_producer prod(ring.cb, ring.data, ring.seg->geometry());
+    ring_consumer cons(ring.cb, ring.data, ring.seg->geometry());
     std::vector<std::byte> src(payload, std::byte{0x5a}), dst(payload);
     for (auto _ : state) {
         ring_status st;
@@ -106,7 +109,7 @@ void BM_ring_threads(benchmark::State& state) {
     bench_ring ring(payload);
     std::atomic<bool> corrupt{false};
     std::thread consumer([&] {
-        ring_consumer cons(ring.cb, ring.data);
+        ring_consumer cons(ring.cb, ring.data, ring.seg->geometry());
         std::vector<std::byte> dst(copy ? payload : 0);
         unsigned idle = 0;
         for (;;) {
@@ -128,7 +131,7 @@ void BM_ring_threads(benchmark::State& state) {
         }
     });
 
-    ring_producer prod(ring.cb, ring.data);
+    ring_producer prod(ring.cb, ring.data, ring.seg->geometry());
     std::vector<std::byte> src(payload, std::byte{0x5a});
     auto claim = [&](std::size_t n, record_type type) -> std::byte* {
         ring_status st;

@@ -1,6 +1,7 @@
 #include "shmchan/admin.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -20,7 +21,7 @@ bool final_or_gone(end_info::state s) {
 // A segment of another shmchan layout version may belong to a running older (or newer)
 // build: never garbage to us.
 bool other_version(const std::string& name) {
-    const int fd = ::open((shm::shm_dir() + name).c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = shm::open_segment_file(name, false);
     if (fd < 0) return false;
     std::uint64_t magic = 0;
     std::uint32_t version = 0;
@@ -42,6 +43,16 @@ std::vector<segment_entry> list_segments() {
         segment_entry s;
         s.name = std::string("/") + e->d_name;
         const std::string id = s.name.substr(9);
+        // Only regular files of this user are ever opened: anyone can plant a FIFO (opening
+        // it would block), a link or a device under a segment's name.
+        struct stat st{};
+        if (::lstat((shm::shm_dir() + s.name).c_str(), &st) != 0) continue;  // gone meanwhile
+        if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+            s.problem = S_ISREG(st.st_mode) ? "another user's file: left alone" : "not a regular file: left alone";
+            s.foreign = true;
+            out.push_back(std::move(s));
+            continue;
+        }
         try {
             channel_ref ref{id, "", direction::read, shm_extension{s.name, ""}};
             s.info = inspect(ref);
@@ -59,6 +70,34 @@ std::vector<segment_entry> list_segments() {
 }
 
 namespace {
+// Removes an orphan only while holding the locks of its creator and both ends, and after
+// looking again under them: a claim takes its end's lock before anything else, so nothing can
+// claim it between this look and the unlink, and a live holder in any PID namespace keeps us
+// out. False when it is alive after all (or gone).
+bool unlink_if_dead(const std::string& name) {
+    std::shared_ptr<shm::segment> seg;
+    try {
+        seg = shm::segment::open(name);
+    } catch (const shm::error&) {
+        return false;
+    }
+    const shm::slot_lock c = seg->lock(shm::lock_slot::creator);
+    const shm::slot_lock w = seg->lock(shm::lock_slot::writer);
+    const shm::slot_lock r = seg->lock(shm::lock_slot::reader);
+    if (!c || !w || !r) return false;
+    seg->unlink();  // every end is unclaimed, final, or held by no live process
+    return true;
+}
+// A corrupt file: removed only if it is still the regular file of ours that was judged.
+bool unlink_file(const std::string& name, const struct stat& judged) {
+    const int fd = shm::open_segment_file(name, false);
+    if (fd < 0) return false;
+    struct stat st{};
+    const bool same = ::fstat(fd, &st) == 0 && st.st_ino == judged.st_ino && st.st_dev == judged.st_dev;
+    ::close(fd);
+    return same && ::unlink((shm::shm_dir() + name).c_str()) == 0;
+}
+
 std::vector<segment_entry> collect(const std::vector<std::string>* only, bool dry_run, std::chrono::seconds min_age) {
     std::vector<segment_entry> removed;
     for (auto& s : list_segments()) {
@@ -66,15 +105,16 @@ std::vector<segment_entry> collect(const std::vector<std::string>* only, bool dr
                 return s.name == id || s.name == "/shmchan-" + id;
             }))
             continue;
+        if (s.foreign) continue;
         struct stat st{};
-        if (::stat((shm::shm_dir() + s.name).c_str(), &st) != 0) continue;  // gone meanwhile
+        if (::lstat((shm::shm_dir() + s.name).c_str(), &st) != 0) continue;  // gone meanwhile
         const auto age = std::chrono::seconds(std::time(nullptr) - st.st_mtime);
         bool remove = s.orphaned && age >= min_age;
         // A segment being created has no magic yet: only old corrupt ones are garbage.
-        if (!s.readable && s.problem.rfind("corrupt", 0) == 0 && !other_version(s.name))
-            remove = age > std::chrono::seconds(60);
+        const bool corrupt = !s.readable && s.problem.rfind("corrupt", 0) == 0 && !other_version(s.name);
+        if (corrupt) remove = age > std::chrono::seconds(60);
         if (!remove) continue;
-        if (!dry_run) ::shm_unlink(s.name.c_str());
+        if (!dry_run && !(corrupt ? unlink_file(s.name, st) : unlink_if_dead(s.name))) continue;
         removed.push_back(std::move(s));
     }
     return removed;

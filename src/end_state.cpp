@@ -1,5 +1,7 @@
 #include "end_state.hpp"
+#include "shm_ends.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include "shmchan/error.hpp"
@@ -9,41 +11,71 @@ namespace shmchan::detail {
 
 using shm::end_state;
 
-bool owner_dead(const shm::owner& who) {
-    return !shm::process_alive(who.pid.load(std::memory_order_relaxed),
-                               who.start_time.load(std::memory_order_relaxed));
+namespace {
+std::atomic<std::uint32_t> generation{0};
+void forked_child() noexcept { generation.fetch_add(1, std::memory_order_relaxed); }
+const bool atfork_registered = [] { return ::pthread_atfork(nullptr, nullptr, forked_child) == 0; }();
+}  // namespace
+
+std::uint32_t process_generation() noexcept {
+    (void)atfork_registered;
+    return generation.load(std::memory_order_relaxed);
 }
 
-std::error_code claim(std::atomic<std::uint32_t>& state, shm::owner& who) {
+std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock) {
+    shm::slot_lock l = seg.lock(end.slot);
+    if (!l) return errc::already_claimed;
     auto expected = static_cast<std::uint32_t>(end_state::unclaimed);
-    if (!state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::active),
-                                       std::memory_order_acq_rel))
+    if (!end.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::active),
+                                           std::memory_order_acq_rel))
         return errc::already_claimed;
-    // Until pid is stored it reads 0, which liveness checks treat as alive.
-    who.start_time.store(shm::self_start_time(), std::memory_order_relaxed);
-    who.pid.store(::getpid(), std::memory_order_release);
+    end.who.start_time.store(shm::self_start_time(), std::memory_order_relaxed);
+    end.who.pid.store(::getpid(), std::memory_order_release);
+    lock = std::move(l);
     return {};
+}
+
+bool holder_dead(const shm::segment& seg, end_ref end) {
+    return load_state(end.state) == end_state::active && !seg.held(end.slot);
 }
 
 // SYNC: seq_cst exchange then seq_cst load, on both ends: at least one of two ends finishing
 // at the same time sees the other as final, so the name is always removed.
-void finish_end(shm::segment& seg, std::atomic<std::uint32_t>& mine, end_state final_state,
-                const std::atomic<std::uint32_t>& peer, const shm::owner& peer_who, shm::wait_line& wake) {
-    mine.exchange(static_cast<std::uint32_t>(final_state), std::memory_order_seq_cst);
+void finish_end(shm::segment& seg, end_ref mine, end_state final_state, end_ref peer, shm::wait_line& wake) {
+    mine.state.exchange(static_cast<std::uint32_t>(final_state), std::memory_order_seq_cst);
     shm::notify_always(wake);
-    const end_state p = load_state(peer, std::memory_order_seq_cst);
-    if (p == end_state::closed || p == end_state::aborted ||
-        (p == end_state::active && owner_dead(peer_who)))
+    const end_state p = load_state(peer.state, std::memory_order_seq_cst);
+    if (p == end_state::closed || p == end_state::aborted || (p == end_state::active && !seg.held(peer.slot)))
         seg.unlink();
 }
 
-bool peer_final_or_dead(const std::atomic<std::uint32_t>& peer_state, const shm::owner& peer) {
-    const end_state p = load_state(peer_state);
-    return p == end_state::closed || p == end_state::aborted || (p == end_state::active && owner_dead(peer));
+bool peer_final_or_dead(const shm::segment& seg, end_ref peer) {
+    const end_state p = load_state(peer.state);
+    return p == end_state::closed || p == end_state::aborted || (p == end_state::active && !seg.held(peer.slot));
 }
 
-std::function<bool()> peer_fate(const std::atomic<std::uint32_t>& peer_state, const shm::owner& peer) {
-    return [&peer_state, &peer] { return peer_final_or_dead(peer_state, peer); };
+std::function<bool()> peer_fate(const shm::segment& seg, end_ref peer) {
+    return [&seg, peer] { return peer_final_or_dead(seg, peer); };
+}
+
+creator_guard::~creator_guard() {
+    shm::control_block* cb = seg_->control();
+    const auto unclaimed = static_cast<std::uint32_t>(end_state::unclaimed);
+    if (cb->producer.state.load(std::memory_order_acquire) != unclaimed ||
+        cb->consumer.state.load(std::memory_order_acquire) != unclaimed)
+        return;
+    // Holding both locks, no claim can be under way (a claim locks before its CAS).
+    const shm::slot_lock w = seg_->lock(shm::lock_slot::writer);
+    const shm::slot_lock r = seg_->lock(shm::lock_slot::reader);
+    if (!w || !r) return;
+    auto expected = unclaimed;
+    if (!cb->producer.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::closed),
+                                                    std::memory_order_acq_rel))
+        return;
+    expected = unclaimed;
+    cb->consumer.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::closed),
+                                               std::memory_order_acq_rel);
+    seg_->unlink();
 }
 
 }  // namespace shmchan::detail

@@ -1,6 +1,8 @@
 // The end-state protocol of a channel segment: claiming an end, finishing it, and telling
-// whether the peer's end is final or its holder dead. Reasoning (states, who unlinks) is in
-// docs/architecture.md.
+// whether the peer's end is final or its holder dead. Liveness is the kernel's: an end's
+// holder keeps an open-file-description lock on the end's byte of the segment file, dropped
+// by the kernel when the holder dies (segment::lock / held). Reasoning (states, who unlinks)
+// is in docs/architecture.md.
 #pragma once
 
 #include <atomic>
@@ -19,20 +21,34 @@ inline shm::end_state load_state(const std::atomic<std::uint32_t>& s,
     return static_cast<shm::end_state>(s.load(mo));
 }
 
-// The process recorded as holding an end has died (reads /proc: slow path only).
-bool owner_dead(const shm::owner& who);
+// One end of a segment as the protocol sees it: its state word, display owner and lock byte.
+struct end_ref {
+    std::atomic<std::uint32_t>& state;
+    shm::owner& who;
+    shm::lock_slot slot;
+};
+inline end_ref writer_end(shm::control_block* cb) { return {cb->producer.state, cb->producer.who, shm::lock_slot::writer}; }
+inline end_ref reader_end(shm::control_block* cb) { return {cb->consumer.state, cb->consumer.who, shm::lock_slot::reader}; }
 
-// Claims an end by CAS unclaimed -> active, then records who holds it. errc::already_claimed
-// when someone has it.
-std::error_code claim(std::atomic<std::uint32_t>& state, shm::owner& who);
+// Claims an end: takes its lock (errc::already_claimed when a live process holds it), then
+// CAS unclaimed -> active (already_claimed when it was ever claimed), then records the pid for
+// display. The lock is taken first, so an active end is unlocked only once its holder died.
+std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock);
+
+// The end is active and the process holding it is gone.
+bool holder_dead(const shm::segment& seg, end_ref end);
 
 // Moves our end to a final state, wakes the peer, and removes the segment's name once neither
 // end can ever use it again (the peer finished, or died).
-void finish_end(shm::segment& seg, std::atomic<std::uint32_t>& mine, shm::end_state final_state,
-                const std::atomic<std::uint32_t>& peer, const shm::owner& peer_who, shm::wait_line& wake);
+void finish_end(shm::segment& seg, end_ref mine, shm::end_state final_state, end_ref peer,
+                shm::wait_line& wake);
 
 // The peer's fate is known: it finished its end, or died.
-bool peer_final_or_dead(const std::atomic<std::uint32_t>& peer_state, const shm::owner& peer);
-std::function<bool()> peer_fate(const std::atomic<std::uint32_t>& peer_state, const shm::owner& peer);
+bool peer_final_or_dead(const shm::segment& seg, end_ref peer);
+std::function<bool()> peer_fate(const shm::segment& seg, end_ref peer);
+
+// Ends belong to the process that claimed them. This counts forks (pthread_atfork): an end
+// whose generation differs was claimed by an ancestor, and is inert here.
+std::uint32_t process_generation() noexcept;
 
 }  // namespace shmchan::detail

@@ -24,6 +24,7 @@ const char* to_string(errc e) noexcept {
         case errc::system_error: return "system_error";
         case errc::engine_unreachable: return "engine_unreachable";
         case errc::protocol_error: return "protocol_error";
+        case errc::forked: return "forked";
     }
     return "unknown";
 }
@@ -54,6 +55,7 @@ public:
             case errc::system_error: return "system error";
             case errc::engine_unreachable: return "engine unreachable";
             case errc::protocol_error: return "protocol error";
+            case errc::forked: return "this end belongs to the process that claimed it (before a fork)";
         }
         return "unknown shmchan error";
     }

@@ -39,6 +39,12 @@ void event_watcher::stop(shm::wait_line& w) {
     efd_ = -1;
 }
 
+void event_watcher::abandon() noexcept {
+    if (thread_.joinable()) thread_.detach();
+    if (efd_ >= 0) ::close(efd_);
+    efd_ = -1;
+}
+
 void event_watcher::run(shm::wait_line& w, const std::atomic<std::uint64_t>& index,
                         const std::function<bool()>& fate) {
     std::uint32_t handled = 0;                    // the arm last answered

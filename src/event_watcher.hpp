@@ -25,6 +25,8 @@ public:
     // for a writer).
     void arm(std::uint64_t seen) noexcept;
     void stop(shm::wait_line& w);
+    // In a forked child: the thread exists only in the parent; let go of it without joining.
+    void abandon() noexcept;
 
 private:
     void run(shm::wait_line& w, const std::atomic<std::uint64_t>& index, const std::function<bool()>& fate);

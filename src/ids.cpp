@@ -5,6 +5,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 namespace shmchan::detail {
 
 namespace {
@@ -84,6 +86,21 @@ const std::string& host_name() {
         return std::string(buf);
     }();
     return name;
+}
+
+shm::key key_digest(const shm::key& key, const shm::uuid& channel_id) {
+    static constexpr char label[] = "shmchan end key v1";
+    unsigned char in[sizeof label - 1 + 16 + shm::key_bytes];
+    std::memcpy(in, label, sizeof label - 1);
+    std::memcpy(in + sizeof label - 1, channel_id.data(), 16);
+    std::memcpy(in + sizeof label - 1 + 16, key.data(), shm::key_bytes);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(in, sizeof in, md, &n, EVP_sha256(), nullptr) != 1 || n < shm::key_bytes)
+        throw error(errc::system_error, "SHA-256 failed (OpenSSL)");
+    shm::key d;
+    std::memcpy(d.data(), md, shm::key_bytes);
+    return d;
 }
 
 }  // namespace shmchan::detail

@@ -20,29 +20,29 @@ channel_info inspect(const channel_ref& ref) {
     if (ref.shm->segment != shm::segment_name_for(ref.channel_id))
         throw error(errc::invalid_ref, "segment does not belong to channel " + ref.channel_id);
     auto seg = detail::open_segment(ref.shm->segment);
-    const shm::control_block* cb = seg->control();
-    auto end = [](const std::atomic<std::uint32_t>& st, const shm::owner& who) {
-        end_info e;
-        e.pid = who.pid.load(std::memory_order_relaxed);
-        switch (detail::load_state(st)) {
-            case shm::end_state::unclaimed: e.st = end_info::state::unclaimed; break;
+    shm::control_block* cb = seg->control();
+    auto end = [&](detail::end_ref e) {
+        end_info info;
+        info.pid = e.who.pid.load(std::memory_order_relaxed);  // for display: namespace-local
+        switch (detail::load_state(e.state)) {
+            case shm::end_state::unclaimed: info.st = end_info::state::unclaimed; break;
             case shm::end_state::active:
-                e.st = detail::owner_dead(who) ? end_info::state::dead : end_info::state::active;
+                info.st = seg->held(e.slot) ? end_info::state::active : end_info::state::dead;
                 break;
-            case shm::end_state::closed: e.st = end_info::state::closed; break;
-            case shm::end_state::aborted: e.st = end_info::state::aborted; break;
+            case shm::end_state::closed: info.st = end_info::state::closed; break;
+            case shm::end_state::aborted: info.st = end_info::state::aborted; break;
         }
-        return e;
+        return info;
     };
     channel_info i;
     i.channel_id = ref.channel_id;
-    i.capacity = cb->header.capacity;
+    i.capacity = seg->geometry().capacity;
     i.committed = cb->producer.tail.load(std::memory_order_acquire);
     i.released = cb->consumer.head.load(std::memory_order_acquire);
-    i.writer = end(cb->producer.state, cb->producer.who);
-    i.reader = end(cb->consumer.state, cb->consumer.who);
+    i.writer = end(detail::writer_end(cb));
+    i.reader = end(detail::reader_end(cb));
     i.creator_pid = cb->header.creator.pid.load(std::memory_order_relaxed);
-    i.creator_alive = shm::process_alive(i.creator_pid, cb->header.creator.start_time.load(std::memory_order_relaxed));
+    i.creator_alive = seg->held(shm::lock_slot::creator);
     return i;
 }
 

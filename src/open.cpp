@@ -20,16 +20,19 @@ channel create_channel(const channel_options& opt) {
     if (opt.capacity > shm::max_capacity)
         throw error(errc::invalid_argument, "channel capacity above 1 TiB");
     const std::size_t capacity = std::bit_ceil(std::max(opt.capacity, shm::min_capacity));
-    shm::segment_identity id{detail::random_uuid(), detail::random_key(), detail::random_key()};
-    const std::string cid = detail::format_uuid(id.channel_id.data());
+    const shm::uuid uuid = detail::random_uuid();
+    const shm::key writer_key = detail::random_key(), reader_key = detail::random_key();
+    const shm::segment_identity id{uuid, detail::key_digest(writer_key, uuid), detail::key_digest(reader_key, uuid)};
+    const std::string cid = detail::format_uuid(uuid.data());
     auto seg = detail::create_segment(shm::segment_name_for(cid), capacity, id);
 
     channel ch;
     const shm_extension ext{seg->name(), detail::host_name()};
-    ch.writer_ref = {cid, detail::format_uuid(id.writer_key.data()), direction::write, ext};
-    ch.reader_ref = {cid, detail::format_uuid(id.reader_key.data()), direction::read, ext};
-    ch.writer = detail::end_access::make_writer(detail::shm_writer_end(seg, opt, false));
-    ch.reader = detail::end_access::make_reader(detail::shm_reader_end(seg, opt, false));
+    ch.writer_ref = {cid, detail::format_uuid(writer_key.data()), direction::write, ext};
+    ch.reader_ref = {cid, detail::format_uuid(reader_key.data()), direction::read, ext};
+    auto guard = std::make_shared<detail::creator_guard>(seg);
+    ch.writer = detail::end_access::make_writer(detail::shm_writer_end(seg, opt, false, guard));
+    ch.reader = detail::end_access::make_reader(detail::shm_reader_end(seg, opt, false, guard));
     return ch;
 }
 
@@ -60,8 +63,8 @@ std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction wan
     if (std::memcmp(h.channel_id, cid->data(), cid->size()) != 0)
         throw error(errc::corrupt, "segment " + seg->name() + " holds another channel");
     const auto key = detail::parse_uuid(ref.access_key);
-    const std::uint8_t* expect = want == direction::read ? h.reader_key : h.writer_key;
-    if (!key || !detail::keys_equal(key->data(), expect))
+    const std::uint8_t* expect = want == direction::read ? h.reader_digest : h.writer_digest;
+    if (!key || !detail::keys_equal(detail::key_digest(*key, *cid).data(), expect))
         throw error(errc::bad_key, "access key does not match the " + std::string(to_string(want)) +
                                        " end of channel " + ref.channel_id);
     return seg;

@@ -18,21 +18,29 @@ class shm_reader final : public reader_impl {
 public:
     std::shared_ptr<segment> seg;
     control_block* cb;
+    ring_geometry geometry;  // the segment's, validated at open: never the header's
     ring_consumer cons;
     spin_budget spin;
     bool claimed = false;
     bool finished = false;  // our end is final (end seen, sticky error, or closed)
     liveness_timer liveness;
     event_watcher data_watch;
+    slot_lock lock;                      // held while this end lives: our liveness
+    std::uint32_t generation = 0;        // process_generation() when claimed
+    std::shared_ptr<creator_guard> guard;  // the creator's ends only
 
     shm_reader(std::shared_ptr<segment> s, const channel_options& opt)
-        : seg(std::move(s)), cb(seg->control()), spin(spin_of(opt)) {}
+        : seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()), spin(spin_of(opt)) {}
+
+    // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
+    bool foreign() const noexcept { return claimed && generation != process_generation(); }
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
-        if (auto e = claim(cb->consumer.state, cb->consumer.who)) return e;
+        if (auto e = claim(*seg, reader_end(cb), lock)) return e;
         claimed = true;
-        cons = ring_consumer(cb, seg->data());
+        generation = process_generation();
+        cons = ring_consumer(cb, seg->data(), geometry);
         return {};
     }
 
@@ -41,15 +49,14 @@ public:
         return bare(k, e);
     }
     void release_pending() override {
-        if (!pending) return;
+        if (!pending || foreign()) return;
         pending = false;
         cons.release();
     }
     void finish() {
         if (finished) return;
         finished = true;
-        finish_end(*seg, cb->consumer.state, end_state::closed, cb->producer.state,
-                   cb->producer.who, cb->space);
+        finish_end(*seg, reader_end(cb), end_state::closed, writer_end(cb), cb->space);
     }
     item fail(std::error_code e) {
         sticky = e;
@@ -60,7 +67,7 @@ public:
     std::error_code writer_gone(bool check_liveness) {
         const end_state w = load_state(cb->producer.state);
         if (w == end_state::active || w == end_state::unclaimed) {
-            if (w == end_state::unclaimed || !check_liveness || !owner_dead(cb->producer.who))
+            if (w == end_state::unclaimed || !check_liveness || seg->held(lock_slot::writer))
                 return {};
         }
         // Final or dead: everything it committed is visible now (SYNC: the acquire load of
@@ -92,6 +99,7 @@ public:
         }
     }
     item next(nanoseconds t, bool block) override {
+        if (foreign()) return make(item::kind::error, {}, errc::forked);
         release_pending();
         if (ended) return make(item::kind::end);
         if (sticky) return make(item::kind::error, {}, sticky);
@@ -132,11 +140,16 @@ public:
 
     // Signals when the tail moves or the writer's fate changes.
     int event_fd() override {
+        if (foreign()) throw shmchan::error(errc::forked, "event_fd: the reader end belongs to the parent process");
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
-        return data_watch.start(cb->data, cb->producer.tail, peer_fate(cb->producer.state, cb->producer.who));
+        return data_watch.start(cb->data, cb->producer.tail, peer_fate(*seg, writer_end(cb)));
     }
 
     ~shm_reader() override {
+        if (foreign()) {  // a forked child's copy: the end is the parent's
+            data_watch.abandon();
+            return;
+        }
         data_watch.stop(cb->data);
         if (claimed) {
             release_pending();
@@ -148,8 +161,9 @@ public:
 }  // namespace
 
 std::unique_ptr<reader_impl> shm_reader_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
-                                            bool claim_now) {
+                                            bool claim_now, std::shared_ptr<creator_guard> guard) {
     auto r = std::make_unique<shm_reader>(std::move(seg), opt);
+    r->guard = std::move(guard);
     if (claim_now && r->ensure_claimed()) return nullptr;
     return r;
 }

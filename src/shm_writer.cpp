@@ -21,6 +21,7 @@ class shm_writer final : public writer_impl {
 public:
     std::shared_ptr<segment> seg;
     control_block* cb;
+    ring_geometry geometry;  // the segment's, validated at open: never the header's
     ring_producer prod;
     spin_budget spin;
     loan_claim_setting claim_cfg;
@@ -33,18 +34,26 @@ public:
     bool loan_out = false;
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     event_watcher space_watch;
+    slot_lock lock;                      // held while this end lives: our liveness
+    std::uint32_t generation = 0;        // process_generation() when claimed
+    std::shared_ptr<creator_guard> guard;  // the creator's ends only
 
     shm_writer(std::shared_ptr<segment> s, const channel_options& opt)
-        : seg(std::move(s)), cb(seg->control()), spin(spin_of(opt)), claim_cfg(effective_loan_claim(opt)) {}
+        : seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()), spin(spin_of(opt)),
+          claim_cfg(effective_loan_claim(opt)) {}
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
-        if (auto e = claim(cb->producer.state, cb->producer.who)) return e;
+        if (auto e = claim(*seg, writer_end(cb), lock)) return e;
         claimed = true;
-        prod = ring_producer(cb, seg->data());
+        generation = process_generation();
+        prod = ring_producer(cb, seg->data(), geometry);
         return {};
     }
+    // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
+    bool foreign() const noexcept { return claimed && generation != process_generation(); }
     std::error_code ready() {
+        if (foreign()) return errc::forked;
         if (sticky) return sticky;
         if (finished) return errc::closed;
         if (loan_out) return errc::invalid_argument;  // one claim at a time: commit the loan first
@@ -55,7 +64,7 @@ public:
     std::error_code peer_check(bool now = false) {
         const end_state r = load_state(cb->consumer.state);
         if (r == end_state::closed) return errc::peer_closed;
-        if (r == end_state::active && (liveness.due() || now) && owner_dead(cb->consumer.who))
+        if (r == end_state::active && (liveness.due() || now) && !seg->held(lock_slot::reader))
             return errc::peer_lost;
         return {};
     }
@@ -196,9 +205,10 @@ public:
         if (text.size() > prod.max_payload()) return errc::too_large;
         return push(record_type::text, reinterpret_cast<const std::byte*>(text.data()), text.size(), t);
     }
-    std::size_t max_record() const override { return cb->header.max_payload; }
-    std::size_t capacity() const override { return cb->header.capacity; }
+    std::size_t max_record() const override { return geometry.max_payload; }
+    std::size_t capacity() const override { return geometry.capacity; }
     std::error_code close(nanoseconds t) override {
+        if (foreign()) return errc::forked;
         if (sticky) return sticky;
         if (finished) return errc::closed;
         loan_out = false;  // an uncommitted loan is abandoned by closing
@@ -210,7 +220,7 @@ public:
         return {};
     }
     void abort(std::string_view reason) override {
-        if (finished) return;  // also after a fatal error: the reader is gone
+        if (finished || foreign()) return;  // also after a fatal error: the reader is gone
         loan_out = false;
         if (ensure_claimed()) return;  // someone else holds the writer end: not ours to abort
         const std::size_t n = std::min(reason.size(), reason_bytes - 1);
@@ -223,9 +233,10 @@ public:
     }
     void finish(end_state s) {
         finished = true;
-        finish_end(*seg, cb->producer.state, s, cb->consumer.state, cb->consumer.who, cb->data);
+        finish_end(*seg, writer_end(cb), s, reader_end(cb), cb->data);
     }
     std::error_code wait_drained(nanoseconds t) override {
+        if (foreign()) return errc::forked;
         if (sticky) return sticky;
         if (!claimed) return {};
         deadline dl(t);
@@ -242,10 +253,15 @@ public:
     }
     // Signals when the head moves or the reader's fate changes.
     int event_fd() override {
+        if (foreign()) throw shmchan::error(errc::forked, "event_fd: the writer end belongs to the parent process");
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
-        return space_watch.start(cb->space, cb->consumer.head, peer_fate(cb->consumer.state, cb->consumer.who));
+        return space_watch.start(cb->space, cb->consumer.head, peer_fate(*seg, reader_end(cb)));
     }
     ~shm_writer() override {
+        if (foreign()) {  // a forked child's copy: the end is the parent's
+            space_watch.abandon();
+            return;
+        }
         space_watch.stop(cb->space);
         if (claimed && !finished) abort("writer destroyed without close()");
     }
@@ -254,8 +270,9 @@ public:
 }  // namespace
 
 std::unique_ptr<writer_impl> shm_writer_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
-                                            bool claim_now) {
+                                            bool claim_now, std::shared_ptr<creator_guard> guard) {
     auto w = std::make_unique<shm_writer>(std::move(seg), opt);
+    w->guard = std::move(guard);
     if (claim_now && w->ensure_claimed()) return nullptr;
     return w;
 }

@@ -2,6 +2,8 @@
 # Installs the Debian packages shmchan builds and tests with (skipped when all are present).
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config libboost-dev nlohmann-json3-dev catch2 libbenchmark-dev)
+# OpenSSL (libcrypto): segments store SHA-256 digests of the access keys.
+pkgs+=(libssl-dev)
 # The benchmark suite (shmchan bench): ZeroMQ and iceoryx to compare with, gnuplot for plots.
 pkgs+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
 # Node runs the interop tests with the stock iii SDK; the machine image may bring its own.

@@ -15,6 +15,7 @@ struct segment_entry {
     std::string problem;  // why it could not be inspected (permission, corrupt, ...)
     channel_info info;    // valid when readable
     bool orphaned = false;  // no live process holds or created it: gc removes it
+    bool foreign = false;   // not a regular file of this user: never opened, never removed
 };
 
 // The folder that holds channel segments ("/dev/shm").

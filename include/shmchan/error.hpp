@@ -29,6 +29,7 @@ enum class errc : int {
     system_error,     // an unexpected OS failure
     engine_unreachable,  // no engine answers at the given address
     protocol_error,   // the engine or a peer broke the wire protocol
+    forked,           // the end was claimed by the parent of this forked process: it is theirs
 };
 
 const std::error_category& error_category() noexcept;

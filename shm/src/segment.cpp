@@ -1,8 +1,5 @@
 #include "shmchan/shm/segment.hpp"
 
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
-
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -15,31 +12,53 @@
 
 #include "shmchan/shm/wait.hpp"
 
-namespace bip = boost::interprocess;
-
 namespace shmchan::shm {
 
 namespace {
 
-std::string describe(const bip::interprocess_exception& e) {
-    return e.what();
-}
+bool is_pow2(std::size_t v) { return v && !(v & (v - 1)); }
 
-[[noreturn]] void rethrow_open(const std::string& name, const bip::interprocess_exception& e) {
-    switch (e.get_error_code()) {
-        case bip::not_found_error:
+std::string path_of(const std::string& name) { return shm_dir() + name; }
+
+[[noreturn]] void fail_open(const std::string& name, int err) {
+    switch (err) {
+        case ENOENT:
             throw error(fault::missing, "channel segment " + name +
-                                                   " does not exist (already finished, removed, "
-                                                   "or created on another host)");
-        case bip::security_error:
+                                            " does not exist (already finished, removed, or "
+                                            "created on another host)");
+        case EACCES:
+        case EPERM:
             throw error(fault::permission_denied,
                         "channel segment " + name + " belongs to another user (mode 0600)");
+        case ELOOP:
+            throw error(fault::corrupt, "channel segment " + name + " is a symbolic link");
         default:
-            throw error(fault::system_error, "cannot open channel segment " + name + ": " + describe(e));
+            throw error(fault::system_error,
+                        "cannot open channel segment " + name + ": " + std::strerror(err));
     }
 }
 
-bool is_pow2(std::size_t v) { return v && !(v & (v - 1)); }
+// The checks every descriptor of a segment file passes before it is used: a regular file of
+// this user (a FIFO would block open and read, a device could be anything, another user's file
+// is theirs). Returns 0, or the errno-like reason.
+int check_file(int fd, struct stat& st) {
+    if (::fstat(fd, &st) != 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EINVAL;
+    if (st.st_uid != ::geteuid()) return EACCES;
+    return 0;
+}
+
+int lock_cmd(int fd, int cmd, short type, lock_slot slot, short* seen = nullptr) noexcept {
+    struct flock fl{};
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(slot);
+    fl.l_len = 1;
+    fl.l_pid = 0;  // required by OFD locks
+    const int rc = ::fcntl(fd, cmd, &fl);
+    if (seen) *seen = fl.l_type;
+    return rc;
+}
 
 }  // namespace
 
@@ -60,18 +79,65 @@ bool is_valid_segment_name(const std::string& name) noexcept {
     return true;
 }
 
-segment::segment(std::string name, std::unique_ptr<bip::mapped_region> region)
-    : name_(std::move(name)), region_(std::move(region)),
-      cb_(static_cast<control_block*>(region_->get_address())) {}
+int open_segment_file(const std::string& name, bool write) noexcept {
+    if (!is_valid_segment_name(name)) return -1;
+    const int fd = ::open(path_of(name).c_str(), (write ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st{};
+    if (check_file(fd, st) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
 
-segment::~segment() = default;
+slot_lock& slot_lock::operator=(slot_lock&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+}
+slot_lock::~slot_lock() {
+    if (fd_ >= 0) ::close(fd_);  // the kernel drops the lock with the description
+}
 
-std::size_t segment::size() const noexcept { return region_->get_size(); }
+segment::segment(std::string name, int fd, void* base, std::size_t size, ring_geometry g)
+    : name_(std::move(name)), fd_(fd), cb_(static_cast<control_block*>(base)), size_(size), geometry_(g) {
+    struct stat st{};
+    if (::fstat(fd_, &st) == 0) dev_ = st.st_dev, ino_ = st.st_ino;
+}
+
+segment::~segment() {
+    ::munmap(cb_, size_);
+    ::close(fd_);
+}
 
 void segment::unlink() noexcept {
     // Both ends of one process may share this mapping and finish on two threads at once.
     if (unlinked_.exchange(true, std::memory_order_acq_rel)) return;
-    ::shm_unlink(name_.c_str());  // ENOENT: the peer removed it first
+    ::unlink(path_of(name_).c_str());  // ENOENT: the peer removed it first
+}
+
+slot_lock segment::lock(lock_slot slot) const noexcept {
+    // A new open file description: locks of one description never conflict with each other.
+    const int fd = ::open(path_of(name_).c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return {};
+    struct stat st{};
+    if (check_file(fd, st) != 0 || st.st_dev != dev_ || st.st_ino != ino_ ||
+        lock_cmd(fd, F_OFD_SETLK, F_WRLCK, slot) != 0) {
+        ::close(fd);
+        return {};
+    }
+    return slot_lock(fd);
+}
+
+bool segment::held(lock_slot slot) const noexcept {
+    short seen = F_UNLCK;
+    // An error testing (none is expected on a regular file) counts as held: never call a live
+    // end dead on a doubt.
+    if (lock_cmd(fd_, F_OFD_GETLK, F_WRLCK, slot, &seen) != 0) return true;
+    return seen != F_UNLCK;
 }
 
 std::shared_ptr<segment> segment::create(const std::string& name, std::size_t capacity,
@@ -80,6 +146,7 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
         throw error(fault::invalid_argument,
                     "channel capacity must be a power of two between 4 KiB and 1 TiB, got " +
                         std::to_string(capacity));
+    if (!is_valid_segment_name(name)) throw error(fault::bad_name, "not a shmchan segment name: \"" + name + "\"");
     const std::size_t total = data_offset + capacity;
 
     // Refuse early when the filesystem clearly cannot hold it: reserving pages one by one
@@ -90,41 +157,37 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
             static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize;
         if (avail < total)
             throw error(fault::no_space, "not enough space in " + shm_dir() + " for a channel of " +
-                                            std::to_string(total) + " bytes (" +
-                                            std::to_string(avail) + " bytes free)");
+                                             std::to_string(total) + " bytes (" +
+                                             std::to_string(avail) + " bytes free)");
     }
 
-    bip::permissions perm;
-    perm.set_permissions(0600);
-    std::unique_ptr<bip::shared_memory_object> shm;
-    try {
-        shm = std::make_unique<bip::shared_memory_object>(bip::create_only, name.c_str(),
-                                                          bip::read_write, perm);
-    } catch (const bip::interprocess_exception& e) {
-        throw error(e.get_error_code() == bip::already_exists_error ? fault::invalid_argument
-                                                                    : fault::system_error,
-                    "cannot create channel segment " + name + ": " + describe(e));
-    }
-    const int fd = shm->get_mapping_handle().handle;
+    const std::string path = path_of(name);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw error(errno == EEXIST ? fault::invalid_argument : fault::system_error,
+                    "cannot create channel segment " + name + ": " + std::strerror(errno));
+    auto fail = [&](fault f, const std::string& what) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        throw error(f, what);
+    };
+    ::fchmod(fd, 0600);  // whatever the umask
     // Reserve every page now, so a full /dev/shm is an error here and not SIGBUS on a write.
     if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0) {
-        ::shm_unlink(name.c_str());
         if (rc == ENOSPC)
-            throw error(fault::no_space, "not enough space in " + shm_dir() +
-                                            " to reserve a channel of " + std::to_string(total) +
-                                            " bytes");
-        throw error(fault::system_error,
-                    "cannot reserve channel segment " + name + ": " + std::strerror(rc));
+            fail(fault::no_space, "not enough space in " + shm_dir() + " to reserve a channel of " +
+                                      std::to_string(total) + " bytes");
+        fail(fault::system_error, "cannot reserve channel segment " + name + ": " + std::strerror(rc));
     }
-    std::unique_ptr<bip::mapped_region> region;
-    try {
-        region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, total);
-    } catch (const bip::interprocess_exception& e) {
-        ::shm_unlink(name.c_str());
-        throw error(fault::system_error, "cannot map channel segment " + name + ": " + describe(e));
+    void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) fail(fault::system_error, "cannot map channel segment " + name + ": " + std::strerror(errno));
+    // The creator lock: held through this description while the creator's segment lives.
+    if (lock_cmd(fd, F_OFD_SETLK, F_WRLCK, lock_slot::creator) != 0) {
+        ::munmap(base, total);
+        fail(fault::system_error, "cannot lock channel segment " + name + ": " + std::strerror(errno));
     }
 
-    auto* cb = new (region->get_address()) control_block{};
+    auto* cb = new (base) control_block{};
     segment_header& h = cb->header;
     h.version = layout_version;
     h.header_size = data_offset;
@@ -132,51 +195,62 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
     h.max_payload = max_payload_for(capacity);
     h.segment_size = total;
     std::memcpy(h.channel_id, id.channel_id.data(), sizeof h.channel_id);
-    std::memcpy(h.writer_key, id.writer_key.data(), key_bytes);
-    std::memcpy(h.reader_key, id.reader_key.data(), key_bytes);
+    std::memcpy(h.writer_digest, id.writer_digest.data(), key_bytes);
+    std::memcpy(h.reader_digest, id.reader_digest.data(), key_bytes);
     h.creator.pid.store(::getpid(), std::memory_order_relaxed);
     h.creator.start_time.store(self_start_time(), std::memory_order_relaxed);
     // SYNC: the magic is stored last with release; open() checks it with acquire.
     std::atomic_ref<std::uint64_t>(h.magic).store(segment_magic, std::memory_order_release);
-    return std::shared_ptr<segment>(new segment(name, std::move(region)));
+    return std::shared_ptr<segment>(new segment(name, fd, base, total, geometry_for(capacity)));
 }
 
 std::shared_ptr<segment> segment::open(const std::string& name) {
     if (!is_valid_segment_name(name))
         throw error(fault::bad_name, "not a shmchan segment name: \"" + name + "\"");
-    std::unique_ptr<bip::shared_memory_object> shm;
-    try {
-        shm = std::make_unique<bip::shared_memory_object>(bip::open_only, name.c_str(),
-                                                          bip::read_write);
-    } catch (const bip::interprocess_exception& e) {
-        rethrow_open(name, e);
+    // O_NONBLOCK: a FIFO planted under this name must not block us; check_file refuses it.
+    const int fd = ::open(path_of(name).c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) fail_open(name, errno);
+    struct stat st{};
+    if (const int why = check_file(fd, st); why != 0) {
+        ::close(fd);
+        if (why == EINVAL) throw error(fault::corrupt, "channel segment " + name + " is not a regular file");
+        fail_open(name, why);
     }
-    bip::offset_t size = 0;
-    if (!shm->get_size(size) || size < static_cast<bip::offset_t>(data_offset + min_capacity))
-        throw error(fault::corrupt, "channel segment " + name + " is too small (" +
-                                       std::to_string(size) + " bytes)");
-    std::unique_ptr<bip::mapped_region> region;
-    try {
-        region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0,
-                                                      static_cast<std::size_t>(size));
-    } catch (const bip::interprocess_exception& e) {
-        throw error(fault::system_error, "cannot map channel segment " + name + ": " + describe(e));
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size < data_offset + min_capacity || size > data_offset + max_capacity) {
+        ::close(fd);
+        throw error(fault::corrupt, "channel segment " + name + " has an impossible size (" +
+                                        std::to_string(size) + " bytes)");
     }
-    auto* cb = static_cast<control_block*>(region->get_address());
+    void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        const int err = errno;
+        ::close(fd);
+        throw error(fault::system_error, "cannot map channel segment " + name + ": " + std::strerror(err));
+    }
+    auto refuse = [&](const std::string& what) {
+        ::munmap(base, size);
+        ::close(fd);
+        throw error(fault::corrupt, "channel segment " + name + " " + what);
+    };
+    auto* cb = static_cast<control_block*>(base);
     segment_header& h = cb->header;
+    // Each field is read once here; what sizes an access is kept in `g`, never re-read.
     const auto magic = std::atomic_ref<std::uint64_t>(h.magic).load(std::memory_order_acquire);
-    if (magic != segment_magic)
-        throw error(fault::corrupt, "channel segment " + name + " has no shmchan header");
-    if (h.version != layout_version)
-        throw error(fault::corrupt, "channel segment " + name + " has layout version " +
-                                       std::to_string(h.version) + ", this build reads version " +
-                                       std::to_string(layout_version));
-    if (h.header_size != data_offset || !is_pow2(h.capacity) || h.capacity < min_capacity ||
-        h.capacity > max_capacity || h.segment_size != data_offset + h.capacity ||
-        h.segment_size != static_cast<std::uint64_t>(size) ||
-        h.max_payload != max_payload_for(h.capacity))
-        throw error(fault::corrupt, "channel segment " + name + " has inconsistent sizes");
-    return std::shared_ptr<segment>(new segment(name, std::move(region)));
+    if (magic != segment_magic) refuse("has no shmchan header");
+    const std::uint32_t version = std::atomic_ref<std::uint32_t>(h.version).load(std::memory_order_relaxed);
+    if (version != layout_version)
+        refuse("has layout version " + std::to_string(version) + ", this build reads version " +
+               std::to_string(layout_version));
+    const std::uint32_t header_size = std::atomic_ref<std::uint32_t>(h.header_size).load(std::memory_order_relaxed);
+    const std::uint64_t capacity = std::atomic_ref<std::uint64_t>(h.capacity).load(std::memory_order_relaxed);
+    const std::uint64_t max_payload = std::atomic_ref<std::uint64_t>(h.max_payload).load(std::memory_order_relaxed);
+    const std::uint64_t segment_size = std::atomic_ref<std::uint64_t>(h.segment_size).load(std::memory_order_relaxed);
+    if (header_size != data_offset || !is_pow2(capacity) || capacity < min_capacity ||
+        capacity > max_capacity || segment_size != data_offset + capacity || segment_size != size ||
+        max_payload != max_payload_for(capacity))
+        refuse("has inconsistent sizes");
+    return std::shared_ptr<segment>(new segment(name, fd, base, size, geometry_for(capacity)));
 }
 
 }  // namespace shmchan::shm

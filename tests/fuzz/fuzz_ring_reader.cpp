@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     p += ring_bytes;
     n -= ring_bytes;
 
-    shm::ring_consumer cons(cb, ring);
+    shm::ring_consumer cons(cb, ring, shm::geometry_for(capacity));
     volatile unsigned sink = 0;
     // Every ok peek advances head by at least one record (16 bytes), and tail only moves when
     // the script says so, so this ends; the bound is a guard against a reader that loops.

@@ -25,7 +25,7 @@ std::optional<fault> kind_of(const std::function<void()>& f) {
 TEST_CASE("segments are created mode 0600 with a valid header", "[segment]") {
     ::shm_unlink(test_name.c_str());
     segment_identity id{};
-    id.writer_key[0] = 1;
+    id.writer_digest[0] = 1;
     auto seg = segment::create(test_name, 8192, id);
     struct stat st{};
     REQUIRE(::stat(("/dev/shm" + test_name).c_str(), &st) == 0);
@@ -34,7 +34,7 @@ TEST_CASE("segments are created mode 0600 with a valid header", "[segment]") {
     CHECK(st.st_blocks * 512 >= static_cast<long>(data_offset + 8192));  // pages reserved
     auto again = segment::open(test_name);
     CHECK(again->control()->header.capacity == 8192);
-    CHECK(again->control()->header.writer_key[0] == 1);
+    CHECK(again->control()->header.writer_digest[0] == 1);
     seg->unlink();
     CHECK(kind_of([] { segment::open(test_name); }) == fault::missing);
 }

@@ -26,8 +26,8 @@ struct heap_ring {
     heap_ring& operator=(const heap_ring&) = delete;
 
     std::byte* data() const { return mem + shm::data_offset; }
-    shm::ring_producer producer() const { return {cb, data()}; }
-    shm::ring_consumer consumer() const { return {cb, data()}; }
+    shm::ring_producer producer() const { return {cb, data(), shm::geometry_for(cb->header.capacity)}; }
+    shm::ring_consumer consumer() const { return {cb, data(), shm::geometry_for(cb->header.capacity)}; }
 
     std::byte* mem;
     shm::control_block* cb;

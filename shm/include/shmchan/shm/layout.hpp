@@ -3,7 +3,7 @@
 // offset is pinned by static_assert. Offsets only, never pointers.
 //
 //   0        +--------------------------------------+
-//            | segment_header  (4 cache lines)      |  identity, keys, capacities, abort reason
+//            | segment_header  (4 cache lines)      |  identity, key digests, capacities, abort reason
 //   256      +--------------------------------------+
 //            | producer_line   (1 cache line)       |  tail, writer state, writer owner
 //   320      +--------------------------------------+
@@ -34,9 +34,10 @@ inline constexpr std::size_t cache_line = 64;
 
 inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMCHAN"
 // Increment for each incompatible change of anything in this file.
-inline constexpr std::uint32_t layout_version = 2;
+// 3: key digests instead of keys; records capped at max_record_payload; liveness by OFD locks.
+inline constexpr std::uint32_t layout_version = 3;
 
-inline constexpr std::size_t key_bytes = 16;       // 128-bit access keys
+inline constexpr std::size_t key_bytes = 16;       // 128-bit access keys (and their digests)
 inline constexpr std::size_t reason_bytes = 128;   // abort reason, NUL-terminated
 
 enum class record_type : std::uint32_t {
@@ -69,8 +70,9 @@ enum class end_state : std::uint32_t {
     aborted = 3,  // writer only: abort_reason holds why
 };
 
-// Who holds an end: pid plus the process start time (clock ticks since boot), so that a
-// recycled pid is not mistaken for the peer.
+// Who holds an end, for display only (`shmchan ls`): pids are namespace-local and recycled.
+// Liveness comes from the kernel: the holder of an end keeps an open-file-description lock on
+// the end's byte of the segment file (lock_slot below), which the kernel drops when it dies.
 struct owner {
     std::atomic<std::int32_t> pid;
     std::uint32_t reserved;
@@ -86,8 +88,8 @@ struct segment_header {
     std::uint64_t max_payload;      // largest payload of one record
     std::uint64_t segment_size;     // header_size + capacity
     std::uint8_t channel_id[16];    // raw uuid
-    std::uint8_t writer_key[key_bytes];
-    std::uint8_t reader_key[key_bytes];
+    std::uint8_t writer_digest[key_bytes];  // of the write end's key: the keys are never stored
+    std::uint8_t reader_digest[key_bytes];
     owner creator;
     std::atomic<std::uint32_t> abort_len;  // set before writer state becomes aborted
     std::uint32_t reserved0;
@@ -141,10 +143,29 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
 inline constexpr std::size_t min_capacity = 4096;
 inline constexpr std::size_t max_capacity = std::size_t{1} << 40;
 
+// The largest payload any record may have: its length, and the length of a padding record
+// before it (less than one record), must fit the 32-bit length field.
+inline constexpr std::size_t max_record_payload = 0xFFFF'FFE0;
+static_assert(align_record(sizeof(record_header) + max_record_payload) <= 0xFFFF'FFFF);
+
 // A record may take at most half the ring, so that it always fits once the ring is empty,
-// whatever padding the wrap needs.
+// whatever padding the wrap needs; and at most max_record_payload.
 constexpr std::size_t max_payload_for(std::size_t capacity) noexcept {
-    return capacity / 2 - sizeof(record_header);
+    const std::size_t half = capacity / 2 - sizeof(record_header);
+    return half < max_record_payload ? half : max_record_payload;
 }
+
+// The ring's size and largest payload, read from a segment's header once, validated, and kept
+// privately by everything that places an access (the header is writable by any ref holder).
+struct ring_geometry {
+    std::size_t capacity = 0;
+    std::size_t max_payload = 0;
+};
+constexpr ring_geometry geometry_for(std::size_t capacity) noexcept {
+    return {capacity, max_payload_for(capacity)};
+}
+
+// The bytes of the segment file whose open-file-description locks say who is alive.
+enum class lock_slot : unsigned { creator = 0, writer = 1, reader = 2 };
 
 }  // namespace shmchan::shm

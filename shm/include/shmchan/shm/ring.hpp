@@ -67,12 +67,19 @@ inline void finish_sleep(wait_line& w) noexcept {
     w.waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
+// One relaxed load of a field a peer may rewrite at any time (a plain read may be split or
+// repeated by the compiler, so a checked value could differ from the one used).
+inline std::uint32_t load_once(const std::uint32_t& field) noexcept {
+    return __atomic_load_n(&field, __ATOMIC_RELAXED);
+}
+
 class ring_producer {
 public:
     ring_producer() = default;
-    ring_producer(control_block* cb, std::byte* data) noexcept
-        : cb_(cb), data_(data), mask_(cb->header.capacity - 1), capacity_(cb->header.capacity),
-          max_payload_(cb->header.max_payload),
+    // `g`: the segment's validated geometry (never the header's, which a peer may rewrite).
+    ring_producer(control_block* cb, std::byte* data, const ring_geometry& g) noexcept
+        : cb_(cb), data_(data), mask_(g.capacity - 1), capacity_(g.capacity),
+          max_payload_(g.max_payload),
           tail_(cb->producer.tail.load(std::memory_order_relaxed)),  // own index
           head_cache_(cb->consumer.head.load(std::memory_order_acquire)) {}
 
@@ -184,9 +191,9 @@ struct record_view {
 class ring_consumer {
 public:
     ring_consumer() = default;
-    ring_consumer(control_block* cb, const std::byte* data) noexcept
-        : cb_(cb), data_(data), mask_(cb->header.capacity - 1), capacity_(cb->header.capacity),
-          max_payload_(cb->header.max_payload),
+    ring_consumer(control_block* cb, const std::byte* data, const ring_geometry& g) noexcept
+        : cb_(cb), data_(data), mask_(g.capacity - 1), capacity_(g.capacity),
+          max_payload_(g.max_payload),
           head_(cb->consumer.head.load(std::memory_order_relaxed)),  // own index
           tail_cache_(cb->producer.tail.load(std::memory_order_acquire)) {}
 
@@ -205,9 +212,10 @@ public:
                 return ring_status::corrupt;
             const std::size_t off = head_ & mask_;
             const auto* h = reinterpret_cast<const record_header*>(data_ + off);
-            // Read the header once: the writer side may be hostile and change it under us.
-            const std::uint32_t len = h->length;
-            const std::uint32_t type = h->type;
+            // Read the header once, with single loads the compiler cannot repeat: the writer
+            // side may be hostile and change it under us.
+            const std::uint32_t len = load_once(h->length);
+            const std::uint32_t type = load_once(h->type);
             const std::size_t rec = record_size(len);
             if (type == static_cast<std::uint32_t>(record_type::padding)) {
                 // Padding must run exactly to the end of the ring.
