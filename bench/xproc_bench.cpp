@@ -25,6 +25,7 @@
 #include <shmchan/shmchan.hpp>
 #include <shmchan/shm/wait.hpp>
 #include <shmchan/worker.hpp>
+#include <shmchan/testkit/checksum.hpp>
 
 #include <algorithm>
 #include <atomic>

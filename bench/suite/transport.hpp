@@ -11,8 +11,8 @@
 #pragma once
 
 #include <shmchan/channel.hpp>
-#include <shmchan/checksum.hpp>
 #include <shmchan/memory.hpp>
+#include <shmchan/testkit/checksum.hpp>
 
 #include "shmchan/shm/claim_chooser.hpp"  // the loans' chooser, shared with the ceiling
 
