@@ -23,19 +23,15 @@ extern char** environ;
 
 namespace shmchan_bench {
 
-std::string human_size(std::uint64_t b) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB"};
-    int u = 0;
-    while (b >= 1024 && b % 1024 == 0 && u < 3) {
-        b /= 1024;
-        ++u;
-    }
-    return std::to_string(b) + " " + units[u];
-}
-
 std::string cell_label(const cell& c) {
     if (c.k == kind::throughput) return "throughput " + human_size(c.payload);
     return std::string("latency ") + (c.busy ? "busy " : "sleep ") + human_size(c.payload);
+}
+
+std::string hex64(std::uint64_t v) {
+    char b[20];
+    std::snprintf(b, sizeof b, "%016" PRIx64, v);
+    return b;
 }
 
 namespace {
@@ -62,11 +58,6 @@ double quantile(std::vector<double> v, double q) {  // linear interpolation
 double minimum(const std::vector<double>& v) { return v.empty() ? NAN : *std::min_element(v.begin(), v.end()); }
 double maximum(const std::vector<double>& v) { return v.empty() ? NAN : *std::max_element(v.begin(), v.end()); }
 
-std::string hex64(std::uint64_t v) {
-    char b[20];
-    std::snprintf(b, sizeof b, "%016" PRIx64, v);
-    return b;
-}
 
 struct summary {
     cell c;

@@ -49,10 +49,16 @@ std::string self_exe() {
 }
 
 child_process spawn_self(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{self_exe()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return spawn_program(argv);
+}
+
+child_process spawn_program(const std::vector<std::string>& args) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) fail_errno("pipe2");
-    const std::string self = self_exe();
-    std::vector<char*> argv{const_cast<char*>(self.c_str())};
+    const std::string& prog = args.at(0);
+    std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
@@ -61,7 +67,7 @@ child_process spawn_self(const std::vector<std::string>& args) {
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     child_process c;
     pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, self.c_str(), &fa, nullptr, argv.data(), environ);
+    const int rc = ::posix_spawn(&pid, prog.c_str(), &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     ::close(in[0]);
     ::close(out[1]);
@@ -69,7 +75,7 @@ child_process spawn_self(const std::vector<std::string>& args) {
         ::close(in[1]);
         ::close(out[0]);
         errno = rc;
-        fail_errno("posix_spawn " + self);
+        fail_errno("posix_spawn " + prog);
     }
     c.pid = pid;
     c.to = in[1];

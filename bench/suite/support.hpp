@@ -37,6 +37,8 @@ struct child_process {
     int from = -1;  // its stdout
 };
 child_process spawn_self(const std::vector<std::string>& args);
+// The same for another program (argv[0] is its path), e.g. the Node producer.
+child_process spawn_program(const std::vector<std::string>& argv);
 // Closes its stdin (the daemon's signal to stop), waits up to `grace_ms`, then kills it.
 void stop_child(child_process& c, int grace_ms);
 // One line from `fd` within `timeout_ms` ("" on end of file or timeout).
