@@ -7,6 +7,7 @@
 #include "support.hpp"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,14 +21,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// The checksum every side must report for `bytes` bytes of the suite's stream (fill_stream),
-// once per length.
-std::uint64_t expected_stream_checksum(std::uint64_t bytes) {
-    static std::map<std::uint64_t, std::uint64_t> cache;
-    if (auto it = cache.find(bytes); it != cache.end()) return it->second;
-    return cache[bytes] = pattern_checksum(1, bytes);
-}
 
 bool parse_side(const std::string& line, side_record& s) {
     try {
@@ -59,6 +52,12 @@ double percentile(std::vector<double>& sorted, double q) {  // nearest rank
 }
 
 }  // namespace
+
+std::uint64_t expected_stream_checksum(std::uint64_t bytes) {
+    static std::map<std::uint64_t, std::uint64_t> cache;
+    if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+    return cache[bytes] = pattern_checksum(1, bytes);
+}
 
 harness::harness(const options& o) : o_(o) {
     char tmpl[] = "/tmp/shmchan-bench-XXXXXX";

@@ -98,6 +98,10 @@ int verify_results(const std::string& path);
 // --report FILE: the tables, CSV, JSON and plots again from a results.json (into o.out_dir).
 int report_again(const std::string& path, report_options o);
 
+// The checksum every side must report for `bytes` bytes of the suite's stream (fill_stream);
+// computed once per length.
+std::uint64_t expected_stream_checksum(std::uint64_t bytes);
+
 // "%016x", as checksums appear in results and messages.
 std::string hex64(std::uint64_t v);
 
