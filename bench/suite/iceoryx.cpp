@@ -480,16 +480,7 @@ public:
     }
 
 private:
-    static std::string find_roudi() {
-        if (const char* env = std::getenv("SHMCHAN_IOX_ROUDI"); env && *env) return ::access(env, X_OK) == 0 ? env : "";
-        const char* path = std::getenv("PATH");
-        std::stringstream ss(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-        for (std::string dir; std::getline(ss, dir, ':');) {
-            const std::string p = (dir.empty() ? "." : dir) + "/iox-roudi";
-            if (::access(p.c_str(), X_OK) == 0) return p;
-        }
-        return {};
-    }
+    static std::string find_roudi() { return find_program(env_or("SHMCHAN_IOX_ROUDI", "iox-roudi")); }
 
     // A RouDi that is not ours, described; empty if there is none.
     std::string foreign_roudi() const {

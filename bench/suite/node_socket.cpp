@@ -35,26 +35,6 @@ namespace {
 
 constexpr int node_timeout_ms = 30000;  // for the Node producer's answers
 
-// SHMCHAN_BENCH_NODE, SHMCHAN_BENCH_NODE_MODULES override the defaults.
-std::string setting(const char* var, const char* fallback) {
-    const char* v = std::getenv(var);
-    return v && *v ? v : fallback;
-}
-
-// `name` looked up in PATH (or as given, with a slash); empty if not found.
-std::string find_program(const std::string& name) {
-    if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
-    const char* path = std::getenv("PATH");
-    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    for (std::size_t start = 0; start <= dirs.size();) {
-        const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-        const std::string p = (end > start ? dirs.substr(start, end - start) : ".") + "/" + name;
-        if (::access(p.c_str(), X_OK) == 0) return p;
-        start = end + 1;
-    }
-    return {};
-}
-
 bool exists(const std::string& p) {
     struct stat st{};
     return ::stat(p.c_str(), &st) == 0;
@@ -174,11 +154,11 @@ private:
             stop_node();
         }
         if (node_.pid > 0) return {};
-        const std::string node = find_program(setting("SHMCHAN_BENCH_NODE", "node"));
+        const std::string node = find_program(env_or("SHMCHAN_BENCH_NODE", "node"));
         if (node.empty()) return "node not found in PATH (SHMCHAN_BENCH_NODE names it)";
         const std::string script = SHMCHAN_BENCH_NODE_SCRIPT;
         if (!exists(script)) return "no " + script + " in this source tree";
-        const std::string modules = setting("SHMCHAN_BENCH_NODE_MODULES", SHMCHAN_BENCH_NODE_MODULES);
+        const std::string modules = env_or("SHMCHAN_BENCH_NODE_MODULES", SHMCHAN_BENCH_NODE_MODULES);
         if (!exists(modules + "/iii-sdk")) return "iii-sdk not installed in " + modules + " (npm ci in tests/interop)";
         node_ = spawn_program({node, script, modules, url});
         const std::string hello = read_line_for(node_.from, node_timeout_ms);

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <chrono>
@@ -46,6 +47,22 @@ std::string self_exe() {
     const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n <= 0) fail_errno("readlink /proc/self/exe");
     return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::string find_program(const std::string& name) {
+    if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+    const char* path = std::getenv("PATH");
+    std::stringstream ss(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    for (std::string dir; std::getline(ss, dir, ':');) {
+        const std::string p = (dir.empty() ? "." : dir) + "/" + name;
+        if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+    return {};
+}
+
+std::string env_or(const char* var, const std::string& fallback) {
+    const char* v = std::getenv(var);
+    return v && *v ? v : fallback;
 }
 
 child_process spawn_self(const std::vector<std::string>& args) {

@@ -27,6 +27,10 @@ std::string read_file(const std::string& path);
 
 // This binary, by its real path.
 std::string self_exe();
+// `name` looked up in PATH (or as given, if it has a slash): its path if executable, else "".
+std::string find_program(const std::string& name);
+// The environment variable `var` if set and not empty, else `fallback`.
+std::string env_or(const char* var, const std::string& fallback);
 
 // A helper process that is this binary again (a daemon such as the engine): stdin and stdout
 // on pipes, stderr inherited. It should die with the harness (PR_SET_PDEATHSIG, see
