@@ -29,12 +29,12 @@
 #include <vector>
 
 #include "shmchan/channel.hpp"
-#include "shmchan/checksum.hpp"
 #include "shmchan/shm/ring.hpp"
 #include <cstdio>
 
 #include "shmchan/shm/segment.hpp"
 #include "shmchan/shm/wait.hpp"
+#include "shmchan/testkit/checksum.hpp"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // stream_checksum: the same value however the stream is cut, equal to the plain serial
 // definition (the vector lanes are an optimisation, not a different checksum), and sensitive to
 // order and to any single changed byte.
-#include <shmchan/checksum.hpp>
+#include <shmchan/testkit/checksum.hpp>
 
 #include <catch2/catch.hpp>
 

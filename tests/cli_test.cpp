@@ -9,6 +9,7 @@
 
 #include "shmchan/engine.hpp"
 #include "shmchan/shmchan.hpp"
+#include "shmchan/testkit/checksum.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;

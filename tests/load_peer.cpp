@@ -17,6 +17,7 @@
 //       when mount namespaces are not permitted here.
 #include <shmchan/engine.hpp>
 #include <shmchan/shmchan.hpp>
+#include <shmchan/testkit/checksum.hpp>
 #include <shmchan/worker.hpp>
 
 #include <algorithm>
@@ -62,16 +63,7 @@ const char* name(std::error_code e) {
     return e.category() == error_category() ? to_string(static_cast<errc>(e.value())) : "other";
 }
 
-std::uint64_t pattern_sum(std::uint64_t n) {
-    stream_checksum s;
-    std::vector<std::byte> buf(1 << 16);
-    for (std::uint64_t off = 0; off < n; off += buf.size()) {
-        const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off));
-        fill_pattern(std::span(buf.data(), k), off);
-        s.update(std::span(buf.data(), k));
-    }
-    return s.value();
-}
+using testkit::expected_checksum;
 
 // Many ends in one process need many descriptors (each socket end has its own connection and
 // event loop): take the hard limit.
@@ -178,7 +170,7 @@ int do_ends(const std::string& url) {
     }
     std::map<std::uint64_t, std::uint64_t> sums;  // expected checksum per stream size
     for (auto& e : ends)
-        if (!e.is_writer && !sums.count(e.size)) sums[e.size] = pattern_sum(e.size);
+        if (!e.is_writer && !sums.count(e.size)) sums[e.size] = expected_checksum(e.size);
     std::atomic<int> ok{0}, failed{0};
     std::vector<std::thread> threads;
     threads.reserve(ends.size());
@@ -296,7 +288,7 @@ bool move_data(writer& w, reader& r, std::uint64_t size, std::size_t chunk, std:
     std::thread t([&] { werr = write_pattern(w, size, chunk); });
     const read_result got = read_stream(r);
     t.join();
-    if (werr || got.error || got.bytes != size || got.sum != pattern_sum(size)) {
+    if (werr || got.error || got.bytes != size || got.sum != expected_checksum(size)) {
         *why = std::string("writer ") + (werr ? name(werr) : "ok") + ", reader " +
                (got.error ? name(got.error) : "ok") + " " + std::to_string(got.bytes) + " bytes";
         return false;
@@ -434,7 +426,7 @@ int do_nospace(const std::string& cli, std::uint64_t size_mib) {
                     code = invocation_code([&] { r = w.trigger({"nospace::sum", {{"reader", h.ch.reader_ref}}, 60s}); }, &why);
                     t.join();
                     expect(code == "none" && !werr && r.value("bytes", 0ull) == size &&
-                               r.value("sum", 0ull) == pattern_sum(size),
+                               r.value("sum", 0ull) == expected_checksum(size),
                            "engine channel " + std::to_string(i) + ": " + code + " " + why);
                 } else {
                     expect(move_data(h.ch.writer, h.ch.reader, size, 3000, &why), "direct channel " + std::to_string(i) + ": " + why);

@@ -41,6 +41,7 @@
 //          until drained; "WROTE <bytes>", "CLOSED", "DRAINED" or "ERR <errc> <written> [<what>]"
 //   open-reader REF | open-writer REF  -> "OK" then waits for stdin EOF, or "ERR <errc> <what>"
 #include <shmchan/shmchan.hpp>
+#include <shmchan/testkit/checksum.hpp>
 
 #include <algorithm>
 #include <cerrno>

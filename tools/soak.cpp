@@ -9,6 +9,7 @@
 #include <shmchan/shmchan.hpp>
 #include <shmchan/shm/segment.hpp>
 #include <shmchan/worker.hpp>
+#include <shmchan/testkit/checksum.hpp>
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -204,17 +205,6 @@ long engine_channels(std::uint16_t port) {
 }
 
 // --- data ----------------------------------------------------------------------------------------
-std::uint64_t pattern_sum(std::uint64_t n) {
-    shmchan::stream_checksum s;
-    std::vector<std::byte> buf(1 << 16);
-    for (std::uint64_t off = 0; off < n; off += buf.size()) {
-        const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off));
-        shmchan::fill_pattern(std::span(buf.data(), k), off);
-        s.update(std::span(buf.data(), k));
-    }
-    return s.value();
-}
-
 const char* name_of(std::error_code e) {
     if (!e) return "ok";
     return e.category() == shmchan::error_category() ? shmchan::to_string(static_cast<errc>(e.value())) : "other";
@@ -567,8 +557,8 @@ int run_soak(const std::vector<std::string>& args) {
 
     soak_state s;
     s.opt = opt;
-    s.full_sum = pattern_sum(opt.size);
-    s.half_sum = pattern_sum(opt.size / 2);
+    s.full_sum = shmchan::testkit::expected_checksum(opt.size);
+    s.half_sum = shmchan::testkit::expected_checksum(opt.size / 2);
 
     char ttl[32];
     std::snprintf(ttl, sizeof ttl, "%g", opt.ttl);

@@ -1,12 +1,17 @@
-// The harness's records of runs and the report made from them (main.cpp runs, report.cpp
-// summarizes and writes the table, CSV, JSON and plots).
+// The harness's records of runs, the harness that makes them (harness.cpp: one run of one
+// transport, its side processes, the checks) and the report made from them (report*.cpp,
+// plots.cpp: the table, CSV, JSON and plots). plan.cpp decides what runs when.
 #pragma once
 
 #include "transport.hpp"
 
+#include <shmchan/testkit/bytes.hpp>
+
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,7 +29,7 @@ struct cell {
     auto operator<=>(const cell&) const = default;
 };
 std::string cell_label(const cell& c);  // "throughput 64 B", "latency busy 1 MiB"
-std::string human_size(std::uint64_t bytes);  // "64 B", "4 KiB", "16 MiB"
+using shmchan::testkit::human_size;  // "64 B", "4 KiB", "16 MiB"
 
 // What one side (process or thread) reported, plus what the harness knows about its process.
 struct side_record {
@@ -92,5 +97,45 @@ int verify_results(const std::string& path);
 
 // --report FILE: the tables, CSV, JSON and plots again from a results.json (into o.out_dir).
 int report_again(const std::string& path, report_options o);
+
+// The checksum every side must report for `bytes` bytes of the suite's stream (fill_stream);
+// computed once per length.
+std::uint64_t expected_stream_checksum(std::uint64_t bytes);
+
+// "%016x", as checksums appear in results and messages.
+std::string hex64(std::uint64_t v);
+
+struct transport_state {
+    std::string name;
+    std::unique_ptr<transport> t;
+    std::map<cell, std::string> skipped;  // reason: later rounds are not tried again
+    std::map<cell, std::string> failed;
+};
+
+struct options;
+
+class harness {
+public:
+    explicit harness(const options& o);
+    ~harness();
+    // Stops every transport's daemons (also done by the destructor).
+    void teardown();
+    std::vector<transport_state>& transports() { return ts_; }
+    const std::string& scratch_root() const { return root_; }
+
+    // `timed` messages (round trips) after a warm-up (warmup_for); `per_msg`: the seconds one
+    // takes, as far as known (0: not yet).
+    run_record run(transport_state& ts, const cell& c, std::uint64_t timed, int round, double per_msg = 0);
+
+private:
+    void run_two(transport_state& ts, const run_spec& spec, run_record& rec, std::chrono::steady_clock::time_point deadline);
+    void run_pair(transport_state& ts, const run_spec& spec, run_record& rec, std::chrono::steady_clock::time_point deadline);
+    void evaluate(run_record& rec, const run_spec& spec);
+
+    const options& o_;
+    std::string root_;
+    std::vector<transport_state> ts_;
+    int counter_ = 0;
+};
 
 }  // namespace shmchan_bench

@@ -5,11 +5,11 @@
 // iceoryx_posh::iceoryx_posh (an imported target, so its headers are SYSTEM includes: they are
 // not -Wpedantic clean). By hand:
 //   g++ -std=c++20 -O2 -I include -I bench/suite -isystem /usr/include/iceoryx/v2.0.3
-//       bench/suite/iceoryx.cpp bench/suite/support.cpp ...
+//       bench/suite/iceoryx.cpp bench/suite/iceoryx_roudi.cpp bench/suite/support.cpp ...
 //       -liceoryx_posh -liceoryx_hoofs -liceoryx_platform -lpthread -lrt -latomic
 //
-// RouDi, the iceoryx daemon, is started by the first prepare() in the harness process and
-// stopped by teardown(); it is $SHMCHAN_IOX_ROUDI or `iox-roudi` on PATH, a child of the
+// RouDi, the iceoryx daemon (iceoryx_roudi.cpp), is started by the first prepare() in the
+// harness process and stopped by teardown(); it is $SHMCHAN_IOX_ROUDI or `iox-roudi` on PATH, a child of the
 // harness with PR_SET_PDEATHSIG=SIGTERM (it goes away with the harness even without
 // teardown(); call prepare() from the main thread, the signal follows the forking thread).
 // Its config (written with its log to a directory of ours, /tmp/shmchan-iox-XXXXXX: RouDi
@@ -49,6 +49,7 @@
 // the same size filled with fill_payload(echo, seq). Both wait by spinning on take() with
 // busy_wait, else in a WaitSet. The ping side ends the exchange (after spec.messages round
 // trips, or at spec.time_limit_ns) with an empty chunk.
+#include "iceoryx_roudi.hpp"
 #include "support.hpp"
 
 #include <iceoryx_hoofs/log/logmanager.hpp>
@@ -87,32 +88,9 @@
 namespace shmchan_bench {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-constexpr const char* roudi_ready_line = "RouDi is ready for clients";
-constexpr const char* roudi_socket = "/tmp/roudi";
-constexpr const char* roudi_lock_files[] = {"/tmp/iox-unique-roudi.lock", "/tmp/roudi.lock"};
-constexpr const char* mgmt_segment = "/dev/shm/iceoryx_mgmt";
-constexpr std::size_t chunk_header_bytes = 40;       // iox::mepoo::ChunkHeader, no user header
-constexpr std::size_t mgmt_segment_bytes = 66 * MiB;  // ~63 MiB with the Debian build
-constexpr auto roudi_start_timeout = std::chrono::seconds(30);
-constexpr auto roudi_stop_timeout = std::chrono::seconds(10);
 constexpr auto connect_timeout = std::chrono::seconds(30);  // subscription / hasSubscribers
 constexpr auto stall_timeout = std::chrono::seconds(60);    // no message for this long: fail
 constexpr auto linger_timeout = std::chrono::seconds(10);   // producer waits for the consumer to go
-
-// The harness's default payloads (throughput and latency): pools made up front.
-constexpr std::size_t default_payloads[] = {64,       256,       KiB,     4 * KiB, 16 * KiB,
-                                            64 * KiB, 256 * KiB, MiB,     4 * MiB, 16 * MiB};
-
-// The subscriber queue capacity (the throughput in-flight window) for a payload size.
-std::uint64_t queue_depth(std::size_t payload) {
-    return std::clamp<std::uint64_t>(32 * MiB / std::max<std::size_t>(payload, 1), 4,
-                                     iox::MAX_SUBSCRIBER_QUEUE_CAPACITY);
-}
-// Chunks beyond the window: one being filled, one being digested, and the ping/pong pairs.
-constexpr std::uint64_t pool_spare = 4;
-std::size_t pool_chunk(std::size_t payload) { return (std::max<std::size_t>(payload, 8) + 7) & ~std::size_t(7); }
 
 // A short, file-name-safe tag for the run from spec.endpoint: [A-Za-z0-9_-] only, at most
 // 48 characters (long endpoints keep their tail and gain a hash of the whole).
@@ -144,44 +122,6 @@ iox::capro::ServiceDescription service(const run_spec& spec, const std::string& 
     return {id_string("shmchan_bench"), id_string(endpoint_tag(spec.endpoint)), id_string(event)};
 }
 
-// True when something accepts on the Unix socket at `path` (a stale socket file is refused).
-bool socket_answers(const char* path) {
-    for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-        const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-        if (fd < 0) return false;
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
-        const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-        const int err = errno;
-        ::close(fd);
-        if (rc == 0) return true;
-        if (err != EPROTOTYPE) return false;
-    }
-    return false;
-}
-
-// True when a process holds the flock on `path` (iceoryx's FileLock).
-bool lock_held(const char* path) {
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    ::close(fd);  // drops our lock, if we got it
-    return held;
-}
-
-bool path_exists(const std::string& p) {
-    struct stat st;
-    return ::lstat(p.c_str(), &st) == 0;
-}
-
-// The sockets of a runtime whose process was killed; nothing while one is in use.
-void remove_runtime_files(const std::string& name) {
-    const std::string sock = "/tmp/" + name, lock = sock + ".lock";
-    if (path_exists(sock) && !socket_answers(sock.c_str())) ::unlink(sock.c_str());
-    if (path_exists(lock) && !lock_held(lock.c_str())) ::unlink(lock.c_str());
-}
-
 // This (child) process's runtime, registered with RouDi on first use.
 void ensure_runtime(const run_spec& spec, const char* role) {
     static bool initialized = false;
@@ -209,16 +149,6 @@ iox::popo::SubscriberOptions subscriber_options(std::uint64_t capacity) {
     o.historyRequest = 0;
     o.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
     return o;
-}
-
-template <class Pred>
-bool wait_until(Pred pred, clock_type::duration limit) {
-    const auto deadline = clock_type::now() + limit;
-    while (!pred()) {
-        if (clock_type::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
 }
 
 // RouDi has the subscription (it waits for an offer, or is connected).
@@ -276,8 +206,6 @@ void attach(std::optional<iox::popo::WaitSet<>>& ws, iox::popo::UntypedSubscribe
 
 class iceoryx_transport final : public transport {
 public:
-    ~iceoryx_transport() override { teardown(); }
-
     std::string name() const override { return "iceoryx"; }
 
     std::string describe() const override {
@@ -292,72 +220,17 @@ public:
         if (spec.payload == 0) return "iceoryx: payload 0 is this transport's end marker";
         if (spec.payload > 0xffffffffu - 2 * chunk_header_bytes)
             return "iceoryx: payload " + std::to_string(spec.payload) + " B does not fit iceoryx's 32-bit chunk size";
-        const std::size_t chunk = pool_chunk(spec.payload);
-        if (roudi_pid_ > 0 && !alive()) {
-            const std::string why = "iceoryx: RouDi died (log: " + log_tail() + ")";
-            stop_roudi();
-            return why;
-        }
-        if (roudi_pid_ > 0 && pools_.count(chunk)) return {};
-
-        std::map<std::size_t, std::uint64_t> pools = pools_;
-        for (std::size_t p : default_payloads) pools.emplace(pool_chunk(p), queue_depth(p) + pool_spare);
-        pools.emplace(chunk, queue_depth(spec.payload) + pool_spare);
-        if (roudi_pid_ > 0) stop_roudi();  // a new size: restart with one pool more
-
-        const std::string roudi = find_roudi();
-        if (roudi.empty()) {
-            if (const char* env = std::getenv("SHMCHAN_IOX_ROUDI"); env && *env)
-                return std::string("iceoryx: $SHMCHAN_IOX_ROUDI=") + env + " is not executable";
-            return "iceoryx: iox-roudi not found on PATH (Debian package `iceoryx`; or set $SHMCHAN_IOX_ROUDI)";
-        }
-        if (std::string other = foreign_roudi(); !other.empty())
-            return "iceoryx: another RouDi is already running (" + other +
-                   "); RouDi 2.0 is one per host, so it is left alone";
-        std::uint64_t data_bytes = 0;
-        for (auto [size, count] : pools) data_bytes += count * (size + chunk_header_bytes);
-        struct statvfs vfs;
-        if (::statvfs("/dev/shm", &vfs) == 0) {
-            const std::uint64_t avail = std::uint64_t(vfs.f_bavail) * vfs.f_frsize;
-            const std::uint64_t need = data_bytes + mgmt_segment_bytes + 16 * MiB;
-            if (avail < need)
-                return "iceoryx: /dev/shm has " + std::to_string(avail / MiB) + " MiB free, RouDi's pools need " +
-                       std::to_string(need / MiB) + " MiB";
-        }
-
-        // RouDi outlives the run's scratch_dir (the harness removes it after each run): its
-        // config and log go to a directory of ours.
-        char dir[] = "/tmp/shmchan-iox-XXXXXX";
-        if (!::mkdtemp(dir)) return std::string("iceoryx: mkdtemp: ") + std::strerror(errno);
-        dir_ = dir;
-        config_path_ = dir_ + "/roudi.toml";
-        log_path_ = dir_ + "/roudi.log";
-        std::ostringstream cfg;
-        cfg << "# shmchan_bench (bench/suite/iceoryx.cpp): one pool per payload size\n"
-               "[general]\nversion = 1\n\n[[segment]]\n";
-        for (auto [size, count] : pools) cfg << "\n[[segment.mempool]]\nsize = " << size << "\ncount = " << count << "\n";
-        try {
-            write_file(config_path_, cfg.str());
-        } catch (const std::exception& e) {
-            return std::string("iceoryx: ") + e.what();
-        }
-        if (const group* g = ::getgrgid(::getegid())) data_segment_ = std::string("/dev/shm/") + g->gr_name;
-        if (std::string err = start_roudi(roudi); !err.empty()) {
-            stop_roudi();
-            return err;
-        }
-        pools_ = std::move(pools);
-        return {};
+        return roudi_.ensure(spec.payload);
     }
 
     void cleanup(const run_spec& spec) override {
         for (const char* role : all_roles) remove_runtime_files(runtime_name(spec, role));
     }
 
-    void teardown() override { stop_roudi(); }
+    void teardown() override { roudi_.stop(); }
 
     std::vector<int> daemon_pids() const override {
-        if (roudi_pid_ > 0) return {static_cast<int>(roudi_pid_)};
+        if (roudi_.pid() > 0) return {static_cast<int>(roudi_.pid())};
         return {};
     }
 
@@ -480,167 +353,7 @@ public:
     }
 
 private:
-    static std::string find_roudi() {
-        if (const char* env = std::getenv("SHMCHAN_IOX_ROUDI"); env && *env) return ::access(env, X_OK) == 0 ? env : "";
-        const char* path = std::getenv("PATH");
-        std::stringstream ss(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-        for (std::string dir; std::getline(ss, dir, ':');) {
-            const std::string p = (dir.empty() ? "." : dir) + "/iox-roudi";
-            if (::access(p.c_str(), X_OK) == 0) return p;
-        }
-        return {};
-    }
-
-    // A RouDi that is not ours, described; empty if there is none.
-    std::string foreign_roudi() const {
-        if (DIR* d = ::opendir("/proc")) {
-            std::string found;
-            while (dirent* e = ::readdir(d)) {
-                char* end = nullptr;
-                const long pid = std::strtol(e->d_name, &end, 10);
-                if (pid <= 0 || *end) continue;
-                std::ifstream comm(std::string("/proc/") + e->d_name + "/comm");
-                std::string c;
-                if (std::getline(comm, c) && c == "iox-roudi") {
-                    found = "iox-roudi pid " + std::to_string(pid);
-                    break;
-                }
-            }
-            ::closedir(d);
-            if (!found.empty()) return found;
-        }
-        for (const char* l : roudi_lock_files)
-            if (lock_held(l)) return std::string(l) + " is locked";
-        if (socket_answers(roudi_socket)) return std::string(roudi_socket) + " answers";
-        return {};
-    }
-
-    std::string start_roudi(const std::string& roudi) {
-        const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (log < 0) return "iceoryx: cannot create " + log_path_ + ": " + std::strerror(errno);
-        const pid_t parent = ::getpid();
-        const char* argv[] = {roudi.c_str(), "-c", config_path_.c_str(), "-l", "warning", "-m", "on", "-k", "2", nullptr};
-        const pid_t pid = ::fork();
-        if (pid < 0) {
-            ::close(log);
-            return std::string("iceoryx: fork: ") + std::strerror(errno);
-        }
-        if (pid == 0) {  // async-signal-safe calls only, until exec
-            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (::getppid() != parent) ::_exit(127);
-            sigset_t none;  // RouDi must see SIGTERM whatever the harness blocks or ignores
-            ::sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
-            const int devnull = ::open("/dev/null", O_RDONLY);
-            if (devnull >= 0) ::dup2(devnull, 0);
-            ::dup2(log, 1);
-            ::dup2(log, 2);
-            ::syscall(SYS_close_range, 3u, ~0u, 0u);
-            ::execv(roudi.c_str(), const_cast<char* const*>(argv));
-            ::_exit(127);
-        }
-        ::close(log);
-        roudi_pid_ = pid;
-        started_ = true;
-
-        const auto t0 = clock_type::now();
-        for (;;) {
-            int status = 0;
-            if (::waitpid(pid, &status, WNOHANG) == pid) {
-                roudi_pid_ = -1;
-                const std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                                          : "was killed by signal " + std::to_string(WTERMSIG(status));
-                return "iceoryx: iox-roudi " + how + " before it was ready (log: " + log_tail() + ")";
-            }
-            if (read_log().find(roudi_ready_line) != std::string::npos) break;
-            if (clock_type::now() - t0 > roudi_start_timeout)
-                return "iceoryx: iox-roudi not ready within " + std::to_string(roudi_start_timeout.count()) +
-                       " s (log: " + log_tail() + ")";
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        if (!wait_until([] { return socket_answers(roudi_socket); }, std::chrono::seconds(5)))
-            return std::string("iceoryx: iox-roudi said it was ready, but ") + roudi_socket + " does not answer";
-        if (std::getenv("SHMCHAN_IOX_VERBOSE"))
-            std::fprintf(stderr, "iceoryx: RouDi (pid %d) ready after %.0f ms\n", static_cast<int>(pid),
-                         std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
-        return {};
-    }
-
-    // Stops our RouDi, if any, and removes whatever it left.
-    void stop_roudi() {
-        if (roudi_pid_ > 0) {
-            ::kill(roudi_pid_, SIGTERM);
-            if (!reap(roudi_stop_timeout)) {
-                std::fprintf(stderr, "iceoryx: RouDi (pid %d) still there %lld s after SIGTERM: SIGKILL\n",
-                             static_cast<int>(roudi_pid_), static_cast<long long>(roudi_stop_timeout.count()));
-                ::kill(roudi_pid_, SIGKILL);
-                reap(std::chrono::seconds(5));
-            }
-            roudi_pid_ = -1;
-        }
-        if (started_) {
-            // RouDi removes these on a clean exit; what is left is stale and ours (prepare()
-            // made sure that no other RouDi was running).
-            std::vector<std::string> left = {mgmt_segment, roudi_socket};
-            for (const char* l : roudi_lock_files) left.emplace_back(l);
-            if (!data_segment_.empty()) left.push_back(data_segment_);
-            for (const auto& p : left)
-                if (::unlink(p.c_str()) == 0) std::fprintf(stderr, "iceoryx: removed %s, left by RouDi\n", p.c_str());
-            started_ = false;
-        }
-        if (!dir_.empty()) {
-            ::unlink(config_path_.c_str());
-            ::unlink(log_path_.c_str());
-            ::rmdir(dir_.c_str());
-            dir_.clear();
-        }
-        pools_.clear();
-    }
-
-    // Reaps RouDi if it has exited (stop_roudi() still removes its files).
-    bool alive() {
-        if (roudi_pid_ <= 0) return false;
-        if (::waitpid(roudi_pid_, nullptr, WNOHANG) == 0) return true;
-        roudi_pid_ = -1;
-        return false;
-    }
-
-    bool reap(clock_type::duration limit) {
-        const auto deadline = clock_type::now() + limit;
-        for (;;) {
-            const pid_t r = ::waitpid(roudi_pid_, nullptr, WNOHANG);
-            if (r == roudi_pid_ || (r < 0 && errno == ECHILD)) return true;
-            if (clock_type::now() > deadline) return false;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-    }
-
-    std::string read_log() const {
-        std::ifstream f(log_path_);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    }
-    // The end of RouDi's log on one line, without its colour codes.
-    std::string log_tail() const {
-        const std::string s = read_log();
-        std::string out;
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            if (s[i] == '\x1b') {
-                while (i < s.size() && s[i] != 'm') ++i;
-                continue;
-            }
-            out += (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i];
-        }
-        if (out.size() > 300) out = "..." + out.substr(out.size() - 300);
-        return out.empty() ? "(empty)" : out;
-    }
-
-    pid_t roudi_pid_ = -1;                       // our RouDi, until reaped
-    bool started_ = false;                       // files of a RouDi of ours may be left
-    std::map<std::size_t, std::uint64_t> pools_; // chunk payload size -> count, while it runs
-    std::string dir_, config_path_, log_path_, data_segment_;
+    roudi_daemon roudi_;
 };
 
 }  // namespace

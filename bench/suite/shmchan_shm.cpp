@@ -1,7 +1,13 @@
 // shmchan through shared memory: the consumer (or pong) side creates the channel, leaves the
 // writer ref in the scratch directory, and the other process opens it. Ring capacity
 // max(4 MiB, 4 x payload), so that the largest message is one record.
+//
+// The -nomb variants run both sides with SHMCHAN_NO_MEMBARRIER=1: every commit and release
+// reads the sleeper count with a locked read-modify-write again instead of relying on the
+// sleeper's membarrier, so the pair isolates what the asymmetric fence is worth.
 #include "channel_sides.hpp"
+
+#include <shmchan/shm/wait.hpp>
 
 #include <sys/mman.h>
 
@@ -23,11 +29,17 @@ shmchan::channel_options options_for(const run_spec& spec, bool claim_loans) {
 
 class shmchan_shm final : public transport {
 public:
-    shmchan_shm(send_mode m, bool claim) : mode_(m), claim_(claim) {}
+    shmchan_shm(send_mode m, bool claim, bool membarrier = true) : mode_(m), claim_(claim), membarrier_(membarrier) {}
     std::string name() const override {
-        return mode_ == send_mode::write ? "shmchan-write" : claim_ ? "shmchan-loan" : "shmchan-loan-noclaim";
+        const std::string n = mode_ == send_mode::write ? "shmchan-write" : claim_ ? "shmchan-loan" : "shmchan-loan-noclaim";
+        return membarrier_ ? n : n + "-nomb";
     }
     std::string describe() const override {
+        if (!membarrier_)
+            return std::string(mode_ == send_mode::loan ? "shmchan-loan" : "shmchan-write") +
+                   " with SHMCHAN_NO_MEMBARRIER=1 in both processes: a locked read-modify-write "
+                   "per commit and release instead of a membarrier per sleep (the A/B of the "
+                   "asymmetric fence)";
         if (mode_ == send_mode::loan && !claim_)
             return "shmchan-loan with loan_claim = never: loans are handed out as the ring "
                    "holds them, and the producer's stores fetch every cache line the consumer last "
@@ -43,7 +55,15 @@ public:
                "into the ring), consumer digests in place: 1 copy, no syscall per message";
     }
 
+    // The variable is read once, when the library loads: it must be in the environment the
+    // side processes start with.
+    std::vector<std::string> side_environment() const override {
+        if (membarrier_) return {};
+        return {"SHMCHAN_NO_MEMBARRIER=1"};
+    }
+
     side_result consume(const run_spec& spec) override {
+        check_membarrier();
         shmchan::channel ch = shmchan::create_channel(options_for(spec, claim_));
         write_file(spec.scratch_dir + "/shm.ref", ch.writer_ref.dump());
         (void)ch.reader.try_next();  // claims the reader end now (nothing there yet)
@@ -51,11 +71,13 @@ public:
         return channel_sides::consume(ch.reader, spec);
     }
     side_result produce(const run_spec& spec) override {
+        check_membarrier();
         auto ref = shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.ref"));
         shmchan::writer w = shmchan::open_writer(ref, options_for(spec, claim_));
         return channel_sides::produce(w, spec, mode_);
     }
     side_result pong(const run_spec& spec) override {
+        check_membarrier();
         // ab: ping -> pong, ba: pong -> ping; pong keeps ab's reader and ba's writer.
         shmchan::channel ab = shmchan::create_channel(options_for(spec, claim_));
         shmchan::channel ba = shmchan::create_channel(options_for(spec, claim_));
@@ -66,6 +88,7 @@ public:
         return channel_sides::pong(ab.reader, ba.writer, spec, mode_);
     }
     side_result ping(const run_spec& spec) override {
+        check_membarrier();
         const auto o = options_for(spec, claim_);
         shmchan::writer out = shmchan::open_writer(shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.ab")), o);
         shmchan::reader in = shmchan::open_reader(shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.ba")), o);
@@ -85,8 +108,14 @@ public:
     }
 
 private:
+    // A -nomb side that still publishes with membarrier would make the comparison meaningless.
+    void check_membarrier() const {
+        if (!membarrier_ && shmchan::shm::fast_wake()) fail("still uses membarrier with SHMCHAN_NO_MEMBARRIER=1");
+    }
+
     send_mode mode_;
     bool claim_;
+    bool membarrier_;
 };
 
 }  // namespace
@@ -94,5 +123,7 @@ private:
 std::unique_ptr<transport> make_shmchan_loan() { return std::make_unique<shmchan_shm>(send_mode::loan, true); }
 std::unique_ptr<transport> make_shmchan_loan_noclaim() { return std::make_unique<shmchan_shm>(send_mode::loan, false); }
 std::unique_ptr<transport> make_shmchan_write() { return std::make_unique<shmchan_shm>(send_mode::write, true); }
+std::unique_ptr<transport> make_shmchan_loan_nomb() { return std::make_unique<shmchan_shm>(send_mode::loan, true, false); }
+std::unique_ptr<transport> make_shmchan_write_nomb() { return std::make_unique<shmchan_shm>(send_mode::write, true, false); }
 
 }  // namespace shmchan_bench

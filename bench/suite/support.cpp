@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <chrono>
@@ -48,11 +49,33 @@ std::string self_exe() {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
+std::string find_program(const std::string& name) {
+    if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+    const char* path = std::getenv("PATH");
+    std::stringstream ss(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    for (std::string dir; std::getline(ss, dir, ':');) {
+        const std::string p = (dir.empty() ? "." : dir) + "/" + name;
+        if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+    return {};
+}
+
+std::string env_or(const char* var, const std::string& fallback) {
+    const char* v = std::getenv(var);
+    return v && *v ? v : fallback;
+}
+
 child_process spawn_self(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{self_exe()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return spawn_program(argv);
+}
+
+child_process spawn_program(const std::vector<std::string>& args) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) fail_errno("pipe2");
-    const std::string self = self_exe();
-    std::vector<char*> argv{const_cast<char*>(self.c_str())};
+    const std::string& prog = args.at(0);
+    std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
@@ -61,7 +84,7 @@ child_process spawn_self(const std::vector<std::string>& args) {
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     child_process c;
     pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, self.c_str(), &fa, nullptr, argv.data(), environ);
+    const int rc = ::posix_spawn(&pid, prog.c_str(), &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     ::close(in[0]);
     ::close(out[1]);
@@ -69,7 +92,7 @@ child_process spawn_self(const std::vector<std::string>& args) {
         ::close(in[1]);
         ::close(out[0]);
         errno = rc;
-        fail_errno("posix_spawn " + self);
+        fail_errno("posix_spawn " + prog);
     }
     c.pid = pid;
     c.to = in[1];

@@ -27,6 +27,10 @@ std::string read_file(const std::string& path);
 
 // This binary, by its real path.
 std::string self_exe();
+// `name` looked up in PATH (or as given, if it has a slash): its path if executable, else "".
+std::string find_program(const std::string& name);
+// The environment variable `var` if set and not empty, else `fallback`.
+std::string env_or(const char* var, const std::string& fallback);
 
 // A helper process that is this binary again (a daemon such as the engine): stdin and stdout
 // on pipes, stderr inherited. It should die with the harness (PR_SET_PDEATHSIG, see
@@ -37,6 +41,8 @@ struct child_process {
     int from = -1;  // its stdout
 };
 child_process spawn_self(const std::vector<std::string>& args);
+// The same for another program (argv[0] is its path), e.g. the Node producer.
+child_process spawn_program(const std::vector<std::string>& argv);
 // Closes its stdin (the daemon's signal to stop), waits up to `grace_ms`, then kills it.
 void stop_child(child_process& c, int grace_ms);
 // One line from `fd` within `timeout_ms` ("" on end of file or timeout).

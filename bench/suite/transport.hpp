@@ -11,8 +11,8 @@
 #pragma once
 
 #include <shmchan/channel.hpp>
-#include <shmchan/checksum.hpp>
 #include <shmchan/memory.hpp>
+#include <shmchan/testkit/checksum.hpp>
 
 #include "shmchan/shm/claim_chooser.hpp"  // the loans' chooser, shared with the ceiling
 
@@ -187,6 +187,8 @@ public:
     virtual void teardown() {}
     // Daemons this transport runs (pids), so the harness can report their CPU and memory.
     virtual std::vector<int> daemon_pids() const { return {}; }
+    // Variables ("NAME=value") added to the environment of this transport's side processes.
+    virtual std::vector<std::string> side_environment() const { return {}; }
     // True for the in-process ceiling: the harness runs both sides as two threads of one child
     // process instead of two processes.
     virtual bool in_one_process() const { return false; }
@@ -207,7 +209,11 @@ public:
 std::unique_ptr<transport> make_shmchan_write();
 std::unique_ptr<transport> make_shmchan_loan_noclaim();
 std::unique_ptr<transport> make_shmchan_loan();
+std::unique_ptr<transport> make_shmchan_loan_nomb();
+std::unique_ptr<transport> make_shmchan_write_nomb();
 std::unique_ptr<transport> make_engine_socket();
+std::unique_ptr<transport> make_engine_shm();
+std::unique_ptr<transport> make_node_socket();
 std::unique_ptr<transport> make_iceoryx();
 std::unique_ptr<transport> make_zeromq();
 std::unique_ptr<transport> make_unix_socket();

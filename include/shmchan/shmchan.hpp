@@ -3,7 +3,6 @@
 #include "shmchan/admin.hpp"
 #include "shmchan/channel.hpp"
 #include "shmchan/channel_ref.hpp"
-#include "shmchan/checksum.hpp"
 #include "shmchan/error.hpp"
 #include "shmchan/memory.hpp"
 #include "shmchan/reader.hpp"

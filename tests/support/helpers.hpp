@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "shmchan/channel.hpp"
-#include "shmchan/checksum.hpp"
 #include "shmchan/engine.hpp"
 #include "shmchan/error.hpp"
+#include "shmchan/testkit/checksum.hpp"
 
 namespace shmchan::test {
 
@@ -65,15 +65,6 @@ errc thrown(F&& f) {
 }
 
 // Checksum of the first n bytes of the test pattern (fill_pattern from offset 0).
-inline std::uint64_t pattern_sum(std::uint64_t n) {
-    stream_checksum s;
-    std::vector<std::byte> buf(1 << 20);
-    for (std::uint64_t off = 0; off < n; off += buf.size()) {
-        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off));
-        fill_pattern(std::span(buf.data(), k), off);
-        s.update(std::span(buf.data(), k));
-    }
-    return s.value();
-}
+inline std::uint64_t pattern_sum(std::uint64_t n) { return testkit::expected_checksum(n); }
 
 }  // namespace shmchan::test

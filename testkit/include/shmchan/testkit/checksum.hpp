@@ -1,6 +1,7 @@
 // A fast, order-sensitive checksum of a byte stream, independent of how the stream is cut
 // into chunks, and a matching generator of test data. Used by the demo, the tests and the
-// benchmarks so that every transport is charged for touching every byte.
+// benchmarks so that every transport is charged for touching every byte. Test data, not API:
+// the library never uses it, so it lives in the (never installed) test kit.
 #pragma once
 
 #include <cstddef>
@@ -107,3 +108,11 @@ inline void fill_pattern(std::span<std::byte> out, std::uint64_t offset) noexcep
 }
 
 }  // namespace shmchan
+
+namespace shmchan::testkit {
+
+// The checksum of the first `n` bytes of fill_pattern's stream (from offset 0): what a reader of
+// a generated stream must report. Regenerates the stream, so callers keep it out of timings.
+std::uint64_t expected_checksum(std::uint64_t n);
+
+}  // namespace shmchan::testkit

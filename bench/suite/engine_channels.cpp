@@ -1,0 +1,107 @@
+// Channels created through the engine (a daemon, see engine_daemon.hpp) by a shmchan::worker in
+// the harness, as an iii deployment creates them; the two sides open the refs it returned.
+//   engine-socket: both ends with via = socket, as stock iii SDKs reach it:
+//     producer -> WebSocket (TCP loopback) -> engine -> ring -> engine -> WebSocket -> consumer.
+//   engine-shm: both ends with via = shm: the engine only creates the channel, the bytes take
+//     shmchan-loan's path (loans filled in place); what an engine-made channel costs, if anything.
+#include "channel_sides.hpp"
+#include "engine_daemon.hpp"
+
+namespace shmchan_bench {
+namespace {
+
+using channel_sides::send_mode;
+
+shmchan::channel_ref ref_in(const run_spec& spec, const char* name) {
+    return shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/" + name));
+}
+
+class engine_channels final : public transport {
+public:
+    explicit engine_channels(shmchan::transport via) : via_(via) {}
+    std::string name() const override { return via_ == shmchan::transport::socket ? "engine-socket" : "engine-shm"; }
+    std::string describe() const override {
+        if (via_ == shmchan::transport::shm)
+            return "channels created by shmchan::engine (own process, a daemon) through a "
+                   "shmchan::worker, both ends opened with via = shm: the engine only creates "
+                   "the channel, the bytes move as in shmchan-loan (loans filled in place, 0 "
+                   "copies); busy-wait = try_loan()/try_next() loops, sleep = spin_us 0";
+        return "shmchan::engine (own process, a daemon) + WebSocket channel sockets on TCP "
+               "loopback for both ends: producer write()s a private buffer (frames <= 1 MiB, "
+               "masked into the client's buffer), engine unmasks and copies each frame into "
+               "the ring, sends each record as a frame to the consumer: 2 TCP hops, ~6 copies, "
+               "several syscalls per frame; busy-wait = try_next() polling the socket";
+    }
+
+    std::string prepare(const run_spec& spec) override {
+        try {
+            engine_daemon& e = shared_engine();
+            e.start();
+            write_file(spec.scratch_dir + "/engine.url", e.url());
+            const std::size_t n = engine_buffer_size(spec.payload);
+            shmchan::channel a = e.worker().create_channel(n);
+            write_file(spec.scratch_dir + "/a.writer", a.writer_ref.dump());
+            write_file(spec.scratch_dir + "/a.reader", a.reader_ref.dump());
+            if (spec.latency) {
+                shmchan::channel b = e.worker().create_channel(n);
+                write_file(spec.scratch_dir + "/b.writer", b.writer_ref.dump());
+                write_file(spec.scratch_dir + "/b.reader", b.reader_ref.dump());
+            }
+        } catch (const std::exception& e) {
+            shared_engine().stop();
+            return std::string("the engine could not be used: ") + e.what();
+        }
+        return {};
+    }
+    void teardown() override { shared_engine().stop(); }
+    std::vector<int> daemon_pids() const override {
+        if (const int pid = shared_engine().pid(); pid > 0) return {pid};
+        return {};
+    }
+
+    side_result consume(const run_spec& spec) override {
+        shmchan::reader r = shmchan::open_reader(ref_in(spec, "a.reader"), options_for(spec));
+        if (via_ == shmchan::transport::shm) (void)r.try_next();  // attach now (nothing there yet)
+        spec.ready();
+        return channel_sides::consume(r, spec);
+    }
+    side_result produce(const run_spec& spec) override {
+        shmchan::writer w = shmchan::open_writer(ref_in(spec, "a.writer"), options_for(spec));
+        return channel_sides::produce(w, spec, mode());
+    }
+    // a: ping -> pong, b: pong -> ping.
+    side_result pong(const run_spec& spec) override {
+        const auto o = options_for(spec);
+        shmchan::reader in = shmchan::open_reader(ref_in(spec, "a.reader"), o);
+        shmchan::writer out = shmchan::open_writer(ref_in(spec, "b.writer"), o);
+        if (via_ == shmchan::transport::shm) (void)in.try_next();
+        spec.ready();
+        return channel_sides::pong(in, out, spec, mode());
+    }
+    side_result ping(const run_spec& spec) override {
+        const auto o = options_for(spec);
+        shmchan::writer out = shmchan::open_writer(ref_in(spec, "a.writer"), o);
+        shmchan::reader in = shmchan::open_reader(ref_in(spec, "b.reader"), o);
+        return channel_sides::ping(out, in, spec, mode());
+    }
+
+private:
+    send_mode mode() const { return via_ == shmchan::transport::shm ? send_mode::loan : send_mode::write; }
+    shmchan::channel_options options_for(const run_spec& spec) const {
+        shmchan::channel_options o;
+        o.via = via_;
+        o.engine = read_file(spec.scratch_dir + "/engine.url");
+        // As shmchan-loan: sleeping latency blocks at once, busy-wait spins on try_* calls.
+        if (via_ == shmchan::transport::shm && spec.latency && !spec.busy_wait) o.spin_us = 0;
+        return o;
+    }
+
+    shmchan::transport via_;
+};
+
+}  // namespace
+
+std::unique_ptr<transport> make_engine_socket() { return std::make_unique<engine_channels>(shmchan::transport::socket); }
+std::unique_ptr<transport> make_engine_shm() { return std::make_unique<engine_channels>(shmchan::transport::shm); }
+
+}  // namespace shmchan_bench

@@ -1,0 +1,315 @@
+#include "harness.hpp"
+
+#include "options.hpp"
+#include "proc_stats.hpp"
+#include "registry.hpp"
+#include "spawn.hpp"
+#include "support.hpp"
+
+#include <algorithm>
+#include <map>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace shmchan_bench {
+
+using steady = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+bool parse_side(const std::string& line, side_record& s) {
+    try {
+        const json j = json::parse(line);
+        s.r.messages = j.at("messages").get<std::uint64_t>();
+        s.r.bytes = j.at("bytes").get<std::uint64_t>();
+        s.r.checksum = std::stoull(j.at("checksum").get<std::string>(), nullptr, 16);
+        s.r.start_ns = j.at("start_ns").get<std::int64_t>();
+        s.r.end_ns = j.at("end_ns").get<std::int64_t>();
+        s.r.error = j.at("error").get<std::string>();
+        s.r.rtt_ns = j.at("rtt_ns").get<std::vector<std::int64_t>>();
+        s.peak_rss_kib = j.at("peak_rss_kib").get<long>();
+        s.cpu_user_s = j.at("cpu_user_s").get<double>();
+        s.cpu_sys_s = j.at("cpu_sys_s").get<double>();
+        s.vcsw = j.at("vcsw").get<long>();
+        s.ivcsw = j.at("ivcsw").get<long>();
+        s.present = true;
+        return true;
+    } catch (const std::exception& e) {
+        s.r.error = std::string("unreadable result from the child: ") + e.what();
+        return false;
+    }
+}
+
+double percentile(std::vector<double>& sorted, double q) {  // nearest rank
+    if (sorted.empty()) return 0;
+    const auto rank = static_cast<std::size_t>(std::ceil(q * double(sorted.size())));
+    return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
+}
+
+}  // namespace
+
+std::uint64_t expected_stream_checksum(std::uint64_t bytes) {
+    static std::map<std::uint64_t, std::uint64_t> cache;
+    if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+    return cache[bytes] = pattern_checksum(1, bytes);
+}
+
+harness::harness(const options& o) : o_(o) {
+    char tmpl[] = "/tmp/shmchan-bench-XXXXXX";
+    if (!::mkdtemp(tmpl)) fail_errno("mkdtemp");
+    root_ = tmpl;
+    for (const auto& e : registry())
+        if (std::find(o.transports.begin(), o.transports.end(), e.name) != o.transports.end())
+            ts_.push_back({e.name, e.make(), {}, {}});
+}
+harness::~harness() {
+    teardown();
+    std::error_code ec;
+    if (!o_.keep_scratch) fs::remove_all(root_, ec);
+}
+void harness::teardown() {
+    for (auto& s : ts_) {
+        try {
+            s.t->teardown();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "shmchan_bench: %s teardown: %s\n", s.name.c_str(), e.what());
+        }
+    }
+}
+
+namespace {
+
+// Warm-up before the timed messages: a lap of the buffers every transport may have (the
+// shmchan ring, a queue's slots: max(4 MiB, 4 x payload), plus a quarter), so that first-touch
+// page faults, connection set-up and cold caches are not in the figures (on the VM of
+// docs/benchmarks.md a page fault costs up to 30 us under load). For throughput the consumer
+// may lag the producer by a whole buffer, so the producer warms up for two laps and a quarter:
+// when the clock starts, the consumer has finished its first. Bounded by the run's own length,
+// so slow transports do not spend minutes warming up.
+std::uint64_t warmup_for(const cell& c, std::uint64_t timed, double per_msg) {
+    const double buffers = double(std::max<std::size_t>(4 * MiB, 4 * c.payload));
+    const double lap = 1.25 * buffers;
+    if (c.k == kind::throughput) {
+        const auto n = static_cast<std::uint64_t>(std::ceil((lap + buffers) / double(c.payload)));
+        return std::min<std::uint64_t>(n, std::max<std::uint64_t>(timed, 1));
+    }
+    // Latency: a whole lap matters for small payloads (a fresh page every 51 round trips of
+    // 64 B costs shmchan a 20-50 us fault on this VM); the warm-up may take up to ~0.9 s by
+    // the round-trip time known so far (else 7.5 x the timed ones, sized for ~0.12 s).
+    const auto n = static_cast<std::uint64_t>(std::ceil(lap / double(c.payload + 16)));
+    const auto budget = per_msg > 0 ? static_cast<std::uint64_t>(0.9 / per_msg) : timed * 15 / 2;
+    return std::max<std::uint64_t>(std::min<std::uint64_t>(n, budget), 20);
+}
+
+}  // namespace
+
+run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round, double per_msg) {
+    run_record rec;
+    rec.transport = ts.name;
+    rec.c = c;
+    rec.round = round;
+    rec.warmup = warmup_for(c, timed, per_msg);
+    rec.messages = rec.planned = timed + rec.warmup;
+    const int n = ++counter_;
+    run_spec spec;
+    spec.payload = c.payload;
+    spec.latency = c.k == kind::latency;
+    spec.messages = rec.messages;
+    spec.warmup = rec.warmup;
+    if (spec.latency) spec.time_limit_ns = static_cast<std::int64_t>(o_.latency_limit * 1e9);
+    spec.busy_wait = c.busy;
+    spec.endpoint = "shmchan-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n);
+    spec.scratch_dir = root_ + "/run-" + std::to_string(n);
+    if (::mkdir(spec.scratch_dir.c_str(), 0700) != 0) fail_errno("mkdir " + spec.scratch_dir);
+
+    const auto t0 = steady::now();
+    std::string why;
+    try {
+        why = ts.t->prepare(spec);
+    } catch (const std::exception& e) {
+        rec.status = "failed";
+        rec.reason = std::string("prepare: ") + e.what();
+    }
+    if (rec.status.empty() && !why.empty()) {
+        rec.status = "skipped";
+        rec.reason = why;
+    }
+    if (rec.status.empty()) {
+        const auto daemons = ts.t->daemon_pids();
+        double d0 = 0, d1 = 0;
+        for (int pid : daemons) d0 += process_cpu_s(pid);
+        const double m0 = machine_busy_s(), s0 = self_cpu_s();
+        const auto deadline = steady::now() + std::chrono::milliseconds(static_cast<long long>(o_.timeout * 1000));
+        try {
+            if (ts.t->in_one_process()) run_pair(ts, spec, rec, deadline);
+            else run_two(ts, spec, rec, deadline);
+        } catch (const std::exception& e) {
+            rec.status = "failed";
+            rec.reason = e.what();
+        }
+        const double wall = std::chrono::duration<double>(steady::now() - t0).count();
+        for (int pid : daemons) {
+            d1 += process_cpu_s(pid);
+            rec.daemon_rss_kib = std::max(rec.daemon_rss_kib, vm_hwm_kib("/proc/" + std::to_string(pid) + "/status"));
+        }
+        rec.daemon_cpu_s = std::max(0.0, d1 - d0);
+        const double children = rec.tx.cpu_user_s + rec.tx.cpu_sys_s +
+                                (ts.t->in_one_process() ? 0 : rec.rx.cpu_user_s + rec.rx.cpu_sys_s);
+        rec.others = std::max(0.0, (machine_busy_s() - m0 - children - rec.daemon_cpu_s - (self_cpu_s() - s0)) / wall);
+        if (rec.status.empty()) evaluate(rec, spec);
+    }
+    try {
+        ts.t->cleanup(spec);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "shmchan_bench: %s cleanup: %s\n", ts.name.c_str(), e.what());
+    }
+    rec.wall_s = std::chrono::duration<double>(steady::now() - t0).count();
+    std::error_code ec;
+    if (!o_.keep_scratch) fs::remove_all(spec.scratch_dir, ec);
+    return rec;
+}
+
+void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline) {
+    const std::string accept_role = spec.latency ? "pong" : "consume";
+    const std::string connect_role = spec.latency ? "ping" : "produce";
+    side_proc a = spawn_side(accept_role, ts.name, spec, ts.t->side_environment()), b;
+    auto finish = [&](const std::string& why) {
+        if (!why.empty()) {
+            rec.status = "failed";
+            rec.reason = why;
+        }
+        kill_side(a);
+        kill_side(b);
+        reap(a, std::chrono::milliseconds(0));
+        reap(b, std::chrono::milliseconds(0));
+    };
+    // The accepting side first, until it is ready (or has failed before that).
+    wait_for({&a}, deadline, [&] { return said_ready(a) || results_in(a) > 0 || a.eof; });
+    if (g_interrupted) return finish("interrupted");
+    if (!said_ready(a)) {
+        if (results_in(a) > 0) parse_side(a.lines.back(), rec.rx);
+        reap(a, std::chrono::milliseconds(2000));
+        std::string why = !rec.rx.r.error.empty() ? accept_role + ": " + rec.rx.r.error
+                          : a.eof ? accept_role + " ended before it was ready (" + exit_text(a.status) + ")"
+                                  : accept_role + " not ready after " + std::to_string(int(o_.timeout)) + " s (killed)";
+        if (const auto tail = log_tail(a.log); !tail.empty()) why += " [log: " + tail + "]";
+        return finish(why);
+    }
+    b = spawn_side(connect_role, ts.name, spec, ts.t->side_environment());
+    // Both results; once one side has failed or died, the other gets a short grace.
+    auto done = [&] { return (results_in(a) > 0 || a.eof) && (results_in(b) > 0 || b.eof); };
+    bool ok = wait_for({&a, &b}, deadline, [&] {
+        if (done()) return true;
+        const bool a_bad = a.eof && results_in(a) == 0, b_bad = b.eof && results_in(b) == 0;
+        return a_bad || b_bad;
+    });
+    if (ok && !done()) ok = wait_for({&a, &b}, std::min(deadline, steady::now() + std::chrono::seconds(3)), done);
+    if (g_interrupted) return finish("interrupted");
+    const bool timed_out = !ok;
+    if (timed_out) {
+        kill_side(a);
+        kill_side(b);
+    }
+    reap(a, std::chrono::milliseconds(5000));
+    reap(b, std::chrono::milliseconds(5000));
+    for (auto [s, r] : {std::pair{&b, &rec.tx}, std::pair{&a, &rec.rx}})
+        for (const auto& l : s->lines)
+            if (!l.empty() && l[0] == '{') parse_side(l, *r);
+    std::string why;
+    for (auto [s, r] : {std::pair{&b, &rec.tx}, std::pair{&a, &rec.rx}}) {
+        std::string w;
+        if (r->present && !r->r.error.empty()) w = s->role + ": " + r->r.error;
+        else if (!r->present && timed_out) w = s->role + ": no result within " + std::to_string(int(o_.timeout)) + " s (killed)";
+        else if (!r->present) w = s->role + ": ended without a result (" + exit_text(s->status) + ")";
+        if (w.empty()) continue;
+        if (const auto tail = log_tail(s->log); !tail.empty() && !r->present) w += " [log: " + tail + "]";
+        why += (why.empty() ? "" : "; ") + w;
+    }
+    if (timed_out && why.empty()) why = "timed out";
+    finish(why);
+}
+
+void harness::run_pair(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline) {
+    side_proc p = spawn_side("pair", ts.name, spec, ts.t->side_environment());
+    const bool ok = wait_for({&p}, deadline, [&] { return results_in(p) >= 2 || p.eof; });
+    if (!ok) kill_side(p);
+    reap(p, std::chrono::milliseconds(5000));
+    std::vector<std::string> results;
+    for (const auto& l : p.lines)
+        if (!l.empty() && l[0] == '{') results.push_back(l);
+    if (results.size() >= 1) parse_side(results[0], rec.tx);
+    if (results.size() >= 2) parse_side(results[1], rec.rx);
+    std::string why;
+    if (g_interrupted) why = "interrupted";
+    else if (!ok) why = "no result within " + std::to_string(int(o_.timeout)) + " s (killed)";
+    else if (results.size() < 2) why = "ended without a result (" + exit_text(p.status) + ") [log: " + log_tail(p.log) + "]";
+    for (auto* r : {&rec.tx, &rec.rx})
+        if (r->present && !r->r.error.empty()) why += (why.empty() ? "" : "; ") + r->r.error;
+    if (!why.empty()) {
+        rec.status = "failed";
+        rec.reason = why;
+    }
+}
+
+void harness::evaluate(run_record& rec, const run_spec& spec) {
+    // A latency run may end early (time limit): then both sides must agree on how many round
+    // trips were made, and everything else is checked against that count.
+    std::uint64_t moved = spec.messages;
+    if (spec.latency && spec.time_limit_ns && rec.tx.r.messages < spec.messages) moved = rec.tx.r.messages;
+    rec.messages = moved;
+    rec.expected_bytes = std::uint64_t(spec.payload) * moved;
+    rec.expected_checksum = expected_stream_checksum(rec.expected_bytes);
+    std::string bad;
+    auto check = [&](const char* who, const side_record& s) {
+        if (s.r.messages != moved)
+            bad += std::string(who) + " reported " + std::to_string(s.r.messages) + " messages; ";
+        if (s.r.bytes != rec.expected_bytes)
+            bad += std::string(who) + " reported " + std::to_string(s.r.bytes) + " bytes; ";
+        if (s.r.checksum != rec.expected_checksum) bad += std::string(who) + " checksum " + hex64(s.r.checksum) + "; ";
+    };
+    check(spec.latency ? "ping (echoes received)" : "producer", rec.tx);
+    check(spec.latency ? "pong (received)" : "consumer", rec.rx);
+    if (spec.latency && rec.tx.r.rtt_ns.size() != moved) bad += "wrong number of round-trip samples; ";
+    if (!bad.empty()) {
+        rec.status = "failed";
+        rec.reason = "MISMATCH: " + bad + "expected " + std::to_string(rec.expected_bytes) + " bytes, checksum " +
+                     hex64(rec.expected_checksum);
+        return;
+    }
+    if (!spec.latency) {
+        const std::int64_t ns = rec.rx.r.end_ns - rec.tx.r.start_ns;
+        if (ns <= 0 || rec.tx.r.start_ns == 0) {
+            rec.status = "failed";
+            rec.reason = "impossible timestamps (consumer end before producer start)";
+            return;
+        }
+        const std::uint64_t timed = spec.messages - spec.warmup;
+        rec.secs = double(ns) * 1e-9;
+        rec.gbps = double(timed * spec.payload) / rec.secs * 1e-9;
+        rec.msgs_per_s = double(timed) / rec.secs;
+    } else {
+        // The warm-up round trips are dropped.
+        const auto& rtt = rec.tx.r.rtt_ns;
+        const std::size_t skip = std::min<std::size_t>(spec.warmup, rtt.size());
+        std::vector<double> one_way;
+        for (std::size_t i = skip; i < rtt.size(); ++i) one_way.push_back(double(rtt[i]) / 2e3);
+        std::sort(one_way.begin(), one_way.end());
+        rec.samples = one_way.size();
+        rec.p50_us = percentile(one_way, 0.50);
+        rec.p99_us = percentile(one_way, 0.99);
+        rec.max_us = one_way.empty() ? 0 : one_way.back();
+        double sum = 0;
+        for (double v : one_way) sum += v;
+        rec.mean_us = one_way.empty() ? 0 : sum / double(one_way.size());
+        rec.secs = double(rec.tx.r.end_ns - rec.tx.r.start_ns) * 1e-9;
+    }
+    rec.tx.r.rtt_ns.clear();  // summarized; not kept
+    rec.status = "ok";
+}
+
+}  // namespace shmchan_bench
