@@ -1,4 +1,4 @@
-// The client processes of the load tests (tests/load_test.cpp). One line of output per event.
+// The client processes of the load tests (tests/load/load_test.cpp). One line of output per event.
 //
 //   load_peer ends URL
 //       stdin, one end per line, then OPEN, then GO:

@@ -1,5 +1,5 @@
 // Load and resource exhaustion: 256 channels open at once through one engine process with
-// mixed transports, and a channel larger than /dev/shm (tests/load_peer.cpp is the other side;
+// mixed transports, and a channel larger than /dev/shm (tests/peers/load_peer.cpp is the other side;
 // its `nospace` mode, run by ctest directly, fills a small tmpfs in a mount namespace).
 #include <catch2/catch.hpp>
 
