@@ -30,10 +30,6 @@
 
 extern char** environ;
 
-// tools/soak.cpp: the soak run and its worker processes (hidden commands).
-int soak_main(const std::vector<std::string>& args);
-int soak_worker_main(const std::vector<std::string>& args);
-
 namespace {
 
 using namespace std::chrono_literals;
@@ -625,8 +621,6 @@ int main(int argc, char** argv) {
         if (cmd == "bench") return cmd_bench(args);
         if (cmd == "_consume") return cmd_consume(args);
         if (cmd == "_files_worker") return cmd_files_worker(args);
-        if (cmd == "_soak") return soak_main(args);
-        if (cmd == "_soak_worker") return soak_worker_main(args);
         throw usage_error("unknown command " + cmd);
     } catch (const cli_failure& f) {
         std::fprintf(stderr, "%s\n", f.line.c_str());

@@ -18,7 +18,8 @@ namespace shmchan::test {
 
 using clock_type = std::chrono::steady_clock;
 
-child child::spawn(const std::vector<std::string>& argv, bool pipe_stdin, bool merge_stderr) {
+child child::spawn(const std::vector<std::string>& argv, bool pipe_stdin, bool merge_stderr,
+                   const std::vector<std::string>& extra_env) {
     int out[2], in[2] = {-1, -1};
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     if (pipe_stdin && ::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
@@ -30,8 +31,12 @@ child child::spawn(const std::vector<std::string>& argv, bool pipe_stdin, bool m
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    std::vector<char*> envp;
+    for (char** e = environ; *e; ++e) envp.push_back(*e);
+    for (auto& e : extra_env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
     child c;
-    int rc = posix_spawn(&c.pid_, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+    int rc = posix_spawn(&c.pid_, argv[0].c_str(), &fa, nullptr, args.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     ::close(out[1]);
     if (pipe_stdin) ::close(in[0]);

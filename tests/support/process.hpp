@@ -12,9 +12,10 @@ namespace shmchan::test {
 class child {
 public:
     // Starts `argv[0]` with stdout piped back to us (stderr too with merge_stderr, else it is
-    // inherited), and optionally a pipe to its stdin.
+    // inherited), and optionally a pipe to its stdin. It gets our environment, plus the
+    // NAME=VALUE entries of `extra_env`.
     static child spawn(const std::vector<std::string>& argv, bool pipe_stdin = false,
-                       bool merge_stderr = false);
+                       bool merge_stderr = false, const std::vector<std::string>& extra_env = {});
     child(child&& o) noexcept;
     child& operator=(child&&) = delete;
     ~child();  // kills and reaps a child still running

@@ -1,27 +1,24 @@
 // Load and resource exhaustion: 256 channels open at once through one engine process with
-// mixed transports, and a channel larger than /dev/shm (tests/load_peer.cpp is the other side;
+// mixed transports, and a channel larger than /dev/shm (tests/peers/load_peer.cpp is the other side;
 // its `nospace` mode, run by ctest directly, fills a small tmpfs in a mount namespace).
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
 #include <bit>
 #include <csignal>
 #include <functional>
 #include <cmath>
 #include <cstdio>
-#include <dirent.h>
-#include <fstream>
-#include <netinet/in.h>
 #include <sstream>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <thread>
 #include <unistd.h>
 
 #include "shmchan/shmchan.hpp"
 #include "shmchan/worker.hpp"
+#include "support/engine_process.hpp"
 #include "support/helpers.hpp"
+#include "support/proc_stats.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
@@ -29,105 +26,29 @@ using namespace std::chrono_literals;
 using shmchan::test::child;
 using shmchan::test::segment_exists;
 using clock_type = std::chrono::steady_clock;
-using json = nlohmann::json;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-
-// 256 channels need about three descriptors each in the engine (socket, event fd and its
-// duplicate) and four per socket end in a client (socket, epoll, eventfd, timerfd): more
-// than the usual soft limit of 1024. Children inherit the raised limit.
-rlim_t raise_fd_limit() {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    ::getrlimit(RLIMIT_NOFILE, &rl);
-    return rl.rlim_cur;
-}
-
-struct proc_stat {
-    int fds = 0;
-    long rss_kib = 0;
-    int threads = 0;
-};
-proc_stat stat_of(pid_t pid) {
-    proc_stat s;
-    const std::string base = "/proc/" + std::to_string(pid);
-    if (DIR* d = ::opendir((base + "/fd").c_str())) {
-        while (dirent* e = ::readdir(d)) s.fds += e->d_name[0] != '.';
-        ::closedir(d);
-    }
-    std::ifstream st(base + "/status");
-    for (std::string line; std::getline(st, line);) {
-        if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stol(line.substr(6));
-        if (line.rfind("Threads:", 0) == 0) s.threads = std::stoi(line.substr(8));
-    }
-    return s;
-}
-
-// GET /status of the engine at `port`, parsed.
-json engine_status(std::uint16_t port) {
-    const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string resp;
-    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        const std::string req = "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        if (::send(s, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-            char tmp[4096];
-            for (ssize_t n; (n = ::recv(s, tmp, sizeof tmp, 0)) > 0;) resp.append(tmp, static_cast<std::size_t>(n));
-        }
-    }
-    ::close(s);
-    const auto body = resp.find("\r\n\r\n");
-    return body == std::string::npos ? json() : json::parse(resp.substr(body + 4), nullptr, false);
-}
-long engine_channels(std::uint16_t port) {
-    const json j = engine_status(port);
-    return j.is_object() && j.contains("channels") ? j["channels"].get<long>() : -1;
-}
-
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-    const auto until = clock_type::now() + limit;
-    while (clock_type::now() < until) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return cond();
-}
+using test::engine_channels;
+using test::eventually;
+using test::raise_fd_limit;
+using test::sanitized;
+using test::engine_process;
+using test::proc_sample;
+using test::sample_process;
 
 void note(const std::string& s) {
     std::printf("%s\n", s.c_str());
     std::fflush(stdout);
 }
 
-struct engine_child {
-    child proc;
-    std::string url;
-    std::uint16_t port = 0;
-    engine_child() : proc(child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0"})) {
-        const std::string line = proc.read_line(30s);
-        const auto at = line.find("ws://");
-        REQUIRE(at != std::string::npos);
-        url = line.substr(at);
-        port = static_cast<std::uint16_t>(std::stoul(url.substr(url.rfind(':') + 1)));
-    }
-};
-
 }  // namespace
 
 TEST_CASE("256 channels open at once through one engine process, mixed transports, every byte checked",
           "[load][256]") {
+    // 256 channels need about three descriptors each in the engine (socket, event fd and its
+    // duplicate) and four per socket end in a client (socket, epoll, eventfd, timerfd): more
+    // than the usual soft limit of 1024. Children inherit the raised limit.
     const rlim_t limit = raise_fd_limit();
     constexpr int channels = 256, peers = 4;
     // Per channel four rings' worth (256 MiB in all); two under sanitizers (unoptimized, and
@@ -135,11 +56,11 @@ TEST_CASE("256 channels open at once through one engine process, mixed transport
     const std::uint64_t size = sanitized ? 512u << 10 : 1u << 20;
     note("load: fd soft limit now " + std::to_string(limit));
 
-    engine_child eng;
+    engine_process eng;
     const auto t_start = clock_type::now();
     worker creator(eng.url);
     std::this_thread::sleep_for(200ms);
-    const proc_stat engine_before = stat_of(eng.proc.pid());
+    const proc_sample engine_before = sample_process(eng.proc.pid());
 
     // Channel i: writer in peer i % 4, reader in peer (i + 1) % 4; transports by i % 4:
     // shm -> shm, shm -> socket, socket -> shm, socket -> socket.
@@ -169,14 +90,14 @@ TEST_CASE("256 channels open at once through one engine process, mixed transport
     }
     CHECK(active == channels);
     int peer_threads = 0;
-    for (auto& p : ps) peer_threads += stat_of(p.pid()).threads;
+    for (auto& p : ps) peer_threads += sample_process(p.pid()).threads;
     CHECK(peer_threads < 8 * peers);  // no thread per socket end (Asio's resolver, once)
     const long listed = engine_channels(eng.port);
     CHECK(listed == channels);
-    const proc_stat engine_open = stat_of(eng.proc.pid());
-    proc_stat peers_open;
+    const proc_sample engine_open = sample_process(eng.proc.pid());
+    proc_sample peers_open{0, 0, 0, 0, 0};  // sums
     for (auto& p : ps) {
-        const proc_stat s = stat_of(p.pid());
+        const proc_sample s = sample_process(p.pid());
         peers_open.fds += s.fds;
         peers_open.rss_kib += s.rss_kib;
         peers_open.threads += s.threads;
@@ -221,8 +142,8 @@ TEST_CASE("256 channels open at once through one engine process, mixed transport
     for (auto& ch : chans) ids.push_back(ch.reader_ref.channel_id);
     chans.clear();
     CHECK(eventually([&] { return engine_channels(eng.port) == 0; }, 10s));
-    proc_stat engine_after;
-    CHECK(eventually([&] { return (engine_after = stat_of(eng.proc.pid())).fds == engine_before.fds; }, 10s));
+    proc_sample engine_after;
+    CHECK(eventually([&] { return (engine_after = sample_process(eng.proc.pid())).fds == engine_before.fds; }, 10s));
     int left = 0;
     for (auto& id : ids) left += segment_exists(id);
     CHECK(left == 0);
@@ -259,7 +180,7 @@ TEST_CASE("no_space: a channel larger than /dev/shm's free space fails at creati
          " free: " + what);
 
     // Through an engine process: the next normal channel works, both ways in.
-    engine_child eng;
+    engine_process eng;
     worker w(eng.url);
     channel ch = w.create_channel(4);
     channel_options sock;
@@ -279,17 +200,17 @@ TEST_CASE("no_space: a channel larger than /dev/shm's free space fails at creati
 TEST_CASE("a socket end to a numeric engine address starts no thread of its own", "[load][threads]") {
     // Found by the load test: each socket end's private io_context ran Asio's asynchronous
     // resolver, whose service keeps a thread for the io_context's life (256 ends, 256 threads).
-    engine_child eng;
+    engine_process eng;
     worker w(eng.url);
     std::vector<channel> chans;
     for (int i = 0; i < 16; ++i) chans.push_back(w.create_channel(4));
     channel_options sock;
     sock.via = transport::socket;
     sock.engine = eng.url;
-    const int before = stat_of(::getpid()).threads;
+    const int before = sample_process(::getpid()).threads;
     std::vector<reader> readers;
     for (auto& ch : chans) readers.push_back(open_reader(ch.reader_ref, sock));
-    const int after = stat_of(::getpid()).threads;
+    const int after = sample_process(::getpid()).threads;
     CHECK(after - before < 4);
     for (auto& ch : chans) REQUIRE_FALSE(ch.writer.close());
     for (auto& r : readers) CHECK(r.read_all(10s).empty());
@@ -299,7 +220,7 @@ TEST_CASE("a socket writer whose reader left learns it at close(), not success",
     // Found by the soak: the engine answers with close 1011 "peer_closed: ..." when it cannot
     // deliver, but a writer that had already put its whole stream into socket buffers took the
     // close handshake for success.
-    engine_child eng;
+    engine_process eng;
     worker w(eng.url);
     channel_options sock;
     sock.via = transport::socket;

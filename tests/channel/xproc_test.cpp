@@ -1,4 +1,4 @@
-// Real processes on both ends (tests/peer.cpp is the other process).
+// Real processes on both ends (tests/peers/peer.cpp is the other process).
 #include <catch2/catch.hpp>
 
 #include <csignal>

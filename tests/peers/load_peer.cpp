@@ -1,4 +1,4 @@
-// The client processes of the load tests (tests/load_test.cpp). One line of output per event.
+// The client processes of the load tests (tests/load/load_test.cpp). One line of output per event.
 //
 //   load_peer ends URL
 //       stdin, one end per line, then OPEN, then GO:
@@ -44,6 +44,10 @@
 #include <unistd.h>
 #include <vector>
 
+#include "support/helpers.hpp"
+#include "support/proc_stats.hpp"
+#include "support/streams.hpp"
+
 extern char** environ;
 
 using namespace shmchan;
@@ -59,58 +63,18 @@ void say(const std::string& line) {
     std::fflush(stdout);
 }
 
-const char* name(std::error_code e) {
-    return e.category() == error_category() ? to_string(static_cast<errc>(e.value())) : "other";
-}
-
+const char* name(std::error_code e) { return test::errc_name(e); }
+using test::pattern_sum;
 using testkit::expected_checksum;
+using test::raise_fd_limit;  // many ends in one process: each socket end has its own connection and event loop
+using test::read_result;
 
-// Many ends in one process need many descriptors (each socket end has its own connection and
-// event loop): take the hard limit.
-void raise_fd_limit() {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-// Writes `size` bytes of the pattern, `chunk` at a time; the error, if any.
+// `size` bytes of the pattern, `chunk` at a time, then close; the error, if any.
 std::error_code write_pattern(writer& w, std::uint64_t size, std::size_t chunk) {
-    std::vector<std::byte> buf(chunk);
-    for (std::uint64_t off = 0; off < size;) {
-        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
-        fill_pattern(std::span(buf.data(), n), off);
-        if (auto e = w.write(std::span(buf.data(), n), 60s)) return e;
-        off += n;
-    }
-    return w.close(60s);
+    return test::write_pattern(w, size, chunk, 60s);
 }
-
-// Reads a whole stream: its byte count and checksum, or the error that ended it.
-struct read_result {
-    std::uint64_t bytes = 0;
-    std::uint64_t sum = 0;
-    std::error_code error;
-    std::string reason;
-};
-read_result read_stream(reader& r) {
-    read_result out;
-    stream_checksum s;
-    for (;;) {
-        item it = r.next(60s);
-        if (it.is_chunk()) s.update(it.data());
-        else if (it.is_end()) break;
-        else if (it.is_error()) {
-            out.error = it.error();
-            out.reason = r.abort_reason();
-            break;
-        }
-    }
-    out.bytes = s.bytes();
-    out.sum = s.value();
-    return out;
-}
+// The whole stream: its byte count and checksum, or the error that ended it.
+read_result read_stream(reader& r) { return test::read_stream(r, 60s); }
 
 // --- ends --------------------------------------------------------------------------------------
 struct end_spec {

@@ -1,0 +1,29 @@
+// `shmchan engine` as a process of its own on a free loopback port, and its GET /status.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "process.hpp"
+
+namespace shmchan::test {
+
+struct engine_process {
+    child proc;
+    std::string url;  // ws://127.0.0.1:PORT
+    std::uint16_t port = 0;
+
+    // `shmchan engine --listen 127.0.0.1:0` and `extra_args`; throws std::runtime_error when
+    // the engine does not print its address within 30 s.
+    explicit engine_process(const std::vector<std::string>& extra_args = {});
+};
+
+// GET /status of the engine at `port`, parsed (null when there is no answer).
+nlohmann::json engine_status(std::uint16_t port);
+// Its count of live channels, or -1.
+long engine_channels(std::uint16_t port);
+
+}  // namespace shmchan::test
