@@ -41,8 +41,9 @@ declare -A opts=(
   [fuzz_engine_dispatch]="-max_len=4096"
   [fuzz_channel_target]="-max_len=4096"
   [fuzz_channel_frames]="-max_len=4096"
+  [fuzz_segment_open]="-max_len=16384"
 )
-targets=(fuzz_ref_parse fuzz_ring_reader fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames)
+targets=(fuzz_ref_parse fuzz_ring_reader fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames fuzz_segment_open)
 
 mkdir -p "$build/artifacts" "$build/logs"
 status=0

@@ -10,7 +10,7 @@
 #include <system_error>
 #include <vector>
 
-#include "shmchan/checksum.hpp"
+#include "shmchan/testkit/checksum.hpp"
 #include "shmchan/error.hpp"
 #include "shmchan/reader.hpp"
 #include "shmchan/writer.hpp"

@@ -1,0 +1,84 @@
+// The `shmchan` command's shared parts: usage errors, failures that name their cause,
+// progress on a terminal, and the commands (one file per group: cmd_stream, cmd_admin, cmd_demo).
+#pragma once
+
+#include <shmchan/shmchan.hpp>
+#include <shmchan/testkit/bytes.hpp>
+#include <shmchan/testkit/io.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <unistd.h>
+#include <vector>
+
+namespace shmchan_cli {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+using shmchan::testkit::human;
+using shmchan::testkit::parse_bytes;
+using shmchan::testkit::write_all;
+
+// Progress on stderr, only when stderr is a terminal, at most a few times a second.
+class progress {
+public:
+    explicit progress(const char* what, std::uint64_t total = 0)
+        : what_(what), total_(total), on_(::isatty(2)), start_(clock_type::now()), last_(start_) {}
+    void update(std::uint64_t done) {
+        if (!on_) return;
+        auto now = clock_type::now();
+        if (now - last_ < 250ms) return;
+        last_ = now;
+        double s = std::chrono::duration<double>(now - start_).count();
+        if (total_)
+            std::fprintf(stderr, "\r%s: %s / %s (%.0f%%), %s/s   ", what_, human(double(done)).c_str(),
+                         human(double(total_)).c_str(), 100.0 * double(done) / double(total_),
+                         human(double(done) / s).c_str());
+        else
+            std::fprintf(stderr, "\r%s: %s, %s/s   ", what_, human(double(done)).c_str(),
+                         human(double(done) / s).c_str());
+    }
+    void done() {
+        if (on_ && last_ != start_) std::fputc('\n', stderr);
+    }
+
+private:
+    const char* what_;
+    std::uint64_t total_;
+    bool on_;
+    clock_type::time_point start_, last_;
+};
+
+// Thrown, not exit()ed: unwinding runs the channel ends' destructors, which finish them.
+struct cli_failure {
+    std::string line;
+};
+
+[[noreturn]] inline void fail(const char* cmd, std::error_code e, const std::string& detail = {}) {
+    std::string name = e.category() == shmchan::error_category()
+                           ? shmchan::to_string(static_cast<shmchan::errc>(e.value()))
+                           : e.category().name();
+    throw cli_failure{std::string("shmchan ") + cmd + ": " + name + ": " + e.message() +
+                      (detail.empty() ? "" : ": ") + detail};
+}
+
+int cmd_send(std::vector<std::string> args);    // cmd_stream.cpp
+int cmd_recv(std::vector<std::string> args);
+int cmd_engine(std::vector<std::string> args);  // cmd_admin.cpp
+int cmd_ls(const std::vector<std::string>& args);
+int cmd_gc(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
+int cmd_demo(std::vector<std::string> args, const char* self);  // cmd_demo.cpp
+int cmd_consume(std::vector<std::string> args);
+int cmd_files_worker(std::vector<std::string> args);
+
+}  // namespace shmchan_cli
