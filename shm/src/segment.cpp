@@ -62,9 +62,11 @@ bool is_valid_segment_name(const std::string& name) noexcept {
 
 segment::segment(std::string name, std::unique_ptr<bip::mapped_region> region)
     : name_(std::move(name)), region_(std::move(region)),
-      cb_(static_cast<control_block*>(region_->get_address())) {}
+      cb_(static_cast<control_block*>(region_->get_address())) {
+    guard_ = guard_mapping(region_->get_address(), region_->get_size());
+}
 
-segment::~segment() = default;
+segment::~segment() { unguard(guard_); }
 
 std::size_t segment::size() const noexcept { return region_->get_size(); }
 
@@ -162,8 +164,9 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
     } catch (const bip::interprocess_exception& e) {
         throw error(fault::system_error, "cannot map channel segment " + name + ": " + describe(e));
     }
-    auto* cb = static_cast<control_block*>(region->get_address());
-    segment_header& h = cb->header;
+    // Guarded before the header is read: the file may be truncated under us from here on.
+    auto seg = std::shared_ptr<segment>(new segment(name, std::move(region)));
+    segment_header& h = seg->control()->header;
     const auto magic = std::atomic_ref<std::uint64_t>(h.magic).load(std::memory_order_acquire);
     if (magic != segment_magic)
         throw error(fault::corrupt, "channel segment " + name + " has no shmchan header");
@@ -176,7 +179,12 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
         h.segment_size != static_cast<std::uint64_t>(size) ||
         h.max_payload != max_payload_for(h.capacity))
         throw error(fault::corrupt, "channel segment " + name + " has inconsistent sizes");
-    return std::shared_ptr<segment>(new segment(name, std::move(region)));
+    // fstat again: a truncation after the first look faults only on the pages we touch later.
+    // (`mapped` is the size the header was found to agree with.)
+    const bip::offset_t mapped = size;
+    if (!shm->get_size(size) || size < mapped || seg->truncated())
+        throw error(fault::corrupt, "channel segment " + name + " was truncated");
+    return seg;
 }
 
 }  // namespace shmchan::shm

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "shmchan/shm/error.hpp"
+#include "shmchan/shm/fault_guard.hpp"
 #include "shmchan/shm/layout.hpp"
 
 namespace boost::interprocess {
@@ -49,6 +50,10 @@ public:
     const std::string& name() const noexcept { return name_; }
     std::size_t size() const noexcept;
 
+    // Someone truncated the file and this process touched the mapping since: it now holds
+    // zero pages (fault_guard.hpp) and nothing in it can be trusted.
+    bool truncated() const noexcept { return guard_.faulted(); }
+
     // Removes the name from /dev/shm (mappings stay valid). Idempotent, never throws.
     void unlink() noexcept;
 
@@ -58,6 +63,7 @@ private:
     std::unique_ptr<boost::interprocess::mapped_region> region_;
     control_block* cb_ = nullptr;
     std::atomic<bool> unlinked_{false};
+    guard_token guard_;  // SIGBUS on the mapping becomes truncated(); released before unmapping
 };
 
 // Name of the segment of a channel: "/shmchan-<uuid>". Only names of this shape are ever
