@@ -50,6 +50,8 @@ public:
         finished = true;
         finish_end(*seg, cb->consumer.state, end_state::closed, cb->producer.state,
                    cb->producer.who, cb->space);
+        // finish_end saw zeros (an unclaimed writer) and left the name; nobody can use it now.
+        if (seg->truncated()) seg->unlink();
     }
     item fail(std::error_code e) {
         sticky = e;
@@ -58,6 +60,8 @@ public:
     }
     // Called with the ring found empty. Returns an error once the writer can add nothing more.
     std::error_code writer_gone(bool check_liveness) {
+        // Truncated: the writer's state and tail read as zeros (unclaimed, nothing written).
+        if (seg->truncated()) return errc::corrupt;
         const end_state w = load_state(cb->producer.state);
         if (w == end_state::active || w == end_state::unclaimed) {
             if (w == end_state::unclaimed || !check_liveness || !owner_dead(cb->producer.who))
@@ -96,6 +100,9 @@ public:
         if (ended) return make(item::kind::end);
         if (sticky) return make(item::kind::error, {}, sticky);
         if (finished) return make(item::kind::error, {}, errc::closed);
+        // A process-local flag. Set since the last item: that item may have been read from
+        // zero pages, and nothing after it is the writer's.
+        if (seg->truncated()) return fail(errc::corrupt);
         if (auto e = ensure_claimed()) return make(item::kind::error, {}, e);
         record_view v;
         ring_status st = cons.try_peek(v);
