@@ -7,16 +7,19 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <functional>
 #include <poll.h>
 #include <string>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
+#include "shmchan/shm/fault_guard.hpp"
 #include "shmchan/shm/segment.hpp"
 #include "shmchan/shm/wait.hpp"
 #include "shmchan/shmchan.hpp"
@@ -263,4 +266,49 @@ TEST_CASE("segment truncated while the writer waits for room: the write returns 
     CHECK(rd.hear() == "next corrupt status corrupt");
     CHECK(rd.wait() == "exited 0");
     CHECK_FALSE(segment_exists(id));
+}
+
+namespace {
+// Puts the handler in (a guard of a private page; it is never truncated). No segment is
+// created: the child dies, and would leave it behind.
+void install_guard() {
+    static char page[4096];
+    [[maybe_unused]] static shm::guard_token t = shm::guard_mapping(page, sizeof page);
+}
+}  // namespace
+
+TEST_CASE("a SIGBUS outside any segment still goes to the previous handler (default: death)",
+          "[truncation]") {
+    // Normal build: the default action (killed by SIGBUS). ASan's handler, which ours chains
+    // to there, reports and exits 1. Either way the child must not survive it.
+    const std::string expected = shmchan::test::sanitized ? "exited 1" : "killed by signal 7";
+    SECTION("a fault on another truncated file mapping") {
+        forked c([](forked& me) {
+            install_guard();
+            char path[] = "/tmp/shmchan-truncation-XXXXXX";
+            const int fd = ::mkstemp(path);
+            ::unlink(path);
+            if (fd < 0 || ::ftruncate(fd, 4096) != 0) return me.say("setup failed");
+            auto* p = static_cast<volatile char*>(
+                ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+            if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) return me.say("setup failed");
+            me.say("touching");
+            p[0] = 1;
+            me.say("survived");
+        });
+        CHECK(c.hear() == "touching");
+        CHECK(c.hear() == "");
+        CHECK(c.wait() == expected);
+    }
+    SECTION("SIGBUS sent by kill()") {
+        forked c([](forked& me) {
+            install_guard();
+            me.say("raising");
+            ::kill(::getpid(), SIGBUS);
+            me.say("survived");
+        });
+        CHECK(c.hear() == "raising");
+        CHECK(c.hear() == "");
+        CHECK(c.wait() == expected);
+    }
 }
