@@ -51,8 +51,8 @@ void chain(int sig, siginfo_t* info, void* ctx) {
     if (info->si_code <= 0) raise(sig);
 }
 
-// The slot guarding `addr`, if any (async-signal-safe: atomics only).
-slot* find(std::uintptr_t addr) noexcept {
+// The slot guarding `addr`, if any, and its range as validated (async-signal-safe: atomics only).
+slot* find(std::uintptr_t addr, std::uintptr_t& base, std::size_t& len) noexcept {
     for (auto& c : chunks) {
         slot* ch = c.load(std::memory_order_acquire);
         if (!ch) break;  // chunks fill in order
@@ -66,7 +66,11 @@ slot* find(std::uintptr_t addr) noexcept {
             const std::size_t l = s.len.load(std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (s.seq.load(std::memory_order_relaxed) != s1) continue;
-            if (l && addr >= b && addr - b < l) return &s;
+            if (l && addr >= b && addr - b < l) {
+                base = b;
+                len = l;
+                return &s;
+            }
         }
     }
     return nullptr;
@@ -74,13 +78,14 @@ slot* find(std::uintptr_t addr) noexcept {
 
 void on_sigbus(int sig, siginfo_t* info, void* ctx) {
     const int saved_errno = errno;
-    slot* s = find(reinterpret_cast<std::uintptr_t>(info->si_addr));
+    std::uintptr_t base = 0;
+    std::size_t len = 0;
+    slot* s = find(reinterpret_cast<std::uintptr_t>(info->si_addr), base, len);
     std::uint32_t st = intact;
     if (s && s->fault.compare_exchange_strong(st, remapping, std::memory_order_acq_rel)) {
         // Zero pages over the whole mapping, so no other access to it can fault again; the
         // contents are lost either way. NORESERVE: a 1 TiB ring must not need 1 TiB of commit.
-        void* b = reinterpret_cast<void*>(s->base.load(std::memory_order_relaxed));
-        void* p = mmap(b, s->len.load(std::memory_order_relaxed), PROT_READ | PROT_WRITE,
+        void* p = mmap(reinterpret_cast<void*>(base), len, PROT_READ | PROT_WRITE,
                        MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         // SYNC: release pairs with faulted()'s acquire and with the spin below.
         st = p == MAP_FAILED ? remap_failed : remapped;
