@@ -57,6 +57,8 @@ public:
         if (finished) return;
         finished = true;
         finish_end(*seg, reader_end(cb), end_state::closed, writer_end(cb), cb->space);
+        // finish_end saw zeros (an unclaimed writer) and left the name; nobody can use it now.
+        if (seg->truncated()) seg->unlink();
     }
     item fail(std::error_code e) {
         sticky = e;
@@ -65,6 +67,8 @@ public:
     }
     // Called with the ring found empty. Returns an error once the writer can add nothing more.
     std::error_code writer_gone(bool check_liveness) {
+        // Truncated: the writer's state and tail read as zeros (unclaimed, nothing written).
+        if (seg->truncated()) return errc::corrupt;
         const end_state w = load_state(cb->producer.state);
         if (w == end_state::active || w == end_state::unclaimed) {
             if (w == end_state::unclaimed || !check_liveness || seg->held(lock_slot::writer))
@@ -104,6 +108,9 @@ public:
         if (ended) return make(item::kind::end);
         if (sticky) return make(item::kind::error, {}, sticky);
         if (finished) return make(item::kind::error, {}, errc::closed);
+        // A process-local flag. Set since the last item: that item may have been read from
+        // zero pages, and nothing after it is the writer's.
+        if (seg->truncated()) return fail(errc::corrupt);
         if (auto e = ensure_claimed()) return make(item::kind::error, {}, e);
         record_view v;
         ring_status st = cons.try_peek(v);

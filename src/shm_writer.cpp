@@ -56,12 +56,16 @@ public:
         if (foreign()) return errc::forked;
         if (sticky) return sticky;
         if (finished) return errc::closed;
+        // A process-local flag: a loan or write that faulted since is not reported as written.
+        if (seg->truncated()) return check_fatal(errc::corrupt);
         if (loan_out) return errc::invalid_argument;  // one claim at a time: commit the loan first
         return ensure_claimed();
     }
     // The reader's fate, checked on the slow path only (its state shares the head's line);
     // its liveness (a read of /proc) at most once per poll interval unless `now`.
     std::error_code peer_check(bool now = false) {
+        // Truncated: the ring and the reader's state read as zeros (unclaimed) from here on.
+        if (seg->truncated()) return errc::corrupt;
         const end_state r = load_state(cb->consumer.state);
         if (r == end_state::closed) return errc::peer_closed;
         if (r == end_state::active && (liveness.due() || now) && !seg->held(lock_slot::reader))
@@ -74,7 +78,7 @@ public:
             if (prod.can_claim(payload)) return spin.waited(clock::now() - t0), std::error_code{};
         for (;;) {
             if (auto e = peer_check()) return e;
-            switch (sleep_once(cb->space, dl, [&] { return prod.can_claim(payload); })) {
+            switch (sleep_once(cb->space, dl, [&] { return prod.can_claim(payload) || seg->truncated(); })) {
                 case sleep_result::ready: spin.waited(clock::now() - t0); return {};
                 case sleep_result::timed_out:
                     if (dl.immediate()) space_watch.arm(prod.head_seen());  // an event loop's try
@@ -101,7 +105,7 @@ public:
         for (;;) {
             ring_status st;
             if (std::byte* p = prod.try_claim(n, type, st)) return p;
-            if (st != ring_status::full) {
+            if (st != ring_status::full || seg->truncated()) {
                 err = check_fatal(st == ring_status::too_large ? errc::too_large : errc::corrupt);
                 return nullptr;
             }
@@ -115,6 +119,9 @@ public:
         if (!p) return err;
         if (n) std::memcpy(p, src, n);
         prod.commit(n);
+        // The record went to zero pages if the segment was truncated meanwhile (close(): the
+        // end record must not be reported as delivered).
+        if (seg->truncated()) return check_fatal(errc::corrupt);
         return {};
     }
     std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
@@ -133,6 +140,7 @@ public:
             p += n;
             left -= n;
         }
+        if (seg->truncated()) return check_fatal(errc::corrupt);  // as push()
         return {};
     }
     std::error_code try_write(std::span<const std::byte> bytes) override {
@@ -163,7 +171,7 @@ public:
             ring_status st;
             p = prod.try_claim(n, record_type::binary, st);
             if (!p) {
-                std::error_code e = check_fatal(st == ring_status::corrupt
+                std::error_code e = check_fatal(st == ring_status::corrupt || seg->truncated()
                                                     ? make_error_code(errc::corrupt)
                                                     : peer_check());
                 if (e) return failed_loan(e);
@@ -234,6 +242,8 @@ public:
     void finish(end_state s) {
         finished = true;
         finish_end(*seg, writer_end(cb), s, reader_end(cb), cb->data);
+        // finish_end saw zeros (an unclaimed reader) and left the name; nobody can use it now.
+        if (seg->truncated()) seg->unlink();
     }
     std::error_code wait_drained(nanoseconds t) override {
         if (foreign()) return errc::forked;

@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "shmchan/shm/fault_guard.hpp"
 #include "shmchan/shm/wait.hpp"
 
 namespace shmchan::shm {
@@ -102,13 +103,21 @@ slot_lock::~slot_lock() {
     if (fd_ >= 0) ::close(fd_);  // the kernel drops the lock with the description
 }
 
-segment::segment(std::string name, int fd, void* base, std::size_t size, ring_geometry g)
-    : name_(std::move(name)), fd_(fd), cb_(static_cast<control_block*>(base)), size_(size), geometry_(g) {
+segment::segment(std::string name, int fd, void* base, std::size_t size)
+    : name_(std::move(name)), fd_(fd), cb_(static_cast<control_block*>(base)), size_(size) {
     struct stat st{};
     if (::fstat(fd_, &st) == 0) dev_ = st.st_dev, ino_ = st.st_ino;
+    try {
+        guard_ = guard_mapping(base, size);  // SIGBUS on this mapping becomes truncated()
+    } catch (...) {
+        ::munmap(base, size);
+        ::close(fd);
+        throw;
+    }
 }
 
 segment::~segment() {
+    unguard(guard_);  // before unmapping: the range may be reused
     ::munmap(cb_, size_);
     ::close(fd_);
 }
@@ -187,6 +196,14 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
         fail(fault::system_error, "cannot lock channel segment " + name + ": " + std::strerror(errno));
     }
 
+    std::shared_ptr<segment> seg;
+    try {
+        seg.reset(new segment(name, fd, base, total));
+    } catch (const error&) {
+        ::unlink(path.c_str());
+        throw;
+    }
+    seg->geometry_ = geometry_for(capacity);
     auto* cb = new (base) control_block{};
     segment_header& h = cb->header;
     h.version = layout_version;
@@ -201,7 +218,7 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
     h.creator.start_time.store(self_start_time(), std::memory_order_relaxed);
     // SYNC: the magic is stored last with release; open() checks it with acquire.
     std::atomic_ref<std::uint64_t>(h.magic).store(segment_magic, std::memory_order_release);
-    return std::shared_ptr<segment>(new segment(name, fd, base, total, geometry_for(capacity)));
+    return seg;
 }
 
 std::shared_ptr<segment> segment::open(const std::string& name) {
@@ -228,13 +245,10 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
         ::close(fd);
         throw error(fault::system_error, "cannot map channel segment " + name + ": " + std::strerror(err));
     }
-    auto refuse = [&](const std::string& what) {
-        ::munmap(base, size);
-        ::close(fd);
-        throw error(fault::corrupt, "channel segment " + name + " " + what);
-    };
-    auto* cb = static_cast<control_block*>(base);
-    segment_header& h = cb->header;
+    // Guarded before the header is read: the file may be truncated under us from here on.
+    auto seg = std::shared_ptr<segment>(new segment(name, fd, base, size));
+    auto refuse = [&](const std::string& what) { throw error(fault::corrupt, "channel segment " + name + " " + what); };
+    segment_header& h = seg->control()->header;
     // Each field is read once here; what sizes an access is kept in `g`, never re-read.
     const auto magic = std::atomic_ref<std::uint64_t>(h.magic).load(std::memory_order_acquire);
     if (magic != segment_magic) refuse("has no shmchan header");
@@ -250,7 +264,12 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
         capacity > max_capacity || segment_size != data_offset + capacity || segment_size != size ||
         max_payload != max_payload_for(capacity))
         refuse("has inconsistent sizes");
-    return std::shared_ptr<segment>(new segment(name, fd, base, size, geometry_for(capacity)));
+    // fstat again: a truncation after the first look faults only on the pages touched later.
+    struct stat now{};
+    if (::fstat(fd, &now) != 0 || static_cast<std::uint64_t>(now.st_size) < size || seg->truncated())
+        refuse("was truncated");
+    seg->geometry_ = geometry_for(capacity);
+    return seg;
 }
 
 }  // namespace shmchan::shm

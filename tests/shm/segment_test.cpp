@@ -10,7 +10,10 @@
 using namespace shmchan::shm;
 
 namespace {
+// One name per test case: ctest runs the cases as parallel processes.
 const std::string test_name = "/shmchan-00000000-0000-4000-8000-0000000000aa";
+const std::string bad_sizes_name = "/shmchan-00000000-0000-4000-8000-0000000000ab";
+const std::string bad_header_name = "/shmchan-00000000-0000-4000-8000-0000000000ac";
 
 std::optional<fault> kind_of(const std::function<void()>& f) {
     try {
@@ -41,11 +44,11 @@ TEST_CASE("segments are created mode 0600 with a valid header", "[segment]") {
 
 TEST_CASE("segment creation refuses bad capacities and a full /dev/shm", "[segment][errors]") {
     segment_identity id{};
-    CHECK(kind_of([&] { segment::create(test_name, 5000, id); }) == fault::invalid_argument);
-    CHECK(kind_of([&] { segment::create(test_name, 1024, id); }) == fault::invalid_argument);
+    CHECK(kind_of([&] { segment::create(bad_sizes_name, 5000, id); }) == fault::invalid_argument);
+    CHECK(kind_of([&] { segment::create(bad_sizes_name, 1024, id); }) == fault::invalid_argument);
     // 1 TiB is a valid capacity but no /dev/shm here holds it: no_space before any mapping.
-    CHECK(kind_of([&] { segment::create(test_name, max_capacity, id); }) == fault::no_space);
-    CHECK(kind_of([] { segment::open(test_name); }) == fault::missing);
+    CHECK(kind_of([&] { segment::create(bad_sizes_name, max_capacity, id); }) == fault::no_space);
+    CHECK(kind_of([] { segment::open(bad_sizes_name); }) == fault::missing);
 }
 
 TEST_CASE("opening validates names and headers", "[segment][hostile]") {
@@ -55,19 +58,19 @@ TEST_CASE("opening validates names and headers", "[segment][hostile]") {
     CHECK(is_valid_segment_name(test_name));
     CHECK_FALSE(is_valid_segment_name("/shmchan-00000000-0000-4000-8000-0000000000AA"));
 
-    ::shm_unlink(test_name.c_str());
-    auto seg = segment::create(test_name, 8192, {});
+    ::shm_unlink(bad_header_name.c_str());
+    auto seg = segment::create(bad_header_name, 8192, {});
     SECTION("wrong magic") {
         seg->control()->header.magic = 42;
-        CHECK(kind_of([] { segment::open(test_name); }) == fault::corrupt);
+        CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
     }
     SECTION("other layout version") {
         seg->control()->header.version = layout_version + 1;
-        CHECK(kind_of([] { segment::open(test_name); }) == fault::corrupt);
+        CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
     }
     SECTION("capacity that does not match the file") {
         seg->control()->header.capacity = 1u << 20;
-        CHECK(kind_of([] { segment::open(test_name); }) == fault::corrupt);
+        CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
     }
     seg->unlink();
 }

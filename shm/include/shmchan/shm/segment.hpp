@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "shmchan/shm/error.hpp"
+#include "shmchan/shm/fault_guard.hpp"
 #include "shmchan/shm/layout.hpp"
 
 namespace shmchan::shm {
@@ -75,11 +76,15 @@ public:
     // Some process (in any namespace) holds the lock of `slot` through another description.
     bool held(lock_slot slot) const noexcept;
 
+    // Someone truncated the file and this process touched the mapping since: it now holds
+    // zero pages (fault_guard.hpp) and nothing in it can be trusted.
+    bool truncated() const noexcept { return guard_.faulted(); }
+
     // Removes the name from /dev/shm (mappings stay valid). Idempotent, never throws.
     void unlink() noexcept;
 
 private:
-    segment(std::string name, int fd, void* base, std::size_t size, ring_geometry g);
+    segment(std::string name, int fd, void* base, std::size_t size);
     std::string name_;
     int fd_ = -1;
     control_block* cb_ = nullptr;
@@ -87,6 +92,7 @@ private:
     ring_geometry geometry_;
     std::uint64_t dev_ = 0, ino_ = 0;  // the file's identity, to refuse a replaced name
     std::atomic<bool> unlinked_{false};
+    guard_token guard_;  // SIGBUS on the mapping becomes truncated(); released before unmapping
 };
 
 // Name of the segment of a channel: "/shmchan-<uuid>". Only names of this shape are ever
