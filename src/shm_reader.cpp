@@ -133,11 +133,11 @@ public:
     // Signals when the tail moves or the writer's fate changes.
     int event_fd() override {
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
-        return data_watch.start(cb->data, cb->producer.tail, peer_fate(cb->producer.state, cb->producer.who));
+        return data_watch.start(cb->data, cb->producer.tail, cb->producer.state, cb->producer.who);
     }
 
     ~shm_reader() override {
-        data_watch.stop(cb->data);
+        data_watch.stop();
         if (claimed) {
             release_pending();
             finish();

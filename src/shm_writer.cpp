@@ -243,10 +243,10 @@ public:
     // Signals when the head moves or the reader's fate changes.
     int event_fd() override {
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
-        return space_watch.start(cb->space, cb->consumer.head, peer_fate(cb->consumer.state, cb->consumer.who));
+        return space_watch.start(cb->space, cb->consumer.head, cb->consumer.state, cb->consumer.who);
     }
     ~shm_writer() override {
-        space_watch.stop(cb->space);
+        space_watch.stop();
         if (claimed && !finished) abort("writer destroyed without close()");
     }
 };
