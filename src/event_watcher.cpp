@@ -130,7 +130,7 @@ bool peer_final(const watched_end& e) {
 }
 
 // The last look: signals the end when its index moved from where it was armed, or the peer's
-// fate is known. True when the watcher need not sleep on the end's line.
+// fate is known. False when the watcher sleeps on the end's line (e.seq).
 bool check(watched_end& e, clock::time_point now) {
     if (!e.armed) {
         if (e.told) return true;
@@ -153,7 +153,11 @@ bool check(watched_end& e, clock::time_point now) {
     e.handled.store(e.arms_now, std::memory_order_relaxed);  // disarmed
     retire(e);
     signal(e);
-    return true;
+    // From now on not armed: sleep on the line for state changes (same SYNC as in prepare).
+    e.armed = false;
+    e.seq = e.line->seq.load(std::memory_order_acquire);
+    e.told = peer_final(e);
+    return e.told;
 }
 
 }  // namespace
