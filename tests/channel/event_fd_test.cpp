@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <span>
 #include <string>
@@ -105,7 +106,10 @@ TEST_CASE("event fds: 100 readers share one watcher thread and each is signalled
     // Armed and idle: liveness checks only (every 200 ms, shared by all ends); not armed: none.
     long before = watcher_sleeps();
     std::this_thread::sleep_for(1s);
-    CHECK(watcher_sleeps() - before <= 12);
+    // (SHMCHAN_NO_FUTEX_WAITV=1 makes the watcher poll: the wake-up counts do not apply.)
+    const char* poll_env = std::getenv("SHMCHAN_NO_FUTEX_WAITV");
+    const bool polling = poll_env && *poll_env == '1';
+    if (!polling) CHECK(watcher_sleeps() - before <= 12);
 
     for (auto& c : chans) REQUIRE_FALSE(c.writer.write("ping"));
     REQUIRE(all_readable(fds, 5000));
@@ -119,7 +123,7 @@ TEST_CASE("event fds: 100 readers share one watcher thread and each is signalled
     // Signalled, not re-armed: the watcher sleeps until something changes.
     before = watcher_sleeps();
     std::this_thread::sleep_for(600ms);
-    CHECK(watcher_sleeps() - before <= 1);
+    if (!polling) CHECK(watcher_sleeps() - before <= 1);
 
     // A state change is told without arming (close: the end record; abort).
     for (std::size_t i = 0; i < chans.size(); ++i)
