@@ -149,15 +149,15 @@ public:
     int event_fd() override {
         if (foreign()) throw shmchan::error(errc::forked, "event_fd: the reader end belongs to the parent process");
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
-        return data_watch.start(cb->data, cb->producer.tail, peer_fate(*seg, writer_end(cb)));
+        return data_watch.start(cb->data, cb->producer.tail, cb->producer.state, peer_fate(*seg, writer_end(cb)));
     }
 
     ~shm_reader() override {
         if (foreign()) {  // a forked child's copy: the end is the parent's
-            data_watch.abandon();
+            data_watch.stop();  // closes this process's copy of the fd only
             return;
         }
-        data_watch.stop(cb->data);
+        data_watch.stop();
         if (claimed) {
             release_pending();
             finish();

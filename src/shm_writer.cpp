@@ -265,14 +265,14 @@ public:
     int event_fd() override {
         if (foreign()) throw shmchan::error(errc::forked, "event_fd: the writer end belongs to the parent process");
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
-        return space_watch.start(cb->space, cb->consumer.head, peer_fate(*seg, reader_end(cb)));
+        return space_watch.start(cb->space, cb->consumer.head, cb->consumer.state, peer_fate(*seg, reader_end(cb)));
     }
     ~shm_writer() override {
         if (foreign()) {  // a forked child's copy: the end is the parent's
-            space_watch.abandon();
+            space_watch.stop();  // closes this process's copy of the fd only
             return;
         }
-        space_watch.stop(cb->space);
+        space_watch.stop();
         if (claimed && !finished) abort("writer destroyed without close()");
     }
 };

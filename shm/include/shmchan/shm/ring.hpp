@@ -52,14 +52,20 @@ inline void notify_always(wait_line& w) noexcept {
     w.seq.fetch_add(1, std::memory_order_seq_cst);
     futex_wake_all(w.seq);
 }
+// prepare_sleep() without the barrier, for a sleeper on many lines (the event-fd watcher): it
+// announces itself on each, then calls sleeper_barrier() once before its last looks.
+inline std::uint32_t announce_sleep(wait_line& w) noexcept {
+    w.woken.exchange(0, std::memory_order_acq_rel);  // from here on a wake is a new syscall
+    const std::uint32_t seq = w.seq.load(std::memory_order_acquire);
+    // A count, not a flag: a reader thread and the event-fd watcher may both sleep here.
+    w.waiting.fetch_add(1, std::memory_order_acq_rel);
+    return seq;
+}
 // Returns the futex value to sleep on, and whether sleeps may be long (false: membarrier is
 // unavailable here, so a wake could be missed and the sleep must be short). After this call
 // the caller re-checks its condition before futex_wait(w.seq, value, ...), then finish_sleep().
 inline std::uint32_t prepare_sleep(wait_line& w, bool& long_sleep_ok) noexcept {
-    w.woken.exchange(0, std::memory_order_acq_rel);  // from here on a wake is a new syscall
-    const std::uint32_t seq = w.seq.load(std::memory_order_acquire);
-    // A count, not a flag: a reader thread and its event-fd watcher may both sleep here.
-    w.waiting.fetch_add(1, std::memory_order_acq_rel);
+    const std::uint32_t seq = announce_sleep(w);
     long_sleep_ok = sleeper_barrier();
     return seq;
 }
