@@ -53,6 +53,9 @@ int cmd_engine(std::vector<std::string> args) {
         } else if (args[i] == "--channel-ttl" && i + 1 < args.size()) {
             opt.channel_ttl = std::chrono::milliseconds(
                 static_cast<long long>(std::stod(args[++i]) * 1000));
+        } else if (args[i] == "--invocation-timeout" && i + 1 < args.size()) {
+            opt.invocation_timeout = std::chrono::milliseconds(
+                static_cast<long long>(std::stod(args[++i]) * 1000));
         } else if (args[i] == "--verbose") {
             opt.verbose = true;
         } else {

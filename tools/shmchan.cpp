@@ -22,7 +22,7 @@ const char* usage_text =
     "      triggers files::process with {filename, reader} and checks the byte count and\n"
     "      checksum it returns, over shared memory and over the socket; --direct streams\n"
     "      between two processes without an engine\n"
-    "  shmchan engine [--listen HOST:PORT] [--channel-ttl SECONDS] [--verbose]\n"
+    "  shmchan engine [--listen HOST:PORT] [--channel-ttl SECONDS] [--invocation-timeout SECONDS] [--verbose]\n"
     "      an iii-compatible engine (worker protocol and channel sockets) on HOST:PORT\n"
     "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM\n"
     "  shmchan ls\n"

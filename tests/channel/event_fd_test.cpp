@@ -99,7 +99,8 @@ TEST_CASE("event fds: 100 readers share one watcher thread and each is signalled
         chans.push_back(create_channel(test::opts(4096, 0)));
         fds.push_back(chans.back().reader.event_fd());
     }
-    CHECK(tasks().size() <= tasks_before + 1);
+    // At most the watcher (a sanitizer runtime may start one background thread of its own).
+    CHECK(tasks().size() <= tasks_before + 1 + (test::sanitized ? 1 : 0));
     CHECK(watchers().size() == std::max<std::size_t>(1, watchers_before));  // < 128 ends here
     for (std::size_t i = 0; i < chans.size(); ++i) arm(chans[i].reader, fds[i]);
 

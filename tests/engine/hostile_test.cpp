@@ -458,7 +458,10 @@ TEST_CASE("hostile: a flood of invocations with no worker, and with a worker tha
           "[engine][hostile][flood]") {
     // An engine process, so that its memory can be read from /proc.
     const auto engine_start = std::chrono::steady_clock::now();
-    auto eng = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0"}, false, true);
+    // The invocations parked on the mute worker below must not time out (30 s by default) while
+    // a slow (sanitized, loaded) machine floods: this test is about bounds, not timeouts.
+    auto eng = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0",
+                                            "--invocation-timeout", "600"}, false, true);
     const std::string first = eng.read_line();
     REQUIRE(first.find("listening on ws://") != std::string::npos);
     const std::string url = first.substr(first.find("ws://"));
@@ -507,13 +510,20 @@ TEST_CASE("hostile: a flood of invocations with no worker, and with a worker tha
     raw_worker caller(port);
     const int m = 20000, pending_limit = static_cast<int>(engine_options{}.max_pending_per_worker);
     // pending_limit invocations wait for the mute worker; the rest are refused at once.
-    CHECK(codes_of(caller.pump(m, invocations_of("hostile::mute", "m"), m - pending_limit)) ==
-          std::map<std::string, int>{{"too_many_pending", m - pending_limit}});
+    auto text_of = [](const std::map<std::string, int>& c) {
+        std::string t;
+        for (const auto& [code, count] : c) t += code + " x" + std::to_string(count) + "; ";
+        return t;
+    };
+    const auto refused = codes_of(caller.pump(m, invocations_of("hostile::mute", "m"), m - pending_limit));
+    INFO("codes: " << text_of(refused));
+    CHECK(refused == std::map<std::string, int>{{"too_many_pending", m - pending_limit}});
     const long rss_pending = proc_kib(eng.pid(), "VmRSS");
     const long hwm = proc_kib(eng.pid(), "VmHWM");
     mute.reset();
-    CHECK(codes_of(caller.pump(0, invocations_of("hostile::mute", "m"), pending_limit)) ==
-          std::map<std::string, int>{{"worker_disconnected", pending_limit}});
+    const auto released = codes_of(caller.pump(0, invocations_of("hostile::mute", "m"), pending_limit));
+    INFO("codes: " << text_of(released));
+    CHECK(released == std::map<std::string, int>{{"worker_disconnected", pending_limit}});
 
     check_serves_normally(url);
     const long rss_after = proc_kib(eng.pid(), "VmRSS");
