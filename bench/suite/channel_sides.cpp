@@ -1,7 +1,5 @@
 #include "channel_sides.hpp"
 
-#include <climits>
-
 namespace shmchan_bench::channel_sides {
 namespace {
 
@@ -80,79 +78,58 @@ void expect_end(shmchan::reader& r, const digest& d) {
 side_result consume(shmchan::reader& r, const run_spec& spec) {
     side_result res;
     digest d;
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        const std::int64_t first = receive(r, spec.payload, d, false);
-        if (i == 0) res.start_ns = first;
-        ++res.messages;
-    }
-    res.end_ns = now_ns();
+    std::int64_t first = 0;  // the clock starts when the first chunk arrived (before it was digested)
+    consume_loop(
+        spec, res, [&](std::uint64_t) { first = receive(r, spec.payload, d, false); }, [](std::uint64_t) {},
+        [&] { return first; });
+    finish(res, d);
     expect_end(r, d);
-    res.bytes = d.bytes();
-    res.checksum = d.value();
     return res;
 }
 
+// The producer's private buffer in write mode (a loan uses only the payload size).
+buffer scratch_for(const run_spec& spec, send_mode mode) { return buffer(mode == send_mode::write ? spec.payload : 0); }
+
 side_result produce(shmchan::writer& w, const run_spec& spec, send_mode mode) {
-    side_result res;
-    buffer scratch(mode == send_mode::write ? spec.payload : 0);
-    const std::span<std::byte> s(scratch.data(), spec.payload);  // loans use only its size
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        if (i == spec.warmup) res.start_ns = now_ns();
-        send(w, i, s, mode, false);
-    }
-    res.end_ns = now_ns();
+    const buffer scratch = scratch_for(spec, mode);
+    const std::span<std::byte> s(scratch.data(), spec.payload);
+    side_result res = produce_loop(spec, [&](std::uint64_t i) { send(w, i, s, mode, false); });
     if (auto e = w.close()) fail("close: " + e.message());
-    res.messages = spec.messages;
-    res.bytes = spec.messages * spec.payload;
-    res.checksum = pattern_checksum(spec.payload, spec.messages);
+    generated(res, spec);
     return res;
 }
 
 side_result ping(shmchan::writer& out, shmchan::reader& in, const run_spec& spec, send_mode mode) {
-    side_result res;
-    buffer scratch(mode == send_mode::write ? spec.payload : 0);
+    const buffer scratch = scratch_for(spec, mode);
     const std::span<std::byte> s(scratch.data(), spec.payload);
+    side_result res;
     digest d;
-    res.rtt_ns.reserve(spec.messages);
-    res.start_ns = now_ns();
-    const std::int64_t stop = spec.time_limit_ns ? res.start_ns + spec.time_limit_ns : INT64_MAX;
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        const std::int64_t t0 = now_ns();
-        if (t0 > stop) break;
+    ping_loop(spec, res, [&](std::uint64_t i) {
         send(out, i, s, mode, spec.busy_wait);
         receive(in, spec.payload, d, spec.busy_wait);
-        res.rtt_ns.push_back(now_ns() - t0);
-        ++res.messages;
-    }
-    res.end_ns = now_ns();
+    });
+    finish(res, d);
     if (auto e = out.close()) fail("close: " + e.message());  // the end of the exchange
     expect_end(in, d);
-    res.bytes = d.bytes();
-    res.checksum = d.value();
     return res;
 }
 
 side_result pong(shmchan::reader& in, shmchan::writer& out, const run_spec& spec, send_mode mode) {
-    side_result res;
-    buffer scratch(mode == send_mode::write ? spec.payload : 0);
+    const buffer scratch = scratch_for(spec, mode);
     const std::span<std::byte> s(scratch.data(), spec.payload);
+    side_result res;
     digest d;
-    bool ended = false;
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        const std::int64_t first = receive(in, spec.payload, d, spec.busy_wait, true);
-        if (!first) {  // the ping side ended the exchange
-            ended = true;
-            break;
-        }
-        if (i == 0) res.start_ns = first;
-        send(out, i, s, mode, spec.busy_wait);
-        ++res.messages;
-    }
-    res.end_ns = now_ns();
+    std::int64_t first = 0;  // when ping i's first chunk arrived (the clock's start, as the consumer's)
+    const bool ended = pong_loop(
+        spec, res,
+        [&](std::uint64_t) {
+            first = receive(in, spec.payload, d, spec.busy_wait, true);
+            return first != 0;  // 0: the ping side ended the exchange
+        },
+        [&](std::uint64_t i) { send(out, i, s, mode, spec.busy_wait); }, [&] { return first; });
+    finish(res, d);
     if (!ended) expect_end(in, d);
     if (auto e = out.close()) fail("close: " + e.message());
-    res.bytes = d.bytes();
-    res.checksum = d.value();
     return res;
 }
 

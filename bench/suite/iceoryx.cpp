@@ -241,19 +241,15 @@ public:
             iox::popo::UntypedPublisher pub(service(spec, "data"), publisher_options());
             if (!wait_until([&] { return pub.hasSubscribers(); }, connect_timeout))
                 fail("no subscriber connected within " + std::to_string(connect_timeout.count()) + " s");
-            for (std::uint64_t i = 0; i < spec.messages; ++i) {
-                if (i == spec.warmup) r.start_ns = now_ns();
+            r = produce_loop(spec, [&](std::uint64_t i) {
                 void* p = loan_chunk(pub, spec.payload);
                 fill_payload({static_cast<std::byte*>(p), spec.payload}, i);
                 pub.publish(p);
-            }
-            r.end_ns = now_ns();
+            });
             // Queued chunks do outlive their publisher, but keep it until the consumer is done.
             wait_until([&] { return !pub.hasSubscribers(); }, linger_timeout);
         }
-        r.messages = spec.messages;
-        r.bytes = spec.messages * spec.payload;
-        r.checksum = pattern_checksum(spec.payload, spec.messages);
+        generated(r, spec);
         return r;
     }
 
@@ -267,19 +263,17 @@ public:
         spec.ready();
         side_result r;
         digest d;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            const void* p = take_chunk(sub, &*ws);
-            if (i == 0) r.start_ns = now_ns();
-            const auto bytes = payload_of(p);
-            d.update(bytes);
-            sub.release(p);
-            if (bytes.size() != spec.payload)
-                fail("message " + std::to_string(i) + " has " + std::to_string(bytes.size()) + " bytes");
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
-        r.bytes = d.bytes();
-        r.checksum = d.value();
+        const void* p = nullptr;
+        consume_loop(
+            spec, r, [&](std::uint64_t) { p = take_chunk(sub, &*ws); },
+            [&](std::uint64_t i) {
+                const auto bytes = payload_of(p);
+                d.update(bytes);
+                sub.release(p);
+                if (bytes.size() != spec.payload)
+                    fail("message " + std::to_string(i) + " has " + std::to_string(bytes.size()) + " bytes");
+            });
+        finish(r, d);
         return r;
     }
 
@@ -294,28 +288,24 @@ public:
             fail("ping and pong not connected within " + std::to_string(connect_timeout.count()) + " s");
         side_result r;
         digest d;
-        r.rtt_ns.reserve(spec.messages);
-        r.start_ns = now_ns();
-        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            const std::int64_t t0 = now_ns();
-            if (t0 > stop) break;
-            void* out = loan_chunk(pub, spec.payload);
-            fill_payload({static_cast<std::byte*>(out), spec.payload}, i);
-            pub.publish(out);
-            const void* in = take_chunk(sub, ws ? &*ws : nullptr);
-            const auto bytes = payload_of(in);
-            d.update(bytes);
-            sub.release(in);
-            r.rtt_ns.push_back(now_ns() - t0);
-            if (bytes.size() != spec.payload)
-                fail("echo " + std::to_string(i) + " has " + std::to_string(bytes.size()) + " bytes");
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        std::size_t got = 0;  // the echo's size, checked after its sample
+        ping_loop(
+            spec, r,
+            [&](std::uint64_t i) {
+                void* out = loan_chunk(pub, spec.payload);
+                fill_payload({static_cast<std::byte*>(out), spec.payload}, i);
+                pub.publish(out);
+                const void* in = take_chunk(sub, ws ? &*ws : nullptr);
+                const auto bytes = payload_of(in);
+                d.update(bytes);
+                sub.release(in);
+                got = bytes.size();
+            },
+            [&](std::uint64_t i) {
+                if (got != spec.payload) fail("echo " + std::to_string(i) + " has " + std::to_string(got) + " bytes");
+            });
+        finish(r, d);
         pub.publish(loan_chunk(pub, 0));  // the end of the exchange
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
 
@@ -346,9 +336,7 @@ public:
             pub.publish(out);
             ++r.messages;
         }
-        r.end_ns = now_ns();
-        r.bytes = d.bytes();
-        r.checksum = d.value();
+        finish(r, d);
         return r;
     }
 

@@ -15,7 +15,6 @@
 #include "support.hpp"
 
 #include <atomic>
-#include <climits>
 #include <ctime>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
@@ -143,36 +142,31 @@ public:
         std::uint64_t seen = 0;  // private copy of the producer's position
         const bool fenced = !asymmetric_fences();
         spin_budget budget;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (i == seen)
-                seen = wait_until(head_, wait_mode::spin_then_sleep, [i](std::uint64_t h) { return h > i; }, fenced, &budget);
-            if (i == 0) r.start_ns = now_ns();
-            d.update(std::span(slot(i), spec.payload));
-            publish(tail_, i + 1, fenced);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
-        r.bytes = d.bytes();
-        r.checksum = d.value();
+        consume_loop(
+            spec, r,
+            [&](std::uint64_t i) {
+                if (i == seen)
+                    seen = wait_until(head_, wait_mode::spin_then_sleep, [i](std::uint64_t h) { return h > i; }, fenced, &budget);
+            },
+            [&](std::uint64_t i) {
+                d.update(std::span(slot(i), spec.payload));
+                publish(tail_, i + 1, fenced);
+            });
+        finish(r, d);
         return r;
     }
     side_result produce(const run_spec& spec) override {
         claim_like_loans claims;
-        side_result r;
         std::uint64_t freed = 0;  // private copy of the consumer's position
         const bool fenced = !asymmetric_fences();
         spin_budget budget;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (i == spec.warmup) r.start_ns = now_ns();
+        side_result r = produce_loop(spec, [&](std::uint64_t i) {
             if (i - freed >= slots_)
                 freed = wait_until(tail_, wait_mode::spin_then_sleep, [&](std::uint64_t t) { return i - t < slots_; }, fenced, &budget);
             claims.fill(std::span(slot(i), spec.payload), i, i >= slots_);
             publish(head_, i + 1, fenced);
-        }
-        r.end_ns = now_ns();
-        r.messages = spec.messages;
-        r.bytes = spec.messages * spec.payload;
-        r.checksum = pattern_checksum(spec.payload, spec.messages);
+        });
+        generated(r, spec);
         return r;
     }
     // Ping-pong over two one-slot rings: head_/slot 0 ping -> pong, tail_/slot 1 pong -> ping.
@@ -184,18 +178,18 @@ public:
         side_result r;
         digest d;
         spec.ready();
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            const std::uint64_t h = wait_until(head_, mode, [i](std::uint64_t v) { return v > i; }, true);
-            if ((h & ended) && (h & ~ended) <= i) break;  // the ping side ended the exchange
-            if (i == 0) r.start_ns = now_ns();
-            d.update(std::span(pool_->data(), spec.payload));
-            claims.fill(std::span(pool_->data() + spec.payload, spec.payload), i, i > 0);
-            publish(tail_, i + 1, fenced);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
-        r.bytes = d.bytes();
-        r.checksum = d.value();
+        pong_loop(
+            spec, r,
+            [&](std::uint64_t i) {
+                const std::uint64_t h = wait_until(head_, mode, [i](std::uint64_t v) { return v > i; }, true);
+                return !((h & ended) && (h & ~ended) <= i);  // false: the ping side ended the exchange
+            },
+            [&](std::uint64_t i) {
+                d.update(std::span(pool_->data(), spec.payload));
+                claims.fill(std::span(pool_->data() + spec.payload, spec.payload), i, i > 0);
+                publish(tail_, i + 1, fenced);
+            });
+        finish(r, d);
         return r;
     }
     side_result ping(const run_spec& spec) override {
@@ -204,23 +198,14 @@ public:
         const bool fenced = !spec.busy_wait;  // busy: nobody sleeps; sleep: a fence is cheap next to a wake-up
         side_result r;
         digest d;
-        r.rtt_ns.reserve(spec.messages);
-        r.start_ns = now_ns();
-        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            const std::int64_t t0 = now_ns();
-            if (t0 > stop) break;
+        ping_loop(spec, r, [&](std::uint64_t i) {
             claims.fill(std::span(pool_->data(), spec.payload), i, i > 0);
             publish(head_, i + 1, fenced);
             wait_until(tail_, mode, [i](std::uint64_t t) { return t > i; }, true);
             d.update(std::span(pool_->data() + spec.payload, spec.payload));
-            r.rtt_ns.push_back(now_ns() - t0);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        });
+        finish(r, d);
         if (r.messages < spec.messages) publish(head_, ended | r.messages, true);
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
 

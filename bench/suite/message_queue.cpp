@@ -6,7 +6,6 @@
 
 #include <boost/interprocess/ipc/message_queue.hpp>
 
-#include <climits>
 #include <sys/statvfs.h>
 
 namespace shmchan_bench {
@@ -24,22 +23,17 @@ std::string queue_name(const run_spec& spec, char which) { return spec.endpoint 
 bool receive(bip::message_queue& q, buffer& buf, bool spin) {
     bip::message_queue::size_type got = 0;
     unsigned prio = 0;
-    if (spin) {
-        while (!q.try_receive(buf.data(), buf.size(), got, prio)) cpu_relax();
-    } else {
-        q.receive(buf.data(), buf.size(), got, prio);
-    }
+    spin_or_block(
+        spin, [&] { return q.try_receive(buf.data(), buf.size(), got, prio); },
+        [&] { q.receive(buf.data(), buf.size(), got, prio); });
     if (got == 0) return false;
     if (got != buf.size()) fail("received a message of " + std::to_string(got) + " bytes");
     return true;
 }
 
 void send(bip::message_queue& q, const buffer& buf, bool spin) {
-    if (spin) {
-        while (!q.try_send(buf.data(), buf.size(), 0)) cpu_relax();
-    } else {
-        q.send(buf.data(), buf.size(), 0);
-    }
+    spin_or_block(
+        spin, [&] { return q.try_send(buf.data(), buf.size(), 0); }, [&] { q.send(buf.data(), buf.size(), 0); });
 }
 
 class message_queue final : public transport {
@@ -78,33 +72,26 @@ public:
         digest d;
         side_result r;
         spec.ready();
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (!receive(q, buf, false)) fail("an empty message after " + std::to_string(i));
-            if (i == 0) r.start_ns = now_ns();
-            d.update(buf.span());
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        consume_loop(
+            spec, r,
+            [&](std::uint64_t i) {
+                if (!receive(q, buf, false)) fail("an empty message after " + std::to_string(i));
+            },
+            [&](std::uint64_t) { d.update(buf.span()); });
+        finish(r, d);
         if (q.get_num_msg() != 0) fail("messages left in the queue after the last one");
         bip::message_queue::remove(queue_name(spec, 'a').c_str());
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
     side_result produce(const run_spec& spec) override {
         bip::message_queue q(bip::open_only, queue_name(spec, 'a').c_str());
         if (q.get_max_msg_size() != spec.payload) fail("the queue's message size is not the payload");
         buffer buf(spec.payload);
-        side_result r;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (i == spec.warmup) r.start_ns = now_ns();
+        side_result r = produce_loop(spec, [&](std::uint64_t i) {
             fill_payload(buf.span(), i);
             send(q, buf, false);
-        }
-        r.end_ns = now_ns();
-        r.messages = spec.messages;
-        r.bytes = spec.messages * spec.payload;
-        r.checksum = pattern_checksum(spec.payload, spec.messages);
+        });
+        generated(r, spec);
         return r;
     }
     // a: ping -> pong, b: pong -> ping.
@@ -115,17 +102,14 @@ public:
         digest d;
         side_result r;
         spec.ready();
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (!receive(a, in, spec.busy_wait)) break;  // the ping side is done
-            if (i == 0) r.start_ns = now_ns();
-            d.update(in.span());
-            fill_payload(out.span(), i);
-            send(b, out, spec.busy_wait);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
-        r.bytes = d.bytes();
-        r.checksum = d.value();
+        pong_loop(
+            spec, r, [&](std::uint64_t) { return receive(a, in, spec.busy_wait); },  // false: the ping side is done
+            [&](std::uint64_t i) {
+                d.update(in.span());
+                fill_payload(out.span(), i);
+                send(b, out, spec.busy_wait);
+            });
+        finish(r, d);
         return r;
     }
     side_result ping(const run_spec& spec) override {
@@ -134,23 +118,14 @@ public:
         buffer in(spec.payload), out(spec.payload);
         digest d;
         side_result r;
-        r.rtt_ns.reserve(spec.messages);
-        r.start_ns = now_ns();
-        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            const std::int64_t t0 = now_ns();
-            if (t0 > stop) break;
+        ping_loop(spec, r, [&](std::uint64_t i) {
             fill_payload(out.span(), i);
             send(a, out, spec.busy_wait);
             if (!receive(b, in, spec.busy_wait)) fail("an empty echo");
             d.update(in.span());
-            r.rtt_ns.push_back(now_ns() - t0);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        });
+        finish(r, d);
         if (r.messages < spec.messages) a.send(out.data(), 0, 0);  // ends the exchange early
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
 };

@@ -41,15 +41,13 @@ bool exists(const std::string& p) {
 }
 
 int connect_unix(const std::string& path) {
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.size() >= sizeof a.sun_path) fail("socket path too long: " + path);
-    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-    const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0) fail_errno("socket");
-    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const sockaddr_un a = unix_address(path);
+    const int s = stream_socket(AF_UNIX);
+    try {
+        connect_to(s, reinterpret_cast<const sockaddr*>(&a), sizeof a, path);
+    } catch (...) {
         ::close(s);
-        fail_errno("connect " + path);
+        throw;
     }
     return s;
 }
@@ -138,9 +136,7 @@ public:
         side_result r;
         if (std::sscanf(line.c_str(), "done %" SCNd64 " %" SCNd64, &r.start_ns, &r.end_ns) != 2)
             fail("the Node producer said " + line);
-        r.messages = spec.messages;
-        r.bytes = spec.messages * spec.payload;
-        r.checksum = pattern_checksum(spec.payload, spec.messages);  // what Node generated
+        generated(r, spec);  // what Node generated
         return r;
     }
     side_result ping(const run_spec&) override { fail("node-socket: throughput only"); }

@@ -18,15 +18,15 @@ int pipe_max_size() {
     }
 }
 
-void enlarge(int fd) {
-    // Best effort: an unprivileged process may be refused more than pipe-max-size.
-    (void)::fcntl(fd, F_SETPIPE_SZ, pipe_max_size());
-}
-
+// Opens one end of a FIFO and enlarges its pipe (best effort: an unprivileged process may be
+// refused more than pipe-max-size).
 int open_fifo(const std::string& path, int flags) {
     for (;;) {
         const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-        if (fd >= 0) return fd;
+        if (fd >= 0) {
+            (void)::fcntl(fd, F_SETPIPE_SZ, pipe_max_size());
+            return fd;
+        }
         if (errno != EINTR) fail_errno("open " + path);
     }
 }
@@ -50,22 +50,14 @@ protected:
         spec.ready();
         conn c;
         c.in = open_fifo(a, O_RDONLY);
-        enlarge(c.in);
-        if (duplex) {
-            c.out = open_fifo(b, O_WRONLY);
-            enlarge(c.out);
-        }
+        if (duplex) c.out = open_fifo(b, O_WRONLY);
         return c;
     }
     conn connect_side(const run_spec& spec, bool duplex) override {
         const std::string a = spec.scratch_dir + "/fifo.a", b = spec.scratch_dir + "/fifo.b";
         conn c;
         c.out = open_fifo(a, O_WRONLY);
-        enlarge(c.out);
-        if (duplex) {
-            c.in = open_fifo(b, O_RDONLY);
-            enlarge(c.in);
-        }
+        if (duplex) c.in = open_fifo(b, O_RDONLY);
         return c;
     }
 };

@@ -207,21 +207,46 @@ fd_stream_transport::conn::~conn() {
     if (in >= 0) ::close(in);
 }
 
+int stream_socket(int family) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail_errno("socket");
+    return fd;
+}
+
+void bind_listen(int fd, const sockaddr* a, socklen_t len, const std::string& what) {
+    if (::bind(fd, a, len) != 0) fail_errno("bind " + what);
+    if (::listen(fd, 1) != 0) fail_errno("listen");
+}
+
+int accept_one(int listener) {
+    const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) fail_errno("accept");
+    return fd;
+}
+
+void connect_to(int fd, const sockaddr* a, socklen_t len, const std::string& what) {
+    if (::connect(fd, a, len) != 0) fail_errno("connect " + what);
+}
+
+sockaddr_un unix_address(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) fail("socket path too long: " + path);
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    return a;
+}
+
 side_result fd_stream_transport::produce(const run_spec& spec) {
     side_result r;
     buffer buf(spec.payload);
     {
         conn c = connect_side(spec, false);
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (i == spec.warmup) r.start_ns = now_ns();
+        r = produce_loop(spec, [&](std::uint64_t i) {
             fill_payload(buf.span(), i);
             write_exact(c.out, buf.data(), buf.size(), false);
-        }
-        r.end_ns = now_ns();
+        });
     }  // closed: end of stream for the consumer
-    r.messages = spec.messages;
-    r.bytes = spec.messages * spec.payload;
-    r.checksum = pattern_checksum(spec.payload, spec.messages);
+    generated(r, spec);
     return r;
 }
 
@@ -230,18 +255,14 @@ side_result fd_stream_transport::consume(const run_spec& spec) {
     buffer buf(spec.payload);
     digest d;
     conn c = accept_side(spec, false);
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        if (i == 0) {  // the clock starts with the first byte
-            read_exact(c.in, buf.data(), 1, false);
-            r.start_ns = now_ns();
-            read_exact(c.in, buf.data() + 1, buf.size() - 1, false);
-        } else {
-            read_exact(c.in, buf.data(), buf.size(), false);
-        }
-        d.update(buf.span());
-        ++r.messages;
-    }
-    r.end_ns = now_ns();
+    // The clock starts with the first byte.
+    consume_loop(
+        spec, r, [&](std::uint64_t i) { read_exact(c.in, buf.data(), i == 0 ? 1 : buf.size(), false); },
+        [&](std::uint64_t i) {
+            if (i == 0) read_exact(c.in, buf.data() + 1, buf.size() - 1, false);
+            d.update(buf.span());
+        });
+    finish(r, d);
     char extra;
     for (;;) {  // the producer must close now, with nothing more sent
         const ssize_t n = ::read(c.in, &extra, 1);
@@ -250,36 +271,30 @@ side_result fd_stream_transport::consume(const run_spec& spec) {
         if (n > 0) fail("bytes after the last message");
         break;
     }
-    r.bytes = d.bytes();
-    r.checksum = d.value();
     return r;
+}
+
+fd_stream_transport::conn fd_stream_transport::duplex_side(const run_spec& spec, bool accepting) {
+    conn c = accepting ? accept_side(spec, true) : connect_side(spec, true);
+    if (spec.busy_wait) {
+        set_nonblocking(c.in);
+        if (c.out != c.in) set_nonblocking(c.out);
+    }
+    return c;
 }
 
 side_result fd_stream_transport::ping(const run_spec& spec) {
     side_result r;
     buffer out(spec.payload), in(spec.payload);
     digest d;
-    conn c = connect_side(spec, true);
-    if (spec.busy_wait) {
-        set_nonblocking(c.in);
-        if (c.out != c.in) set_nonblocking(c.out);
-    }
-    r.rtt_ns.reserve(spec.messages);
-    r.start_ns = now_ns();
-    const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        const std::int64_t t0 = now_ns();
-        if (t0 > stop) break;
+    conn c = duplex_side(spec, false);
+    ping_loop(spec, r, [&](std::uint64_t i) {
         fill_payload(out.span(), i);
         write_exact(c.out, out.data(), out.size(), spec.busy_wait);
         read_exact(c.in, in.data(), in.size(), spec.busy_wait);
         d.update(in.span());
-        r.rtt_ns.push_back(now_ns() - t0);
-        ++r.messages;
-    }
-    r.end_ns = now_ns();
-    r.bytes = d.bytes();
-    r.checksum = d.value();
+    });
+    finish(r, d);
     return r;  // closing ends the exchange
 }
 
@@ -287,22 +302,15 @@ side_result fd_stream_transport::pong(const run_spec& spec) {
     side_result r;
     buffer out(spec.payload), in(spec.payload);
     digest d;
-    conn c = accept_side(spec, true);
-    if (spec.busy_wait) {
-        set_nonblocking(c.in);
-        if (c.out != c.in) set_nonblocking(c.out);
-    }
-    for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        if (!read_message(c.in, in.data(), in.size(), spec.busy_wait)) break;  // ping is done
-        if (i == 0) r.start_ns = now_ns();
-        d.update(in.span());
-        fill_payload(out.span(), i);
-        write_exact(c.out, out.data(), out.size(), spec.busy_wait);
-        ++r.messages;
-    }
-    r.end_ns = now_ns();
-    r.bytes = d.bytes();
-    r.checksum = d.value();
+    conn c = duplex_side(spec, true);
+    pong_loop(
+        spec, r, [&](std::uint64_t) { return read_message(c.in, in.data(), in.size(), spec.busy_wait); },
+        [&](std::uint64_t i) {
+            d.update(in.span());
+            fill_payload(out.span(), i);
+            write_exact(c.out, out.data(), out.size(), spec.busy_wait);
+        });
+    finish(r, d);
     return r;
 }
 

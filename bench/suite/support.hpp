@@ -5,11 +5,15 @@
 
 #include "transport.hpp"
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/un.h>
 
 namespace shmchan_bench {
 
@@ -69,6 +73,107 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// The bookkeeping every side shares, written once so that every transport times the same
+// points. The callables do the transport's work; the loops only number the messages, read the
+// clock and count.
+
+// Spin: try_() until it returns true, cpu_relax() between tries (busy-wait); otherwise block()
+// once (a call that waits in the kernel or the library). Always inlined: no call per message.
+template <class Try, class Block>
+[[gnu::always_inline]] inline void spin_or_block(bool spin, Try&& try_, Block&& block) {
+    if (spin) {
+        while (!try_()) cpu_relax();
+    } else {
+        block();
+    }
+}
+
+// Throughput, the producer: send(i) for every message; the clock runs from when message
+// #warmup begins to after the last send. The caller closes its end, then calls generated().
+template <class Send>
+side_result produce_loop(const run_spec& spec, Send&& send) {
+    side_result r;
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        if (i == spec.warmup) r.start_ns = now_ns();
+        send(i);
+    }
+    r.end_ns = now_ns();
+    return r;
+}
+// After the producer's clock and its close: what it generated (pattern_checksum, never timed).
+inline void generated(side_result& r, const run_spec& spec) {
+    r.messages = spec.messages;
+    r.bytes = spec.messages * spec.payload;
+    r.checksum = pattern_checksum(spec.payload, spec.messages);
+}
+
+// Throughput, the consumer: arrive(i) waits for message i (or its first part); the clock starts
+// once message 0 has arrived, at start() (now, or when the transport saw it begin); take(i)
+// digests it (reading what remains of it, releasing it). Stops no clock: finish() does.
+template <class Arrive, class Take, class Start = std::int64_t (*)() noexcept>
+void consume_loop(const run_spec& spec, side_result& r, Arrive&& arrive, Take&& take, Start start = now_ns) {
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        arrive(i);
+        if (i == 0) r.start_ns = start();
+        take(i);
+        ++r.messages;
+    }
+}
+
+// Latency, the ping side: round_trip(i) fills and sends ping i, waits for its echo and digests
+// it; one sample from before the fill to after the digest, then after(i) (checks outside the
+// sample). No round trip starts once spec.time_limit_ns has passed since the first. Stops no
+// clock: finish() does.
+template <class RoundTrip, class After>
+void ping_loop(const run_spec& spec, side_result& r, RoundTrip&& round_trip, After&& after) {
+    r.rtt_ns.reserve(spec.messages);
+    r.start_ns = now_ns();
+    const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        const std::int64_t t0 = now_ns();
+        if (t0 > stop) break;
+        round_trip(i);
+        r.rtt_ns.push_back(now_ns() - t0);
+        after(i);
+        ++r.messages;
+    }
+}
+template <class RoundTrip>
+void ping_loop(const run_spec& spec, side_result& r, RoundTrip&& round_trip) {
+    ping_loop(spec, r, round_trip, [](std::uint64_t) {});
+}
+
+// Latency, the pong side: arrive(i) waits for ping i, false if the ping side ended the exchange
+// instead; the clock starts once ping 0 has arrived, at start() as for consume_loop; echo(i)
+// digests it and sends echo i. Returns true if the exchange was ended (false: all
+// spec.messages echoed). Stops no clock.
+template <class Arrive, class Echo, class Start = std::int64_t (*)() noexcept>
+bool pong_loop(const run_spec& spec, side_result& r, Arrive&& arrive, Echo&& echo, Start start = now_ns) {
+    for (std::uint64_t i = 0; i < spec.messages; ++i) {
+        if (!arrive(i)) return true;
+        if (i == 0) r.start_ns = start();
+        echo(i);
+        ++r.messages;
+    }
+    return false;
+}
+
+// The end of a side that digests (consumer, ping, pong): its clock stops now; what it digested.
+inline void finish(side_result& r, const digest& d) {
+    r.end_ns = now_ns();
+    r.bytes = d.bytes();
+    r.checksum = d.value();
+}
+
+// Stream sockets (Unix, TCP): a SOCK_STREAM | SOCK_CLOEXEC socket of `family`; bind() to `a`
+// and listen() for one peer; accept() it; connect() to `a`. `what` names the address in errors.
+int stream_socket(int family);
+void bind_listen(int fd, const sockaddr* a, socklen_t len, const std::string& what);
+int accept_one(int listener);
+void connect_to(int fd, const sockaddr* a, socklen_t len, const std::string& what);
+// The address of a Unix socket at `path` (throws if too long).
+sockaddr_un unix_address(const std::string& path);
+
 // A private, page-aligned buffer whose pages are touched up front (generation and reception
 // buffers of the copying transports; not timed).
 class buffer {
@@ -114,6 +219,10 @@ protected:
     // The producer / ping side (started once the other side is ready): only `out` without
     // duplex.
     virtual conn connect_side(const run_spec& spec, bool duplex) = 0;
+
+private:
+    // Latency: accept_side or connect_side with both directions, non-blocking for busy waits.
+    conn duplex_side(const run_spec& spec, bool accepting);
 };
 
 }  // namespace shmchan_bench

@@ -16,6 +16,14 @@ void no_delay(int fd) {
     if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail_errno("setsockopt TCP_NODELAY");
 }
 
+sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+}
+
 class tcp_loopback final : public fd_stream_transport {
 public:
     std::string name() const override { return "tcp-loopback"; }
@@ -29,35 +37,25 @@ public:
 protected:
     conn accept_side(const run_spec& spec, bool) override {
         conn listener;
-        listener.in = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (listener.in < 0) fail_errno("socket");
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = 0;
-        if (::bind(listener.in, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) fail_errno("bind 127.0.0.1:0");
-        if (::listen(listener.in, 1) != 0) fail_errno("listen");
+        listener.in = stream_socket(AF_INET);
+        sockaddr_in a = loopback(0);
+        bind_listen(listener.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1:0");
         socklen_t len = sizeof a;
         if (::getsockname(listener.in, reinterpret_cast<sockaddr*>(&a), &len) != 0) fail_errno("getsockname");
         write_file(spec.scratch_dir + "/tcp.port", std::to_string(ntohs(a.sin_port)));
         spec.ready();
         conn c;
-        c.in = c.out = ::accept4(listener.in, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c.in < 0) fail_errno("accept");
+        c.in = c.out = accept_one(listener.in);
         no_delay(c.in);
         return c;
     }
     conn connect_side(const run_spec& spec, bool) override {
         const int port = std::stoi(read_file(spec.scratch_dir + "/tcp.port"));
         conn c;
-        c.in = c.out = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c.in < 0) fail_errno("socket");
+        c.in = c.out = stream_socket(AF_INET);
         no_delay(c.in);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(static_cast<std::uint16_t>(port));
-        if (::connect(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) fail_errno("connect 127.0.0.1");
+        const sockaddr_in a = loopback(static_cast<std::uint16_t>(port));
+        connect_to(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1");
         return c;
     }
 };

@@ -1,7 +1,6 @@
 // A Unix-domain stream socket bound to a path in the run's scratch directory.
 #include "support.hpp"
 
-#include <cstring>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,14 +10,7 @@ namespace {
 
 constexpr int socket_buffer = 4 << 20;  // SO_SNDBUF / SO_RCVBUF asked for on both ends
 
-sockaddr_un address_of(const run_spec& spec) {
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    const std::string path = spec.scratch_dir + "/unix.sock";
-    if (path.size() >= sizeof a.sun_path) fail("socket path too long: " + path);
-    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-    return a;
-}
+sockaddr_un address_of(const run_spec& spec) { return unix_address(spec.scratch_dir + "/unix.sock"); }
 
 void size_buffers(int fd) {
     for (int opt : {SO_SNDBUF, SO_RCVBUF})
@@ -39,28 +31,22 @@ public:
 protected:
     conn accept_side(const run_spec& spec, bool) override {
         const sockaddr_un a = address_of(spec);
-        const int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (l < 0) fail_errno("socket");
         conn listener;
-        listener.in = l;
-        if (::bind(l, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) fail_errno("bind");
-        if (::listen(l, 1) != 0) fail_errno("listen");
+        listener.in = stream_socket(AF_UNIX);
+        bind_listen(listener.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, a.sun_path);
         spec.ready();
-        const int fd = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) fail_errno("accept");
-        ::unlink(a.sun_path);
         conn c;
-        c.in = c.out = fd;
-        size_buffers(fd);
+        c.in = c.out = accept_one(listener.in);
+        ::unlink(a.sun_path);
+        size_buffers(c.in);
         return c;
     }
     conn connect_side(const run_spec& spec, bool) override {
         const sockaddr_un a = address_of(spec);
         conn c;
-        c.in = c.out = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c.in < 0) fail_errno("socket");
+        c.in = c.out = stream_socket(AF_UNIX);
         size_buffers(c.in);
-        if (::connect(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) fail_errno("connect");
+        connect_to(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, a.sun_path);
         return c;
     }
 };

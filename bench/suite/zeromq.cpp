@@ -9,7 +9,6 @@
 #include <zmq.h>
 
 #include <cerrno>
-#include <climits>
 
 namespace shmchan_bench {
 namespace {
@@ -45,6 +44,20 @@ public:
             zmq_setsockopt(sock_, ZMQ_RCVTIMEO, &patience_ms, sizeof patience_ms) != 0)
             fail_zmq("zmq_setsockopt");
         return sock_;
+    }
+
+    // The run's PAIR socket: bound to the endpoint, then spec.ready() (consumer, pong); or
+    // connected to it (producer, ping).
+    void* bind(const run_spec& spec) {
+        void* s = open(ZMQ_PAIR, spec.payload);
+        if (zmq_bind(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_bind");
+        spec.ready();
+        return s;
+    }
+    void* connect(const run_spec& spec) {
+        void* s = open(ZMQ_PAIR, spec.payload);
+        if (zmq_connect(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_connect");
+        return s;
     }
 
 private:
@@ -111,84 +124,53 @@ public:
 
     side_result consume(const run_spec& spec) override {
         context ctx;
-        void* s = ctx.open(ZMQ_PAIR, spec.payload);
-        if (zmq_bind(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_bind");
-        spec.ready();
+        void* s = ctx.bind(spec);
         side_result r;
         digest d;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (!receive_msg(s, spec.payload, d, false)) fail("an empty message after " + std::to_string(i));
-            if (i == 0) r.start_ns = now_ns();
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        consume_loop(  // the message arrives digested
+            spec, r,
+            [&](std::uint64_t i) {
+                if (!receive_msg(s, spec.payload, d, false)) fail("an empty message after " + std::to_string(i));
+            },
+            [](std::uint64_t) {});
+        finish(r, d);
         acknowledge(s);
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
     side_result produce(const run_spec& spec) override {
         side_result r;
         {
             context ctx;
-            void* s = ctx.open(ZMQ_PAIR, spec.payload);
-            if (zmq_connect(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_connect");
-            for (std::uint64_t i = 0; i < spec.messages; ++i) {
-                if (i == spec.warmup) r.start_ns = now_ns();
-                send_msg(s, spec.payload, i, false);
-            }
-            r.end_ns = now_ns();
+            void* s = ctx.connect(spec);
+            r = produce_loop(spec, [&](std::uint64_t i) { send_msg(s, spec.payload, i, false); });
             await_acknowledgement(s);
         }
-        r.messages = spec.messages;
-        r.bytes = spec.messages * spec.payload;
-        r.checksum = pattern_checksum(spec.payload, spec.messages);
+        generated(r, spec);
         return r;
     }
     side_result pong(const run_spec& spec) override {
         context ctx;
-        void* s = ctx.open(ZMQ_PAIR, spec.payload);
-        if (zmq_bind(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_bind");
-        spec.ready();
+        void* s = ctx.bind(spec);
         side_result r;
         digest d;
-        bool ended = false;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            if (!receive_msg(s, spec.payload, d, spec.busy_wait)) {  // the ping side is done
-                ended = true;
-                break;
-            }
-            if (i == 0) r.start_ns = now_ns();
-            send_msg(s, spec.payload, i, spec.busy_wait);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        const bool ended = pong_loop(  // false from receive_msg: the ping side is done
+            spec, r, [&](std::uint64_t) { return receive_msg(s, spec.payload, d, spec.busy_wait); },
+            [&](std::uint64_t i) { send_msg(s, spec.payload, i, spec.busy_wait); });
+        finish(r, d);
         if (!ended) await_acknowledgement(s);
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
     side_result ping(const run_spec& spec) override {
         context ctx;
-        void* s = ctx.open(ZMQ_PAIR, spec.payload);
-        if (zmq_connect(s, endpoint_of(spec).c_str()) != 0) fail_zmq("zmq_connect");
+        void* s = ctx.connect(spec);
         side_result r;
         digest d;
-        r.rtt_ns.reserve(spec.messages);
-        r.start_ns = now_ns();
-        const std::int64_t stop = spec.time_limit_ns ? r.start_ns + spec.time_limit_ns : INT64_MAX;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-            const std::int64_t t0 = now_ns();
-            if (t0 > stop) break;
+        ping_loop(spec, r, [&](std::uint64_t i) {
             send_msg(s, spec.payload, i, spec.busy_wait);
             if (!receive_msg(s, spec.payload, d, spec.busy_wait)) fail("an empty echo");
-            r.rtt_ns.push_back(now_ns() - t0);
-            ++r.messages;
-        }
-        r.end_ns = now_ns();
+        });
+        finish(r, d);
         acknowledge(s);  // ends the exchange
-        r.bytes = d.bytes();
-        r.checksum = d.value();
         return r;
     }
 };
