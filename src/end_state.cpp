@@ -11,16 +11,13 @@ namespace shmchan::detail {
 
 using shm::end_state;
 
-namespace {
-std::atomic<std::uint32_t> generation{0};
-void forked_child() noexcept { generation.fetch_add(1, std::memory_order_relaxed); }
-const bool atfork_registered = [] { return ::pthread_atfork(nullptr, nullptr, forked_child) == 0; }();
-}  // namespace
+std::atomic<std::uint32_t> fork_generation{0};
 
-std::uint32_t process_generation() noexcept {
-    (void)atfork_registered;
-    return generation.load(std::memory_order_relaxed);
-}
+namespace {
+void forked_child() noexcept { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+// Registered when this file is linked in, which every program using ends does (claim() is here).
+[[maybe_unused]] const bool atfork_registered = ::pthread_atfork(nullptr, nullptr, forked_child) == 0;
+}  // namespace
 
 std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock) {
     shm::slot_lock l = seg.lock(end.slot);

@@ -47,8 +47,10 @@ void finish_end(shm::segment& seg, end_ref mine, shm::end_state final_state, end
 bool peer_final_or_dead(const shm::segment& seg, end_ref peer);
 std::function<bool()> peer_fate(const shm::segment& seg, end_ref peer);
 
-// Ends belong to the process that claimed them. This counts forks (pthread_atfork): an end
-// whose generation differs was claimed by an ancestor, and is inert here.
-std::uint32_t process_generation() noexcept;
+// Ends belong to the process that claimed them. This counts forks (pthread_atfork, registered
+// in end_state.cpp): an end whose generation differs was claimed by an ancestor, and is inert
+// here. Inline: every call of an end reads it.
+extern std::atomic<std::uint32_t> fork_generation;
+inline std::uint32_t process_generation() noexcept { return fork_generation.load(std::memory_order_relaxed); }
 
 }  // namespace shmchan::detail

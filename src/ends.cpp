@@ -62,21 +62,22 @@ writer::writer(writer&&) noexcept = default;
 writer& writer::operator=(writer&&) noexcept = default;
 writer::~writer() = default;
 
+// The slow path of every call: an end not opened yet (deferred) is opened here, once.
 detail::writer_impl* writer::live() noexcept {
     return open_deferred(impl_, deferred_, failure_, [](const channel_ref& r, const channel_options& o) { return open_writer(r, o); });
 }
 std::error_code writer::failure() const noexcept { return failure_ ? failure_ : make_error_code(errc::closed); }
 
 std::error_code writer::write(std::span<const std::byte> b, nanoseconds t) noexcept {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     return w ? w->write(b, t) : failure();
 }
 std::error_code writer::try_write(std::span<const std::byte> b) noexcept {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     return w ? w->try_write(b) : failure();
 }
 loan writer::get_loan(std::size_t n, nanoseconds t) noexcept {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     if (!w) {
         loan l;
         l.error_ = failure();
@@ -86,22 +87,22 @@ loan writer::get_loan(std::size_t n, nanoseconds t) noexcept {
 }
 loan writer::try_loan(std::size_t n) noexcept { return get_loan(n, nanoseconds::zero()); }
 std::error_code writer::send_message(std::string_view text, nanoseconds t) noexcept {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     return w ? w->send_message(text, t) : failure();
 }
 std::error_code writer::close(nanoseconds t) noexcept {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     return w ? w->close(t) : failure();
 }
 void writer::abort(std::string_view reason) noexcept {
-    if (auto* w = live()) w->abort(reason);
+    if (auto* w = impl_ ? impl_.get() : live()) w->abort(reason);
 }
 std::error_code writer::wait_drained(nanoseconds t) noexcept {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     return w ? w->wait_drained(t) : failure();
 }
 int writer::event_fd() {
-    auto* w = live();
+    auto* w = impl_ ? impl_.get() : live();
     if (!w) throw error(static_cast<errc>(failure().value()), failure_ ? "event_fd: the writer end could not be opened" : "event_fd on an empty writer");
     return w->event_fd();
 }
@@ -141,12 +142,12 @@ detail::reader_impl* reader::live() noexcept {
 }
 
 item reader::next(nanoseconds t) noexcept {
-    auto* r = live();
+    auto* r = impl_ ? impl_.get() : live();
     if (!r) return detail::reader_impl::bare(item::kind::error, failure_ ? failure_ : make_error_code(errc::closed));
     return r->next(t, true);
 }
 item reader::try_next() noexcept {
-    auto* r = live();
+    auto* r = impl_ ? impl_.get() : live();
     if (!r) return detail::reader_impl::bare(item::kind::error, failure_ ? failure_ : make_error_code(errc::closed));
     return r->next(nanoseconds::zero(), false);
 }
@@ -185,7 +186,7 @@ std::vector<std::byte> reader::read_all(nanoseconds t) {
     return out;
 }
 int reader::event_fd() {
-    auto* r = live();
+    auto* r = impl_ ? impl_.get() : live();
     if (!r) {
         if (failure_) throw error(static_cast<errc>(failure_.value()), "event_fd: the reader end could not be opened");
         throw error(errc::closed, "event_fd on an empty reader");
