@@ -16,8 +16,11 @@ head -c $((24 << 20)) /dev/urandom > "$dir/in"
 
 # A command in a PID namespace of its own (with its own /proc), or with no /proc at all.
 in_ns()    { unshare --pid --fork --mount-proc "$@"; }
-# (LeakSanitizer needs /proc to stop the process's threads: off there, in sanitizer builds.)
-in_noproc(){ ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" unshare --pid --fork --mount sh -c 'umount -l /proc 2>/dev/null; [ ! -e /proc/self ] || exit 3; exec "$@"' sh "$@"; }
+in_noproc(){ unshare --pid --fork --mount sh -c 'umount -l /proc 2>/dev/null; [ ! -e /proc/self ] || exit 3; exec "$@"' sh "$@"; }
+# An ASan build cannot run without /proc: the runtime reads its options from /proc/self/environ
+# and LeakSanitizer stops the threads through /proc at exit. The plain build covers those rows.
+asan=0
+grep -q __asan_init "$cli" && asan=1
 on_host()  { "$@"; }
 
 fail=0
@@ -49,6 +52,10 @@ stream() {
 stream in_ns in_ns
 stream on_host in_ns
 stream in_ns on_host
-stream in_ns in_noproc
-stream in_noproc in_ns
+if [ $asan = 1 ]; then
+  echo "skip writer in_ns, reader in_noproc (and the reverse): an ASan build needs /proc"
+else
+  stream in_ns in_noproc
+  stream in_noproc in_ns
+fi
 exit $fail
