@@ -89,12 +89,4 @@ std::uint64_t self_start_time() noexcept {
     return t;
 }
 
-bool process_alive(pid_t pid, std::uint64_t start_time) noexcept {
-    if (pid <= 0) return true;
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-    std::uint64_t now = process_start_time(pid);
-    if (now == 0) return false;  // vanished between the two looks, or a zombie
-    return start_time == 0 || now == start_time;
-}
-
 }  // namespace shmchan::shm

@@ -25,13 +25,10 @@ bool fast_wake() noexcept;
 // since a registered waker elsewhere might not be seen).
 bool sleeper_barrier() noexcept;
 
-// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); 0 if unknown.
+// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); 0 if unknown
+// (no /proc). For display only: liveness is the ends' locks (segment.hpp).
 std::uint64_t process_start_time(pid_t pid) noexcept;
 std::uint64_t self_start_time() noexcept;  // cached
-
-// False only when the process is certainly gone (no such pid, a zombie, or the pid was reused
-// by a process that started at another time). pid 0 means "not recorded yet": alive.
-bool process_alive(pid_t pid, std::uint64_t start_time) noexcept;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
