@@ -32,22 +32,16 @@ std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock
     return {};
 }
 
-bool holder_dead(const shm::segment& seg, end_ref end) {
-    return load_state(end.state) == end_state::active && !seg.held(end.slot);
-}
-
 // SYNC: seq_cst exchange then seq_cst load, on both ends: at least one of two ends finishing
 // at the same time sees the other as final, so the name is always removed.
 void finish_end(shm::segment& seg, end_ref mine, end_state final_state, end_ref peer, shm::wait_line& wake) {
     mine.state.exchange(static_cast<std::uint32_t>(final_state), std::memory_order_seq_cst);
     shm::notify_always(wake);
-    const end_state p = load_state(peer.state, std::memory_order_seq_cst);
-    if (p == end_state::closed || p == end_state::aborted || (p == end_state::active && !seg.held(peer.slot)))
-        seg.unlink();
+    if (peer_final_or_dead(seg, peer, std::memory_order_seq_cst)) seg.unlink();
 }
 
-bool peer_final_or_dead(const shm::segment& seg, end_ref peer) {
-    const end_state p = load_state(peer.state);
+bool peer_final_or_dead(const shm::segment& seg, end_ref peer, std::memory_order mo) {
+    const end_state p = load_state(peer.state, mo);
     return p == end_state::closed || p == end_state::aborted || (p == end_state::active && !seg.held(peer.slot));
 }
 

@@ -35,16 +35,14 @@ inline end_ref reader_end(shm::control_block* cb) { return {cb->consumer.state, 
 // display. The lock is taken first, so an active end is unlocked only once its holder died.
 std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock);
 
-// The end is active and the process holding it is gone.
-bool holder_dead(const shm::segment& seg, end_ref end);
-
 // Moves our end to a final state, wakes the peer, and removes the segment's name once neither
 // end can ever use it again (the peer finished, or died).
 void finish_end(shm::segment& seg, end_ref mine, shm::end_state final_state, end_ref peer,
                 shm::wait_line& wake);
 
 // The peer's fate is known: it finished its end, or died.
-bool peer_final_or_dead(const shm::segment& seg, end_ref peer);
+bool peer_final_or_dead(const shm::segment& seg, end_ref peer,
+                        std::memory_order mo = std::memory_order_acquire);
 std::function<bool()> peer_fate(const shm::segment& seg, end_ref peer);
 
 // Ends belong to the process that claimed them. This counts forks (pthread_atfork, registered

@@ -134,7 +134,7 @@ bool peer_final(const watched_end& e) {
 bool check(watched_end& e, clock::time_point now) {
     if (!e.armed) {
         if (e.told) return true;
-        // Not armed: a state change woke us (or nothing did). Final states only: no /proc.
+        // Not armed: a state change woke us (or nothing did). Final states only: no lock test.
         if (!peer_final(e)) return false;
         e.told = true;
         signal(e);

@@ -62,7 +62,7 @@ public:
         return ensure_claimed();
     }
     // The reader's fate, checked on the slow path only (its state shares the head's line);
-    // its liveness (a read of /proc) at most once per poll interval unless `now`.
+    // its liveness (a lock test, one fcntl) at most once per poll interval unless `now`.
     std::error_code peer_check(bool now = false) {
         // Truncated: the ring and the reader's state read as zeros (unclaimed) from here on.
         if (seg->truncated()) return errc::corrupt;

@@ -84,7 +84,7 @@ private:
 // The options' budget; SHMCHAN_SPIN_MAX_US overrides spin_max_us (A/B runs of the benchmarks).
 spin_budget spin_of(const channel_options& o);
 
-// Liveness checks read /proc: at most once per poll interval, on the slow path.
+// Liveness checks (a lock test, one fcntl) at most once per poll interval, on the slow path.
 class liveness_timer {
 public:
     bool due() {
