@@ -30,7 +30,7 @@ Impl* open_deferred(std::unique_ptr<Impl>& impl, std::unique_ptr<detail::deferre
 // --- loan ------------------------------------------------------------------------------------
 loan::loan(loan&& o) noexcept
     : owner_(std::exchange(o.owner_, nullptr)), data_(std::exchange(o.data_, nullptr)),
-      size_(std::exchange(o.size_, 0)), error_(o.error_) {}
+      size_(std::exchange(o.size_, 0)), error_(o.error_), frame_(o.frame_) {}
 loan& loan::operator=(loan&& o) noexcept {
     if (this != &o) {
         abandon();
@@ -38,12 +38,21 @@ loan& loan::operator=(loan&& o) noexcept {
         data_ = std::exchange(o.data_, nullptr);
         size_ = std::exchange(o.size_, 0);
         error_ = o.error_;
+        frame_ = o.frame_;
     }
     return *this;
 }
 loan::~loan() { abandon(); }
 void loan::commit(std::size_t used) noexcept {
+    if (frame_) return commit(used, frame_meta{});
     if (owner_) owner_->commit_loan(std::min(used, size_));
+    owner_ = nullptr;
+    data_ = nullptr;
+    size_ = 0;
+}
+void loan::commit(std::size_t used, const frame_meta& meta) noexcept {
+    if (!frame_) return commit(used);
+    if (owner_) owner_->commit_frame_loan(std::min(used, size_), meta);
     owner_ = nullptr;
     data_ = nullptr;
     size_ = 0;
@@ -86,6 +95,19 @@ loan writer::get_loan(std::size_t n, nanoseconds t) noexcept {
     return w->make_loan(n, t);
 }
 loan writer::try_loan(std::size_t n) noexcept { return get_loan(n, nanoseconds::zero()); }
+std::error_code writer::write_frame(std::span<const std::byte> b, const frame_meta& m, nanoseconds t) noexcept {
+    auto* w = impl_ ? impl_.get() : live();
+    return w ? w->write_frame(b, m, t) : failure();
+}
+loan writer::get_frame_loan(std::size_t n, nanoseconds t) noexcept {
+    auto* w = impl_ ? impl_.get() : live();
+    if (!w) {
+        loan l;
+        l.error_ = failure();
+        return l;
+    }
+    return w->make_frame_loan(n, t);
+}
 std::error_code writer::send_message(std::string_view text, nanoseconds t) noexcept {
     auto* w = impl_ ? impl_.get() : live();
     return w ? w->send_message(text, t) : failure();
@@ -108,13 +130,15 @@ int writer::event_fd() {
 }
 std::size_t writer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
 std::size_t writer::capacity() const noexcept { return impl_ ? impl_->capacity() : 0; }
+std::size_t writer::max_frame() const noexcept { return impl_ ? impl_->max_frame() : 0; }
+std::string writer::last_error() const { return impl_ ? impl_->last_error() : std::string(); }
 std::uint64_t writer::bytes_written() const noexcept { return impl_ ? impl_->bytes_written() : 0; }
 bool writer::is_open() const noexcept { return deferred_ || (impl_ && !impl_->is_finished()); }
 
 // --- item / reader ---------------------------------------------------------------------------
 item::item(item&& o) noexcept
     : owner_(std::exchange(o.owner_, nullptr)), token_(o.token_), kind_(o.kind_), data_(o.data_),
-      error_(o.error_) {}
+      error_(o.error_), meta_(o.meta_) {}
 item& item::operator=(item&& o) noexcept {
     if (this != &o) {
         release();
@@ -123,6 +147,7 @@ item& item::operator=(item&& o) noexcept {
         kind_ = o.kind_;
         data_ = o.data_;
         error_ = o.error_;
+        meta_ = o.meta_;
     }
     return *this;
 }
@@ -166,6 +191,7 @@ std::error_code reader::read_all(std::vector<std::byte>& out, nanoseconds t) noe
         item it = next(t);
         switch (it.type()) {
             case item::kind::chunk:
+            case item::kind::frame:
                 out.insert(out.end(), it.data().begin(), it.data().end());
                 break;
             case item::kind::message:

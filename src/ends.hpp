@@ -10,6 +10,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "held_items.hpp"
 #include "shmchan/channel.hpp"
 #include "shmchan/reader.hpp"
 #include "shmchan/writer.hpp"
@@ -25,6 +26,13 @@ struct writer_impl {
     virtual void commit_loan(std::size_t used) = 0;
     virtual void abandon_loan() = 0;
     virtual std::error_code send_message(std::string_view text, nanoseconds t) = 0;
+    // One frame, never split: too_large beyond max_frame(), invalid_argument for a user header
+    // longer than frame_meta::max_user. All or nothing.
+    virtual std::error_code write_frame(std::span<const std::byte> bytes, const frame_meta& meta,
+                                        nanoseconds t) = 0;
+    virtual loan make_frame_loan(std::size_t n, nanoseconds t) = 0;
+    virtual void commit_frame_loan(std::size_t used, const frame_meta& meta) = 0;
+    virtual std::size_t max_frame() const = 0;
     virtual std::error_code close(nanoseconds t) = 0;
     virtual void abort(std::string_view reason) = 0;
     virtual std::error_code wait_drained(nanoseconds t) = 0;
@@ -35,16 +43,27 @@ struct writer_impl {
 
     std::uint64_t bytes_written() const noexcept { return written; }
     bool is_finished() const noexcept { return finished; }
+    const std::string& last_error() const noexcept { return detail_; }
 
 protected:
     std::uint64_t written = 0;  // payload bytes handed over
     bool finished = false;      // this end is final (closed, aborted, or a fatal error)
+    std::string detail_;        // last_error(): words for the last failure, if any
+
+    // The common refusals of a frame: a user header too long, a frame too large for the ring
+    // (with the capacity that would hold it). Sets detail_.
+    std::error_code check_frame(std::size_t n, const frame_meta& meta);
 
     loan lend(std::byte* data, std::size_t n) {
         loan l;
         l.owner_ = this;
         l.data_ = data;
         l.size_ = n;
+        return l;
+    }
+    loan lend_frame(std::byte* data, std::size_t n) {
+        loan l = lend(data, n);
+        l.frame_ = true;
         return l;
     }
     static loan failed_loan(std::error_code e) {
@@ -57,12 +76,19 @@ protected:
 struct reader_impl {
     virtual ~reader_impl() = default;
 
+    explicit reader_impl(std::size_t max_held = 1) : held(max_held) {}
+
     virtual item next(nanoseconds t, bool block) = 0;
     virtual int event_fd() = 0;
+    // One item at a time (max_held 1): gives back the item delivered last.
     virtual void release_pending() = 0;
+    // Several (held mode): gives back every item up to the one whose cookie this is (called
+    // with the held lock taken, from whichever thread released).
+    virtual void release_held_to(std::uint64_t cookie) = 0;
 
     void release_token(std::uint64_t t) {
-        if (pending && t == token) release_pending();
+        if (held.enabled()) held.release(t, [this](std::uint64_t c) { release_held_to(c); });
+        else if (pending && t == token) release_pending();
     }
     static item bare(item::kind k, std::error_code e) {
         item it;
@@ -82,18 +108,33 @@ protected:
     std::string reason;  // the writer's, after errc::aborted
     std::uint64_t bytes = 0;
 
-    // An item viewing `d`; its release (or the next call) gives the space back.
-    item view(item::kind k, std::span<const std::byte> d) {
+    // An item viewing `d`; its release (or, with max_held 1, the next call) gives the space back.
+    // `cookie`: what release_held_to() needs to free it, in held mode.
+    item view(item::kind k, std::span<const std::byte> d, std::uint64_t cookie = 0) {
         item it;
         it.kind_ = k;
         it.data_ = d;
         it.owner_ = this;
-        it.token_ = ++token;
-        pending = true;
+        if (held.enabled()) {
+            it.token_ = held.add(cookie);
+        } else {
+            it.token_ = ++token;
+            pending = true;
+        }
         return it;
     }
+    item frame_view(std::span<const std::byte> d, const frame_meta& m, std::uint64_t cookie = 0) {
+        item it = view(item::kind::frame, d, cookie);
+        it.meta_ = m;
+        return it;
+    }
+    // In held mode, before delivering: an error item when max_held items are alive.
+    bool held_full() { return held.enabled() && held.full(); }
+    std::mutex& held_lock() noexcept { return held.lock(); }
+
     bool pending = false;
     std::uint64_t token = 0;
+    held_items held;
 };
 
 // What a deferred end opens on first use (open_writer / open_reader with these options).

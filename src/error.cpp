@@ -25,6 +25,7 @@ const char* to_string(errc e) noexcept {
         case errc::engine_unreachable: return "engine_unreachable";
         case errc::protocol_error: return "protocol_error";
         case errc::forked: return "forked";
+        case errc::held_limit: return "held_limit";
     }
     return "unknown";
 }
@@ -56,6 +57,7 @@ public:
             case errc::engine_unreachable: return "engine unreachable";
             case errc::protocol_error: return "protocol error";
             case errc::forked: return "this end belongs to the process that claimed it (before a fork)";
+            case errc::held_limit: return "the reader holds as many items as max_held allows: release one first";
         }
         return "unknown shmchan error";
     }

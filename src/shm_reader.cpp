@@ -5,6 +5,7 @@
 #include "end_state.hpp"
 #include "event_watcher.hpp"
 #include "shm_ends.hpp"
+#include "shmchan/shm/frame_record.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "waiting.hpp"
 
@@ -30,7 +31,8 @@ public:
     std::shared_ptr<creator_guard> guard;  // the creator's ends only
 
     shm_reader(std::shared_ptr<segment> s, const channel_options& opt)
-        : seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()), spin(spin_of(opt)) {}
+        : reader_impl(opt.max_held), seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()),
+          spin(spin_of(opt)) {}
 
     // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
     bool foreign() const noexcept { return claimed && generation != process_generation(); }
@@ -45,7 +47,11 @@ public:
     }
 
     item make(item::kind k, std::span<const std::byte> d = {}, std::error_code e = {}) {
-        if (k == item::kind::chunk || k == item::kind::message) return view(k, d);
+        if (k == item::kind::chunk || k == item::kind::message) {
+            // Held mode: the record stays in the ring until its item is released.
+            if (held.enabled()) return view(k, d, cons.take());
+            return view(k, d);
+        }
         return bare(k, e);
     }
     void release_pending() override {
@@ -53,9 +59,20 @@ public:
         pending = false;
         cons.release();
     }
+    void release_held_to(std::uint64_t pos) override {
+        // Items outliving a fork belong to the parent's end; after the end finished, its head
+        // is no one's to move. (Called from any thread, under the held lock.)
+        if (foreign() || frozen.load(std::memory_order_acquire)) return;
+        cons.release_to(pos);
+    }
+    std::atomic<bool> frozen{false};  // set when the end finishes: held releases stop
     void finish() {
         if (finished) return;
         finished = true;
+        {
+            std::lock_guard g(held_lock());  // no release is moving the head while we finish
+            frozen.store(true, std::memory_order_release);
+        }
         finish_end(*seg, reader_end(cb), end_state::closed, writer_end(cb), cb->space);
         // finish_end saw zeros (an unclaimed writer) and left the name; nobody can use it now.
         if (seg->truncated()) seg->unlink();
@@ -95,9 +112,33 @@ public:
                 return make(item::kind::chunk, {v.data, v.size});
             case record_type::text:
                 return make(item::kind::message, {v.data, v.size});
+            case record_type::frame: {
+                frame_record f;
+                if (!read_frame(v, f)) return fail(errc::corrupt);
+                bytes += f.size;
+                frame_meta m;
+                m.pts = f.fields.pts;
+                m.dts = f.fields.dts;
+                m.duration = f.fields.duration;
+                m.offset = f.fields.offset;
+                m.offset_end = f.fields.offset_end;
+                m.flags = f.fields.flags;
+                m.user = {f.fields.user, f.fields.user_len};
+                if (held.enabled()) return frame_view({f.data, f.size}, m, cons.take());
+                return frame_view({f.data, f.size}, m);
+            }
             default:  // end
-                cons.release();
                 ended = true;
+                if (held.enabled()) {
+                    // Freed with the items still held before it. The end finishes once they are
+                    // all released (a writer waiting for them to drain must not see us leave
+                    // first), or when the reader goes.
+                    const std::uint64_t pos = cons.take();
+                    held.release(held.add(pos), [this](std::uint64_t c) { release_held_to(c); });
+                    if (held.alive() == 0) finish();
+                    return make(item::kind::end);
+                }
+                cons.release();
                 finish();
                 return make(item::kind::end);
         }
@@ -105,13 +146,17 @@ public:
     item next(nanoseconds t, bool block) override {
         if (foreign()) return make(item::kind::error, {}, errc::forked);
         release_pending();
-        if (ended) return make(item::kind::end);
+        if (ended) {
+            if (held.enabled() && held.alive() == 0) finish();
+            return make(item::kind::end);
+        }
         if (sticky) return make(item::kind::error, {}, sticky);
         if (finished) return make(item::kind::error, {}, errc::closed);
         // A process-local flag. Set since the last item: that item may have been read from
         // zero pages, and nothing after it is the writer's.
         if (seg->truncated()) return fail(errc::corrupt);
         if (auto e = ensure_claimed()) return make(item::kind::error, {}, e);
+        if (held_full()) return make(item::kind::error, {}, errc::held_limit);
         record_view v;
         ring_status st = cons.try_peek(v);
         if (st == ring_status::ok) return deliver(v);  // the fast path reads no clock
@@ -126,7 +171,7 @@ public:
             if (st == ring_status::corrupt) return fail(errc::corrupt);
             if (!block) {
                 if (auto e = writer_gone(liveness_due())) return fail(e);
-                data_watch.arm(cons.head());
+                data_watch.arm(cons.read_position());
                 return make(item::kind::error, {}, errc::would_block);
             }
             if (sp.more()) {

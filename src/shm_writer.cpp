@@ -8,6 +8,7 @@
 #include "shm_ends.hpp"
 #include "shmchan/memory.hpp"
 #include "shmchan/shm/claim_chooser.hpp"
+#include "shmchan/shm/frame_record.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "waiting.hpp"
 
@@ -32,6 +33,7 @@ public:
     liveness_timer liveness;
     bool claimed = false;
     bool loan_out = false;
+    std::byte* frame_base = nullptr;  // a frame loan's record payload (its header goes there)
     std::error_code sticky;  // the reader is gone or the segment is corrupt: nothing more to do
     event_watcher space_watch;
     slot_lock lock;                      // held while this end lives: our liveness
@@ -166,24 +168,40 @@ public:
     loan make_loan(std::size_t n, nanoseconds t) override {
         if (auto e = ready()) return failed_loan(e);
         if (n > prod.max_payload()) return failed_loan(errc::too_large);
-        std::byte* p = nullptr;
-        if (t == 0ns) {  // try_loan: no spinning, no waiting
-            ring_status st;
-            p = prod.try_claim(n, record_type::binary, st);
-            if (!p) {
-                std::error_code e = check_fatal(st == ring_status::corrupt || seg->truncated()
-                                                    ? make_error_code(errc::corrupt)
-                                                    : peer_check());
-                if (e) return failed_loan(e);
-                space_watch.arm(prod.head_seen());
-                return failed_loan(errc::would_block);
-            }
-        } else {
+        std::error_code err;
+        std::byte* p = claim_loan(n, record_type::binary, t, err);
+        if (!p) return failed_loan(err);
+        prepare_loan(p, n);
+        return lend(p, n);
+    }
+    loan make_frame_loan(std::size_t n, nanoseconds t) override {
+        if (auto e = ready()) return failed_loan(e);
+        if (auto e = check_frame(n, {})) return failed_loan(e);
+        std::error_code err;
+        std::byte* p = claim_loan(frame_loan_offset + n, record_type::frame, t, err);
+        if (!p) return failed_loan(err);
+        frame_base = p;
+        prepare_loan(p + frame_loan_offset, n);
+        return lend_frame(p + frame_loan_offset, n);
+    }
+    // Claims a record for a loan: at once (try_loan, t == 0) or waiting up to t.
+    std::byte* claim_loan(std::size_t payload, record_type type, nanoseconds t, std::error_code& err) {
+        if (t != 0ns) {
             deadline dl(t);
-            std::error_code err;
-            p = claim_record(n, record_type::binary, dl, err);
-            if (!p) return failed_loan(err);
+            return claim_record(payload, type, dl, err);
         }
+        ring_status st;  // try_loan: no spinning, no waiting
+        if (std::byte* p = prod.try_claim(payload, type, st)) return p;
+        err = check_fatal(st == ring_status::corrupt || seg->truncated() ? make_error_code(errc::corrupt)
+                                                                         : peer_check());
+        if (!err) {
+            space_watch.arm(prod.head_seen());
+            err = errc::would_block;
+        }
+        return nullptr;
+    }
+    // The loan's bytes are `p`, `n`: claim them for writing, as the policy says, and time it.
+    void prepare_loan(std::byte* p, std::size_t n) {
         loan_timed = false;
         if (n >= claim_cfg.min && claim_cfg.policy != channel_options::claim_policy::never) {
             // Adaptive: loans on the ring's first lap fault their pages in and would mislead it.
@@ -198,7 +216,6 @@ public:
             if (claim) claim_for_writing({p, n});
         }
         loan_out = true;
-        return lend(p, n);
     }
     void commit_loan(std::size_t used) override {
         if (!loan_out) return;  // the loan was cancelled by close(), abort() or an error
@@ -207,6 +224,45 @@ public:
         written += used;
         loan_out = false;
     }
+    void commit_frame_loan(std::size_t used, const frame_meta& m) override {
+        if (!loan_out) return;
+        if (loan_timed) chooser.took(ticks() - loan_t0, loan_n);
+        // The user header was checked by nobody yet: one too long is cut, as a message would be
+        // refused; the loan cannot return an error.
+        frame_fields f = fields_of(m);
+        put_frame_header(frame_base, f, frame_loan_offset);
+        prod.commit(frame_loan_offset + used);
+        written += used;
+        loan_out = false;
+    }
+    std::error_code write_frame(std::span<const std::byte> bytes, const frame_meta& m, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        if (auto e = check_frame(bytes.size(), m)) return e;
+        const std::size_t off = frame_data_offset(m.user.size());
+        deadline dl(t);
+        std::error_code err;
+        std::byte* p = claim_record(off + bytes.size(), record_type::frame, dl, err);
+        if (!p) return err;
+        put_frame_header(p, fields_of(m), off);
+        copy_into_shared(p + off, bytes.data(), bytes.size());
+        prod.commit(off + bytes.size());
+        written += bytes.size();
+        if (seg->truncated()) return check_fatal(errc::corrupt);  // as push()
+        return {};
+    }
+    static frame_fields fields_of(const frame_meta& m) noexcept {
+        frame_fields f;
+        f.pts = m.pts;
+        f.dts = m.dts;
+        f.duration = m.duration;
+        f.offset = m.offset;
+        f.offset_end = m.offset_end;
+        f.flags = m.flags;
+        f.user = m.user.data();
+        f.user_len = std::min(m.user.size(), max_frame_user);
+        return f;
+    }
+    std::size_t max_frame() const override { return geometry.max_payload - frame_overhead; }
     void abandon_loan() override { loan_out = false; }
     std::error_code send_message(std::string_view text, nanoseconds t) override {
         if (auto e = ready()) return e;

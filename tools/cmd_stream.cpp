@@ -133,6 +133,7 @@ int cmd_recv(std::vector<std::string> args) {
         shmchan::item it = r.next();
         switch (it.type()) {
             case shmchan::item::kind::chunk:
+            case shmchan::item::kind::frame:  // its bytes, as a stream (the meta is not kept)
                 if (!write_all(fd, it.data().data(), it.data().size()))
                     fail("recv", std::error_code(errno, std::generic_category()), "writing output");
                 prog.update(r.bytes_read());

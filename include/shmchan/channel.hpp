@@ -54,7 +54,14 @@ struct channel_options {
     // ("ws://127.0.0.1:49134"). SHMCHAN_TRANSPORT=auto|shm|socket overrides `automatic`.
     transport via = transport::automatic;
     std::string engine;
+    // Items a reader may keep alive at once. 1: each next() releases the previous item. More:
+    // items live until released or destroyed, in any order and from any thread (the ring frees
+    // the released prefix), and next() says errc::held_limit when this many are alive.
+    std::size_t max_held = 1;
 };
+
+// The smallest capacity whose ring holds a frame of `frame_bytes` with a full user header.
+std::size_t capacity_for_frame(std::size_t frame_bytes) noexcept;
 
 struct channel {
     shmchan::writer writer;  // local ends; each claims its end of the ring on first use

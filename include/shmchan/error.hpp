@@ -30,6 +30,7 @@ enum class errc : int {
     engine_unreachable,  // no engine answers at the given address
     protocol_error,   // the engine or a peer broke the wire protocol
     forked,           // the end was claimed by the parent of this forked process: it is theirs
+    held_limit,       // the reader holds channel_options::max_held items: release one first
 };
 
 const std::error_category& error_category() noexcept;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shmchan/error.hpp"
+#include "shmchan/frame.hpp"
 #include "shmchan/writer.hpp"  // nanoseconds, forever
 
 namespace shmchan {
@@ -24,12 +25,14 @@ struct end_access;
 struct deferred_open;
 }  // namespace detail
 
-// One thing read from a channel: a binary chunk, a text message, the clean end, or an error.
-// A chunk or message is a read-only view into the ring, valid until the item is released,
-// destroyed, or the reader's next call; then its space goes back to the writer.
+// One thing read from a channel: a binary chunk, a frame, a text message, the clean end, or an
+// error. A chunk, frame or message is a read-only view into the ring, valid until the item is
+// released or destroyed and, for a reader that holds one item at a time (max_held 1, the
+// default), until the reader's next call; then its space goes back to the writer.
+// With max_held > 1 an item may be released from any thread, in any order.
 class item {
 public:
-    enum class kind : std::uint8_t { chunk, message, end, error };
+    enum class kind : std::uint8_t { chunk, message, end, error, frame };
 
     item() = default;
     item(item&& o) noexcept;
@@ -41,12 +44,16 @@ public:
     bool is_message() const noexcept { return kind_ == kind::message; }
     bool is_end() const noexcept { return kind_ == kind::end; }
     bool is_error() const noexcept { return kind_ == kind::error; }
+    bool is_frame() const noexcept { return kind_ == kind::frame; }
 
     std::span<const std::byte> data() const noexcept { return data_; }
     std::string_view text() const noexcept {
         return {reinterpret_cast<const char*>(data_.data()), data_.size()};
     }
     std::error_code error() const noexcept { return error_; }
+    // A frame's timestamps, flags and user header (a view into the ring, as data()); unset
+    // values for anything else.
+    const frame_meta& meta() const noexcept { return meta_; }
 
     void release() noexcept;
 
@@ -57,6 +64,7 @@ private:
     kind kind_ = kind::end;
     std::span<const std::byte> data_;
     std::error_code error_;
+    frame_meta meta_;
 };
 
 class reader {
@@ -68,13 +76,14 @@ public:
 
     explicit operator bool() const noexcept { return impl_ || deferred_ || failure_; }
 
-    // Next chunk, message or end; blocks until one is there. Errors: timeout, aborted (the
+    // Next chunk, frame, message or end; blocks until one is there. Errors: timeout, aborted (the
     // writer's reason in abort_reason()), peer_lost, corrupt. End and errors are sticky.
+    // held_limit (not sticky) when max_held items are alive: release one first.
     [[nodiscard]] item next(nanoseconds timeout = forever) noexcept;
     // Never blocks: errc::would_block when nothing is there yet.
     [[nodiscard]] item try_next() noexcept;
-    // As the Rust SDK: binary chunks only; text messages go to the on_message callback (or are
-    // dropped when none is set).
+    // As the Rust SDK: binary chunks (and frames) only; text messages go to the on_message
+    // callback (or are dropped when none is set).
     [[nodiscard]] item next_binary(nanoseconds timeout = forever) noexcept;
     void on_message(std::function<void(std::string_view)> callback);
 
@@ -91,9 +100,9 @@ public:
     std::string abort_reason() const;             // the writer's reason after errc::aborted
     std::error_code status() const noexcept;      // sticky error, or ok (also after a clean end)
     bool at_end() const noexcept;                 // clean end seen
-    std::uint64_t bytes_read() const noexcept;    // binary payload bytes delivered
+    std::uint64_t bytes_read() const noexcept;    // chunk and frame payload bytes delivered
 
-    // range-for over binary chunks: for (std::span<const std::byte> c : r.chunks()) ...
+    // range-for over binary chunks and frames' bytes: for (std::span<const std::byte> c : r.chunks()) ...
     // The loop stops at the end or at an error; check status() after it.
     class chunk_range;
     chunk_range chunks(nanoseconds timeout = forever) noexcept;
@@ -124,7 +133,7 @@ public:
         }
         void operator++(int) { ++*this; }
         bool operator==(std::default_sentinel_t) const noexcept {
-            return !range_ || !range_->current_.is_chunk();
+            return !range_ || !(range_->current_.is_chunk() || range_->current_.is_frame());
         }
 
     private:

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 
 #include "shmchan/error.hpp"
+#include "shmchan/frame.hpp"
 
 namespace shmchan {
 
@@ -25,7 +27,8 @@ struct deferred_open;
 class writer;
 
 // A contiguous region of the ring loaned to the writer: fill it in place, then commit().
-// Destroyed without commit() it is abandoned and nothing reaches the reader.
+// Destroyed without commit() it is abandoned and nothing reaches the reader. A frame loan
+// (writer::get_frame_loan) is committed with its frame_meta; committed without, its meta is unset.
 class loan {
 public:
     loan() = default;
@@ -41,7 +44,12 @@ public:
     // Publishes the first `used` bytes (default: all). \pre used <= size().
     void commit(std::size_t used) noexcept;
     void commit() noexcept { commit(size_); }
+    // A frame loan: publishes the first `used` bytes as one frame with `meta`. On a loan that is
+    // not a frame loan the meta is ignored (a chunk carries none). \pre used <= size().
+    void commit(std::size_t used, const frame_meta& meta) noexcept;
+    void commit(const frame_meta& meta) noexcept { commit(size_, meta); }
     void abandon() noexcept;
+    bool is_frame() const noexcept { return frame_; }
 
 private:
     friend class writer;
@@ -50,6 +58,7 @@ private:
     std::byte* data_ = nullptr;
     std::size_t size_ = 0;
     std::error_code error_;
+    bool frame_ = false;
 };
 
 class writer {
@@ -81,6 +90,16 @@ public:
     [[nodiscard]] loan get_loan(std::size_t n, nanoseconds timeout = forever) noexcept;
     [[nodiscard]] loan try_loan(std::size_t n) noexcept;
 
+    // One frame: `bytes` and `meta` reach the reader as one item, never split (frame.hpp).
+    // errc::too_large when it exceeds max_frame() (last_error() names the capacity to ask for),
+    // invalid_argument when meta.user is longer than frame_meta::max_user. All or nothing: on
+    // timeout nothing was written.
+    [[nodiscard]] std::error_code write_frame(std::span<const std::byte> bytes, const frame_meta& meta,
+                                              nanoseconds timeout = forever) noexcept;
+    // Zero-copy: `n` bytes of a frame inside the ring (n <= max_frame()); fill them, then
+    // loan.commit(meta). The loan keeps room for frame_meta::max_user bytes of user header.
+    [[nodiscard]] loan get_frame_loan(std::size_t n, nanoseconds timeout = forever) noexcept;
+
     // A text message, delivered in order with the binary chunks. At most max_record() bytes.
     [[nodiscard]] std::error_code send_message(std::string_view text,
                                                nanoseconds timeout = forever) noexcept;
@@ -98,6 +117,10 @@ public:
     int event_fd();
 
     std::size_t max_record() const noexcept;    // largest payload of one record
+    std::size_t max_frame() const noexcept;     // largest frame (with any user header)
+    // What the last failed call said in words, beyond its code (e.g. the capacity a frame that
+    // was too large needs); empty when it said nothing more.
+    std::string last_error() const;
     std::size_t capacity() const noexcept;      // ring bytes
     std::uint64_t bytes_written() const noexcept;  // payload bytes committed so far
     bool is_open() const noexcept;              // claimed (or claimable) and not yet finished

@@ -108,9 +108,10 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
         cur = r.try_next();
         switch (cur.type()) {
             case item::kind::chunk:
+            case item::kind::frame:  // its bytes (the meta does not cross the socket yet)
             case item::kind::message: {
                 writing = true;
-                ws.binary(cur.is_chunk());
+                ws.binary(!cur.is_message());
                 // Zero-copy: the frame's payload is sent straight from the ring. A text frame
                 // must be UTF-8 (or the peer fails the connection): a shared-memory writer's
                 // message that is not goes out repaired, as a decoding reader would see it.

@@ -20,6 +20,14 @@
 //             +--------+--------+----------------+----------------------+
 // `length` is the payload length; the record occupies align16(16 + length) bytes.
 // A padding record fills the space up to the end of the ring when a record does not fit there.
+//
+// A frame record's payload starts with a frame_header, then the user header, then the frame:
+//   0                  40      44        48         52        64            data_offset
+//   +------------------+-------+---------+----------+---------+-------------+----------------+
+//   | pts dts duration | flags | user_len| data_off | reserved| user header | frame bytes    |
+//   | offset offset_end|       |         |          |         | (user_len)  | (length - off) |
+//   +------------------+-------+---------+----------+---------+-------------+----------------+
+// data_offset is 16-aligned and at least 64 + user_len (a loan reserves the largest user header).
 #pragma once
 
 #include <atomic>
@@ -35,7 +43,8 @@ inline constexpr std::size_t cache_line = 64;
 inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMCHAN"
 // Increment for each incompatible change of anything in this file.
 // 3: key digests instead of keys; records capped at max_record_payload; liveness by OFD locks.
-inline constexpr std::uint32_t layout_version = 3;
+// 4: frame records.
+inline constexpr std::uint32_t layout_version = 4;
 
 inline constexpr std::size_t key_bytes = 16;       // 128-bit access keys (and their digests)
 inline constexpr std::size_t reason_bytes = 128;   // abort reason, NUL-terminated
@@ -45,6 +54,7 @@ enum class record_type : std::uint32_t {
     text = 2,
     end = 3,      // clean end of stream, written by close()
     padding = 4,  // skip to the start of the ring
+    frame = 5,    // a frame_header, a user header, then the frame's bytes
 };
 
 struct record_header {
@@ -61,6 +71,27 @@ constexpr std::size_t align_record(std::size_t n) noexcept {
 constexpr std::size_t record_size(std::size_t payload) noexcept {
     return align_record(sizeof(record_header) + payload);
 }
+
+// The head of a frame record's payload. Times and offsets as in shmchan::frame_meta (their
+// "none" values included); the reader validates user_len and data_offset before any use.
+struct frame_header {
+    std::int64_t pts;
+    std::int64_t dts;
+    std::int64_t duration;
+    std::uint64_t offset;
+    std::uint64_t offset_end;
+    std::uint32_t flags;
+    std::uint32_t user_len;     // bytes of user header, right after this struct
+    std::uint32_t data_offset;  // where the frame's bytes start, from the payload's start
+    std::uint32_t reserved[3];
+};
+static_assert(sizeof(frame_header) == 64);
+static_assert(offsetof(frame_header, flags) == 40);
+static_assert(offsetof(frame_header, data_offset) == 48);
+inline constexpr std::size_t max_frame_user = 256;
+// The most a frame adds to its bytes: the header and the largest user header.
+inline constexpr std::size_t frame_overhead = sizeof(frame_header) + max_frame_user;
+static_assert(frame_overhead % record_align == 0);
 
 // State of one end. Claimed by CAS unclaimed -> active; then moves to a final state once.
 enum class end_state : std::uint32_t {

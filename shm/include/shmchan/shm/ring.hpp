@@ -194,6 +194,10 @@ struct record_view {
     std::size_t size;
 };
 
+// The reader's side. It reads at `read_` and gives space back at `head_`: with one record at a
+// time (release()) the two meet after each record; a reader holding several views moves read_
+// ahead with take() and frees a prefix with release_to(), possibly from another thread (read_
+// belongs to the reading thread; head_ to whoever frees, under the caller's lock).
 class ring_consumer {
 public:
     ring_consumer() = default;
@@ -201,22 +205,23 @@ public:
         : cb_(cb), data_(data), mask_(g.capacity - 1), capacity_(g.capacity),
           max_payload_(g.max_payload),
           head_(cb->consumer.head.load(std::memory_order_relaxed)),  // own index
+          read_(head_),
           tail_cache_(cb->producer.tail.load(std::memory_order_acquire)) {}
 
     // Looks at the next record without consuming it; padding is skipped. The view stays valid
-    // until release(). \pre only one thread of one process consumes.
+    // until it is released. \pre only one thread of one process reads.
     ring_status try_peek(record_view& out) noexcept {
         for (;;) {
-            if (head_ == tail_cache_) {
+            if (read_ == tail_cache_) {
                 // SYNC: acquire pairs with the writer's release store of tail in commit().
                 tail_cache_ = cb_->producer.tail.load(std::memory_order_acquire);
-                if (head_ == tail_cache_) return ring_status::empty;
+                if (read_ == tail_cache_) return ring_status::empty;
             }
-            const std::uint64_t avail = tail_cache_ - head_;
-            // head_ came from shared memory when this end was claimed: check it too.
-            if (tail_cache_ < head_ || avail > capacity_ || ((avail | head_) % record_align) != 0)
+            const std::uint64_t avail = tail_cache_ - read_;
+            // read_ came from shared memory when this end was claimed: check it too.
+            if (tail_cache_ < read_ || avail > capacity_ || ((avail | read_) % record_align) != 0)
                 return ring_status::corrupt;
-            const std::size_t off = head_ & mask_;
+            const std::size_t off = read_ & mask_;
             const auto* h = reinterpret_cast<const record_header*>(data_ + off);
             // Read the header once, with single loads the compiler cannot repeat: the writer
             // side may be hostile and change it under us.
@@ -226,11 +231,11 @@ public:
             if (type == static_cast<std::uint32_t>(record_type::padding)) {
                 // Padding must run exactly to the end of the ring.
                 if (off + rec != capacity_ || rec > avail) return ring_status::corrupt;
-                head_ += rec;
-                continue;  // head is published with the next release()
+                read_ += rec;
+                continue;  // freed with the next record
             }
             if (type < static_cast<std::uint32_t>(record_type::binary) ||
-                type > static_cast<std::uint32_t>(record_type::end) || len > max_payload_ ||
+                type > static_cast<std::uint32_t>(record_type::frame) || len > max_payload_ ||
                 rec > avail || off + rec > capacity_)
                 return ring_status::corrupt;
             out = {static_cast<record_type>(type), data_ + off + sizeof(record_header), len};
@@ -239,22 +244,33 @@ public:
         }
     }
 
-    // Gives the record returned by the last try_peek() back to the writer.
-    void release() noexcept {
-        head_ += pending_;
+    // Moves past the record returned by the last try_peek(), which stays unreleased; returns
+    // the position after it (release_to() that position to free it and all before it).
+    std::uint64_t take() noexcept {
+        read_ += pending_;
         pending_ = 0;
+        return read_;
+    }
+    // Gives every record before `pos` (a position take() returned; never decreasing) back to
+    // the writer.
+    void release_to(std::uint64_t pos) noexcept {
+        head_ = pos;
         // SYNC: release pairs with the writer's acquire load of head in try_claim(): we are
-        // done reading the record before the writer may overwrite it.
+        // done reading the records before the writer may overwrite them.
         cb_->consumer.head.store(head_, std::memory_order_release);
         notify(cb_->space);
     }
+    // Gives the record returned by the last try_peek() back to the writer (with everything
+    // taken before it).
+    void release() noexcept { release_to(take()); }
 
     bool has_pending() const noexcept { return pending_ != 0; }
-    std::uint64_t head() const noexcept { return head_; }
+    // Where the next record will be read (the event-fd watcher waits for the tail to pass it).
+    std::uint64_t read_position() const noexcept { return read_; }
     // Reloads the tail; true if a record (or padding) waits.
     bool readable() noexcept {
         tail_cache_ = cb_->producer.tail.load(std::memory_order_acquire);
-        return tail_cache_ != head_;
+        return tail_cache_ != read_;
     }
 
 private:
@@ -264,6 +280,7 @@ private:
     std::size_t capacity_ = 0;
     std::size_t max_payload_ = 0;
     std::uint64_t head_ = 0;        // own index, mirrors consumer.head
+    std::uint64_t read_ = 0;        // where the next record is read; head_ <= read_
     std::uint64_t tail_cache_ = 0;  // last seen producer.tail
     std::size_t pending_ = 0;       // size of the record being viewed
 };
