@@ -152,11 +152,14 @@ bool check(watched_end& e, clock::time_point now) {
     if (!fire) return false;
     e.handled.store(e.arms_now, std::memory_order_relaxed);  // disarmed
     retire(e);
-    signal(e);
     // From now on not armed: sleep on the line for state changes (same SYNC as in prepare).
+    // Both looks come before the signal: a state change after them wakes us on the line and
+    // is signalled again. Taken after it, a change between the signal and the looks (the
+    // program already drained the fd and moved on) was taken as told and never signalled.
     e.armed = false;
     e.seq = e.line->seq.load(std::memory_order_acquire);
     e.told = peer_final(e);
+    signal(e);
     return e.told;
 }
 

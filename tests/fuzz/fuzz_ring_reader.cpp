@@ -12,7 +12,8 @@
 //                  keeps moving tail while the reader reads)
 //
 // The reader peeks and releases until the ring is empty or corrupt, reading every byte of
-// every record it is given, so ASan reports any view outside the ring. The ring is allocated
+// every record it is given (and of a frame record's user header and data, as read_frame places
+// them), so ASan reports any view outside the ring. The ring is allocated
 // with exactly data_offset + capacity bytes.
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <new>
 
+#include "shmchan/shm/frame_record.hpp"
 #include "shmchan/shm/layout.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "../support/heap_ring.hpp"
@@ -77,10 +79,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (st != shm::ring_status::ok) fail("try_peek returned a status a reader cannot get");
         if (v.size > cb->header.max_payload) fail("record larger than max_payload");
         if (v.type != shm::record_type::binary && v.type != shm::record_type::text &&
-            v.type != shm::record_type::end)
+            v.type != shm::record_type::end && v.type != shm::record_type::frame)
             fail("record of a type the reader should never see");
         unsigned acc = 0;
         for (std::size_t i = 0; i < v.size; ++i) acc += static_cast<unsigned>(v.data[i]);
+        // A frame's header places its user header and data: both must stay inside the record.
+        shm::frame_record f;
+        if (v.type == shm::record_type::frame && shm::read_frame(v, f)) {
+            if (f.fields.user_len > shm::max_frame_user || f.data + f.size != v.data + v.size ||
+                f.fields.user + f.fields.user_len > f.data)
+                fail("frame header placed data outside its record");
+            for (std::size_t i = 0; i < f.fields.user_len; ++i) acc += static_cast<unsigned>(f.fields.user[i]);
+            for (std::size_t i = 0; i < f.size; ++i) acc += static_cast<unsigned>(f.data[i]);
+        }
         sink = sink + acc;
         cons.release();
         if (n > 0) cb->producer.tail.store(take_u64(p, n));
