@@ -1,5 +1,6 @@
 #include "protocol.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -82,8 +83,41 @@ std::uint64_t reject_log::count(reject kind) const {
     return s_[static_cast<unsigned>(kind)].total;
 }
 
-std::string printable(std::string_view text, std::size_t max) {
+std::string redact_keys(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    auto key_char = [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+    };
+    for (std::size_t i = 0; i < text.size();) {
+        // A channel URL's query: key=SECRET
+        if (text.compare(i, 4, "key=") == 0 && (i == 0 || !key_char(text[i - 1]))) {
+            out += "key=<redacted>";
+            i += 4;
+            while (i < text.size() && key_char(text[i])) ++i;
+            continue;
+        }
+        // A ref in JSON: "access_key" : "SECRET"
+        if (text.compare(i, 12, "\"access_key\"") == 0) {
+            std::size_t j = i + 12;
+            while (j < text.size() && (text[j] == ' ' || text[j] == ':' || text[j] == '\t')) ++j;
+            if (j < text.size() && text[j] == '"') {
+                std::size_t k = j + 1;
+                while (k < text.size() && text[k] != '"') k += text[k] == '\\' ? 2 : 1;
+                out.append(text.substr(i, j + 1 - i));
+                out += "<redacted>";
+                i = std::min(k, text.size());
+                continue;
+            }
+        }
+        out += text[i++];
+    }
+    return out;
+}
+
+std::string printable(std::string_view raw, std::size_t max) {
     static constexpr char hex[] = "0123456789abcdef";
+    const std::string text = redact_keys(raw);
     std::string out;
     for (const char c : text) {
         if (out.size() >= max) {

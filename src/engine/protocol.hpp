@@ -72,7 +72,12 @@ private:
 
 // Hostile text made safe for a log line: control bytes and non-ASCII escaped (\xNN), cut to
 // `max` bytes with "..." (no terminal escapes or fake lines injected into the log).
+// Text from the wire made safe to log: access keys redacted (redact_keys), bytes outside
+// printable ASCII escaped, cut at `max` characters.
 std::string printable(std::string_view text, std::size_t max = 200);
+// Access keys (a URL's key=..., a ref's "access_key": "...") replaced by <redacted>: logs
+// must never carry them.
+std::string redact_keys(std::string_view text);
 
 // --- the worker protocol --------------------------------------------------------------------
 

@@ -132,6 +132,19 @@ TEST_CASE("worker messages: replies and log lines are valid UTF-8 whatever came 
     CHECK(dump_json(json("\xff")) == "\"\xef\xbf\xbd\"");
 }
 
+TEST_CASE("log lines never carry access keys", "[engine][protocol]") {
+    CHECK(printable("GET /ws/channels/abc?key=0123abcdEF&dir=read") == "GET /ws/channels/abc?key=<redacted>&dir=read");
+    CHECK(redact_keys("/ws/channels/abc?dir=read&key=s3cr3t") == "/ws/channels/abc?dir=read&key=<redacted>");
+    CHECK(redact_keys("monkey=banana") == "monkey=banana");  // only a key= of its own
+    const std::string ref = R"({"channel_id":"c1","access_key":"deadbeef","direction":"read"})";
+    const std::string out = printable(R"({"type":"invokefunction","data":{"reader":)" + ref + "}}", 300);
+    CHECK(out.find("deadbeef") == std::string::npos);
+    CHECK(out.find(R"("access_key":"<redacted>")") != std::string::npos);
+    CHECK(out.find(R"("channel_id":"c1")") != std::string::npos);
+    CHECK(redact_keys(R"({"access_key" : "a\"b","x":1})") == R"({"access_key" : "<redacted>","x":1})");
+    CHECK(redact_keys(R"("access_key":"unterminated)") == R"("access_key":"<redacted>)");
+}
+
 TEST_CASE("reject_log: one line per kind at once, then at most one per interval", "[engine][protocol]") {
     std::vector<std::string> lines;
     reject_log log([&](const std::string& l) { lines.push_back(l); }, std::chrono::milliseconds(50));
