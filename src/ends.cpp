@@ -134,6 +134,7 @@ std::size_t writer::max_frame() const noexcept { return impl_ ? impl_->max_frame
 std::string writer::last_error() const { return impl_ ? impl_->last_error() : std::string(); }
 std::uint64_t writer::bytes_written() const noexcept { return impl_ ? impl_->bytes_written() : 0; }
 bool writer::is_open() const noexcept { return deferred_ || (impl_ && !impl_->is_finished()); }
+transport writer::via() const noexcept { return impl_ ? impl_->path() : transport::automatic; }
 
 // --- item / reader ---------------------------------------------------------------------------
 item::item(item&& o) noexcept
@@ -223,6 +224,7 @@ std::string reader::abort_reason() const { return impl_ ? impl_->abort_reason() 
 std::error_code reader::status() const noexcept { return impl_ ? impl_->status() : failure_; }
 bool reader::at_end() const noexcept { return impl_ && impl_->at_end(); }
 std::uint64_t reader::bytes_read() const noexcept { return impl_ ? impl_->bytes_read() : 0; }
+transport reader::via() const noexcept { return impl_ ? impl_->path() : transport::automatic; }
 
 namespace detail {
 writer deferred_writer(const channel_ref& ref, const channel_options& options) {

@@ -44,11 +44,13 @@ struct writer_impl {
     std::uint64_t bytes_written() const noexcept { return written; }
     bool is_finished() const noexcept { return finished; }
     const std::string& last_error() const noexcept { return detail_; }
+    transport path() const noexcept { return path_; }
 
 protected:
     std::uint64_t written = 0;  // payload bytes handed over
     bool finished = false;      // this end is final (closed, aborted, or a fatal error)
     std::string detail_;        // last_error(): words for the last failure, if any
+    transport path_ = transport::shm;  // the socket ends say socket
 
     // The common refusals of a frame: a user header too long, a frame too large for the ring
     // (with the capacity that would hold it). Sets detail_.
@@ -101,8 +103,10 @@ struct reader_impl {
     std::error_code status() const noexcept { return sticky; }
     const std::string& abort_reason() const noexcept { return reason; }
     std::uint64_t bytes_read() const noexcept { return bytes; }
+    transport path() const noexcept { return path_; }
 
 protected:
+    transport path_ = transport::shm;  // the socket ends say socket
     bool ended = false;  // clean end seen
     std::error_code sticky;
     std::string reason;  // the writer's, after errc::aborted

@@ -36,6 +36,7 @@ class socket_writer final : public writer_impl {
 public:
     socket_writer(const channel_ref& ref, const std::string& engine)
         : c_(engine, target_for(ref), connect_timeout) {
+        path_ = transport::socket;
         watch();
     }
 
@@ -215,7 +216,9 @@ private:
 class socket_reader final : public reader_impl {
 public:
     socket_reader(const channel_ref& ref, const std::string& engine)
-        : c_(engine, target_for(ref), connect_timeout) {}
+        : c_(engine, target_for(ref), connect_timeout) {
+        path_ = transport::socket;
+    }
 
     ~socket_reader() override {
         c_.shutdown();  // a reader leaving early: the engine drops its end, the writer learns

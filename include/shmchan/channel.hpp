@@ -15,16 +15,11 @@
 #include "shmchan/channel_ref.hpp"
 #include "shmchan/error.hpp"
 #include "shmchan/reader.hpp"
+#include "shmchan/transport.hpp"
 #include "shmchan/writer.hpp"
 
 namespace shmchan {
 
-// How an end opened from a ref reaches its channel.
-enum class transport {
-    automatic,  // shared memory when the segment is on this host and reachable, else socket
-    shm,        // shared memory only
-    socket,     // the engine's channel socket (as stock iii SDKs do)
-};
 
 struct channel_options {
     // Ring bytes, rounded up to a power of two (at least 4 KiB). One record holds at most

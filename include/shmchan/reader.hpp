@@ -15,6 +15,7 @@
 
 #include "shmchan/error.hpp"
 #include "shmchan/frame.hpp"
+#include "shmchan/transport.hpp"
 #include "shmchan/writer.hpp"  // nanoseconds, forever
 
 namespace shmchan {
@@ -101,6 +102,8 @@ public:
     std::error_code status() const noexcept;      // sticky error, or ok (also after a clean end)
     bool at_end() const noexcept;                 // clean end seen
     std::uint64_t bytes_read() const noexcept;    // chunk and frame payload bytes delivered
+    // The path this end took: shm or socket; automatic while a deferred end is not opened yet.
+    transport via() const noexcept;
 
     // range-for over binary chunks and frames' bytes: for (std::span<const std::byte> c : r.chunks()) ...
     // The loop stops at the end or at an error; check status() after it.

@@ -12,6 +12,7 @@
 
 #include "shmchan/error.hpp"
 #include "shmchan/frame.hpp"
+#include "shmchan/transport.hpp"
 
 namespace shmchan {
 
@@ -124,6 +125,8 @@ public:
     std::size_t capacity() const noexcept;      // ring bytes
     std::uint64_t bytes_written() const noexcept;  // payload bytes committed so far
     bool is_open() const noexcept;              // claimed (or claimable) and not yet finished
+    // The path this end took: shm or socket; automatic while a deferred end is not opened yet.
+    transport via() const noexcept;
 
 private:
     friend struct detail::end_access;

@@ -8,7 +8,7 @@ const size = Number(process.env.SIZE ?? 1024 * 1024);
 const channel = await createChannel(iii);
 channel.writer.stream.end(Buffer.alloc(size, 0x61));
 const result = await iii.trigger({
-  function_id: 'files::process',
+  function_id: process.env.FUNCTION_ID ?? 'files::process',
   payload: { filename: 'report.csv', reader: channel.readerRef },
   timeoutMs: 30_000,
 });

@@ -2,7 +2,7 @@
 import { registerWorker } from 'iii-sdk';
 
 const iii = registerWorker(process.env.III_URL, { workerName: 'files-worker', enableMetricsReporting: false });
-iii.registerFunction('files::process', async (input) => {
+iii.registerFunction(process.env.FUNCTION_ID ?? 'files::process', async (input) => {
   let bytes = 0;
   for await (const chunk of input.reader.stream) {
     bytes += Buffer.isBuffer(chunk) ? chunk.length : Buffer.byteLength(chunk);
