@@ -9,50 +9,9 @@
 # usage: two_hosts.sh SHMCHAN_CLI SEED_PEER INTEROP_DIR     (exit 77: skipped, cannot make namespaces)
 set -uo pipefail
 cli=$1 peer=$2 interop=$3
-tag=shmchan$$
-if ! ip netns add "${tag}a" 2>/dev/null; then
-  echo "skipped: cannot create network namespaces here (needs root and iproute2)"
-  exit 77
-fi
-ip netns add "${tag}b"
-dir=$(mktemp -d)
-hosts=()
-cleanup() {
-  for p in "${hosts[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
-  kill $(jobs -p) 2>/dev/null
-  ip netns del "${tag}a" 2>/dev/null
-  ip netns del "${tag}b" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# 10.X.Y.0/30 inside the namespaces only: the veth pair is their only link.
-net="10.$((200 + $$ % 50)).$(( ($$ / 50) % 250 ))"
-a_ip="$net.1" b_ip="$net.2"
-ip link add "${tag}va" type veth peer name "${tag}vb"
-ip link set "${tag}va" netns "${tag}a"
-ip link set "${tag}vb" netns "${tag}b"
-ip -n "${tag}a" addr add "$a_ip/30" dev "${tag}va"
-ip -n "${tag}b" addr add "$b_ip/30" dev "${tag}vb"
-for h in a b; do
-  ip -n "${tag}$h" link set lo up
-  ip -n "${tag}$h" link set "${tag}v$h" up
-done
-
-# Each host: a mount namespace holding a tmpfs of its own on /dev/shm, kept by a sleeper; its
-# processes enter it and the host's network namespace.
-for h in a b; do
-  unshare --mount --propagation private sh -c 'mount -t tmpfs -o size=512m tmpfs /dev/shm && exec sleep 100000' &
-  hosts+=($!)
-done
-host_pid() { if [ "$1" = a ]; then echo "${hosts[0]}"; else echo "${hosts[1]}"; fi; }
-on() {  # on a|b CMD...: run CMD on that host
-  local h=$1; shift
-  nsenter -t "$(host_pid "$h")" -m --net="/run/netns/${tag}$h" "$@"
-}
-sleep 0.3
-on a sh -c 'touch /dev/shm/shmchan-probe-a' && on b sh -c '[ ! -e /dev/shm/shmchan-probe-a ]' \
-  || { echo "FAIL: the two hosts share /dev/shm"; exit 1; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../testkit/sh/two_hosts.sh
+source "$here/../../testkit/sh/two_hosts.sh"
 
 port=$((20000 + $$ % 20000))
 url="ws://$a_ip:$port"
