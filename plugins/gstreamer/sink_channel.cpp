@@ -82,8 +82,16 @@ sink_channel::result sink_channel::fail(std::error_code e, const std::string& wh
     const std::string detail = ch_.writer.last_error();
     error_ = what + ": " + describe(e, "reader");
     if (!detail.empty()) error_ += ": " + detail;
+    // The reader gets at most 127 bytes of reason: for a frame too large, the numbers first.
+    std::string reason = error_;
+    if (e == errc::too_large && frame_bytes_) {
+        const std::size_t need = capacity_for_frame(frame_bytes_);
+        reason = "frame of " + std::to_string(frame_bytes_) + " bytes too large for capacity " +
+                 std::to_string(ch_.writer.capacity()) +
+                 (need ? "; needs capacity >= " + std::to_string(need) : "; no channel holds it");
+    }
     if (loan_) loan_.abandon();
-    if (!done_) ch_.writer.abort(error_);
+    if (!done_) ch_.writer.abort(reason);
     done_ = true;
     return result::error;
 }
@@ -180,6 +188,7 @@ sink_channel::result sink_channel::render(GstBuffer* buf) {
         return result::error;
     }
     const frame_meta meta = meta_from_buffer(buf);
+    frame_bytes_ = gst_buffer_get_size(buf);
     GstMemory* mem = gst_buffer_n_memory(buf) == 1 ? gst_buffer_peek_memory(buf, 0) : nullptr;
     std::vector<std::byte> copy;
     if (loan_ && mem && mem == loan_memory_) {

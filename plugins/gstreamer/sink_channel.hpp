@@ -77,6 +77,7 @@ private:
     GstMemory* loan_memory_ = nullptr;
     bool memory_alive_ = false;
     std::uint64_t in_place_ = 0, copied_ = 0;
+    std::size_t frame_bytes_ = 0;  // of the frame being written (for a too_large reason)
 };
 
 }  // namespace shmchan::gst
