@@ -38,7 +38,12 @@ wait_exit() {
   [ -z "${out:-}" ] || cat "$out"
   fail "process $pid ($3) still running after $secs s"
 }
-wait_file() { local i; for ((i = 0; i < 300; i++)); do [ -s "$1" ] && return 0; sleep 0.1; done; fail "no $1"; }
+# Waits (up to 60 s) until the source's output $1 shows a buffer: both sides are connected.
+wait_frames() {
+  local i
+  for ((i = 0; i < 600; i++)); do grep -q 'last-message = chain' "$1" && return 0; sleep 0.1; done
+  cat "$1"; fail "no frame reached the source"
+}
 # Buffers as identity silent=false prints them (size, dts, pts, duration, offsets, flags; not
 # GstMeta, which does not travel), and checksumsink's "pts checksum" lines.
 chains() { sed -n 's/.*last-message = chain *\**  *([a-z0-9_]*:sink) \(.*\), meta: .*$/\1/p' "$1"; }
@@ -120,22 +125,21 @@ caps)
 kill-sink | kill-src)
   live="videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
   gst-launch-1.0 $live ! shmchansink $ref > "$dir/sink" 2>&1 & spid=$!; pids+=("$spid")
-  gst-launch-1.0 shmchansrc $ref ! fakesink > "$dir/src" 2>&1 & rpid=$!; pids+=("$rpid")
-  wait_file "$dir/ref"
-  sleep 2  # frames flowing
+  gst-launch-1.0 -v shmchansrc $ref ! fakesink silent=false > "$dir/src" 2>&1 & rpid=$!; pids+=("$rpid")
+  wait_frames "$dir/src"
   kill -0 "$spid" 2>/dev/null && kill -0 "$rpid" 2>/dev/null || { cat "$dir/sink" "$dir/src"; fail "a side ended early"; }
   if [ "$case_name" = kill-sink ]; then victim=$spid other=$rpid out=$dir/src word="writer's process died"
   else victim=$rpid other=$spid out=$dir/sink word="reader's process died"; fi
   kill -9 "$victim"
-  wait_exit "$other" 10 "the survivor"
+  wait_exit "$other" 20 "the survivor"
   [ "$rc" -ne 0 ] || { cat "$out"; fail "the survivor exited 0"; }
   grep -q "ERROR.*$word" "$out" || { cat "$out"; fail "no ERROR saying \"$word\""; }
   echo "$case_name: the other side posted: $(grep -m1 ERROR "$out")"
   ;;
 too-large)
-  # A given capacity: the ref file appears at start; the first frame comes a second later, once
-  # the source has opened the channel.
-  gst-launch-1.0 $raw ! identity sleep-time=1000000 ! shmchansink $ref capacity=65536 > "$dir/sink" 2>&1 & spid=$!; pids+=("$spid")
+  # A given capacity: the ref file appears at start; the first frame comes 3 s later, once
+  # the source has opened the channel (it polls the ref file every 50 ms).
+  gst-launch-1.0 $raw ! identity sleep-time=3000000 ! shmchansink $ref capacity=65536 > "$dir/sink" 2>&1 & spid=$!; pids+=("$spid")
   gst-launch-1.0 shmchansrc $ref ! fakesink > "$dir/src" 2>&1 & rpid=$!; pids+=("$rpid")
   wait_exit "$spid" 30 sink; sink_rc=$rc
   wait_exit "$rpid" 30 source; src_rc=$rc
@@ -147,12 +151,11 @@ too-large)
 stopped)
   live="videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
   gst-launch-1.0 $live ! shmchansink $ref > "$dir/sink" 2>&1 & spid=$!; pids+=("$spid")
-  gst-launch-1.0 shmchansrc $ref ! fakesink > "$dir/src" 2>&1 & rpid=$!; pids+=("$rpid")
-  wait_file "$dir/ref"
-  sleep 1
+  gst-launch-1.0 -v shmchansrc $ref ! fakesink silent=false > "$dir/src" 2>&1 & rpid=$!; pids+=("$rpid")
+  wait_frames "$dir/src"
   kill -INT "$spid"  # gst-launch-1.0 stops the pipeline without EOS
-  wait_exit "$spid" 10 sink
-  wait_exit "$rpid" 10 source
+  wait_exit "$spid" 20 sink
+  wait_exit "$rpid" 20 source
   [ "$rc" -ne 0 ] || { cat "$dir/src"; fail "the source exited 0"; }
   grep -q 'ERROR.*pipeline stopped before EOS' "$dir/src" || { cat "$dir/src"; fail "no reason in the source's ERROR"; }
   [ ! -e "$dir/ref" ] || fail "the sink left its ref file"
