@@ -2,20 +2,22 @@
 # Frames between two gst-launch-1.0 processes (issue 13): shmchansink/shmchansrc against
 # shmsink/shmsrc, and the same pipeline in one process as the ceiling; interleaved rounds,
 # frames delivered counted for each, CPU per frame = utime + stime of both processes.
-#   bench/gst/gst_bench.sh [--rounds N] [--plugin-dir DIR] [--cases "1080p-i420 4k-rgba"] [--frames N]
+#   bench/gst/gst_bench.sh [--rounds N] [--plugin-dir DIR] [--cases "1080p-i420 4k-rgba"] [--frames N] [--capacity BYTES]
 # Prints one line per run and a summary (medians) per case and variant.
 set -uo pipefail
 rounds=3
 plugin_dir=$(cd "$(dirname "$0")/../.." && pwd)/build/gstreamer
 cases="1080p-i420 4k-rgba"
 frames_override=
+sink_opts=
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --plugin-dir) plugin_dir=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --frames) frames_override=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--plugin-dir DIR] [--cases LIST] [--frames N]" >&2; exit 2 ;;
+    --capacity) sink_opts="capacity=$2"; shift 2 ;;  # shmchansink's ring (default: 4 frames, auto)
+    *) echo "usage: $0 [--rounds N] [--plugin-dir DIR] [--cases LIST] [--frames N] [--capacity BYTES]" >&2; exit 2 ;;
   esac
 done
 [ -e "$plugin_dir/libgstshmchan.so" ] || { echo "no libgstshmchan.so in $plugin_dir (build it, or --plugin-dir)" >&2; exit 2; }
@@ -69,7 +71,7 @@ run_variant() {
       start "$p" gst-launch-1.0 -v $(src_gen) ! $count_sink
       c=$p ;;
     shmchan)
-      start "$p" gst-launch-1.0 $(src_gen) ! shmchansink ref-file="$dir/ref"
+      start "$p" gst-launch-1.0 $(src_gen) ! shmchansink ref-file="$dir/ref" $sink_opts
       start "$c" gst-launch-1.0 -v shmchansrc ref-file="$dir/ref" ! $count_sink ;;
     shm)
       # With room for 4 frames shmsink stalled part way here; shm_frames frames did not.
