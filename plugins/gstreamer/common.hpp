@@ -33,7 +33,7 @@ std::string write_file_atomically(const std::string& path, const std::string& te
 // The file's contents, or nothing when it does not exist (yet) or is empty.
 std::optional<std::string> read_small_file(const std::string& path);
 
-// A sentence for an error code of shmchan, from the point of view of `end` ("reader", "writer").
+// A sentence for an error code of shmchan; `peer` names the other end ("reader", "writer").
 std::string describe(std::error_code e, std::string_view peer);
 
 }  // namespace shmchan::gst
