@@ -21,6 +21,7 @@ struct _ShmchanSrc {
     gboolean is_live;
     std::shared_ptr<source_channel>* ch;  // while started
     std::atomic<bool>* flushing;
+    bool ref_from_file;  // `ref` shows what ref-file held: read the file again on restart
 };
 
 G_DEFINE_TYPE(ShmchanSrc, shmchan_src, GST_TYPE_BASE_SRC)
@@ -37,6 +38,13 @@ GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, 
 gboolean src_start(GstBaseSrc* bsrc) {
     auto* self = SHMCHAN_SRC(bsrc);
     *self->flushing = false;
+    GST_OBJECT_LOCK(self);
+    if (self->ref_from_file) {
+        g_free(self->ref);
+        self->ref = nullptr;
+        self->ref_from_file = false;
+    }
+    GST_OBJECT_UNLOCK(self);
     self->ch = new std::shared_ptr<source_channel>(std::make_shared<source_channel>());
     return TRUE;
 }
@@ -93,6 +101,7 @@ GstFlowReturn src_create(GstBaseSrc* bsrc, guint64, guint, GstBuffer** out) {
             GST_OBJECT_LOCK(self);
             g_free(self->ref);
             self->ref = g_strdup(ch.ref().c_str());
+            self->ref_from_file = true;
             GST_OBJECT_UNLOCK(self);
             g_object_notify(G_OBJECT(self), "ref");
         }
@@ -140,7 +149,11 @@ void src_set_property(GObject* obj, guint id, const GValue* value, GParamSpec* p
     GST_OBJECT_LOCK(self);
     switch (id) {
     case PROP_REF_FILE: g_free(self->ref_file); self->ref_file = g_value_dup_string(value); break;
-    case PROP_REF: g_free(self->ref); self->ref = g_value_dup_string(value); break;
+    case PROP_REF:
+        g_free(self->ref);
+        self->ref = g_value_dup_string(value);
+        self->ref_from_file = false;
+        break;
     case PROP_ENGINE: g_free(self->engine); self->engine = g_value_dup_string(value); break;
     case PROP_TIMEOUT: self->timeout = g_value_get_double(value); break;
     case PROP_MAX_HELD: self->max_held = g_value_get_uint(value); break;
@@ -242,5 +255,6 @@ static void shmchan_src_init(ShmchanSrc* self) {
     self->is_live = FALSE;
     self->ch = nullptr;
     self->flushing = new std::atomic<bool>(false);
+    self->ref_from_file = false;
     gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
 }
