@@ -6,6 +6,10 @@ pkgs=(g++ cmake make pkg-config libboost-dev nlohmann-json3-dev catch2 libbenchm
 pkgs+=(libssl-dev)
 # The benchmark suite (shmchan bench): ZeroMQ and iceoryx to compare with, gnuplot for plots.
 pkgs+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
+# The GStreamer plugin (plugins/gstreamer) and its tests: headers, gst-launch-1.0, and the
+# elements the tests use (videotestsrc, videoconvert; vp8enc; checksumsink, shmsink/shmsrc).
+pkgs+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 # Node runs the interop tests with the stock iii SDK; the machine image may bring its own.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()

@@ -1,0 +1,243 @@
+#include "sink_channel.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common.hpp"
+
+namespace shmchan::gst {
+
+// Held by the GstMemory that wraps a loan: keeps the channel (and the ring's mapping) alive,
+// and says when the memory is freed.
+struct loan_memory_token {
+    std::shared_ptr<sink_channel> ch;
+    static void release(gpointer p) {
+        auto* t = static_cast<loan_memory_token*>(p);
+        t->ch->memory_gone();
+        delete t;
+    }
+};
+
+bool sink_channel::create(const std::string& engine, std::size_t capacity, const std::string& ref_file) {
+    std::lock_guard lock(mu_);
+    if (created_) return true;
+    try {
+        if (!engine.empty()) {
+            worker_ = std::make_unique<shmchan::worker>(engine);
+            // The engine counts 64 KiB units, 1 to 1024 (docs/engine.md).
+            const std::size_t units = std::clamp<std::size_t>((capacity + 65535) / 65536, 1, 1024);
+            ch_ = worker_->create_channel(units);
+        } else {
+            channel_options o;
+            o.capacity = capacity;
+            ch_ = create_channel(o);
+        }
+    } catch (const std::exception& e) {
+        error_ = std::string("cannot create the channel: ") + e.what();
+        return false;
+    }
+    if (!ref_file.empty()) {
+        if (std::string why = write_file_atomically(ref_file, ch_.reader_ref.dump() + "\n"); !why.empty()) {
+            error_ = why;
+            ch_.writer.abort(why);
+            done_ = true;
+            return false;
+        }
+    }
+    created_ = true;
+    return true;
+}
+
+bool sink_channel::created() const {
+    std::lock_guard lock(mu_);
+    return created_;
+}
+
+std::string sink_channel::reader_ref() const {
+    std::lock_guard lock(mu_);
+    return created_ ? ch_.reader_ref.dump() : std::string();
+}
+
+bool sink_channel::finished() const {
+    std::lock_guard lock(mu_);
+    return done_;
+}
+
+std::uint64_t sink_channel::frames_in_place() const {
+    std::lock_guard lock(mu_);
+    return in_place_;
+}
+
+std::uint64_t sink_channel::frames_copied() const {
+    std::lock_guard lock(mu_);
+    return copied_;
+}
+
+std::string sink_channel::error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+}
+
+sink_channel::result sink_channel::fail(std::error_code e, const std::string& what) {
+    const std::string detail = ch_.writer.last_error();
+    error_ = what + ": " + describe(e, "reader");
+    if (!detail.empty()) error_ += ": " + detail;
+    // The reader gets at most 127 bytes of reason: for a frame too large, the numbers first.
+    std::string reason = error_;
+    if (e == errc::too_large && frame_bytes_) {
+        const std::size_t need = capacity_for_frame(frame_bytes_);
+        reason = "frame of " + std::to_string(frame_bytes_) + " bytes too large for capacity " +
+                 std::to_string(ch_.writer.capacity()) +
+                 (need ? "; needs capacity >= " + std::to_string(need) : "; no channel holds it");
+    }
+    if (loan_) loan_.abandon();
+    if (!done_) ch_.writer.abort(reason);
+    done_ = true;
+    return result::error;
+}
+
+void sink_channel::abort(const std::string& reason) {
+    std::lock_guard lock(mu_);
+    if (!created_ || done_) return;
+    if (loan_) loan_.abandon();
+    ch_.writer.abort(reason);
+    done_ = true;
+}
+
+sink_channel::result sink_channel::wait_writer(const std::function<std::error_code()>& attempt,
+                                               const char* what, std::unique_lock<std::mutex>& lock) {
+    for (;;) {
+        const std::error_code e = attempt();
+        if (!e) return result::ok;
+        if (e != errc::timeout) return fail(e, what);
+        if (flushing_) return result::flushing;
+        lock.unlock();  // let the other thread (pool or render) in between slices
+        lock.lock();
+    }
+}
+
+sink_channel::result sink_channel::send_pending_caps(std::unique_lock<std::mutex>& lock) {
+    // A message cannot pass a loan: with one out, render() sends the caps (and copies that frame).
+    if (pending_caps_.empty() || loan_) return result::ok;
+    const std::string text = std::string(caps_prefix) + pending_caps_;
+    const result r = wait_writer([&] { return ch_.writer.send_message(text, wait_slice); },
+                                 "sending the caps", lock);
+    if (r == result::ok) pending_caps_.clear();
+    return r;
+}
+
+sink_channel::result sink_channel::set_caps(const std::string& caps) {
+    std::unique_lock lock(mu_);
+    pending_caps_ = caps;
+    if (!created_ || done_) return result::ok;
+    return send_pending_caps(lock);
+}
+
+GstBuffer* sink_channel::acquire(std::size_t size, const std::function<bool()>& cancelled, result& r) {
+    std::unique_lock lock(mu_);
+    r = result::ok;
+    if (!created_ || done_) return nullptr;
+    // One loan at a time, and only once nothing shows the previous one's bytes any more.
+    while (memory_alive_) {
+        if (flushing_ || cancelled()) {
+            r = result::flushing;
+            return nullptr;
+        }
+        memory_freed_.wait_for(lock, wait_slice);
+    }
+    if (done_) return nullptr;
+    if ((r = send_pending_caps(lock)) != result::ok) {
+        if (r == result::error) r = result::ok;  // render() reports it
+        return nullptr;
+    }
+    if (size == 0 || size > ch_.writer.max_frame()) return nullptr;  // render() copies, or says too_large
+    for (;;) {
+        loan_ = ch_.writer.get_frame_loan(size, wait_slice);
+        if (loan_) break;
+        if (loan_.error() != errc::timeout) return nullptr;  // render() meets the same error
+        if (flushing_ || cancelled()) {
+            r = result::flushing;
+            return nullptr;
+        }
+        lock.unlock();
+        lock.lock();
+        if (done_) return nullptr;
+    }
+    auto* token = new loan_memory_token{shared_from_this()};
+    GstMemory* mem = gst_memory_new_wrapped(static_cast<GstMemoryFlags>(0), loan_.data().data(),
+                                            loan_.size(), 0, size, token, &loan_memory_token::release);
+    GstBuffer* buf = gst_buffer_new();
+    gst_buffer_append_memory(buf, mem);
+    loan_memory_ = mem;
+    memory_alive_ = true;
+    return buf;
+}
+
+void sink_channel::memory_gone() {
+    std::lock_guard lock(mu_);
+    if (loan_) loan_.abandon();  // upstream dropped the buffer without pushing it
+    loan_memory_ = nullptr;
+    memory_alive_ = false;
+    memory_freed_.notify_all();
+}
+
+sink_channel::result sink_channel::render(GstBuffer* buf) {
+    std::unique_lock lock(mu_);
+    if (done_) {
+        if (error_.empty()) error_ = "the channel was already finished";
+        return result::error;
+    }
+    const frame_meta meta = meta_from_buffer(buf);
+    frame_bytes_ = gst_buffer_get_size(buf);
+    GstMemory* mem = gst_buffer_n_memory(buf) == 1 ? gst_buffer_peek_memory(buf, 0) : nullptr;
+    std::vector<std::byte> copy;
+    if (loan_ && mem && mem == loan_memory_) {
+        gsize offset = 0;
+        const gsize size = gst_memory_get_sizes(mem, &offset, nullptr);
+        if (pending_caps_.empty() && offset == 0 && size <= loan_.size()) {
+            loan_.commit(size, meta);  // zero copy: upstream rendered into the ring
+            ++in_place_;
+            return result::ok;
+        }
+        // New caps came while the loan was out (or the buffer was cut): one copy, so that the
+        // caps message goes before this frame.
+        GstMapInfo map;
+        if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return fail(errc::system_error, "mapping a buffer");
+        copy.assign(reinterpret_cast<const std::byte*>(map.data), reinterpret_cast<const std::byte*>(map.data) + map.size);
+        gst_buffer_unmap(buf, &map);
+        loan_.abandon();
+    } else if (loan_) {
+        error_ = "a buffer from shmchansink's pool is held upstream while another buffer arrives "
+                 "(one loan at a time); upstream must push the pool's buffers in order";
+        if (loan_) loan_.abandon();
+        ch_.writer.abort(error_);
+        done_ = true;
+        return result::error;
+    }
+    if (result r = send_pending_caps(lock); r != result::ok) return r;
+    ++copied_;
+    if (!copy.empty() || gst_buffer_get_size(buf) == 0)
+        return wait_writer([&] { return ch_.writer.write_frame(copy, meta, wait_slice); }, "writing a frame", lock);
+    GstMapInfo map;
+    if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return fail(errc::system_error, "mapping a buffer");
+    const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(map.data), map.size);
+    const result r = wait_writer([&] { return ch_.writer.write_frame(bytes, meta, wait_slice); },
+                                 "writing a frame", lock);
+    gst_buffer_unmap(buf, &map);
+    return r;
+}
+
+sink_channel::result sink_channel::finish() {
+    std::unique_lock lock(mu_);
+    if (done_) return error_.empty() ? result::ok : result::error;
+    if (loan_) loan_.abandon();
+    pending_caps_.clear();
+    result r = wait_writer([&] { return ch_.writer.close(wait_slice); }, "closing the channel", lock);
+    if (r == result::ok) {
+        done_ = true;  // closed: a later stop() must not abort
+        r = wait_writer([&] { return ch_.writer.wait_drained(wait_slice); }, "waiting for the reader", lock);
+    }
+    return r;
+}
+
+}  // namespace shmchan::gst
