@@ -6,6 +6,9 @@ pkgs=(g++ cmake make pkg-config libboost-dev nlohmann-json3-dev catch2 libbenchm
 pkgs+=(libssl-dev)
 # The benchmark suite (shmchan bench): ZeroMQ and iceoryx to compare with, gnuplot for plots.
 pkgs+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
+# The C ABI and the Python module: Debian's CPython headers and numpy (zero-copy reads into
+# arrays), abidiff for the ABI check (tools/abi-check.sh).
+pkgs+=(python3-dev python3-numpy abigail-tools)
 # Node runs the interop tests with the stock iii SDK; the machine image may bring its own.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
