@@ -3,6 +3,7 @@
 #   run.sh program STREAM CLI        with a stream program built in the tree
 #   run.sh pkg-config BUILD SRC      installs BUILD into a temporary prefix, builds stream.c there
 #                                    with `cc $(pkg-config --cflags --libs shmchan)`, runs it
+#                                    (and docs/c-api.md's example)
 set -euo pipefail
 mode=$1
 tmp=$(mktemp -d)
@@ -21,7 +22,14 @@ case "$mode" in
     libdir=$(pkg-config --variable=libdir shmchan)
     export LD_LIBRARY_PATH=$libdir
     readelf -d "$tmp/stream" | grep -q 'NEEDED.*libshmchan.so.0' || { echo "not linked to libshmchan.so.0"; exit 1; }
-    stream=$tmp/stream cli=$tmp/prefix/bin/shmchan ;;
+    stream=$tmp/stream cli=$tmp/prefix/bin/shmchan
+    # docs/c-api.md's complete example, built the way it says, relays a file to itself.
+    awk '/^```c$/{f=1;n++;next} /^```$/{f=0} f&&n==1' "$src/../../docs/c-api.md" > "$tmp/relay.c"
+    # shellcheck disable=SC2046
+    cc -std=c99 -Wall -Wextra -Wpedantic -Werror -o "$tmp/relay" "$tmp/relay.c" $(pkg-config --cflags --libs shmchan)
+    head -c 3000000 /dev/urandom > "$tmp/relay.in"
+    "$tmp/relay" send "$tmp/relay.in" | "$tmp/relay" recv - > "$tmp/relay.out"
+    cmp "$tmp/relay.in" "$tmp/relay.out" ;;
   *) echo "usage: run.sh program STREAM CLI | pkg-config BUILD SRC" >&2; exit 2 ;;
 esac
 
