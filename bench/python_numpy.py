@@ -23,6 +23,7 @@ import shmchan
 
 CHUNK = 1 << 20
 MASK = 2**64 - 1
+SPIN_US = None  # the library's default (--spin-us)
 
 
 def payload(seed=7):
@@ -37,7 +38,7 @@ def expected_sum(chunks):
 def writer_main(kind, where, chunks):
     buf = payload()
     if kind == "shmchan":
-        w = shmchan.open_writer(where)
+        w = shmchan.open_writer(where, spin_us=SPIN_US)
         for _ in range(chunks):
             w.write(buf)
         w.close()
@@ -51,11 +52,12 @@ def writer_main(kind, where, chunks):
 
 
 def spawn(kind, where, chunks):
-    return subprocess.Popen([sys.executable, __file__, "--writer", kind, where, str(chunks)])
+    spin = [] if SPIN_US is None else ["--spin-us", str(SPIN_US)]
+    return subprocess.Popen([sys.executable, __file__, "--writer", kind, where, str(chunks)] + spin)
 
 
-def run_shmchan(chunks):
-    ch = shmchan.create_channel(capacity=8 << 20)
+def run_shmchan(chunks, summing):
+    ch = shmchan.create_channel(capacity=8 << 20, spin_us=SPIN_US)
     p = spawn("shmchan", json.dumps(ch.writer_ref), chunks)
     total, n, t0 = 0, 0, None
     for view in ch.reader:
@@ -63,14 +65,16 @@ def run_shmchan(chunks):
             t0 = time.perf_counter()  # from the first chunk: process start-up is not counted
         else:
             n += view.nbytes
-        total = (total + int(numpy.frombuffer(view, dtype=numpy.uint64).sum(dtype=numpy.uint64))) & MASK
+        a = numpy.frombuffer(view, dtype=numpy.uint64)
+        if summing or t0 is None or n == 0:
+            total = (total + int(a.sum(dtype=numpy.uint64))) & MASK
     dt = time.perf_counter() - t0
     assert p.wait() == 0
     ch.reader.close()
     return n, dt, total
 
 
-def run_socket(chunks, tmp):
+def run_socket(chunks, tmp, summing):
     path = os.path.join(tmp, "sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
@@ -95,7 +99,8 @@ def run_socket(chunks, tmp):
             t0 = time.perf_counter()
         else:
             n += got
-        total = (total + int(arr.sum(dtype=numpy.uint64))) & MASK
+        if summing or n == 0:
+            total = (total + int(arr.sum(dtype=numpy.uint64))) & MASK
     dt = time.perf_counter() - t0
     conn.close()
     srv.close()
@@ -109,27 +114,40 @@ def main():
     ap.add_argument("--mib", type=int, default=2048, help="MiB per round and transport")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--writer", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--spin-us", type=int, help="shmchan ends busy-wait this long before sleeping")
     a = ap.parse_args()
+    global SPIN_US
+    SPIN_US = a.spin_us
     if a.writer:
         writer_main(a.writer[0], a.writer[1], int(a.writer[2]))
         return 0
-    want = expected_sum(a.mib)
-    rates = {"shmchan": [], "unix socket": []}
+    names = ("shmchan", "unix socket")
+    rates = {(mode, name): [] for mode in ("sum", "no sum") for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
-            for name in rates:  # interleaved, so that both see the same machine
-                n, dt, total = run_shmchan(a.mib) if name == "shmchan" else run_socket(a.mib, tmp)
+            for mode, name in rates:  # interleaved, so that every variant sees the same machine
+                summing = mode == "sum"
+                if name == "shmchan":
+                    n, dt, total = run_shmchan(a.mib, summing)
+                else:
+                    n, dt, total = run_socket(a.mib, tmp, summing)
+                want = expected_sum(a.mib if summing else 1)
                 if total != want:
                     print(f"{name}: checksum mismatch ({total} != {want})", file=sys.stderr)
                     return 1
-                rates[name].append(n / dt / 2**30)
-                print(f"round {r + 1} {name:12s} {n / dt / 2**30:7.2f} GiB/s", file=sys.stderr)
-    print(f"{'transport':14s} {'median GiB/s':>12s} {'min':>7s} {'max':>7s}  ({a.rounds} rounds of {a.mib} MiB, "
-          f"1 MiB chunks summed in numpy)")
-    for name, v in rates.items():
-        print(f"{name:14s} {statistics.median(v):12.2f} {min(v):7.2f} {max(v):7.2f}")
-    ratio = statistics.median(rates["shmchan"]) / statistics.median(rates["unix socket"])
-    print(f"shmchan / unix socket: {ratio:.1f}x (checksums verified)")
+                rates[(mode, name)].append(n / dt / 2**30)
+                print(f"round {r + 1} {mode:6s} {name:12s} {n / dt / 2**30:7.2f} GiB/s", file=sys.stderr)
+    print(f"{a.rounds} rounds of {a.mib} MiB in 1 MiB chunks, each into a numpy array; GiB/s, median (min-max)")
+    print(f"{'work per chunk':16s} {'shmchan':>20s} {'unix socket':>20s} {'ratio':>6s}")
+    for mode in ("sum", "no sum"):
+        cells = []
+        for name in names:
+            v = rates[(mode, name)]
+            cells.append(f"{statistics.median(v):6.2f} ({min(v):.2f}-{max(v):.2f})")
+        ratio = statistics.median(rates[(mode, names[0])]) / statistics.median(rates[(mode, names[1])])
+        label = "numpy sum" if mode == "sum" else "frombuffer only"
+        print(f"{label:16s} {cells[0]:>20s} {cells[1]:>20s} {ratio:5.1f}x")
+    print("checksums verified")
     return 0
 
 
