@@ -141,6 +141,8 @@ typedef struct {
     shmchan_writer* w;
     int busy;
     int loan_open;
+    Py_ssize_t loans;  /* live _Loan objects: their views point into this writer's mapping */
+    int closing;       /* free() was called while loans were alive: freed with the last one */
 } WriterObject;
 
 static PyTypeObject WriterType;
@@ -148,7 +150,7 @@ static PyTypeObject LoanType;
 
 static WriterObject* writer_live(PyObject* self) {
     WriterObject* w = (WriterObject*)self;
-    if (!w->w) {
+    if (!w->w || w->closing) {
         PyErr_SetString(PyExc_ValueError, "the writer is closed");
         return NULL;
     }
@@ -164,6 +166,8 @@ static PyObject* writer_new_from(shmchan_writer* h) {
     o->w = h;
     o->busy = 0;
     o->loan_open = 0;
+    o->loans = 0;
+    o->closing = 0;
     return (PyObject*)o;
 }
 
@@ -258,6 +262,7 @@ static PyObject* writer_loan(PyObject* self, PyObject* args) {
     l->open = 1;
     l->exports = 0;
     w->loan_open = 1;
+    ++w->loans;
     return (PyObject*)l;
 }
 
@@ -369,6 +374,10 @@ static PyObject* writer_free(PyObject* self, PyObject* unused) {
     if (w->loan_open) {
         PyErr_SetString(PyExc_RuntimeError, "a loan of this writer is open: commit or abandon it first");
         return NULL;
+    }
+    if (w->loans > 0) {  /* views of committed loans may still write: unmap when they are gone */
+        w->closing = 1;
+        Py_RETURN_NONE;
     }
     if (w->w) {
         shmchan_writer* h = w->w;
@@ -484,10 +493,15 @@ static PyObject* loan_state(PyObject* self, PyObject* unused) {
 
 static void loan_dealloc(PyObject* self) {
     LoanObject* l = (LoanObject*)self;
+    WriterObject* w = (WriterObject*)l->writer;
     if (l->open) {  /* dropped without commit: nothing reaches the reader */
         l->open = 0;
-        ((WriterObject*)l->writer)->loan_open = 0;
-        if (((WriterObject*)l->writer)->w) shmchan_writer_abandon(((WriterObject*)l->writer)->w);
+        w->loan_open = 0;
+        if (w->w) shmchan_writer_abandon(w->w);
+    }
+    if (--w->loans == 0 && w->closing && w->w) {  /* the free() deferred for this loan */
+        shmchan_writer_free(w->w);
+        w->w = NULL;
     }
     Py_DECREF(l->writer);
     PyObject_Free(self);
@@ -515,15 +529,69 @@ typedef struct {
     PyObject_HEAD
     shmchan_reader* r;
     int busy;
-    PyObject* last_view; /* the latest memoryview, released at the next call (max_held 1) */
+    /* A weak reference to the latest memoryview, released at the next call (max_held 1); weak,
+     * because the view holds the reader (through its _View). */
+    PyObject* last_view;
     int single;          /* max_held 1 */
+    Py_ssize_t views;    /* live _View exporters: their bytes are in this reader's mapping */
+    int closing;         /* free() was called while views were alive: freed with the last one */
 } ReaderObject;
 
 static PyTypeObject ReaderType;
 
+/* The exporter behind each read view: it holds the reader, so the mapping outlives every
+ * memoryview and numpy array made from an item (a stale one shows reused bytes, never unmapped
+ * memory), and counts itself so that free() can wait for the last one. */
+typedef struct {
+    PyObject_HEAD
+    PyObject* reader;
+    void* data;
+    Py_ssize_t size;
+} ViewObject;
+
+static int view_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+    ViewObject* v = (ViewObject*)self;
+    return PyBuffer_FillInfo(view, self, v->data, v->size, /*readonly=*/1, flags);
+}
+
+static PyBufferProcs view_buffer = {view_getbuffer, NULL};
+
+static void reader_free_handle(ReaderObject* r);
+
+static void view_dealloc(PyObject* self) {
+    ViewObject* v = (ViewObject*)self;
+    ReaderObject* r = (ReaderObject*)v->reader;
+    if (--r->views == 0 && r->closing) reader_free_handle(r);
+    Py_DECREF(v->reader);
+    PyObject_Free(self);
+}
+
+static PyTypeObject ViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shmchan._shmchan._View",
+    .tp_basicsize = sizeof(ViewObject),
+    .tp_dealloc = view_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The bytes of one item in the ring (read-only).",
+    .tp_as_buffer = &view_buffer,
+};
+
+/* A read-only memoryview of `size` bytes at `data`, owned through a _View. */
+static PyObject* ring_view(ReaderObject* r, const void* data, size_t size) {
+    PyObject* mv;
+    ViewObject* v = PyObject_New(ViewObject, &ViewType);
+    if (!v) return NULL;
+    v->reader = Py_NewRef((PyObject*)r);
+    v->data = data ? (void*)data : (void*)"";
+    v->size = (Py_ssize_t)size;
+    ++r->views;
+    mv = PyMemoryView_FromObject((PyObject*)v);
+    Py_DECREF(v);
+    return mv;
+}
+
 static ReaderObject* reader_live(PyObject* self) {
     ReaderObject* r = (ReaderObject*)self;
-    if (!r->r) {
+    if (!r->r || r->closing) {
         PyErr_SetString(PyExc_ValueError, "the reader is closed");
         return NULL;
     }
@@ -540,6 +608,8 @@ static PyObject* reader_new_from(shmchan_reader* h, int single) {
     o->busy = 0;
     o->last_view = NULL;
     o->single = single;
+    o->views = 0;
+    o->closing = 0;
     return (PyObject*)o;
 }
 
@@ -547,22 +617,36 @@ static PyObject* reader_new_from(shmchan_reader* h, int single) {
  * ValueError instead of reading reused ring bytes. A view still exported (a numpy array made
  * from it) cannot be released; that one is the caller's to drop, as documented. */
 static void drop_last_view(ReaderObject* r) {
+    PyObject* view;
     if (!r->last_view) return;
-    PyObject* res = PyObject_CallMethod(r->last_view, "release", NULL);
-    if (res) Py_DECREF(res);
-    else PyErr_Clear();
+    view = PyWeakref_GetObject(r->last_view); /* borrowed; None once the view is gone */
+    if (view && view != Py_None) {
+        PyObject* res;
+        Py_INCREF(view);
+        res = PyObject_CallMethod(view, "release", NULL);
+        if (res) Py_DECREF(res);
+        else PyErr_Clear();
+        Py_DECREF(view);
+    } else {
+        PyErr_Clear();
+    }
     Py_CLEAR(r->last_view);
 }
 
-static void reader_dealloc(PyObject* self) {
-    ReaderObject* r = (ReaderObject*)self;
-    drop_last_view(r);
+static void reader_free_handle(ReaderObject* r) {
     if (r->r) {
         shmchan_reader* h = r->r;
         r->r = NULL;
         Py_BEGIN_ALLOW_THREADS shmchan_reader_free(h);
         Py_END_ALLOW_THREADS
     }
+}
+
+/* No view can be alive here: each holds a reference to its reader. */
+static void reader_dealloc(PyObject* self) {
+    ReaderObject* r = (ReaderObject*)self;
+    Py_CLEAR(r->last_view);
+    reader_free_handle(r);
     PyObject_Free(self);
 }
 
@@ -603,8 +687,8 @@ static PyObject* reader_next(PyObject* self, PyObject* args) {
             /* fall through: the bytes as for a chunk */
         default:
             /* Zero copy: a read-only view of the record's bytes in the shared mapping. */
-            payload = PyMemoryView_FromMemory(it.data ? (char*)it.data : (char*)"", (Py_ssize_t)it.data_size, PyBUF_READ);
-            if (payload && r->single) r->last_view = Py_NewRef(payload);
+            payload = ring_view(r, it.data, it.data_size);
+            if (payload && r->single && !(r->last_view = PyWeakref_NewRef(payload, NULL))) Py_CLEAR(payload);
             break;
     }
     if (!payload || !meta) {
@@ -619,7 +703,8 @@ static PyObject* reader_release(PyObject* self, PyObject* args) {
     ReaderObject* r;
     unsigned long long id;
     if (!PyArg_ParseTuple(args, "K", &id)) return NULL;
-    if (!(r = reader_live(self))) return NULL;
+    r = (ReaderObject*)self;
+    if (!r->r) Py_RETURN_NONE;  /* freed: its items went with it */
     shmchan_reader_release_item(r->r, id);  /* safe from any thread: it takes the C ABI's lock */
     Py_RETURN_NONE;
 }
@@ -656,12 +741,11 @@ static PyObject* reader_free(PyObject* self, PyObject* unused) {
         return NULL;
     }
     drop_last_view(r);
-    if (r->r) {
-        shmchan_reader* h = r->r;
-        r->r = NULL;
-        Py_BEGIN_ALLOW_THREADS shmchan_reader_free(h);
-        Py_END_ALLOW_THREADS
+    if (r->views > 0) {  /* arrays still show its bytes: unmap when the last one is gone */
+        r->closing = 1;
+        Py_RETURN_NONE;
     }
+    reader_free_handle(r);
     Py_RETURN_NONE;
 }
 
@@ -778,7 +862,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "shmchan._shmchan",
 
 PyMODINIT_FUNC PyInit__shmchan(void) {
     PyObject* m;
-    if (PyType_Ready(&WriterType) < 0 || PyType_Ready(&LoanType) < 0 || PyType_Ready(&ReaderType) < 0) return NULL;
+    if (PyType_Ready(&WriterType) < 0 || PyType_Ready(&LoanType) < 0 || PyType_Ready(&ReaderType) < 0 ||
+        PyType_Ready(&ViewType) < 0)
+        return NULL;
     m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ITEM_CHUNK", SHMCHAN_ITEM_CHUNK) || PyModule_AddIntConstant(m, "ITEM_MESSAGE", SHMCHAN_ITEM_MESSAGE) ||

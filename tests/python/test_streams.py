@@ -172,3 +172,24 @@ class Streams(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Lifetimes(unittest.TestCase):
+    def test_an_array_keeps_the_mapping_after_the_reader_is_gone(self):
+        ch = shmchan.create_channel(64 << 10)
+        ch.writer.write(b"abcdefgh")
+        ch.writer.close()
+        a = numpy.frombuffer(next(iter(ch.reader)), dtype=numpy.uint8)
+        ch.reader.close()  # deferred: the array still shows the ring
+        del ch
+        self.assertEqual(a.tobytes(), b"abcdefgh")
+
+    def test_a_dropped_reader_frees_its_end(self):
+        ch = shmchan.create_channel(64 << 10)
+        ch.writer.write(b"a")
+        it = iter(ch.reader)
+        next(it)  # holds a view, then everything is dropped mid-stream
+        del it
+        ch.reader = None
+        with self.assertRaises(shmchan.PeerClosed):
+            ch.writer.close(timeout=5)
