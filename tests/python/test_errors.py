@@ -1,5 +1,6 @@
 """Every error path raises its class under shmchan.Error, with the code and the message."""
 import json
+import os
 import subprocess
 import unittest
 
@@ -114,6 +115,31 @@ class Errors(unittest.TestCase):
             p.stdin.close()
             p.stdout.close()
         self.assertError(shmchan.PeerLost, r.next, timeout=10)
+
+    def test_corrupt_segment(self):
+        ch = channel()
+        ch.writer.write(b"x")  # claims the writer; the reader end stays unclaimed
+        with open("/dev/shm/shmchan-" + ch.reader_ref["channel_id"], "r+b") as f:
+            f.write(b"\0" * 8)  # the magic number
+        self.assertError(shmchan.Corrupt, shmchan.open_reader, ch.reader_ref)
+
+    def test_forked_child_cannot_use_the_parents_end(self):
+        ch = channel()
+        ch.writer.write(b"parent")
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the writer is inert
+            code = 1
+            try:
+                ch.writer.write(b"child")
+            except shmchan.Forked:
+                code = 0
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        ch.writer.close()
+        self.assertEqual(ch.reader.read_all(timeout=5), b"parent")
 
     def test_held_limit(self):
         ch = channel(max_held=2)
