@@ -37,6 +37,7 @@ def expected_sum(chunks):
 
 def writer_main(kind, where, chunks):
     buf = payload()
+    c0 = time.process_time()
     if kind == "shmchan":
         w = shmchan.open_writer(where, spin_us=SPIN_US)
         for _ in range(chunks):
@@ -49,11 +50,19 @@ def writer_main(kind, where, chunks):
         for _ in range(chunks):
             s.sendall(buf)
         s.close()
+    print(time.process_time() - c0, flush=True)  # CPU seconds of the writing, for the parent
 
 
 def spawn(kind, where, chunks):
     spin = [] if SPIN_US is None else ["--spin-us", str(SPIN_US)]
-    return subprocess.Popen([sys.executable, __file__, "--writer", kind, where, str(chunks)] + spin)
+    return subprocess.Popen([sys.executable, __file__, "--writer", kind, where, str(chunks)] + spin,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def writer_cpu(p):
+    out, _ = p.communicate()
+    assert p.returncode == 0
+    return float(out)
 
 
 def run_shmchan(chunks, summing):
@@ -63,15 +72,15 @@ def run_shmchan(chunks, summing):
     for view in ch.reader:
         if t0 is None:
             t0 = time.perf_counter()  # from the first chunk: process start-up is not counted
+            c0 = time.process_time()
         else:
             n += view.nbytes
         a = numpy.frombuffer(view, dtype=numpy.uint64)
         if summing or t0 is None or n == 0:
             total = (total + int(a.sum(dtype=numpy.uint64))) & MASK
-    dt = time.perf_counter() - t0
-    assert p.wait() == 0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     ch.reader.close()
-    return n, dt, total
+    return n, dt, total, (cpu, writer_cpu(p))
 
 
 def run_socket(chunks, tmp, summing):
@@ -97,16 +106,16 @@ def run_socket(chunks, tmp, summing):
         assert got == CHUNK
         if t0 is None:
             t0 = time.perf_counter()
+            c0 = time.process_time()
         else:
             n += got
         if summing or n == 0:
             total = (total + int(arr.sum(dtype=numpy.uint64))) & MASK
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.close()
     srv.close()
     os.unlink(path)
-    assert p.wait() == 0
-    return n, dt, total
+    return n, dt, total, (cpu, writer_cpu(p))
 
 
 def main():
@@ -123,20 +132,24 @@ def main():
         return 0
     names = ("shmchan", "unix socket")
     rates = {(mode, name): [] for mode in ("sum", "no sum") for name in names}
+    cpus = {k: [] for k in rates}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             for mode, name in rates:  # interleaved, so that every variant sees the same machine
                 summing = mode == "sum"
                 if name == "shmchan":
-                    n, dt, total = run_shmchan(a.mib, summing)
+                    n, dt, total, cpu = run_shmchan(a.mib, summing)
                 else:
-                    n, dt, total = run_socket(a.mib, tmp, summing)
+                    n, dt, total, cpu = run_socket(a.mib, tmp, summing)
                 want = expected_sum(a.mib if summing else 1)
                 if total != want:
                     print(f"{name}: checksum mismatch ({total} != {want})", file=sys.stderr)
                     return 1
                 rates[(mode, name)].append(n / dt / 2**30)
-                print(f"round {r + 1} {mode:6s} {name:12s} {n / dt / 2**30:7.2f} GiB/s", file=sys.stderr)
+                gib = a.mib / 1024
+                cpus[(mode, name)].append((cpu[0] / gib, cpu[1] / gib))
+                print(f"round {r + 1} {mode:6s} {name:12s} {n / dt / 2**30:7.2f} GiB/s, CPU s/GiB: reader "
+                      f"{cpu[0] / gib:6.3f} writer {cpu[1] / gib:6.3f}", file=sys.stderr)
     print(f"{a.rounds} rounds of {a.mib} MiB in 1 MiB chunks, each into a numpy array; GiB/s, median (min-max)")
     print(f"{'work per chunk':16s} {'shmchan':>20s} {'unix socket':>20s} {'ratio':>6s}")
     for mode in ("sum", "no sum"):
@@ -147,7 +160,13 @@ def main():
         ratio = statistics.median(rates[(mode, names[0])]) / statistics.median(rates[(mode, names[1])])
         label = "numpy sum" if mode == "sum" else "frombuffer only"
         print(f"{label:16s} {cells[0]:>20s} {cells[1]:>20s} {ratio:5.1f}x")
-    print("checksums verified")
+    for who, i in (("reader", 0), ("writer", 1)):
+        print(f"CPU seconds per GiB, {who} process (median; lower is better)")
+        for mode in ("sum", "no sum"):
+            c = [statistics.median(x[i] for x in cpus[(mode, name)]) for name in names]
+            label = "numpy sum" if mode == "sum" else "frombuffer only"
+            print(f"{label:16s} {c[0]:20.3f} {c[1]:20.3f} {c[1] / c[0]:5.1f}x")
+    print(f"checksums verified; load average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 
 
