@@ -162,9 +162,10 @@ int shmchan_writer_frame_loan(shmchan_writer* w, size_t size, void** data, int t
 int shmchan_writer_commit_frame(shmchan_writer* w, size_t used, const shmchan_frame_meta* meta);
 /* A text message (`size` bytes of UTF-8), in order with the binary data. */
 int shmchan_writer_send_message(shmchan_writer* w, const char* text, size_t size, int timeout_ms);
-/* Ends the stream cleanly. */
+/* Ends the stream cleanly (an open loan is abandoned first). */
 int shmchan_writer_close(shmchan_writer* w, int timeout_ms);
-/* Ends the stream as broken; the reader gets SHMCHAN_E_ABORTED with `reason`. Never blocks. */
+/* Ends the stream as broken; the reader gets SHMCHAN_E_ABORTED with `reason`. Never blocks.
+ * An open loan is abandoned first. */
 int shmchan_writer_abort(shmchan_writer* w, const char* reason);
 /* Waits until the reader has consumed every committed byte. */
 int shmchan_writer_wait_drained(shmchan_writer* w, int timeout_ms);
