@@ -80,10 +80,9 @@ class Asyncio(unittest.TestCase):
                     break
                 got.append(it.text if it.kind == "message" else bytes(it.data))
             await w
-            items = []
-            return got, items
+            return got
 
-        got, _ = asyncio.run(main())
+        got = asyncio.run(main())
         self.assertEqual(got, ["hi", b"payload"])
 
     def test_aitems_raises_aborted(self):
