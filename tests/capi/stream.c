@@ -140,7 +140,7 @@ static int cmd_errors(void) {
     snprintf(ref, sizeof ref, "%s", shmchan_channel_writer_ref(ch));
     key = strstr(ref, "\"access_key\":\"");
     CHECK(key != NULL);
-    if (key) key[14] = key[14] == 'A' ? 'B' : 'A';
+    if (key) key[14] = key[14] == '0' ? '1' : '0';  /* hex digits: another value, not another case */
     CHECK(shmchan_open_writer(ref, NULL, &w2) == SHMCHAN_E_BAD_KEY);
     CHECK(shmchan_open_writer(shmchan_channel_writer_ref(ch), NULL, &w2) == SHMCHAN_E_ALREADY_CLAIMED);
 

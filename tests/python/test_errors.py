@@ -31,7 +31,8 @@ class Errors(unittest.TestCase):
         ch.writer.write(b"")  # the local writer claims its end on first use
         self.assertError(shmchan.WrongDirection, shmchan.open_writer, ch.reader_ref)
         forged = dict(ch.writer_ref)
-        forged["access_key"] = ("A" if forged["access_key"][0] != "A" else "B") + forged["access_key"][1:]
+        key = forged["access_key"]  # hex: change the value of a digit, not its case
+        forged["access_key"] = ("0" if key[0] != "0" else "1") + key[1:]
         self.assertError(shmchan.BadKey, shmchan.open_writer, forged)
         self.assertError(shmchan.AlreadyClaimed, shmchan.open_writer, json.dumps(ch.writer_ref))
         ch.writer.close()
