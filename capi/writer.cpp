@@ -1,0 +1,139 @@
+// The write end through the C ABI.
+#include "handles.hpp"
+
+#include <memory>
+
+using namespace shmchan;
+using capi::guarded;
+
+namespace {
+// A writer's failure, with what the writer said beyond the code: the capacity a frame that is
+// too large needs (last_error() keeps its text until the next failure that says more).
+int writer_fail(shmchan_writer* w, std::error_code e) noexcept {
+    try {
+        return capi::fail(e, e == errc::too_large ? w->w.last_error() : std::string());
+    } catch (...) {
+        return capi::fail(e);
+    }
+}
+
+int open_loan(shmchan_writer* w, size_t size, void** data, int timeout_ms, bool frame) {
+    if (!w || !data) return capi::invalid("loan: NULL argument");
+    *data = nullptr;
+    if (w->loan) return capi::invalid("loan: the previous loan is neither committed nor abandoned");
+    if (frame) w->loan = w->w.get_frame_loan(size, capi::timeout_of(timeout_ms));
+    else if (timeout_ms == 0) w->loan = w->w.try_loan(size);
+    else w->loan = w->w.get_loan(size, capi::timeout_of(timeout_ms));
+    if (!w->loan) return writer_fail(w, w->loan.error());
+    *data = w->loan.data().data();
+    return 0;
+}
+}  // namespace
+
+extern "C" {
+
+int shmchan_open_writer(const char* ref_json, const shmchan_options* options, shmchan_writer** out) {
+    if (!ref_json || !out) return capi::invalid("shmchan_open_writer: NULL argument");
+    *out = nullptr;
+    return guarded([&] {
+        auto opt = capi::options_of(options);
+        auto w = std::make_unique<shmchan_writer>();
+        w->w = open_writer(channel_ref::parse(ref_json), opt);
+        *out = w.release();
+        return 0;
+    });
+}
+
+int shmchan_writer_write(shmchan_writer* w, const void* data, size_t size, int timeout_ms) {
+    if (!w || (!data && size)) return capi::invalid("shmchan_writer_write: NULL argument");
+    if (w->loan) return capi::invalid("shmchan_writer_write: a loan is open");
+    auto e = w->w.write({static_cast<const std::byte*>(data), size}, capi::timeout_of(timeout_ms));
+    return e ? writer_fail(w, e) : 0;
+}
+
+int shmchan_writer_loan(shmchan_writer* w, size_t size, void** data, int timeout_ms) {
+    return open_loan(w, size, data, timeout_ms, false);
+}
+
+int shmchan_writer_frame_loan(shmchan_writer* w, size_t size, void** data, int timeout_ms) {
+    return open_loan(w, size, data, timeout_ms, true);
+}
+
+int shmchan_writer_commit(shmchan_writer* w, size_t used) {
+    if (!w) return capi::invalid("shmchan_writer_commit: NULL writer");
+    if (!w->loan) return capi::invalid("shmchan_writer_commit: no loan is open");
+    if (used > w->loan.size()) return capi::invalid("shmchan_writer_commit: used exceeds the loan");
+    w->loan.commit(used);
+    w->loan = loan();
+    return 0;
+}
+
+int shmchan_writer_commit_frame(shmchan_writer* w, size_t used, const shmchan_frame_meta* meta) {
+    if (!w) return capi::invalid("shmchan_writer_commit_frame: NULL writer");
+    if (!w->loan || !w->loan.is_frame()) return capi::invalid("shmchan_writer_commit_frame: no frame loan is open");
+    if (used > w->loan.size()) return capi::invalid("shmchan_writer_commit_frame: used exceeds the loan");
+    if (meta && meta->user_size > SHMCHAN_FRAME_MAX_USER)
+        return capi::invalid("shmchan_writer_commit_frame: user header longer than SHMCHAN_FRAME_MAX_USER");
+    w->loan.commit(used, capi::meta_of(meta));
+    w->loan = loan();
+    return 0;
+}
+
+int shmchan_writer_abandon(shmchan_writer* w) {
+    if (!w) return capi::invalid("shmchan_writer_abandon: NULL writer");
+    if (!w->loan) return capi::invalid("shmchan_writer_abandon: no loan is open");
+    w->loan.abandon();
+    w->loan = loan();
+    return 0;
+}
+
+int shmchan_writer_write_frame(shmchan_writer* w, const void* data, size_t size,
+                               const shmchan_frame_meta* meta, int timeout_ms) {
+    if (!w || (!data && size)) return capi::invalid("shmchan_writer_write_frame: NULL argument");
+    if (w->loan) return capi::invalid("shmchan_writer_write_frame: a loan is open");
+    auto e = w->w.write_frame({static_cast<const std::byte*>(data), size}, capi::meta_of(meta),
+                              capi::timeout_of(timeout_ms));
+    return e ? writer_fail(w, e) : 0;
+}
+
+int shmchan_writer_send_message(shmchan_writer* w, const char* text, size_t size, int timeout_ms) {
+    if (!w || (!text && size)) return capi::invalid("shmchan_writer_send_message: NULL argument");
+    if (w->loan) return capi::invalid("shmchan_writer_send_message: a loan is open");
+    auto e = w->w.send_message({text ? text : "", size}, capi::timeout_of(timeout_ms));
+    return e ? writer_fail(w, e) : 0;
+}
+
+int shmchan_writer_close(shmchan_writer* w, int timeout_ms) {
+    if (!w) return capi::invalid("shmchan_writer_close: NULL writer");
+    if (w->loan) w->loan.abandon();
+    auto e = w->w.close(capi::timeout_of(timeout_ms));
+    return e ? writer_fail(w, e) : 0;
+}
+
+int shmchan_writer_abort(shmchan_writer* w, const char* reason) {
+    if (!w) return capi::invalid("shmchan_writer_abort: NULL writer");
+    if (w->loan) w->loan.abandon();
+    return guarded([&] {
+        w->w.abort(reason ? reason : "");
+        return 0;
+    });
+}
+
+int shmchan_writer_wait_drained(shmchan_writer* w, int timeout_ms) {
+    if (!w) return capi::invalid("shmchan_writer_wait_drained: NULL writer");
+    auto e = w->w.wait_drained(capi::timeout_of(timeout_ms));
+    return e ? writer_fail(w, e) : 0;
+}
+
+int shmchan_writer_fd(shmchan_writer* w) {
+    if (!w) return capi::invalid("shmchan_writer_fd: NULL writer");
+    return guarded([&] { return w->w.event_fd(); });
+}
+
+uint64_t shmchan_writer_bytes_written(const shmchan_writer* w) { return w ? w->w.bytes_written() : 0; }
+size_t shmchan_writer_max_record(const shmchan_writer* w) { return w ? w->w.max_record() : 0; }
+size_t shmchan_writer_max_frame(const shmchan_writer* w) { return w ? w->w.max_frame() : 0; }
+
+void shmchan_writer_free(shmchan_writer* w) { delete w; }
+
+}  // extern "C"

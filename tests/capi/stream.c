@@ -1,0 +1,257 @@
+/* The C ABI from a C99 program: reads a stream `shmchan send` writes, writes one `shmchan recv`
+ * reads, and walks the error paths.
+ *   stream read REF_JSON OUT_FILE    every byte of the stream into OUT_FILE
+ *   stream write IN_FILE             prints the reader ref, then streams IN_FILE (loans and writes)
+ *   stream errors                    each error path returns its code (exit 0 when all do)
+ */
+#include <shmchan/shmchan.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__,    \
+                    __LINE__, #cond, shmchan_last_error());                            \
+            ++failures;                                                                 \
+        }                                                                               \
+    } while (0)
+
+static int die(const char* what, int rc) {
+    fprintf(stderr, "stream: %s: %s (%s): %s\n", what, shmchan_error_name(rc), shmchan_strerror(rc),
+            shmchan_last_error());
+    return 1;
+}
+
+static int cmd_read(const char* ref, const char* path) {
+    shmchan_reader* r = NULL;
+    shmchan_item it;
+    FILE* out = fopen(path, "wb");
+    int rc;
+    if (!out) return 1;
+    rc = shmchan_open_reader(ref, NULL, &r);
+    if (rc) return die("open_reader", rc);
+    shmchan_item_init(&it);
+    for (;;) {
+        rc = shmchan_reader_next(r, &it, -1);
+        if (rc) return die("next", rc);
+        if (it.kind == SHMCHAN_ITEM_END) break;
+        if (it.kind == SHMCHAN_ITEM_CHUNK || it.kind == SHMCHAN_ITEM_FRAME)
+            if (fwrite(it.data, 1, it.data_size, out) != it.data_size) return 1;
+    }
+    shmchan_reader_free(r);
+    return fclose(out) == 0 ? 0 : 1;
+}
+
+static int cmd_write(const char* path) {
+    shmchan_options o;
+    shmchan_channel* ch = NULL;
+    shmchan_writer* w = NULL;
+    FILE* in = fopen(path, "rb");
+    int rc, turn = 0;
+    if (!in) return 1;
+    shmchan_options_init(&o);
+    o.capacity = 1 << 20;
+    rc = shmchan_create_channel(&o, &ch);
+    if (rc) return die("create_channel", rc);
+    printf("%s\n", shmchan_channel_reader_ref(ch));
+    fflush(stdout);
+    rc = shmchan_channel_take_writer(ch, &w);
+    if (rc) return die("take_writer", rc);
+    for (;;) {
+        /* Alternate: a loan filled by fread, then a copy through write(). */
+        char buf[70000];
+        size_t n;
+        if (turn++ % 2 == 0) {
+            void* data = NULL;
+            rc = shmchan_writer_loan(w, sizeof buf, &data, -1);
+            if (rc) return die("loan", rc);
+            n = fread(data, 1, sizeof buf, in);
+            rc = n ? shmchan_writer_commit(w, n) : shmchan_writer_abandon(w);
+            if (rc) return die("commit", rc);
+        } else {
+            n = fread(buf, 1, sizeof buf, in);
+            rc = shmchan_writer_write(w, buf, n, -1);
+            if (rc) return die("write", rc);
+        }
+        if (n == 0) break;
+    }
+    rc = shmchan_writer_send_message(w, "done", 4, -1);
+    if (rc) return die("send_message", rc);
+    rc = shmchan_writer_close(w, -1);
+    if (rc) return die("close", rc);
+    rc = shmchan_writer_wait_drained(w, 30000);
+    if (rc) return die("wait_drained", rc);
+    shmchan_writer_free(w);
+    shmchan_channel_free(ch);
+    fclose(in);
+    return 0;
+}
+
+/* A fresh channel with both ends taken. */
+static void make(size_t max_held, shmchan_channel** ch, shmchan_writer** w, shmchan_reader** r) {
+    shmchan_options o;
+    shmchan_options_init(&o);
+    o.capacity = 64 << 10;
+    o.max_held = max_held;
+    CHECK(shmchan_create_channel(&o, ch) == 0);
+    CHECK(shmchan_channel_take_writer(*ch, w) == 0);
+    CHECK(shmchan_channel_take_reader(*ch, r) == 0);
+}
+
+static int cmd_errors(void) {
+    shmchan_channel* ch = NULL;
+    shmchan_writer* w = NULL;
+    shmchan_writer* w2 = NULL;
+    shmchan_reader* r = NULL;
+    shmchan_reader* r2 = NULL;
+    shmchan_item it;
+    shmchan_options o;
+    shmchan_frame_meta m;
+    void* data = NULL;
+    char ref[1024];
+    char* key;
+    static const char user[] = "caps=video/x-raw";
+
+    shmchan_item_init(&it);
+    CHECK(strcmp(shmchan_error_name(SHMCHAN_E_PEER_LOST), "peer_lost") == 0);
+    CHECK(strcmp(shmchan_version_string(), "") != 0);
+
+    /* Bad refs and options. */
+    CHECK(shmchan_open_reader("{not json", NULL, &r2) == SHMCHAN_E_INVALID_REF && r2 == NULL);
+    CHECK(strlen(shmchan_last_error()) > 0);
+    CHECK(shmchan_is_channel_ref("{\"channel_id\":\"a\",\"access_key\":\"k\",\"direction\":\"read\"}") == 1);
+    CHECK(shmchan_is_channel_ref("[1]") == 0 && shmchan_is_channel_ref("{") == 0);
+    memset(&o, 0, sizeof o);
+    CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT && ch == NULL);
+    shmchan_options_init(&o);
+    o.transport = 42;
+    CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT);
+
+    make(1, &ch, &w, &r);
+    CHECK(shmchan_writer_write(w, NULL, 0, -1) == 0);  /* the local end claims on first use */
+    CHECK(shmchan_channel_take_writer(ch, &w2) == SHMCHAN_E_CLOSED);
+    CHECK(shmchan_open_writer(shmchan_channel_reader_ref(ch), NULL, &w2) == SHMCHAN_E_WRONG_DIRECTION);
+    /* The writer ref with another key. */
+    snprintf(ref, sizeof ref, "%s", shmchan_channel_writer_ref(ch));
+    key = strstr(ref, "\"access_key\":\"");
+    CHECK(key != NULL);
+    if (key) key[14] = key[14] == '0' ? '1' : '0';  /* hex digits: another value, not another case */
+    CHECK(shmchan_open_writer(ref, NULL, &w2) == SHMCHAN_E_BAD_KEY);
+    CHECK(shmchan_open_writer(shmchan_channel_writer_ref(ch), NULL, &w2) == SHMCHAN_E_ALREADY_CLAIMED);
+
+    /* Empty ring: would_block at timeout 0, timeout after a wait. */
+    CHECK(shmchan_reader_next(r, &it, 0) == SHMCHAN_E_WOULD_BLOCK && it.kind == SHMCHAN_ITEM_ERROR);
+    CHECK(shmchan_reader_next(r, &it, 10) == SHMCHAN_E_TIMEOUT);
+    CHECK(shmchan_reader_fd(r) >= 0);
+
+    /* Loans: too large, commit without a loan, then one committed in place. */
+    CHECK(shmchan_writer_loan(w, 1 << 20, &data, -1) == SHMCHAN_E_TOO_LARGE && data == NULL);
+    CHECK(shmchan_writer_commit(w, 1) == SHMCHAN_E_INVALID_ARGUMENT);
+    CHECK(shmchan_writer_loan(w, 5, &data, -1) == 0 && data != NULL);
+    if (!data) return 1;
+    CHECK(shmchan_writer_write(w, "x", 1, -1) == SHMCHAN_E_INVALID_ARGUMENT);  /* loan open */
+    memcpy(data, "hello", 5);
+    CHECK(shmchan_writer_commit(w, 5) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_CHUNK && it.data_size == 5 &&
+          memcmp(it.data, "hello", 5) == 0);
+
+    /* Frames: written, and loaned with meta. */
+    shmchan_frame_meta_init(&m);
+    m.pts = 40000000;
+    m.flags = SHMCHAN_FRAME_KEYFRAME;
+    m.user = user;
+    m.user_size = sizeof user - 1;
+    CHECK(shmchan_writer_write_frame(w, "frame", 5, &m, -1) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_FRAME && it.data_size == 5);
+    CHECK(it.meta.pts == 40000000 && it.meta.dts == SHMCHAN_TIME_NONE && it.meta.flags == SHMCHAN_FRAME_KEYFRAME);
+    CHECK(it.meta.user_size == sizeof user - 1 && memcmp(it.meta.user, user, sizeof user - 1) == 0);
+    CHECK(shmchan_writer_frame_loan(w, 3, &data, -1) == 0);
+    memcpy(data, "abc", 3);
+    m.user = NULL;
+    m.user_size = 0;
+    m.duration = 7;
+    CHECK(shmchan_writer_commit_frame(w, 3, &m) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_FRAME && it.meta.duration == 7 &&
+          it.data_size == 3 && memcmp(it.data, "abc", 3) == 0);
+    CHECK(shmchan_writer_write_frame(w, "x", 1, NULL, -1) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.meta.pts == SHMCHAN_TIME_NONE);
+    CHECK(shmchan_writer_write_frame(w, data, 1 << 20, NULL, -1) == SHMCHAN_E_TOO_LARGE);
+
+    /* A message, then abort: the reason reaches the reader. */
+    CHECK(shmchan_writer_send_message(w, "hi", 2, -1) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_MESSAGE && it.data_size == 2);
+    CHECK(shmchan_writer_abort(w, "camera unplugged") == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == SHMCHAN_E_ABORTED && it.error == SHMCHAN_E_ABORTED);
+    CHECK(strcmp(it.abort_reason, "camera unplugged") == 0);
+    CHECK(strcmp(shmchan_reader_abort_reason(r), "camera unplugged") == 0);
+    CHECK(shmchan_writer_write(w, "x", 1, -1) == SHMCHAN_E_CLOSED);
+    shmchan_writer_free(w);
+    shmchan_reader_free(r);
+    shmchan_channel_free(ch);
+
+    /* The reader leaves: the writer learns peer_closed. */
+    make(1, &ch, &w, &r);
+    CHECK(shmchan_writer_write(w, "x", 1, -1) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_CHUNK);
+    shmchan_reader_free(r);
+    CHECK(shmchan_writer_close(w, 1000) == SHMCHAN_E_PEER_CLOSED);
+    shmchan_writer_free(w);
+    shmchan_channel_free(ch);
+
+    /* max_held 2: two items alive, the third waits for a release. */
+    make(2, &ch, &w, &r);
+    CHECK(shmchan_writer_write(w, "a", 1, -1) == 0);
+    CHECK(shmchan_writer_send_message(w, "b", 1, -1) == 0);
+    CHECK(shmchan_writer_write(w, "c", 1, -1) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.id != 0);
+    {
+        uint64_t first = it.id;
+        CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_MESSAGE);
+        CHECK(shmchan_reader_next(r, &it, 1000) == SHMCHAN_E_HELD_LIMIT);
+        shmchan_reader_release_item(r, first);
+    }
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.data_size == 1 && *(const char*)it.data == 'c');
+    CHECK(shmchan_writer_close(w, -1) == 0);
+    shmchan_reader_release(r);  /* "c": "b" before it still holds its space */
+    shmchan_reader_release(r);  /* twice: nothing happens */
+    CHECK(shmchan_reader_next(r, &it, 1000) == SHMCHAN_E_HELD_LIMIT);
+    shmchan_reader_release_item(r, 2);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_END);
+    shmchan_writer_free(w);
+    shmchan_reader_free(r);
+    shmchan_channel_free(ch);
+
+    /* A smaller item struct (an older caller) is filled only as far as its size. */
+    make(1, &ch, &w, &r);
+    CHECK(shmchan_writer_write(w, "z", 1, -1) == 0);
+    {
+        shmchan_item small[2];
+        memset(small, 0x5a, sizeof small);
+        small[0].size = offsetof(shmchan_item, meta);
+        CHECK(shmchan_reader_next(r, &small[0], 1000) == 0 && small[0].data_size == 1);
+        CHECK(((unsigned char*)&small[0].meta)[0] == 0x5a);
+        small[0].size = 1;
+        CHECK(shmchan_reader_next(r, &small[0], 1000) == SHMCHAN_E_INVALID_ARGUMENT);
+    }
+    shmchan_writer_free(w);  /* freed open: the stream is aborted */
+    CHECK(shmchan_reader_next(r, &it, 1000) == SHMCHAN_E_ABORTED);
+    shmchan_reader_free(r);
+    shmchan_channel_free(ch);
+
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
+    else printf("errors: all paths checked\n");
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc == 4 && strcmp(argv[1], "read") == 0) return cmd_read(argv[2], argv[3]);
+    if (argc == 3 && strcmp(argv[1], "write") == 0) return cmd_write(argv[2]);
+    if (argc == 2 && strcmp(argv[1], "errors") == 0) return cmd_errors();
+    fprintf(stderr, "usage: stream read REF OUT | write IN | errors\n");
+    return 2;
+}
