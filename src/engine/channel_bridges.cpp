@@ -25,7 +25,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     loan frame;
     std::size_t got = 0;  // its bytes read so far
     std::byte spill{};    // where a byte beyond the announced size lands
-    std::size_t message_max = 0;                    // the socket's limit outside frames
+    std::size_t message_max = 0;  // the socket's limit outside frames
 
     socket_to_ring(websocket::stream<beast::tcp_stream>&& s, writer&& wr, int efd)
         : ws(std::move(s)), w(std::move(wr)), room(ws.get_executor(), ::dup(efd)) {}
