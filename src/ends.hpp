@@ -1,6 +1,6 @@
 // The interface of the ends behind shmchan::writer / shmchan::reader, which the public classes
 // (ends.cpp) forward to. Two transports implement it: shared memory (shm_writer.cpp,
-// shm_reader.cpp) and the engine's channel socket (socket_ends.cpp).
+// shm_reader.cpp) and the engine's channel socket (socket_writer.cpp, socket_reader.cpp).
 #pragma once
 
 #include <cstdint>

@@ -67,7 +67,7 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
                                                   (ec ? ec.message() : std::string("connect timed out")));
     beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
     done = false;
-    websocket::response_type res;
+    websocket::response_type& res = response_;
     ws_.async_handshake(res, a.host + ":" + a.port, a.base + target, [&](beast::error_code e) {
         ec = e;
         done = true;

@@ -34,6 +34,8 @@ public:
     ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout);
 
     stream& ws() { return ws_; }
+    // The engine's answer to the upgrade (its headers say what the end may send).
+    const boost::beast::websocket::response_type& upgrade_response() const { return response_; }
     boost::asio::io_context& ioc() { return ioc_; }
 
     // Runs the io_context until `done` or the deadline (false then).
@@ -60,6 +62,7 @@ public:
 private:
     boost::asio::io_context ioc_;
     stream ws_{ioc_};
+    boost::beast::websocket::response_type response_;
 };
 
 }  // namespace shmchan::detail

@@ -1,6 +1,13 @@
 // The bridges between channel sockets and rings, one per socket end, driven by the ring end's
-// event fd on the socket's strand.
+// event fd on the socket's strand. A frame (wire/frame_meta_json.hpp) crosses as one ring
+// record: its bytes are read from the socket straight into a frame loan, and sent to a socket
+// reader straight from the ring.
 #include "engine_impl.hpp"
+
+#include <optional>
+
+#include "shmchan/shm/layout.hpp"
+#include "wire/frame_meta_json.hpp"
 
 namespace shmchan {
 
@@ -13,28 +20,43 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     writer w;
     asio::posix::stream_descriptor room;  // polls readable when the ring has more room
     std::size_t off = 0;
+    // A frame announced by its meta: the loan its bytes are read into.
+    std::optional<detail::decoded_frame_meta> meta;
+    loan frame;
+    std::size_t got = 0;  // its bytes read so far
+    std::byte spill{};    // where a byte beyond the announced size lands
+    std::size_t message_max = 0;  // the socket's limit outside frames
 
     socket_to_ring(websocket::stream<beast::tcp_stream>&& s, writer&& wr, int efd)
         : ws(std::move(s)), w(std::move(wr)), room(ws.get_executor(), ::dup(efd)) {}
 
-    void start() { read(); }
+    void start() {
+        message_max = ws.read_message_max();
+        read();
+    }
     void read() {
         ws.async_read(buf, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             self->on_frame(ec);
         });
     }
     void on_frame(beast::error_code ec) {
-        if (ec) {
-            const auto& r = ws.reason();
-            const auto out = detail::socket_writer_outcome(ec == websocket::error::closed, r.code,
-                                                           std::string_view(r.reason.c_str()), ec.message());
-            if (out.clean) return finish_close();
-            return w.abort(out.abort_reason);
-        }
+        if (ec) return ended(ec);
+        const auto data = buf.cdata();
+        const std::string_view text(static_cast<const char*>(data.data()), data.size());
+        if (ws.got_text() && detail::is_frame_meta(text)) return on_meta(text);
         off = 0;
         pump();
     }
-    // Moves the current frame into the ring, as far as there is room; waits for more.
+    // The socket ended (close frame or broken connection): the ring's stream ends with it.
+    void ended(beast::error_code ec) {
+        const auto& r = ws.reason();
+        const auto out = detail::socket_writer_outcome(ec == websocket::error::closed, r.code,
+                                                       std::string_view(r.reason.c_str()), ec.message());
+        if (out.clean && meta) return w.abort(std::string(detail::reason_bad_frame) + "the stream ended after a frame meta");
+        if (out.clean) return finish_close();
+        return w.abort(out.abort_reason);
+    }
+    // Moves the current message into the ring, as far as there is room; waits for more.
     void pump() {
         const auto data = buf.cdata();
         const std::error_code e =
@@ -43,6 +65,72 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         if (e) return fail(e);
         buf.consume(buf.size());
         read();
+    }
+    void on_meta(std::string_view text) {
+        auto d = detail::decode_frame_meta(text, shm::max_record_payload);
+        buf.consume(buf.size());
+        if (!d) return bad_frame(detail::close_bad_payload, d.error);
+        if (d.size > w.max_frame()) {
+            const std::string why = "frame of " + std::to_string(d.size) + " bytes exceeds the channel's largest frame (" +
+                                    std::to_string(w.max_frame()) + " bytes)";
+            w.abort("engine could not deliver: " + why);
+            return close(detail::close_too_big, std::string(to_string(errc::too_large)) + ": " + why);
+        }
+        meta = std::move(d);
+        loan_frame();
+    }
+    // A frame loan of the announced size (waiting for room), then its bytes read into it.
+    void loan_frame() {
+        frame = w.get_frame_loan(meta->size, 0ns);
+        const std::error_code e = frame.error();
+        if (e == errc::would_block || e == errc::timeout) return wait_room([](socket_to_ring& s) { s.loan_frame(); });
+        if (e || !frame) return fail(e ? e : make_error_code(errc::closed));
+        got = 0;
+        // The bytes go straight into the ring, so the engine's limit on the messages it buffers
+        // does not apply; the ring (sized by the channel's creator) bounds them. One byte more
+        // than announced is let in to be seen (then the stream fails with 1008, not 1009).
+        ws.read_message_max(std::max(meta->size + 1, message_max));
+        read_frame_bytes();
+    }
+    // Reads the message's payload in place (read_some into the loan: a dynamic buffer that
+    // overflowed would fail the socket before we could say why); past the announced size, into
+    // one spare byte, which is a mismatch.
+    void read_frame_bytes() {
+        const auto b = got < meta->size ? asio::mutable_buffer(frame.data().data() + got, meta->size - got)
+                                        : asio::mutable_buffer(&spill, 1);
+        ws.async_read_some(b, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+            self->on_frame_bytes(ec, n);
+        });
+    }
+    void on_frame_bytes(beast::error_code ec, std::size_t n) {
+        if (ec) {
+            ws.read_message_max(message_max);
+            frame.abandon();
+            return ended(ec);
+        }
+        if (ws.got_text()) return bad_frame(detail::close_refused, "a frame meta followed by a text message");
+        if (got + n > meta->size) return bad_frame(detail::close_refused, "more bytes than its meta announced");
+        got += n;
+        if (!ws.is_message_done()) return read_frame_bytes();
+        ws.read_message_max(message_max);
+        if (got != meta->size)
+            return bad_frame(detail::close_refused, "its meta announced " + std::to_string(meta->size) + " bytes, " +
+                                                        std::to_string(got) + " came");
+        frame_meta m = meta->meta;
+        m.user = meta->user;
+        frame.commit(m);
+        meta.reset();
+        read();
+    }
+    // A frame sent wrong: nothing of it reaches the ring; the stream fails.
+    void bad_frame(std::uint16_t code, const std::string& why) {
+        frame.abandon();
+        const std::string reason = std::string(detail::reason_bad_frame) + why;
+        w.abort("socket writer sent a " + reason);
+        close(code, reason);
+    }
+    void close(std::uint16_t code, const std::string& reason) {
+        ws.async_close(close_with(code, reason), [self = shared_from_this()](beast::error_code) {});
     }
     void finish_close() {
         const std::error_code e = w.close(0ns);
@@ -61,15 +149,12 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     void fail(std::error_code e) {
         if (e == std::errc::illegal_byte_sequence) {  // a text frame that is not UTF-8: 1007
             w.abort("socket writer sent a text frame that is not UTF-8");
-            ws.async_close(close_with(detail::close_bad_payload, "text frame is not UTF-8"),
-                           [self = shared_from_this()](beast::error_code) {});
-            return;
+            return close(detail::close_bad_payload, "text frame is not UTF-8");
         }
         // The reader left or died, or the frame can never fit: tell the socket writer.
         const auto code = e == errc::too_large ? detail::close_too_big : detail::close_internal;
         w.abort(std::string("engine could not deliver: ") + e.message());
-        ws.async_close(close_with(code, std::string(to_string(static_cast<errc>(e.value()))) + ": " + e.message()),
-                       [self = shared_from_this()](beast::error_code) {});
+        close(code, std::string(to_string(static_cast<errc>(e.value()))) + ": " + e.message());
     }
 };
 
@@ -81,6 +166,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     asio::posix::stream_descriptor data;  // polls readable when the ring may have something
     item cur;
     std::string repaired;  // a text record that was not UTF-8, made valid for the text frame
+    std::string meta_text;  // a frame's meta, sent before its bytes
     bool writing = false, closing = false, gone = false;
 
     ring_to_socket(websocket::stream<beast::tcp_stream>&& s, reader&& rd, int efd)
@@ -107,8 +193,8 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
         if (writing || closing || gone) return;
         cur = r.try_next();
         switch (cur.type()) {
+            case item::kind::frame: return send_frame();
             case item::kind::chunk:
-            case item::kind::frame:  // its bytes (the meta does not cross the socket yet)
             case item::kind::message: {
                 writing = true;
                 ws.binary(!cur.is_message());
@@ -148,6 +234,28 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                 return close(close_with(detail::close_internal, to_string(static_cast<errc>(e.value()))));
             }
         }
+    }
+    // A frame: its meta as a text message, then its bytes (zero-copy from the ring) as one
+    // binary message.
+    void send_frame() {
+        writing = true;
+        meta_text = detail::encode_frame_meta(cur.data().size(), cur.meta());
+        ws.binary(false);
+        ws.async_write(asio::buffer(meta_text), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) {
+                self->writing = false;
+                self->cur.release();
+                return;
+            }
+            self->ws.binary(true);
+            self->ws.async_write(asio::const_buffer(self->cur.data().data(), self->cur.data().size()),
+                                 [self](beast::error_code e, std::size_t) {
+                                     self->writing = false;
+                                     self->cur.release();
+                                     if (e) return;
+                                     self->pump();
+                                 });
+        });
     }
     void close(websocket::close_reason why) {
         closing = true;

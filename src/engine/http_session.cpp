@@ -110,6 +110,12 @@ struct http_session : std::enable_shared_from_this<http_session> {
         stream.expires_never();
         auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(std::move(stream));
         ws->read_message_max(eng->opt.max_message_bytes);
+        if (claimed->refusal.empty() && !claimed->r) {
+            // A socket writer learns the largest frame it may send (socket_writer::max_frame).
+            const std::string mf = std::to_string(claimed->w.max_frame());
+            ws->set_option(websocket::stream_base::decorator(
+                [mf](websocket::response_type& res) { res.set(detail::max_frame_header, mf); }));
+        }
         ws->async_accept(req, [ws, claimed](beast::error_code ec) {
             if (ec) return;  // the client left during the upgrade; dropping the end finishes it
             if (!claimed->refusal.empty()) {

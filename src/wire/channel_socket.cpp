@@ -8,6 +8,10 @@ std::string aborted_close_reason(std::string_view why) {
 
 close_meaning decode_close(std::uint16_t code, std::string_view reason) {
     close_meaning m;
+    if ((code == close_bad_payload || code == close_refused) && reason.substr(0, reason_bad_frame.size()) == reason_bad_frame) {
+        m.error = errc::protocol_error;
+        return m;
+    }
     switch (code) {
         case close_normal: return m;
         case close_aborted:

@@ -17,8 +17,9 @@
 namespace shmchan::detail {
 
 // Close codes. 1000: end of stream (or the answer to a writer's channel_close); 1007: a text
-// frame that is not UTF-8; 1008: the end is refused (reason_already_claimed, or why the engine
-// cannot open it); 1009: a frame or record too large; 1011: the engine could not go on
+// frame that is not UTF-8, or a frame meta that does not decode ("bad frame: ..."); 1008: the
+// end is refused (reason_already_claimed, or why the engine cannot open it), or a frame meta
+// not followed by exactly its bytes ("bad frame: ..."); 1009: a frame or record too large; 1011: the engine could not go on
 // ("<errc name>: ..." to a writer, reason_writer_lost to a reader); 4000: the writer aborted,
 // reason "aborted: <the writer's reason>" (between shmchan ends; stock SDKs see a close).
 inline constexpr std::uint16_t close_normal = 1000;
@@ -31,6 +32,12 @@ inline constexpr std::uint16_t close_aborted = 4000;
 inline constexpr std::string_view reason_already_claimed = "already claimed";
 inline constexpr std::string_view reason_writer_lost = "writer lost";
 inline constexpr std::string_view aborted_prefix = "aborted: ";
+// A frame sent wrong (wire/frame_meta_json.hpp): 1007 or 1008 with this prefix (protocol_error).
+inline constexpr std::string_view reason_bad_frame = "bad frame: ";
+
+// A header of the engine's answer to a socket writer's upgrade: the largest frame the channel's
+// ring takes (its writer's max_frame()), in decimal.
+inline constexpr const char* max_frame_header = "X-Shmchan-Max-Frame";
 
 // The close reason of an abort: "aborted: <why>", cut to fit a close frame.
 std::string aborted_close_reason(std::string_view why);

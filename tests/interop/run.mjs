@@ -20,6 +20,8 @@
 //   s5_buffer_one   buffer_size 1: many frames; reader first; writer done before the reader
 //   s6_refusals     wrong key (404), wrong direction (403), second reader / writer claim
 //   s7_abort        C++ writer aborts: what a stock Node reader sees; close 4000 on a raw socket
+//   s8_frames       C++ writer with frames: a stock Node reader gets each meta as a text message
+//                   just before the frame's bytes
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +38,7 @@ const SCENARIOS = [
   ['s5_buffer_one.mjs', 60_000],
   ['s6_refusals.mjs', 60_000],
   ['s7_abort.mjs', 60_000],
+  ['s8_frames.mjs', 60_000],
 ];
 
 const args = parseArgs();

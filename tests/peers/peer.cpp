@@ -35,6 +35,11 @@
 //          the TCP connect, "PARTIAL" after half of the HTTP upgrade request, "SENT" after all
 //          of it (the answer is never read); then sleeps forever
 //   mixed REF COUNT   -> interleaved text and binary records, then close; "CLOSED"
+//   frames REF COUNT  -> as mixed, with frames: record i is the text "msg i" when i % 3 == 0, a
+//          frame of 1 + (i * 7919) % 70000 pattern bytes when i % 3 == 1 (pts i * 1000, flags i,
+//          user "u<i>" when i is odd; duration 40 ms when i % 5 == 0), else a chunk of
+//          1 + (i * 7919) % 4999 pattern bytes; the pattern continues across frames and chunks.
+//          Then close; "CLOSED"
 //   read-file REF FILE -> every received byte into FILE (text messages are skipped);
 //          "END <bytes>" | "ERR <errc> <bytes> <reason>"
 //   write-file REF FILE [--chunk N] -> FILE streamed with writer.write, then close and wait
@@ -394,6 +399,46 @@ int do_mixed(const std::vector<std::string>& a) {
     return 0;
 }
 
+// Frames among messages and chunks; the interop test rebuilds the same sequence.
+int do_frames(const std::vector<std::string>& a) {
+    writer w = open_writer(channel_ref::parse(a[0]));
+    const int count = std::stoi(a[1]);
+    std::vector<std::byte> buf(70000);
+    std::uint64_t off = 0;
+    for (int i = 0; i < count; ++i) {
+        std::error_code e;
+        if (i % 3 == 0) {
+            e = w.send_message("msg " + std::to_string(i));
+        } else {
+            const bool frame = i % 3 == 1;
+            const std::size_t n = 1 + static_cast<std::size_t>((i * 7919) % (frame ? 70000 : 4999));
+            fill_pattern(std::span(buf.data(), n), off);
+            off += n;
+            if (frame) {
+                frame_meta m;
+                m.pts = i * 1000;
+                m.flags = static_cast<std::uint32_t>(i);
+                if (i % 5 == 0) m.duration = 40'000'000;
+                const std::string user = "u" + std::to_string(i);
+                if (i % 2) m.user = std::as_bytes(std::span(user.data(), user.size()));
+                e = w.write_frame(std::span(buf.data(), n), m);
+            } else {
+                e = w.write(std::span(buf.data(), n));
+            }
+        }
+        if (e) {
+            say(std::string("ERR ") + name(e));
+            return 3;
+        }
+    }
+    if (auto e = w.close()) {
+        say(std::string("ERR ") + name(e));
+        return 3;
+    }
+    say("CLOSED");
+    return 0;
+}
+
 // Every byte received goes into a file, so that another program can hash it.
 int do_read_file(const std::vector<std::string>& a) {
     if (a.size() < 2) throw error(errc::invalid_argument, "read-file needs REF FILE");
@@ -504,6 +549,7 @@ int main(int argc, char** argv) {
         if (cmd == "read") return do_read(a);
         if (cmd == "write") return do_write(a);
         if (cmd == "mixed") return do_mixed(a);
+        if (cmd == "frames") return do_frames(a);
         if (cmd == "read-file") return do_read_file(a);
         if (cmd == "write-file") return do_write_file(a);
         if (cmd == "open-reader") return do_open(a, true);

@@ -1,13 +1,19 @@
-// Channel ends over the engine's channel socket (what stock iii SDKs use), behind the same
-// writer/reader interfaces as the shared-memory ends.
+// The write end over the engine's channel socket. Chunks and messages are WebSocket messages;
+// a frame is its meta as a text message, then its bytes as one binary message
+// (wire/frame_meta_json.hpp). Every call drives what it sent to completion before it returns
+// (within its deadline): a record committed and then left alone must not wait for the
+// writer's next call.
 #include "socket_ends.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <vector>
 
+#include "shmchan/shm/layout.hpp"
 #include "waiting.hpp"
 #include "wire/channel_socket.hpp"
+#include "wire/frame_meta_json.hpp"
 #include "ws_client.hpp"
 
 namespace shmchan::detail {
@@ -19,12 +25,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::size_t frame_bytes = std::size_t{1} << 20;  // largest frame this writer sends
-const auto connect_timeout = 10s;
-
-std::string target_for(const channel_ref& ref) {
-    return "/ws/channels/" + ref.channel_id + "?key=" + ref.access_key + "&dir=" + to_string(ref.dir);
-}
+constexpr std::size_t chunk_bytes = std::size_t{1} << 20;  // largest chunk message this writer sends
+// The largest frame when the engine does not say (an engine before frames): its default limit
+// on one message.
+constexpr std::size_t default_max_frame = std::size_t{16} << 20;
 
 // What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
 // own close; an abort never comes back to the writer that sent it.
@@ -32,10 +36,21 @@ std::error_code writer_close_code(const websocket::close_reason& r) {
     return decode_close(r.code, r.reason.c_str()).error;
 }
 
+// The engine's max_frame_header, or the default when absent or not a number.
+std::size_t max_frame_from(const websocket::response_type& res) {
+    const auto it = res.find(max_frame_header);
+    if (it == res.end()) return default_max_frame;
+    const auto v = it->value();
+    std::size_t n = 0;
+    const auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (r.ec != std::errc() || r.ptr != v.data() + v.size()) return default_max_frame;
+    return std::min(n, shm::max_record_payload);
+}
+
 class socket_writer final : public writer_impl {
 public:
     socket_writer(const channel_ref& ref, const std::string& engine)
-        : c_(engine, target_for(ref), connect_timeout) {
+        : c_(engine, channel_socket_target(ref), socket_connect_timeout), max_frame_(max_frame_from(c_.upgrade_response())) {
         path_ = transport::socket;
         watch();
     }
@@ -53,14 +68,14 @@ public:
         for (std::size_t off = 0; off < bytes.size();) {
             if (!flush(dl)) return errc::timeout;
             if (err_) return err_;
-            const std::size_t n = std::min(frame_bytes, bytes.size() - off);
-            // Without a deadline the call waits for the frame, so it may be sent from the
-            // caller's memory; with one, the frame must outlive a timed-out call: copy it.
-            if (no_deadline) send_frame(asio::buffer(bytes.data() + off, n), n, true);
+            const std::size_t n = std::min(chunk_bytes, bytes.size() - off);
+            // Without a deadline the call waits for the message, so it may be sent from the
+            // caller's memory; with one, the message must outlive a timed-out call: copy it.
+            if (no_deadline) send(asio::buffer(bytes.data() + off, n), n, true);
             else start(bytes.subspan(off, n), true);
             off += n;
         }
-        if (!flush(dl)) return errc::timeout;  // the last frame is on its way and counted
+        if (!flush(dl)) return errc::timeout;  // the last message is on its way and counted
         return err_;
     }
     std::error_code try_write(std::span<const std::byte> bytes) override {
@@ -70,7 +85,7 @@ public:
         if (writing_) return errc::would_block;
         if (err_) return err_;
         start(bytes, true);
-        c_.poll();
+        c_.poll();  // never blocks: what the socket takes now leaves now, the rest on the next call
         return err_;
     }
     loan make_loan(std::size_t n, nanoseconds) override {
@@ -87,29 +102,59 @@ public:
         std::swap(out_, loan_buf_);
         out_.resize(used);
         send_owned(true);
+        (void)flush(deadline::none());  // committed: it leaves now (issue 14)
     }
     void abandon_loan() override { loan_out_ = false; }
-    // Frames over the socket: not carried yet (the wire encoding comes with the engine's bridges).
-    std::error_code write_frame(std::span<const std::byte>, const frame_meta&, nanoseconds) override {
-        detail_ = "frames are not carried over the socket path yet";
-        return errc::invalid_argument;
+
+    std::error_code write_frame(std::span<const std::byte> bytes, const frame_meta& meta, nanoseconds t) override {
+        if (auto e = ready()) return e;
+        if (auto e = refuse_frame(bytes.size(), meta)) return e;
+        const deadline dl(t);
+        if (!flush(dl)) return errc::timeout;  // nothing sent: all or nothing
+        if (err_) return err_;
+        meta_out_ = encode_frame_meta(bytes.size(), meta);
+        if (dl.infinite()) {
+            send_frame(asio::buffer(bytes.data(), bytes.size()), bytes.size());
+        } else {
+            out_.assign(bytes.begin(), bytes.end());  // may outlive a call that returns at its deadline
+            send_frame(asio::buffer(out_), out_.size());
+        }
+        // Started, so committed (all of it will go): wait for it within the deadline; past it,
+        // it completes on the next call.
+        (void)flush(dl);
+        return err_;
     }
-    loan make_frame_loan(std::size_t, nanoseconds) override {
-        detail_ = "frames are not carried over the socket path yet";
-        return failed_loan(errc::invalid_argument);
+    loan make_frame_loan(std::size_t n, nanoseconds) override {
+        if (auto e = ready()) return failed_loan(e);
+        if (auto e = refuse_frame(n, {})) return failed_loan(e);
+        loan_buf_.resize(n);
+        loan_out_ = true;
+        return lend_frame(loan_buf_.data(), n);
     }
-    void commit_frame_loan(std::size_t, const frame_meta&) override {}
-    std::size_t max_frame() const override { return 0; }
+    void commit_frame_loan(std::size_t used, const frame_meta& meta) override {
+        if (!loan_out_) return;
+        loan_out_ = false;
+        if (!flush(deadline::none()) || err_) return;
+        std::swap(out_, loan_buf_);
+        out_.resize(used);
+        meta_out_ = encode_frame_meta(used, meta);  // a user header above max_user is cut, as in the ring
+        send_frame(asio::buffer(out_), out_.size());
+        (void)flush(deadline::none());
+    }
+    std::size_t max_frame() const override { return max_frame_; }
+
     std::error_code send_message(std::string_view text, nanoseconds t) override {
         if (auto e = ready()) return e;
         if (text.size() > max_record()) return errc::too_large;
-        if (!flush(deadline(t))) return errc::timeout;
+        const deadline dl(t);
+        if (!flush(dl)) return errc::timeout;
         if (err_) return err_;
         out_.assign(reinterpret_cast<const std::byte*>(text.data()),
                     reinterpret_cast<const std::byte*>(text.data()) + text.size());
         send_owned(false);
         written -= text.size();  // messages are not payload bytes
-        return {};
+        (void)flush(dl);         // sent (it goes, whatever the deadline): wait for it within it
+        return err_;
     }
     std::error_code close(nanoseconds t) override {
         if (err_) return err_;
@@ -138,8 +183,8 @@ public:
         // handshake completed); the reader's progress is not reported back.
         return err_;
     }
-    std::size_t max_record() const override { return frame_bytes; }
-    std::size_t capacity() const override { return frame_bytes; }
+    std::size_t max_record() const override { return chunk_bytes; }
+    std::size_t capacity() const override { return chunk_bytes; }
     int event_fd() override {
         throw error(errc::invalid_argument, "event_fd is available on shared-memory ends only");
     }
@@ -151,7 +196,20 @@ private:
         if (loan_out_) return errc::invalid_argument;
         return {};
     }
-    // Waits for the frame in flight. False on deadline (the frame stays in flight).
+    // check_frame's refusals, said of the socket path: the limit is the channel's ring, which
+    // the engine announced at the upgrade.
+    std::error_code refuse_frame(std::size_t n, const frame_meta& meta) {
+        const std::error_code e = check_frame(n, meta);
+        if (e == errc::too_large) {
+            const std::size_t c = capacity_for_frame(n);
+            detail_ = "frame of " + std::to_string(n) + " bytes exceeds the largest frame of this channel (" +
+                      std::to_string(max_frame_) + " bytes, from the engine)";
+            detail_ += c ? "; create the channel with capacity >= " + std::to_string(c)
+                         : "; no channel holds a frame this large";
+        }
+        return e;
+    }
+    // Waits for the message in flight. False on deadline (the message stays in flight).
     bool flush(const deadline& dl) {
         return c_.run_until([this] { return !writing_; }, dl);
     }
@@ -159,16 +217,29 @@ private:
         out_.assign(bytes.begin(), bytes.end());  // owned: a timed-out call may return first
         send_owned(binary);
     }
-    void send_owned(bool binary) { send_frame(asio::buffer(out_), out_.size(), binary); }
-    void send_frame(asio::const_buffer b, std::size_t n, bool binary) {
+    void send_owned(bool binary) { send(asio::buffer(out_), out_.size(), binary); }
+    void send(asio::const_buffer b, std::size_t n, bool binary) {
         writing_ = true;
         written += n;  // handed to the transport
         c_.ws().binary(binary);
-        c_.ws().async_write(b, [this](beast::error_code ec, std::size_t) {
-            writing_ = false;
-            // The engine or the channel went away (the close frame, if any, says more: watch()).
-            if (ec && !err_) err_ = make_error_code(errc::peer_lost);
+        c_.ws().async_write(b, [this](beast::error_code ec, std::size_t) { sent(ec); });
+    }
+    // A frame: meta_out_ as a text message, then `b` as one binary message (auto_fragment is
+    // off: one WebSocket frame), nothing in between.
+    void send_frame(asio::const_buffer b, std::size_t n) {
+        writing_ = true;
+        written += n;
+        c_.ws().binary(false);
+        c_.ws().async_write(asio::buffer(meta_out_), [this, b](beast::error_code ec, std::size_t) {
+            if (ec) return sent(ec);
+            c_.ws().binary(true);
+            c_.ws().async_write(b, [this](beast::error_code e, std::size_t) { sent(e); });
         });
+    }
+    void sent(beast::error_code ec) {
+        writing_ = false;
+        // The engine or the channel went away (the close frame, if any, says more: watch()).
+        if (ec && !err_) err_ = make_error_code(errc::peer_lost);
     }
     // The engine sends a writer nothing but a close frame: a refusal, or that it cannot deliver
     // (the reader left or died). A read stays posted to catch it, so the next write (not only
@@ -205,7 +276,9 @@ private:
     }
 
     ws_client c_;
+    const std::size_t max_frame_;
     std::vector<std::byte> out_, loan_buf_;
+    std::string meta_out_;
     beast::flat_buffer inbox_;
     bool reading_ = false;
     bool writing_ = false;
@@ -213,87 +286,10 @@ private:
     std::error_code err_;
 };
 
-class socket_reader final : public reader_impl {
-public:
-    socket_reader(const channel_ref& ref, const std::string& engine)
-        : c_(engine, target_for(ref), connect_timeout) {
-        path_ = transport::socket;
-    }
-
-    ~socket_reader() override {
-        c_.shutdown();  // a reader leaving early: the engine drops its end, the writer learns
-        c_.run_until([this] { return !reading_; }, deadline::none());
-    }
-
-    item next(nanoseconds t, bool block) override {
-        release_pending();
-        if (ended) return bare(item::kind::end, {});
-        if (sticky) return bare(item::kind::error, sticky);
-        if (!reading_ && !done_) {
-            reading_ = true;
-            c_.ws().async_read(buf_, [this](beast::error_code ec, std::size_t) {
-                reading_ = false;
-                done_ = true;
-                ec_ = ec;
-            });
-        }
-        if (block) {
-            if (!c_.run_until([this] { return done_; }, deadline(t)))
-                return bare(item::kind::error, errc::timeout);
-        } else {
-            c_.poll();
-            if (!done_) return bare(item::kind::error, errc::would_block);
-        }
-        done_ = false;
-        if (!ec_) {
-            const bool text = c_.ws().got_text();
-            const auto d = buf_.cdata();
-            if (!text) bytes += d.size();
-            return view(text ? item::kind::message : item::kind::chunk,
-                        {static_cast<const std::byte*>(d.data()), d.size()});
-        }
-        if (ec_ == websocket::error::closed) {
-            const auto& r = c_.ws().reason();
-            close_meaning m = decode_close(r.code, r.reason.c_str());
-            if (!m.error) {
-                ended = true;
-                return bare(item::kind::end, {});
-            }
-            reason = std::move(m.abort_reason);
-            return fail(static_cast<errc>(m.error.value()));
-        }
-        return fail(errc::peer_lost);  // the connection to the engine broke
-    }
-    void release_pending() override {
-        if (!pending) return;
-        pending = false;
-        buf_.consume(buf_.size());
-    }
-    void release_held_to(std::uint64_t) override {}  // one item at a time on this path
-    int event_fd() override {
-        throw error(errc::invalid_argument, "event_fd is available on shared-memory ends only");
-    }
-
-private:
-    item fail(errc e) {
-        sticky = e;
-        c_.shutdown();
-        return bare(item::kind::error, sticky);
-    }
-
-    ws_client c_;
-    beast::flat_buffer buf_;
-    bool reading_ = false, done_ = false;
-    beast::error_code ec_;
-};
-
 }  // namespace
 
 std::unique_ptr<writer_impl> open_socket_writer(const channel_ref& ref, const std::string& engine) {
     return std::make_unique<socket_writer>(ref, engine);
-}
-std::unique_ptr<reader_impl> open_socket_reader(const channel_ref& ref, const std::string& engine) {
-    return std::make_unique<socket_reader>(ref, engine);
 }
 
 }  // namespace shmchan::detail
