@@ -10,6 +10,8 @@ pkgs+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
 # elements the tests use (videotestsrc, videoconvert; vp8enc; checksumsink, shmsink/shmsrc).
 pkgs+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
        gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+# The two-host test and benchmark (tests/remote, bench/remote): network namespaces and veth.
+pkgs+=(iproute2)
 # The C ABI and the Python module: Debian's CPython headers and numpy (zero-copy reads into
 # arrays), abidiff for the ABI check (tools/abi-check.sh).
 pkgs+=(python3-dev python3-numpy abigail-tools)
