@@ -55,7 +55,7 @@ TEST_CASE("frames arrive whole with every field of their meta, mixed in order wi
             CHECK(meta_difference(it.meta(), want.meta) == "");
             const auto bytes = frame_bytes(got_frames * 37 % 5000, got_frames);
             REQUIRE(it.data().size() == bytes.size());
-            CHECK(std::memcmp(it.data().data(), bytes.data(), bytes.size()) == 0);
+            CHECK((bytes.empty() || std::memcmp(it.data().data(), bytes.data(), bytes.size()) == 0));
             ++got_frames;
         }
     };
@@ -70,7 +70,7 @@ TEST_CASE("frames arrive whole with every field of their meta, mixed in order wi
             loan l = ch.writer.get_frame_loan(bytes.size());
             REQUIRE(l);
             CHECK(l.is_frame());
-            std::memcpy(l.data().data(), bytes.data(), bytes.size());
+            if (!bytes.empty()) std::memcpy(l.data().data(), bytes.data(), bytes.size());  // frame 0 is empty
             l.commit(f.meta);
         }
         if (i % 50 == 49) read_some(i + 1);
