@@ -13,7 +13,6 @@ class held_items {
 public:
     explicit held_items(std::size_t max) : max_(max ? max : 1) {}
 
-    std::size_t max() const noexcept { return max_; }
     bool enabled() const noexcept { return max_ > 1; }
 
     // True when max() items are alive (next() must refuse another).

@@ -51,27 +51,22 @@ struct frame_record {
     std::size_t size = 0;
 };
 
-template <class T>
-inline T load_field(const T& field) noexcept {
-    return __atomic_load_n(&field, __ATOMIC_RELAXED);
-}
-
 // Reads the frame header of record `r` (of type frame) once. False when it does not fit the
 // record: too short for a header, a user header longer than allowed, or data outside the record.
 inline bool read_frame(const record_view& r, frame_record& out) noexcept {
     if (r.size < sizeof(frame_header)) return false;
     const auto* h = reinterpret_cast<const frame_header*>(r.data);
-    const std::uint32_t user_len = load_field(h->user_len);
-    const std::uint32_t data_off = load_field(h->data_offset);
+    const std::uint32_t user_len = load_once(h->user_len);
+    const std::uint32_t data_off = load_once(h->data_offset);
     if (user_len > max_frame_user || data_off % record_align != 0 ||
         data_off < frame_data_offset(user_len) || data_off > r.size)
         return false;
-    out.fields.pts = load_field(h->pts);
-    out.fields.dts = load_field(h->dts);
-    out.fields.duration = load_field(h->duration);
-    out.fields.offset = load_field(h->offset);
-    out.fields.offset_end = load_field(h->offset_end);
-    out.fields.flags = load_field(h->flags);
+    out.fields.pts = load_once(h->pts);
+    out.fields.dts = load_once(h->dts);
+    out.fields.duration = load_once(h->duration);
+    out.fields.offset = load_once(h->offset);
+    out.fields.offset_end = load_once(h->offset_end);
+    out.fields.flags = load_once(h->flags);
     out.fields.user = r.data + sizeof(frame_header);
     out.fields.user_len = user_len;
     out.data = r.data + data_off;

@@ -75,7 +75,8 @@ inline void finish_sleep(wait_line& w) noexcept {
 
 // One relaxed load of a field a peer may rewrite at any time (a plain read may be split or
 // repeated by the compiler, so a checked value could differ from the one used).
-inline std::uint32_t load_once(const std::uint32_t& field) noexcept {
+template <class T>
+inline T load_once(const T& field) noexcept {
     return __atomic_load_n(&field, __ATOMIC_RELAXED);
 }
 
