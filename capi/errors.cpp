@@ -18,12 +18,14 @@ static_assert(SHMCHAN_E_PEER_LOST == -static_cast<int>(errc::peer_lost));
 static_assert(SHMCHAN_E_ABORTED == -static_cast<int>(errc::aborted));
 static_assert(SHMCHAN_E_INVALID_ARGUMENT == -static_cast<int>(errc::invalid_argument));
 static_assert(SHMCHAN_E_HELD_LIMIT == -static_cast<int>(errc::held_limit));
+static_assert(SHMCHAN_E_DATA_LOST == -static_cast<int>(errc::data_lost));
+constexpr errc last_errc = errc::data_lost;
 static_assert(SHMCHAN_FRAME_MAX_USER == frame_meta::max_user);
 static_assert(SHMCHAN_TIME_NONE == frame_meta::none && SHMCHAN_OFFSET_NONE == frame_meta::no_offset);
 static_assert(SHMCHAN_FRAME_NON_DROPPABLE == frame_flags::non_droppable);
 
 bool known(int code) noexcept {
-    return code <= 0 && code >= -static_cast<int>(errc::held_limit);
+    return code <= 0 && code >= -static_cast<int>(last_errc);
 }
 }  // namespace
 
@@ -105,7 +107,7 @@ const char* shmchan_strerror(int code) {
     // The category's messages are fixed strings: keep one copy of each for the process.
     static const auto messages = [] {
         std::vector<std::string> v;
-        for (int i = 0; i <= static_cast<int>(errc::held_limit); ++i)
+        for (int i = 0; i <= static_cast<int>(capi::last_errc); ++i)
             v.push_back(error_category().message(i));
         return v;
     }();

@@ -16,6 +16,7 @@ int kind_of(item::kind k) noexcept {
         case item::kind::end: return SHMCHAN_ITEM_END;
         case item::kind::error: return SHMCHAN_ITEM_ERROR;
         case item::kind::frame: return SHMCHAN_ITEM_FRAME;
+        case item::kind::gap: return SHMCHAN_ITEM_GAP;
     }
     return SHMCHAN_ITEM_ERROR;
 }

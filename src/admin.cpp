@@ -58,8 +58,9 @@ std::vector<segment_entry> list_segments() {
             s.info = inspect(ref);
             s.readable = true;
             // Nobody alive created it or holds an end: no one can finish it any more.
-            s.orphaned = (!s.info.creator_alive && final_or_gone(s.info.writer.st) && final_or_gone(s.info.reader.st)) ||
-                         s.info.finished();
+            const bool readers_gone = std::all_of(s.info.readers.begin(), s.info.readers.end(),
+                                                  [](const reader_info& r) { return final_or_gone(r.end.st); });
+            s.orphaned = (!s.info.creator_alive && final_or_gone(s.info.writer.st) && readers_gone) || s.info.finished();
         } catch (const error& err) {
             s.problem = std::string(to_string(err.kind())) + ": " + err.what();
         }
@@ -70,7 +71,7 @@ std::vector<segment_entry> list_segments() {
 }
 
 namespace {
-// Removes an orphan only while holding the locks of its creator and both ends, and after
+// Removes an orphan only while holding the locks of its creator and every end, and after
 // looking again under them: a claim takes its end's lock before anything else, so nothing can
 // claim it between this look and the unlink, and a live holder in any PID namespace keeps us
 // out. False when it is alive after all (or gone).
@@ -81,10 +82,12 @@ bool unlink_if_dead(const std::string& name) {
     } catch (const shm::error&) {
         return false;
     }
-    const shm::slot_lock c = seg->lock(shm::lock_slot::creator);
-    const shm::slot_lock w = seg->lock(shm::lock_slot::writer);
-    const shm::slot_lock r = seg->lock(shm::lock_slot::reader);
-    if (!c || !w || !r) return false;
+    std::vector<shm::slot_lock> locks;
+    locks.push_back(seg->lock(shm::lock_slot::creator));
+    locks.push_back(seg->lock(shm::lock_slot::writer));
+    for (std::size_t i = 0; i < seg->geometry().readers; ++i) locks.push_back(seg->lock(shm::reader_slot(i)));
+    for (const auto& l : locks)
+        if (!l) return false;
     seg->unlink();  // every end is unclaimed, final, or held by no live process
     return true;
 }

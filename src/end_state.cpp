@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "shmchan/error.hpp"
 #include "shmchan/shm/wait.hpp"
 
@@ -32,40 +34,53 @@ std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock
     return {};
 }
 
-// SYNC: seq_cst exchange then seq_cst load, on both ends: at least one of two ends finishing
-// at the same time sees the other as final, so the name is always removed.
-void finish_end(shm::segment& seg, end_ref mine, end_state final_state, end_ref peer, shm::wait_line& wake) {
+// SYNC: seq_cst exchange then seq_cst loads, on every end: of several ends finishing at the
+// same time, at least the last to exchange sees all the others as final, so the name is always
+// removed.
+void finish_end(shm::segment& seg, end_ref mine, end_state final_state, shm::wait_line& wake) {
     mine.state.exchange(static_cast<std::uint32_t>(final_state), std::memory_order_seq_cst);
     shm::notify_always(wake);
-    if (peer_final_or_dead(seg, peer, std::memory_order_seq_cst)) seg.unlink();
+    if (all_ends_done(seg, std::memory_order_seq_cst)) seg.unlink();
 }
 
-bool peer_final_or_dead(const shm::segment& seg, end_ref peer, std::memory_order mo) {
-    const end_state p = load_state(peer.state, mo);
-    return p == end_state::closed || p == end_state::aborted || (p == end_state::active && !seg.held(peer.slot));
+bool final_or_dead(const shm::segment& seg, end_ref end, std::memory_order mo) {
+    const end_state p = load_state(end.state, mo);
+    return p == end_state::closed || p == end_state::aborted || (p == end_state::active && !seg.held(end.slot));
 }
 
-std::function<bool()> peer_fate(const shm::segment& seg, end_ref peer) {
-    return [&seg, peer] { return peer_final_or_dead(seg, peer); };
+bool all_ends_done(const shm::segment& seg, std::memory_order mo) {
+    if (!final_or_dead(seg, writer_end(seg.control()), mo)) return false;
+    for (std::size_t i = 0; i < seg.geometry().readers; ++i)
+        if (!final_or_dead(seg, reader_end(seg, i), mo)) return false;
+    return true;
+}
+
+std::function<bool()> writer_fate(const shm::segment& seg) {
+    return [&seg] { return final_or_dead(seg, writer_end(seg.control())); };
 }
 
 creator_guard::~creator_guard() {
-    shm::control_block* cb = seg_->control();
     const auto unclaimed = static_cast<std::uint32_t>(end_state::unclaimed);
-    if (cb->producer.state.load(std::memory_order_acquire) != unclaimed ||
-        cb->consumer.state.load(std::memory_order_acquire) != unclaimed)
-        return;
-    // Holding both locks, no claim can be under way (a claim locks before its CAS).
-    const shm::slot_lock w = seg_->lock(shm::lock_slot::writer);
-    const shm::slot_lock r = seg_->lock(shm::lock_slot::reader);
-    if (!w || !r) return;
-    auto expected = unclaimed;
-    if (!cb->producer.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::closed),
-                                                    std::memory_order_acq_rel))
-        return;
-    expected = unclaimed;
-    cb->consumer.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::closed),
-                                               std::memory_order_acq_rel);
+    const std::size_t n = seg_->geometry().readers;
+    std::vector<end_ref> ends{writer_end(seg_->control())};
+    for (std::size_t i = 0; i < n; ++i) ends.push_back(reader_end(*seg_, i));
+    for (const end_ref& e : ends)
+        if (e.state.load(std::memory_order_acquire) != unclaimed) return;
+    // Holding every end's lock, no claim can be under way (a claim locks before its CAS).
+    std::vector<shm::slot_lock> locks;
+    for (const end_ref& e : ends) {
+        locks.push_back(seg_->lock(e.slot));
+        if (!locks.back()) return;
+    }
+    for (const end_ref& e : ends) {
+        auto expected = unclaimed;
+        // The writer first: when its CAS fails, someone claimed it after all (not possible
+        // under its lock, but the segment is shared memory).
+        if (!e.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::closed),
+                                             std::memory_order_acq_rel) &&
+            &e == &ends.front())
+            return;
+    }
     seg_->unlink();
 }
 

@@ -28,22 +28,28 @@ struct end_ref {
     shm::lock_slot slot;
 };
 inline end_ref writer_end(shm::control_block* cb) { return {cb->producer.state, cb->producer.who, shm::lock_slot::writer}; }
-inline end_ref reader_end(shm::control_block* cb) { return {cb->consumer.state, cb->consumer.who, shm::lock_slot::reader}; }
+// Reader i. \pre i < the segment's validated reader count.
+inline end_ref reader_end(const shm::segment& seg, std::size_t i) {
+    shm::consumer_line& l = seg.reader(i);
+    return {l.state, l.who, shm::reader_slot(i)};
+}
 
 // Claims an end: takes its lock (errc::already_claimed when a live process holds it), then
 // CAS unclaimed -> active (already_claimed when it was ever claimed), then records the pid for
 // display. The lock is taken first, so an active end is unlocked only once its holder died.
 std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock);
 
-// Moves our end to a final state, wakes the peer, and removes the segment's name once neither
-// end can ever use it again (the peer finished, or died).
-void finish_end(shm::segment& seg, end_ref mine, shm::end_state final_state, end_ref peer,
-                shm::wait_line& wake);
+// Moves our end to a final state, wakes the others (on `wake`), and removes the segment's name
+// once no end can ever use it again (every other end finished, or died).
+void finish_end(shm::segment& seg, end_ref mine, shm::end_state final_state, shm::wait_line& wake);
 
-// The peer's fate is known: it finished its end, or died.
-bool peer_final_or_dead(const shm::segment& seg, end_ref peer,
-                        std::memory_order mo = std::memory_order_acquire);
-std::function<bool()> peer_fate(const shm::segment& seg, end_ref peer);
+// An end's fate is known: it finished, or its holder died.
+bool final_or_dead(const shm::segment& seg, end_ref end,
+                   std::memory_order mo = std::memory_order_acquire);
+// Every end of the segment (the writer and each reader) is final or dead.
+bool all_ends_done(const shm::segment& seg, std::memory_order mo = std::memory_order_acquire);
+// For a reader's event fd: the writer's fate.
+std::function<bool()> writer_fate(const shm::segment& seg);
 
 // Ends belong to the process that claimed them. This counts forks (pthread_atfork, registered
 // in end_state.cpp): an end whose generation differs was claimed by an ancestor, and is inert

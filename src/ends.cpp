@@ -128,6 +128,17 @@ int writer::event_fd() {
     if (!w) throw error(static_cast<errc>(failure().value()), failure_ ? "event_fd: the writer end could not be opened" : "event_fd on an empty writer");
     return w->event_fd();
 }
+std::vector<reader_status> writer::readers() const { return impl_ ? impl_->readers() : std::vector<reader_status>{}; }
+const char* to_string(reader_status::state s) noexcept {
+    switch (s) {
+        case reader_status::state::waiting: return "waiting";
+        case reader_status::state::reading: return "reading";
+        case reader_status::state::done: return "done";
+        case reader_status::state::left: return "left";
+        case reader_status::state::lost: return "lost";
+    }
+    return "?";
+}
 std::size_t writer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
 std::size_t writer::capacity() const noexcept { return impl_ ? impl_->capacity() : 0; }
 std::size_t writer::max_frame() const noexcept { return impl_ ? impl_->max_frame() : 0; }
@@ -139,7 +150,7 @@ transport writer::via() const noexcept { return impl_ ? impl_->path() : transpor
 // --- item / reader ---------------------------------------------------------------------------
 item::item(item&& o) noexcept
     : owner_(std::exchange(o.owner_, nullptr)), token_(o.token_), kind_(o.kind_), data_(o.data_),
-      error_(o.error_), meta_(o.meta_) {}
+      error_(o.error_), meta_(o.meta_), gap_(o.gap_), end_(o.end_) {}
 item& item::operator=(item&& o) noexcept {
     if (this != &o) {
         release();
@@ -149,8 +160,14 @@ item& item::operator=(item&& o) noexcept {
         data_ = o.data_;
         error_ = o.error_;
         meta_ = o.meta_;
+        gap_ = o.gap_;
+        end_ = o.end_;
     }
     return *this;
+}
+bool item::intact() const noexcept {
+    if (owner_) return owner_->intact(end_);
+    return kind_ != kind::chunk && kind_ != kind::frame && kind_ != kind::message;  // released
 }
 void item::release() noexcept {
     if (owner_) owner_->release_token(token_);
@@ -200,6 +217,7 @@ std::error_code reader::read_all(std::vector<std::byte>& out, nanoseconds t) noe
                 break;
             case item::kind::end: return {};
             case item::kind::error: return it.error();
+            case item::kind::gap: return errc::data_lost;  // the stream has a hole: not "all"
         }
     }
 }

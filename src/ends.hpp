@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "held_items.hpp"
 #include "shmchan/channel.hpp"
@@ -40,6 +41,8 @@ struct writer_impl {
     virtual std::size_t capacity() const = 0;
     // Polls readable when a write may make progress (room in the ring, or the reader's fate).
     virtual int event_fd() = 0;
+    // The readers as this end sees them (shared memory only; the socket path says nothing).
+    virtual std::vector<reader_status> readers() const { return {}; }
 
     std::uint64_t bytes_written() const noexcept { return written; }
     bool is_finished() const noexcept { return finished; }
@@ -87,6 +90,8 @@ struct reader_impl {
     // Several (held mode): gives back every item up to the one whose cookie this is (called
     // with the held lock taken, from whichever thread released).
     virtual void release_held_to(std::uint64_t cookie) = 0;
+    // The view whose record ends at `end` is still whole (overflow drop_oldest; else true).
+    virtual bool intact(std::uint64_t /*end*/) const { return true; }
 
     void release_token(std::uint64_t t) {
         if (held.enabled()) held.release(t, [this](std::uint64_t c) { release_held_to(c); });
@@ -132,6 +137,12 @@ protected:
         it.meta_ = m;
         return it;
     }
+    static item gap_item(const gap_info& g) {
+        item it = bare(item::kind::gap, {});
+        it.gap_ = g;
+        return it;
+    }
+    static void set_end(item& it, std::uint64_t end) noexcept { it.end_ = end; }
     // In held mode, before delivering: an error item when max_held items are alive.
     bool held_full() { return held.enabled() && held.full(); }
     std::mutex& held_lock() noexcept { return held.lock(); }

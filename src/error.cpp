@@ -26,6 +26,7 @@ const char* to_string(errc e) noexcept {
         case errc::protocol_error: return "protocol_error";
         case errc::forked: return "forked";
         case errc::held_limit: return "held_limit";
+        case errc::data_lost: return "data_lost";
     }
     return "unknown";
 }
@@ -58,6 +59,7 @@ public:
             case errc::protocol_error: return "protocol error";
             case errc::forked: return "this end belongs to the process that claimed it (before a fork)";
             case errc::held_limit: return "the reader holds as many items as max_held allows: release one first";
+            case errc::data_lost: return "records were overwritten before this reader got them (overflow drop-oldest: it fell a ring behind)";
         }
         return "unknown shmchan error";
     }

@@ -37,8 +37,8 @@ using shm::end_state;
 
 struct watched_end {
     shm::wait_line* line = nullptr;
-    const std::atomic<std::uint64_t>* index = nullptr;
-    const std::atomic<std::uint32_t>* peer_state = nullptr;
+    std::function<std::uint64_t()> index;
+    std::function<bool()> peer_final;
     std::function<bool()> fate;  // the peer's end is final or its holder dead (one fcntl)
     int efd = -1;
     // SYNC: arm() stores seen_at (relaxed), then bumps arms (seq_cst, a release); the watcher
@@ -124,10 +124,7 @@ bool prepare(watched_end& e, bool announce) {
     return true;
 }
 
-bool peer_final(const watched_end& e) {
-    const end_state p = load_state(*e.peer_state);
-    return p == end_state::closed || p == end_state::aborted;
-}
+bool peer_final(const watched_end& e) { return e.peer_final(); }
 
 // The last look: signals the end when its index moved from where it was armed, or the peer's
 // fate is known. False when the watcher sleeps on the end's line (e.seq).
@@ -141,7 +138,7 @@ bool check(watched_end& e, clock::time_point now) {
         return true;
     }
     // SYNC: acquire pairs with the peer's release store of the index (commit / release).
-    bool fire = e.index->load(std::memory_order_acquire) != e.seen_at.load(std::memory_order_relaxed) ||
+    bool fire = e.index() != e.seen_at.load(std::memory_order_relaxed) ||
                 peer_final(e);
     // Armed again after a death was told, the end may not have seen it yet (its own checks
     // are rate-limited too): it is told again at the next check, not at once.
@@ -313,13 +310,13 @@ private:
 event_watcher::event_watcher() = default;
 event_watcher::~event_watcher() { stop(); }
 
-int event_watcher::start(shm::wait_line& w, const std::atomic<std::uint64_t>& index,
-                         const std::atomic<std::uint32_t>& peer_state, std::function<bool()> fate) {
+int event_watcher::start(shm::wait_line& w, std::function<std::uint64_t()> index,
+                         std::function<bool()> peer_final, std::function<bool()> fate) {
     if (end_) return end_->efd;
     auto e = std::make_unique<watched_end>();
     e->line = &w;
-    e->index = &index;
-    e->peer_state = &peer_state;
+    e->index = std::move(index);
+    e->peer_final = std::move(peer_final);
     e->fate = std::move(fate);
     e->efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->efd < 0) throw error(errc::system_error, std::string("event_fd: eventfd failed: ") + std::strerror(errno));

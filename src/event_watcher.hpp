@@ -42,8 +42,10 @@ public:
     // already is worth a look). Throws shmchan::error (system_error when the fd or the watcher
     // thread cannot be had; the next call tries again).
     // `fate`: the peer's end is final or its holder dead (end_state.hpp: peer_fate).
-    int start(shm::wait_line& w, const std::atomic<std::uint64_t>& index,
-              const std::atomic<std::uint32_t>& peer_state, std::function<bool()> fate);
+    // `index`: the watched index (an acquire load); `peer_final`: the peer's end (all of them,
+    // for a writer with several readers) is final, a look at shared state only.
+    int start(shm::wait_line& w, std::function<std::uint64_t()> index,
+              std::function<bool()> peer_final, std::function<bool()> fate);
     // The end found nothing to do at `seen` (its own head for a reader, the head it last saw
     // for a writer).
     void arm(std::uint64_t seen) noexcept;

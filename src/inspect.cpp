@@ -1,5 +1,7 @@
 // inspect(): a look at a channel's segment without claiming anything (the engine's gc,
 // `shmchan ls`).
+#include <algorithm>
+
 #include "end_state.hpp"
 #include "segments.hpp"
 #include "shmchan/channel.hpp"
@@ -12,7 +14,10 @@ bool channel_info::finished() const noexcept {
         return s == end_info::state::closed || s == end_info::state::aborted ||
                s == end_info::state::dead;
     };
-    return done(writer.st) && done(reader.st);
+    if (!done(writer.st)) return false;
+    for (const auto& r : readers)
+        if (!done(r.end.st)) return false;
+    return readers.empty() ? done(reader.st) : true;
 }
 
 channel_info inspect(const channel_ref& ref) {
@@ -38,9 +43,18 @@ channel_info inspect(const channel_ref& ref) {
     i.channel_id = ref.channel_id;
     i.capacity = seg->geometry().capacity;
     i.committed = cb->producer.tail.load(std::memory_order_acquire);
-    i.released = cb->consumer.head.load(std::memory_order_acquire);
     i.writer = end(detail::writer_end(cb));
-    i.reader = end(detail::reader_end(cb));
+    i.released = i.committed;
+    for (std::size_t r = 0; r < seg->geometry().readers; ++r) {
+        reader_info ri{end(detail::reader_end(*seg, r)), seg->reader(r).head.load(std::memory_order_acquire)};
+        if (ri.end.st == end_info::state::active || ri.end.st == end_info::state::unclaimed)
+            i.released = std::min(i.released, ri.released);
+        i.readers.push_back(ri);
+    }
+    i.reader = i.readers.front().end;
+    i.overflow = seg->geometry().overflow == shm::overflow_policy::drop_oldest
+                     ? channel_options::overflow_policy::drop_oldest
+                     : channel_options::overflow_policy::block;
     i.creator_pid = cb->header.creator.pid.load(std::memory_order_relaxed);
     i.creator_alive = seg->held(shm::lock_slot::creator);
     return i;

@@ -19,20 +19,32 @@ namespace shmchan {
 channel create_channel(const channel_options& opt) {
     if (opt.capacity > shm::max_capacity)
         throw error(errc::invalid_argument, "channel capacity above 1 TiB");
+    if (opt.readers < 1 || opt.readers > shm::max_readers)
+        throw error(errc::invalid_argument, "a channel has 1 to " + std::to_string(shm::max_readers) +
+                                                " readers, not " + std::to_string(opt.readers));
     const std::size_t capacity = std::bit_ceil(std::max(opt.capacity, shm::min_capacity));
     const shm::uuid uuid = detail::random_uuid();
-    const shm::key writer_key = detail::random_key(), reader_key = detail::random_key();
-    const shm::segment_identity id{uuid, detail::key_digest(writer_key, uuid), detail::key_digest(reader_key, uuid)};
+    const shm::key writer_key = detail::random_key();
+    std::vector<shm::key> reader_keys(opt.readers);
+    const auto policy = opt.overflow == channel_options::overflow_policy::drop_oldest ? shm::overflow_policy::drop_oldest
+                                                                                       : shm::overflow_policy::block;
+    shm::segment_identity id{uuid, detail::key_digest(writer_key, uuid), {}, policy};
+    for (auto& k : reader_keys) {
+        k = detail::random_key();
+        id.reader_digests.push_back(detail::key_digest(k, uuid));
+    }
     const std::string cid = detail::format_uuid(uuid.data());
     auto seg = detail::create_segment(shm::segment_name_for(cid), capacity, id);
 
     channel ch;
     const shm_extension ext{seg->name(), detail::host_name()};
     ch.writer_ref = {cid, detail::format_uuid(writer_key.data()), direction::write, ext};
-    ch.reader_ref = {cid, detail::format_uuid(reader_key.data()), direction::read, ext};
+    for (const auto& k : reader_keys)
+        ch.reader_refs.push_back({cid, detail::format_uuid(k.data()), direction::read, ext});
+    ch.reader_ref = ch.reader_refs.front();
     auto guard = std::make_shared<detail::creator_guard>(seg);
     ch.writer = detail::end_access::make_writer(detail::shm_writer_end(seg, opt, false, guard));
-    ch.reader = detail::end_access::make_reader(detail::shm_reader_end(seg, opt, false, guard));
+    ch.reader = detail::end_access::make_reader(detail::shm_reader_end(seg, opt, false, guard, 0));
     return ch;
 }
 
@@ -43,7 +55,8 @@ void check_direction(const channel_ref& ref, direction want) {
                     std::string("ref is for the ") + to_string(ref.dir) + " end of channel " +
                         ref.channel_id + "; it cannot open the " + to_string(want) + " end");
 }
-std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction want) {
+// The segment of `ref`, its keys checked; `index`: which reader the key is (read refs).
+std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction want, std::size_t* index = nullptr) {
     check_direction(ref, want);
     if (!ref.shm)
         throw error(errc::segment_missing, "ref of channel " + ref.channel_id +
@@ -63,10 +76,23 @@ std::shared_ptr<shm::segment> open_checked(const channel_ref& ref, direction wan
     if (std::memcmp(h.channel_id, cid->data(), cid->size()) != 0)
         throw error(errc::corrupt, "segment " + seg->name() + " holds another channel");
     const auto key = detail::parse_uuid(ref.access_key);
-    const std::uint8_t* expect = want == direction::read ? h.reader_digest : h.writer_digest;
-    if (!key || !detail::keys_equal(detail::key_digest(*key, *cid).data(), expect))
-        throw error(errc::bad_key, "access key does not match the " + std::string(to_string(want)) +
-                                       " end of channel " + ref.channel_id);
+    auto refuse = [&] {
+        return error(errc::bad_key, "access key does not match the " + std::string(to_string(want)) +
+                                        " end of channel " + ref.channel_id);
+    };
+    if (!key) throw refuse();
+    const auto digest = detail::key_digest(*key, *cid);
+    if (want == direction::write) {
+        if (!detail::keys_equal(digest.data(), h.writer_digest)) throw refuse();
+        return seg;
+    }
+    // Every reader's digest is compared (in constant time each): which one matched is all
+    // the loop tells.
+    std::size_t found = seg->geometry().readers;
+    for (std::size_t i = 0; i < seg->geometry().readers; ++i)
+        if (detail::keys_equal(digest.data(), seg->reader(i).digest)) found = i;
+    if (found == seg->geometry().readers) throw refuse();
+    if (index) *index = found;
     return seg;
 }
 [[noreturn]] void throw_claimed(const channel_ref& ref) {
@@ -146,7 +172,9 @@ reader open_reader(const channel_ref& ref, const channel_options& opt) {
     return open_end(
         ref, opt, direction::read,
         [&] {
-            auto impl = detail::shm_reader_end(open_checked(ref, direction::read), opt, true);
+            std::size_t index = 0;
+            auto seg = open_checked(ref, direction::read, &index);
+            auto impl = detail::shm_reader_end(std::move(seg), opt, true, {}, index);
             if (!impl) throw_claimed(ref);
             return detail::end_access::make_reader(std::move(impl));
         },

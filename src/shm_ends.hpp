@@ -28,7 +28,9 @@ private:
 // claims on first use, as the creator's ends do (which share `guard`).
 std::unique_ptr<writer_impl> shm_writer_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
                                             bool claim_now, std::shared_ptr<creator_guard> guard = {});
+// `index`: which of the segment's readers (\pre below its validated reader count).
 std::unique_ptr<reader_impl> shm_reader_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
-                                            bool claim_now, std::shared_ptr<creator_guard> guard = {});
+                                            bool claim_now, std::shared_ptr<creator_guard> guard = {},
+                                            std::size_t index = 0);
 
 }  // namespace shmchan::detail

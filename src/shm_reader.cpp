@@ -29,30 +29,42 @@ public:
     slot_lock lock;                      // held while this end lives: our liveness
     std::uint32_t generation = 0;        // process_generation() when claimed
     std::shared_ptr<creator_guard> guard;  // the creator's ends only
+    std::size_t index;                     // which of the segment's readers this is
 
-    shm_reader(std::shared_ptr<segment> s, const channel_options& opt)
+    shm_reader(std::shared_ptr<segment> s, const channel_options& opt, std::size_t i)
         : reader_impl(opt.max_held), seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()),
-          spin(spin_of(opt)) {}
+          spin(spin_of(opt)), index(i) {}
 
     // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
     bool foreign() const noexcept { return claimed && generation != process_generation(); }
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
-        if (auto e = claim(*seg, reader_end(cb), lock)) return e;
+        if (auto e = claim(*seg, reader_end(*seg, index), lock)) return e;
         claimed = true;
         generation = process_generation();
-        cons = ring_consumer(cb, seg->data(), geometry);
+        cons = ring_consumer(cb, seg->data(), geometry, index);
+        // drop_oldest: starts at the next record (an impossible lapped line: corrupt).
+        if (cons.drops() && cons.join_at_tail() != ring_status::ok) return errc::corrupt;
         return {};
     }
 
     item make(item::kind k, std::span<const std::byte> d = {}, std::error_code e = {}) {
         if (k == item::kind::chunk || k == item::kind::message) {
             // Held mode: the record stays in the ring until its item is released.
-            if (held.enabled()) return view(k, d, cons.take());
-            return view(k, d);
+            const std::uint64_t end = held.enabled() ? cons.take() : cons.pending_end();
+            item it = held.enabled() ? view(k, d, end) : view(k, d);
+            set_end(it, end);
+            return it;
         }
         return bare(k, e);
+    }
+    bool intact(std::uint64_t end) const override { return cons.intact(end); }
+    // drop_oldest: the writer gave up records this reader had not read; say what was missed.
+    item lapped() {
+        ring_consumer::gap g;
+        if (cons.skip(g) != ring_status::ok) return fail(errc::corrupt);
+        return gap_item({g.records, g.bytes});
     }
     void release_pending() override {
         if (!pending || foreign()) return;
@@ -73,7 +85,7 @@ public:
             std::lock_guard g(held_lock());  // no release is moving the head while we finish
             frozen.store(true, std::memory_order_release);
         }
-        finish_end(*seg, reader_end(cb), end_state::closed, writer_end(cb), cb->space);
+        finish_end(*seg, reader_end(*seg, index), end_state::closed, cb->space);
         // finish_end saw zeros (an unclaimed writer) and left the name; nobody can use it now.
         if (seg->truncated()) seg->unlink();
     }
@@ -114,7 +126,10 @@ public:
                 return make(item::kind::message, {v.data, v.size});
             case record_type::frame: {
                 frame_record f;
-                if (!read_frame(v, f)) return fail(errc::corrupt);
+                const bool whole = read_frame(v, f);
+                // drop_oldest: its header may have been overwritten while we read it.
+                if (!cons.intact(cons.pending_end())) return lapped();
+                if (!whole) return fail(errc::corrupt);
                 bytes += f.size;
                 frame_meta m;
                 m.pts = f.fields.pts;
@@ -124,8 +139,10 @@ public:
                 m.offset_end = f.fields.offset_end;
                 m.flags = f.fields.flags;
                 m.user = {f.fields.user, f.fields.user_len};
-                if (held.enabled()) return frame_view({f.data, f.size}, m, cons.take());
-                return frame_view({f.data, f.size}, m);
+                const std::uint64_t end = held.enabled() ? cons.take() : cons.pending_end();
+                item it = held.enabled() ? frame_view({f.data, f.size}, m, end) : frame_view({f.data, f.size}, m);
+                set_end(it, end);
+                return it;
             }
             default:  // end
                 ended = true;
@@ -160,6 +177,7 @@ public:
         record_view v;
         ring_status st = cons.try_peek(v);
         if (st == ring_status::ok) return deliver(v);  // the fast path reads no clock
+        if (st == ring_status::lapped) return lapped();
         deadline dl(t);
         const auto t0 = clock::now();
         spinner sp(block ? spin.now() : 0ns);
@@ -169,6 +187,7 @@ public:
                 return deliver(v);
             }
             if (st == ring_status::corrupt) return fail(errc::corrupt);
+            if (st == ring_status::lapped) return lapped();
             if (!block) {
                 if (auto e = writer_gone(liveness_due())) return fail(e);
                 data_watch.arm(cons.read_position());
@@ -194,7 +213,14 @@ public:
     int event_fd() override {
         if (foreign()) throw shmchan::error(errc::forked, "event_fd: the reader end belongs to the parent process");
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the reader end");
-        return data_watch.start(cb->data, cb->producer.tail, cb->producer.state, peer_fate(*seg, writer_end(cb)));
+        auto* p = &cb->producer;
+        return data_watch.start(
+            cb->data, [p] { return p->tail.load(std::memory_order_acquire); },
+            [p] {
+                const end_state w = load_state(p->state);
+                return w == end_state::closed || w == end_state::aborted;
+            },
+            writer_fate(*seg));
     }
 
     ~shm_reader() override {
@@ -213,8 +239,9 @@ public:
 }  // namespace
 
 std::unique_ptr<reader_impl> shm_reader_end(std::shared_ptr<shm::segment> seg, const channel_options& opt,
-                                            bool claim_now, std::shared_ptr<creator_guard> guard) {
-    auto r = std::make_unique<shm_reader>(std::move(seg), opt);
+                                            bool claim_now, std::shared_ptr<creator_guard> guard,
+                                            std::size_t index) {
+    auto r = std::make_unique<shm_reader>(std::move(seg), opt, index);
     r->guard = std::move(guard);
     if (claim_now && r->ensure_claimed()) return nullptr;
     return r;

@@ -1,7 +1,9 @@
 // The writer end over a channel segment: claims records in the ring (copying, or lending them
 // to fill in place), waits for room, and ends the stream with an end record or an abort.
 #include <algorithm>
+#include <bit>
 #include <cstring>
+#include <vector>
 
 #include "end_state.hpp"
 #include "event_watcher.hpp"
@@ -39,10 +41,15 @@ public:
     slot_lock lock;                      // held while this end lives: our liveness
     std::uint32_t generation = 0;        // process_generation() when claimed
     std::shared_ptr<creator_guard> guard;  // the creator's ends only
+    // Why each reader stopped counting (reading: it still counts). Its mask is mirrored for the
+    // event-fd watcher thread.
+    std::vector<reader_status::state> gone;
+    std::atomic<std::uint64_t> counted_mirror{0};
+    bool any_lost = false;
 
     shm_writer(std::shared_ptr<segment> s, const channel_options& opt)
         : seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()), spin(spin_of(opt)),
-          claim_cfg(effective_loan_claim(opt)) {}
+          claim_cfg(effective_loan_claim(opt)), gone(geometry.readers, reader_status::state::reading) {}
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
@@ -50,6 +57,7 @@ public:
         claimed = true;
         generation = process_generation();
         prod = ring_producer(cb, seg->data(), geometry);
+        counted_mirror.store(prod.counted(), std::memory_order_relaxed);
         return {};
     }
     // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
@@ -63,16 +71,58 @@ public:
         if (loan_out) return errc::invalid_argument;  // one claim at a time: commit the loan first
         return ensure_claimed();
     }
-    // The reader's fate, checked on the slow path only (its state shares the head's line);
-    // its liveness (a lock test, one fcntl) at most once per poll interval unless `now`.
+    // The readers' fates, checked on the slow path only (a state shares its head's line);
+    // their liveness (a lock test, one fcntl each) at most once per poll interval unless `now`.
+    // A reader that closed or died stops holding space; an error only once none is left.
     std::error_code peer_check(bool now = false) {
-        // Truncated: the ring and the reader's state read as zeros (unclaimed) from here on.
+        // Truncated: the ring and the readers' states read as zeros (unclaimed) from here on.
         if (seg->truncated()) return errc::corrupt;
-        const end_state r = load_state(cb->consumer.state);
-        if (r == end_state::closed) return errc::peer_closed;
-        if (r == end_state::active && (liveness.due() || now) && !seg->held(lock_slot::reader))
-            return errc::peer_lost;
+        const bool look = liveness.due() || now;
+        for (std::uint64_t m = prod.counted(); m; m &= m - 1) {
+            const auto i = static_cast<std::size_t>(std::countr_zero(m));
+            consumer_line& l = seg->reader(i);
+            const end_state r = load_state(l.state);
+            // Done: it released everything up to the end record (the writer is finished).
+            const bool all = finished && l.head.load(std::memory_order_acquire) == prod.tail();
+            if (r == end_state::closed) {
+                drop(i, all ? reader_status::state::done : reader_status::state::left);
+            } else if (r != end_state::unclaimed && (r != end_state::active || (look && !seg->held(reader_slot(i))))) {
+                // Dead, or a state no reader writes.
+                drop(i, all ? reader_status::state::done : reader_status::state::lost);
+            }
+        }
+        if (prod.counted() == 0) return any_lost ? errc::peer_lost : errc::peer_closed;
         return {};
+    }
+    void drop(std::size_t i, reader_status::state why) {
+        prod.drop_reader(i);
+        counted_mirror.store(prod.counted(), std::memory_order_relaxed);
+        gone[i] = why;
+        any_lost = any_lost || why == reader_status::state::lost;
+    }
+    // A reader wrote an impossible head: with others left it is dropped, alone it is `corrupt`.
+    std::error_code bad_head() {
+        if (prod.counted() == (std::uint64_t{1} << prod.bad_reader())) return errc::corrupt;
+        drop(prod.bad_reader(), reader_status::state::lost);
+        return {};
+    }
+    std::vector<reader_status> readers() const override {
+        std::vector<reader_status> out(geometry.readers);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            consumer_line& l = seg->reader(i);
+            out[i].released = l.head.load(std::memory_order_acquire);
+            out[i].pid = l.who.pid.load(std::memory_order_relaxed);
+            // As peer_check() would drop it now (without dropping it: this is a const look).
+            const bool all = finished && out[i].released == prod.tail();
+            const end_state r = load_state(l.state);
+            if (gone[i] != reader_status::state::reading) out[i].st = gone[i];
+            else if (r == end_state::unclaimed) out[i].st = reader_status::state::waiting;
+            else if (r == end_state::closed) out[i].st = all ? reader_status::state::done : reader_status::state::left;
+            else if (r != end_state::active || !seg->held(reader_slot(i)))
+                out[i].st = all ? reader_status::state::done : reader_status::state::lost;
+            else out[i].st = reader_status::state::reading;
+        }
+        return out;
     }
     std::error_code wait_space(std::size_t payload, const deadline& dl) {
         const auto t0 = clock::now();
@@ -83,7 +133,7 @@ public:
             switch (sleep_once(cb->space, dl, [&] { return prod.can_claim(payload) || seg->truncated(); })) {
                 case sleep_result::ready: spin.waited(clock::now() - t0); return {};
                 case sleep_result::timed_out:
-                    if (dl.immediate()) space_watch.arm(prod.head_seen());  // an event loop's try
+                    if (dl.immediate()) space_watch.arm(prod.heads_sum());  // an event loop's try
                     return errc::timeout;
                 case sleep_result::woken: break;
             }
@@ -107,6 +157,7 @@ public:
         for (;;) {
             ring_status st;
             if (std::byte* p = prod.try_claim(n, type, st)) return p;
+            if (st == ring_status::corrupt && !seg->truncated() && !bad_head()) continue;
             if (st != ring_status::full || seg->truncated()) {
                 err = check_fatal(st == ring_status::too_large ? errc::too_large : errc::corrupt);
                 return nullptr;
@@ -158,9 +209,10 @@ public:
         }
         const std::uint64_t need = pos - prod.tail();
         if (need > cap) return errc::too_large;
-        if (need > cap - std::min<std::size_t>(prod.unread_bytes(), cap)) {
+        // drop_oldest never waits: what does not fit replaces the oldest records.
+        if (!prod.drops() && need > cap - std::min<std::size_t>(prod.unread_bytes(), cap)) {
             if (auto e = check_fatal(peer_check())) return e;
-            space_watch.arm(prod.head_seen());
+            space_watch.arm(prod.heads_sum());
             return errc::would_block;
         }
         return write(bytes, 0ns);  // fits: no record will wait
@@ -192,10 +244,12 @@ public:
         }
         ring_status st;  // try_loan: no spinning, no waiting
         if (std::byte* p = prod.try_claim(payload, type, st)) return p;
+        if (st == ring_status::corrupt && !seg->truncated() && !bad_head())
+            if (std::byte* p = prod.try_claim(payload, type, st)) return p;
         err = check_fatal(st == ring_status::corrupt || seg->truncated() ? make_error_code(errc::corrupt)
                                                                          : peer_check());
         if (!err) {
-            space_watch.arm(prod.head_seen());
+            space_watch.arm(prod.heads_sum());
             err = errc::would_block;
         }
         return nullptr;
@@ -297,7 +351,7 @@ public:
     }
     void finish(end_state s) {
         finished = true;
-        finish_end(*seg, writer_end(cb), s, reader_end(cb), cb->data);
+        finish_end(*seg, writer_end(cb), s, cb->data);
         // finish_end saw zeros (an unclaimed reader) and left the name; nobody can use it now.
         if (seg->truncated()) seg->unlink();
     }
@@ -307,11 +361,16 @@ public:
         if (!claimed) return {};
         deadline dl(t);
         for (;;) {
-            if (prod.unread_bytes() == 0) return {};
-            if (auto e = peer_check()) {
-                // The reader releases the last record before it closes its end.
-                if (prod.unread_bytes() == 0) return {};
-                return check_fatal(e);
+            const std::error_code none_left = prod.unread_bytes() == 0 ? std::error_code{} : peer_check();
+            if (none_left || prod.unread_bytes() == 0) {
+                // Every reader still counted released everything: those that left early or
+                // died are the answer.
+                std::error_code e;
+                for (auto g : gone)
+                    if (g == reader_status::state::left && !e) e = errc::peer_closed;
+                for (auto g : gone)
+                    if (g == reader_status::state::lost) e = errc::peer_lost;
+                return prod.counted() == 0 ? check_fatal(e) : e;
             }
             if (sleep_once(cb->space, dl, [&] { return prod.unread_bytes() == 0; }) == sleep_result::timed_out)
                 return errc::timeout;
@@ -321,7 +380,26 @@ public:
     int event_fd() override {
         if (foreign()) throw shmchan::error(errc::forked, "event_fd: the writer end belongs to the parent process");
         if (auto e = ensure_claimed()) throw shmchan::error(static_cast<errc>(e.value()), "event_fd: cannot claim the writer end");
-        return space_watch.start(cb->space, cb->consumer.head, cb->consumer.state, peer_fate(*seg, reader_end(cb)));
+        // In the watcher thread: the readers this end still counts (a mirror of its mask).
+        shm::segment* s = seg.get();
+        const std::atomic<std::uint64_t>* counted = &counted_mirror;
+        const std::size_t n = geometry.readers;
+        auto each_counted = [s, counted](auto&& pred) {
+            for (std::uint64_t m = counted->load(std::memory_order_relaxed); m; m &= m - 1)
+                if (pred(reader_end(*s, static_cast<std::size_t>(std::countr_zero(m))))) return true;
+            return false;
+        };
+        return space_watch.start(
+            cb->space,
+            [s, n] {  // as ring_producer::heads_sum()
+                std::uint64_t sum = 0;
+                for (std::size_t i = 0; i < n; ++i) sum += s->reader(i).head.load(std::memory_order_acquire);
+                return sum;
+            },
+            [each_counted] {  // a counted reader closed: the next try drops it (or fails)
+                return each_counted([](end_ref e) { return load_state(e.state) == end_state::closed; });
+            },
+            [s, each_counted] { return each_counted([s](end_ref e) { return final_or_dead(*s, e); }); });
     }
     ~shm_writer() override {
         if (foreign()) {  // a forked child's copy: the end is the parent's

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -26,6 +27,19 @@ struct usage_error : std::runtime_error {
 
 using shmchan::testkit::human;
 using shmchan::testkit::parse_bytes;
+
+// A positive count ("--readers 4").
+inline std::size_t parse_count(const std::string& v, const char* flag) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end || n == 0 || n > 1'000'000) throw usage_error(std::string(flag) + " must be a positive number, not " + v);
+    return static_cast<std::size_t>(n);
+}
+inline shmchan::channel_options::overflow_policy parse_overflow(const std::string& v) {
+    if (v == "block") return shmchan::channel_options::overflow_policy::block;
+    if (v == "drop-oldest") return shmchan::channel_options::overflow_policy::drop_oldest;
+    throw usage_error("--overflow must be block or drop-oldest, not " + v);
+}
 using shmchan::testkit::write_all;
 
 // Progress on stderr, only when stderr is a terminal, at most a few times a second.

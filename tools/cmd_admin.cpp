@@ -106,6 +106,16 @@ void print_segment(const shmchan::segment_entry& s) {
                 i.channel_id.c_str(), human(double(i.capacity)).c_str(), human(double(i.released)).c_str(),
                 100 * fill, end_text(i.writer).c_str(), end_text(i.reader).c_str(), i.creator_pid,
                 i.creator_alive ? "" : " (gone)", s.orphaned ? "  ORPHANED" : "");
+    if (i.readers.size() > 1 || i.overflow != shmchan::channel_options::overflow_policy::block) {
+        std::printf("  %zu readers, overflow %s\n", i.readers.size(),
+                    i.overflow == shmchan::channel_options::overflow_policy::block ? "block" : "drop-oldest");
+        for (std::size_t r = 0; r < i.readers.size(); ++r) {
+            const auto& ri = i.readers[r];
+            std::printf("  reader %zu  %s  at %s  lag %s\n", r, end_text(ri.end).c_str(),
+                        human(double(ri.released)).c_str(),
+                        human(double(i.committed >= ri.released ? i.committed - ri.released : 0)).c_str());
+        }
+    }
 }
 
 int cmd_ls(const std::vector<std::string>& args) {

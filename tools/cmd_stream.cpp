@@ -44,11 +44,16 @@ int cmd_send(std::vector<std::string> args) {
         if (args[i] == "--capacity" && i + 1 < args.size()) opt.capacity = parse_bytes(args[++i]);
         else if (args[i] == "--engine" && i + 1 < args.size()) engine_url = args[++i];
         else if (args[i] == "--chunk" && i + 1 < args.size()) chunk = parse_bytes(args[++i]);
+        else if (args[i] == "--readers" && i + 1 < args.size()) opt.readers = parse_count(args[++i], "--readers");
+        else if (args[i] == "--overflow" && i + 1 < args.size()) opt.overflow = parse_overflow(args[++i]);
         else if (!file && (args[i] == "-" || args[i][0] != '-')) file = args[i];
         else throw usage_error("send: unexpected argument " + args[i]);
     }
     if (!file) throw usage_error("send: FILE or - is required");
     if (chunk == 0) throw usage_error("send: --chunk must be positive");
+    if (opt.readers < 1 || opt.readers > 64) throw usage_error("send: --readers must be 1 to 64");
+    if (engine_url && (opt.readers != 1 || opt.overflow != shmchan::channel_options::overflow_policy::block))
+        throw usage_error("send: --readers and --overflow need a local channel (not --engine)");
     int fd = 0;
     if (*file != "-") {
         fd = ::open(file->c_str(), O_RDONLY | O_CLOEXEC);
@@ -61,9 +66,14 @@ int cmd_send(std::vector<std::string> args) {
         via_engine = std::make_unique<shmchan::worker>(*engine_url);
         ch = via_engine->create_channel(std::clamp<std::size_t>(opt.capacity >> 16, 1, 1024));
     } else {
-        ch = shmchan::create_channel(opt);
+        try {
+            ch = shmchan::create_channel(opt);
+        } catch (const shmchan::error& e) {
+            fail("send", e.code(), e.what());
+        }
     }
-    std::printf("%s\n", ch.reader_ref.dump().c_str());
+    if (ch.reader_refs.empty()) ch.reader_refs.push_back(ch.reader_ref);  // the engine's channel
+    for (const auto& ref : ch.reader_refs) std::printf("%s\n", ref.dump().c_str());
     std::fflush(stdout);
 
     auto& w = ch.writer;
@@ -87,8 +97,19 @@ int cmd_send(std::vector<std::string> args) {
         prog.update(w.bytes_written());
     }
     if (auto e = w.close()) fail("send", e);
-    if (auto e = w.wait_drained()) fail("send", e, "waiting for the reader");
+    const std::error_code drained = w.wait_drained();
     prog.done();
+    if (drained && ch.reader_refs.size() > 1) {
+        // Name each reader that did not get everything; the others did.
+        const auto all = w.readers();
+        for (std::size_t i = 0; i < all.size(); ++i)
+            if (all[i].st != shmchan::reader_status::state::done && all[i].st != shmchan::reader_status::state::reading)
+                std::fprintf(stderr, "shmchan send: reader %zu %s\n", i,
+                             all[i].st == shmchan::reader_status::state::lost ? "was lost (its process died): it did not get everything"
+                             : all[i].st == shmchan::reader_status::state::left ? "left early: it did not get everything"
+                                                                                 : "never attached");
+    }
+    if (drained) fail("send", drained, "waiting for the readers");
     return 0;
 }
 
@@ -136,8 +157,19 @@ int cmd_recv(std::vector<std::string> args) {
             case shmchan::item::kind::frame:  // its bytes, as a stream (the meta is not kept)
                 if (!write_all(fd, it.data().data(), it.data().size()))
                     fail("recv", std::error_code(errno, std::generic_category()), "writing output");
+                // Overflow drop-oldest: the writer may have overwritten the view meanwhile.
+                if (!it.intact()) {
+                    prog.done();
+                    throw cli_failure{"shmchan recv: data lost: the writer overwrote a chunk while it was being written out, after " +
+                                      std::to_string(r.bytes_read() - it.data().size()) + " bytes (overflow drop-oldest: this reader fell a ring behind)"};
+                }
                 prog.update(r.bytes_read());
                 break;
+            case shmchan::item::kind::gap:  // never a file with a hole in it, silently
+                prog.done();
+                throw cli_failure{"shmchan recv: data lost: " + std::to_string(it.gap().records) + " records (" +
+                                  std::to_string(it.gap().bytes) + " bytes) after " + std::to_string(r.bytes_read()) +
+                                  " bytes were overwritten before this reader got them (overflow drop-oldest)"};
             case shmchan::item::kind::message:
                 std::fprintf(stderr, "shmchan recv: message: %.*s\n", int(it.text().size()),
                              it.text().data());

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "shmchan/channel_ref.hpp"
 #include "shmchan/error.hpp"
@@ -53,6 +54,15 @@ struct channel_options {
     // items live until released or destroyed, in any order and from any thread (the ring frees
     // the released prefix), and next() says errc::held_limit when this many are alive.
     std::size_t max_held = 1;
+    // Readers of the channel (1 to 64), each with its own ref and key; each sees every record,
+    // in place. create_channel() only.
+    std::size_t readers = 1;
+    // When the ring is full of records some reader has not released (create_channel() only):
+    // `block` (lossless) makes the writer wait for every reader still attached (one that
+    // closed or died stops counting; one not claimed yet counts from the start, so it misses
+    // nothing). docs/readers.md.
+    enum class overflow_policy { block, drop_oldest };
+    overflow_policy overflow = overflow_policy::block;
 };
 
 // The smallest capacity whose ring holds a frame of `frame_bytes` with a full user header.
@@ -60,13 +70,14 @@ std::size_t capacity_for_frame(std::size_t frame_bytes) noexcept;
 
 struct channel {
     shmchan::writer writer;  // local ends; each claims its end of the ring on first use
-    shmchan::reader reader;
+    shmchan::reader reader;  // reader 0's
     channel_ref writer_ref;  // hand these to other processes
-    channel_ref reader_ref;
+    channel_ref reader_ref;  // reader 0's: reader_refs[0]
+    std::vector<channel_ref> reader_refs;  // one per reader (options.readers)
 };
 
 // Creates the channel's shared-memory segment (mode 0600). Throws shmchan::error:
-// no_space when /dev/shm cannot hold it, invalid_argument for a bad capacity.
+// no_space when /dev/shm cannot hold it, invalid_argument for a bad capacity or reader count.
 channel create_channel(const channel_options& options = {});
 
 // Open an end from a ref and claim it at once: through shared memory when the segment is on
@@ -94,15 +105,21 @@ struct end_info {
     state st = state::unclaimed;
     int pid = 0;
 };
+struct reader_info {
+    end_info end;
+    std::uint64_t released = 0;  // bytes ever released by this reader: committed - released is its lag
+};
 struct channel_info {
     std::string channel_id;
     std::size_t capacity = 0;
     std::uint64_t committed = 0;  // bytes ever committed by the writer (records, with headers)
-    std::uint64_t released = 0;   // bytes ever released by the reader
-    end_info writer, reader;
+    std::uint64_t released = 0;   // bytes ever released by the slowest reader still able to read
+    end_info writer, reader;      // reader: reader 0's end
+    std::vector<reader_info> readers;  // every reader, in the order of the reader refs
+    channel_options::overflow_policy overflow = channel_options::overflow_policy::block;
     int creator_pid = 0;
     bool creator_alive = false;
-    bool finished() const noexcept;  // neither end can ever use the channel again
+    bool finished() const noexcept;  // no end can ever use the channel again
 };
 // Throws shmchan::error: segment_missing once the channel is gone, invalid_ref, corrupt, ...
 channel_info inspect(const channel_ref& ref);

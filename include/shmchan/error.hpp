@@ -31,6 +31,7 @@ enum class errc : int {
     protocol_error,   // the engine or a peer broke the wire protocol
     forked,           // the end was claimed by the parent of this forked process: it is theirs
     held_limit,       // the reader holds channel_options::max_held items: release one first
+    data_lost,        // overflow drop_oldest: records were overwritten before this reader got them
 };
 
 const std::error_category& error_category() noexcept;

@@ -26,14 +26,21 @@ struct end_access;
 struct deferred_open;
 }  // namespace detail
 
-// One thing read from a channel: a binary chunk, a frame, a text message, the clean end, or an
-// error. A chunk, frame or message is a read-only view into the ring, valid until the item is
+// What a reader of a drop_oldest channel missed, one ring behind the writer (item::kind::gap):
+// whole records, and their payload bytes.
+struct gap_info {
+    std::uint64_t records = 0;
+    std::uint64_t bytes = 0;
+};
+
+// One thing read from a channel: a binary chunk, a frame, a text message, the clean end, an
+// error, or (overflow drop_oldest) a gap. A chunk, frame or message is a read-only view into the ring, valid until the item is
 // released or destroyed and, for a reader that holds one item at a time (max_held 1, the
 // default), until the reader's next call; then its space goes back to the writer.
 // With max_held > 1 an item may be released from any thread, in any order.
 class item {
 public:
-    enum class kind : std::uint8_t { chunk, message, end, error, frame };
+    enum class kind : std::uint8_t { chunk, message, end, error, frame, gap };
 
     item() = default;
     item(item&& o) noexcept;
@@ -46,6 +53,7 @@ public:
     bool is_end() const noexcept { return kind_ == kind::end; }
     bool is_error() const noexcept { return kind_ == kind::error; }
     bool is_frame() const noexcept { return kind_ == kind::frame; }
+    bool is_gap() const noexcept { return kind_ == kind::gap; }
 
     std::span<const std::byte> data() const noexcept { return data_; }
     std::string_view text() const noexcept {
@@ -55,6 +63,13 @@ public:
     // A frame's timestamps, flags and user header (a view into the ring, as data()); unset
     // values for anything else.
     const frame_meta& meta() const noexcept { return meta_; }
+    // A gap item: what was missed before the next item (overflow drop_oldest only).
+    const gap_info& gap() const noexcept { return gap_; }
+    // Overflow drop_oldest: the writer never waits, so a reader a whole ring behind can find a
+    // view it holds overwritten. True if the bytes read from this item so far were whole (check
+    // after using them, as a seqlock reader does); false once the item is released. Always
+    // true under block.
+    bool intact() const noexcept;
 
     void release() noexcept;
 
@@ -66,6 +81,8 @@ private:
     std::span<const std::byte> data_;
     std::error_code error_;
     frame_meta meta_;
+    gap_info gap_;
+    std::uint64_t end_ = 0;  // where its record ends in the ring (intact())
 };
 
 class reader {

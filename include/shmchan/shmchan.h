@@ -52,6 +52,7 @@ enum {
     SHMCHAN_E_PROTOCOL = -19,
     SHMCHAN_E_FORKED = -20,
     SHMCHAN_E_HELD_LIMIT = -21,       /* the reader holds max_held items: release one first */
+    SHMCHAN_E_DATA_LOST = -22,        /* overflow drop-oldest: records were overwritten unread */
     SHMCHAN_E_NO_MEMORY = -64,        /* allocation failed */
     SHMCHAN_E_INTERNAL = -65          /* an unexpected failure inside the library */
 };
@@ -185,7 +186,8 @@ enum {
     SHMCHAN_ITEM_MESSAGE = 1,
     SHMCHAN_ITEM_END = 2,
     SHMCHAN_ITEM_ERROR = 3,
-    SHMCHAN_ITEM_FRAME = 4
+    SHMCHAN_ITEM_FRAME = 4,
+    SHMCHAN_ITEM_GAP = 5     /* overflow drop-oldest: records were lost before the next item */
 };
 
 /* One thing read. data/data_size view the ring (a chunk's or frame's bytes, a message's text,

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "shmchan/error.hpp"
 #include "shmchan/frame.hpp"
@@ -62,6 +63,21 @@ private:
     bool frame_ = false;
 };
 
+// One reader of a channel as its writer sees it (writer::readers()).
+struct reader_status {
+    enum class state : std::uint8_t {
+        waiting,  // its ref was not used yet (under overflow block, it holds the ring from the start)
+        reading,  // attached
+        done,     // closed after releasing everything committed
+        left,     // closed early, with records unread
+        lost,     // its process died (or it wrote an impossible position)
+    };
+    state st = state::waiting;
+    std::uint64_t released = 0;  // ring bytes it released: committed - released is its lag
+    int pid = 0;                 // for display only: namespace-local, recycled
+};
+const char* to_string(reader_status::state s) noexcept;
+
 class writer {
 public:
     writer();
@@ -110,8 +126,13 @@ public:
     // Ends the stream as broken; the reader gets errc::aborted with `reason` once it has read
     // everything committed before. Never blocks, needs no room in the ring.
     void abort(std::string_view reason) noexcept;
-    // Waits until the reader has consumed every committed record (for "exit once delivered").
+    // Waits until every reader has consumed every committed record (for "exit once delivered").
+    // With several readers: peer_closed when one left early, peer_lost when one died, once the
+    // others drained (readers() says which).
     [[nodiscard]] std::error_code wait_drained(nanoseconds timeout = forever) noexcept;
+    // The channel's readers, in the order of its reader refs, as this writer last saw them
+    // (reading, waiting to be claimed, or gone and why). Empty on the socket path.
+    std::vector<reader_status> readers() const;
 
     // An eventfd that polls readable when a write may make progress (room in the ring, or the
     // reader's fate changed), for event loops: poll, read it to clear, then try_write/try_loan.

@@ -82,7 +82,12 @@ source_channel::status source_channel::next(const std::atomic<bool>& flushing, G
         case item::kind::frame:
         case item::kind::chunk:
             *buf = to_buffer(std::move(it));
+            if (discont_) GST_BUFFER_FLAG_SET(*buf, GST_BUFFER_FLAG_DISCONT);
+            discont_ = false;
             return status::ok;
+        case item::kind::gap:  // a live source that fell behind: the stream goes on after a gap
+            discont_ = true;
+            continue;
         case item::kind::message:
             if (it.text().starts_with(caps_prefix)) {
                 *caps = std::string(it.text().substr(caps_prefix.size()));

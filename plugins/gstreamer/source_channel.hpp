@@ -47,6 +47,7 @@ private:
     unsigned max_held_ = 1;
     std::atomic<unsigned> held_{0};  // items alive in buffers downstream
     std::uint64_t wrapped_ = 0, copied_ = 0;
+    bool discont_ = false;  // records were lost (overflow drop-oldest): mark the next buffer
     std::string ref_;
     std::string error_;
 };

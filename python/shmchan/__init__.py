@@ -29,13 +29,13 @@ __all__ = [
     "Error", "WouldBlock", "Timeout", "InvalidRef", "WrongDirection", "BadKey", "AlreadyClaimed",
     "SegmentMissing", "NoSpace", "PermissionDenied", "PeerLost", "PeerClosed", "Aborted", "Closed",
     "TooLarge", "Corrupt", "InvalidArgument", "SystemFailure", "EngineUnreachable", "ProtocolError",
-    "Forked", "HeldLimit", "NoMemory", "InternalError", "__version__",
+    "Forked", "HeldLimit", "DataLost", "NoMemory", "InternalError", "__version__",
 ]
 
 __version__ = _shmchan.library_version
 
 from ._errors import (Aborted, AlreadyClaimed, BadKey, Closed, Corrupt, EngineUnreachable, Error, Forked,
-                      HeldLimit, InternalError, InvalidArgument, InvalidRef, NoMemory, NoSpace, PeerClosed,
+                      HeldLimit, DataLost, InternalError, InvalidArgument, InvalidRef, NoMemory, NoSpace, PeerClosed,
                       PeerLost, PermissionDenied, ProtocolError, SegmentMissing, SystemFailure, Timeout,
                       TooLarge, WouldBlock, WrongDirection, _make_error)
 

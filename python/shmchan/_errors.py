@@ -101,6 +101,10 @@ class HeldLimit(Error):
     """The reader holds max_held items: release one first."""
 
 
+class DataLost(Error):
+    """Overflow drop-oldest: records were overwritten before this reader got them."""
+
+
 class NoMemory(Error, MemoryError):
     """Allocation failed inside the library."""
 
@@ -117,6 +121,7 @@ _ERRORS = {
     "too_large": TooLarge, "corrupt": Corrupt, "invalid_argument": InvalidArgument,
     "system_error": SystemFailure, "engine_unreachable": EngineUnreachable,
     "protocol_error": ProtocolError, "forked": Forked, "held_limit": HeldLimit,
+    "data_lost": DataLost,
     "no_memory": NoMemory, "internal": InternalError,
 }
 

@@ -156,7 +156,12 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
                     "channel capacity must be a power of two between 4 KiB and 1 TiB, got " +
                         std::to_string(capacity));
     if (!is_valid_segment_name(name)) throw error(fault::bad_name, "not a shmchan segment name: \"" + name + "\"");
-    const std::size_t total = data_offset + capacity;
+    const std::size_t readers = id.reader_digests.size();
+    if (readers < 1 || readers > max_readers)
+        throw error(fault::invalid_argument, "a channel has 1 to " + std::to_string(max_readers) +
+                                                 " readers, not " + std::to_string(readers));
+    const ring_geometry g = geometry_for(capacity, readers, id.overflow);
+    const std::size_t total = g.header_size + capacity;
 
     // Refuse early when the filesystem clearly cannot hold it: reserving pages one by one
     // until tmpfs runs dry would take memory from everyone for nothing.
@@ -203,17 +208,22 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
         ::unlink(path.c_str());
         throw;
     }
-    seg->geometry_ = geometry_for(capacity);
+    seg->geometry_ = g;
     auto* cb = new (base) control_block{};
+    for (std::size_t i = 0; i < readers; ++i) {
+        consumer_line& r = *new (&reader_line(cb, i)) consumer_line{};
+        std::memcpy(r.digest, id.reader_digests[i].data(), key_bytes);
+    }
     segment_header& h = cb->header;
     h.version = layout_version;
-    h.header_size = data_offset;
+    h.header_size = static_cast<std::uint32_t>(g.header_size);
+    h.readers = static_cast<std::uint32_t>(readers);
+    h.overflow = static_cast<std::uint32_t>(id.overflow);
     h.capacity = capacity;
     h.max_payload = max_payload_for(capacity);
     h.segment_size = total;
     std::memcpy(h.channel_id, id.channel_id.data(), sizeof h.channel_id);
     std::memcpy(h.writer_digest, id.writer_digest.data(), key_bytes);
-    std::memcpy(h.reader_digest, id.reader_digest.data(), key_bytes);
     h.creator.pid.store(::getpid(), std::memory_order_relaxed);
     h.creator.start_time.store(self_start_time(), std::memory_order_relaxed);
     // SYNC: the magic is stored last with release; open() checks it with acquire.
@@ -234,7 +244,7 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
         fail_open(name, why);
     }
     const auto size = static_cast<std::uint64_t>(st.st_size);
-    if (size < data_offset + min_capacity || size > data_offset + max_capacity) {
+    if (size < sizeof(control_block) + min_capacity || size > header_size_for(max_readers) + max_capacity) {
         ::close(fd);
         throw error(fault::corrupt, "channel segment " + name + " has an impossible size (" +
                                         std::to_string(size) + " bytes)");
@@ -260,15 +270,19 @@ std::shared_ptr<segment> segment::open(const std::string& name) {
     const std::uint64_t capacity = std::atomic_ref<std::uint64_t>(h.capacity).load(std::memory_order_relaxed);
     const std::uint64_t max_payload = std::atomic_ref<std::uint64_t>(h.max_payload).load(std::memory_order_relaxed);
     const std::uint64_t segment_size = std::atomic_ref<std::uint64_t>(h.segment_size).load(std::memory_order_relaxed);
-    if (header_size != data_offset || !is_pow2(capacity) || capacity < min_capacity ||
-        capacity > max_capacity || segment_size != data_offset + capacity || segment_size != size ||
+    const std::uint32_t readers = std::atomic_ref<std::uint32_t>(h.readers).load(std::memory_order_relaxed);
+    const std::uint32_t overflow = std::atomic_ref<std::uint32_t>(h.overflow).load(std::memory_order_relaxed);
+    if (readers < 1 || readers > max_readers || overflow > static_cast<std::uint32_t>(overflow_policy::drop_oldest))
+        refuse("has an impossible reader count or overflow policy");
+    if (header_size != header_size_for(readers) || !is_pow2(capacity) || capacity < min_capacity ||
+        capacity > max_capacity || segment_size != header_size + capacity || segment_size != size ||
         max_payload != max_payload_for(capacity))
         refuse("has inconsistent sizes");
     // fstat again: a truncation after the first look faults only on the pages touched later.
     struct stat now{};
     if (::fstat(fd, &now) != 0 || static_cast<std::uint64_t>(now.st_size) < size || seg->truncated())
         refuse("was truncated");
-    seg->geometry_ = geometry_for(capacity);
+    seg->geometry_ = geometry_for(capacity, readers, static_cast<overflow_policy>(overflow));
     return seg;
 }
 

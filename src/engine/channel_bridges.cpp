@@ -208,6 +208,9 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                 }
                 ws.async_write(payload, [self = shared_from_this()](beast::error_code ec, std::size_t) {
                     self->writing = false;
+                    // drop_oldest: the writer may have overwritten the view while it was sent.
+                    if (!ec && !self->cur.intact())
+                        return self->close(close_with(detail::close_internal, "data_lost: the writer overwrote a record while it was sent (overflow drop-oldest)"));
                     self->cur.release();
                     self->repaired.clear();
                     if (ec) return;
@@ -217,6 +220,8 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
             }
             case item::kind::end:
                 return close(close_with(detail::close_normal, "stream_complete"));
+            case item::kind::gap:  // the channel socket has no way to say it: the reader stops
+                return close(close_with(detail::close_internal, "data_lost: the reader fell a ring behind (overflow drop-oldest)"));
             case item::kind::error: {
                 const std::error_code e = cur.error();
                 if (e == errc::would_block) {

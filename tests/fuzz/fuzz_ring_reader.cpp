@@ -8,8 +8,12 @@
 //                  from shared memory, and the writer side can write there); little endian
 //   bytes  8..15   producer.tail
 //   bytes 16..16+capacity-1   ring data: record headers and payloads, zero-filled if short
+//   then, with overflow drop_oldest (bit 63 of the head field set; cleared before use): 24
+//                  bytes, the lapped line's pos, seq and bytes (layout 5), and the reader first
+//                  joins at the tail as a drop_oldest reader does when it claims its end
 //   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
-//                  keeps moving tail while the reader reads)
+//                  keeps moving tail while the reader reads); with drop_oldest, odd ones move the
+//                  lapped position instead (a writer that gives records up under the reader)
 //
 // The reader peeks and releases until the ring is empty or corrupt, reading every byte of
 // every record it is given (and of a frame record's user header and data, as read_frame places
@@ -52,13 +56,15 @@ std::uint64_t take_u64(const std::uint8_t*& p, std::size_t& n) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::uint8_t* p = data;
     std::size_t n = size;
-    const std::uint64_t head = take_u64(p, n);
+    std::uint64_t head = take_u64(p, n);
     const std::uint64_t tail = take_u64(p, n);
+    const bool drop = head >> 63;
+    head &= ~(std::uint64_t{1} << 63);
 
     // Exactly the segment's bytes, so that ASan flags a read one byte past the ring.
     shmchan::test::heap_ring hr(capacity);
     shm::control_block* cb = hr.cb;
-    cb->consumer.head.store(head);
+    shm::reader_line(cb, 0).head.store(head);
     cb->producer.tail.store(tail);
     std::byte* ring = hr.data();
     const std::size_t ring_bytes = n < capacity ? n : capacity;
@@ -67,8 +73,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     p += ring_bytes;
     n -= ring_bytes;
 
-    shm::ring_consumer cons(cb, ring, shm::geometry_for(capacity));
+    shm::ring_geometry g = shm::geometry_for(capacity);
+    if (drop) {
+        g.overflow = shm::overflow_policy::drop_oldest;
+        cb->lapped.pos.store(take_u64(p, n));
+        cb->lapped.seq.store(take_u64(p, n));
+        cb->lapped.bytes.store(take_u64(p, n));
+    }
+    shm::ring_consumer cons(cb, ring, g);
+    if (drop && cons.join_at_tail() != shm::ring_status::ok) return 0;
     volatile unsigned sink = 0;
+    bool odd = false;
     // Every ok peek advances head by at least one record (16 bytes), and tail only moves when
     // the script says so, so this ends; the bound is a guard against a reader that loops.
     for (std::size_t steps = 0;; ++steps) {
@@ -76,6 +91,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         shm::record_view v{};
         const shm::ring_status st = cons.try_peek(v);
         if (st == shm::ring_status::empty || st == shm::ring_status::corrupt) break;
+        if (st == shm::ring_status::lapped) {
+            if (!drop) fail("lapped without drop_oldest");
+            shm::ring_consumer::gap gap;
+            if (cons.skip(gap) != shm::ring_status::ok) break;
+            if (n > 0) cb->producer.tail.store(take_u64(p, n));
+            continue;
+        }
         if (st != shm::ring_status::ok) fail("try_peek returned a status a reader cannot get");
         if (v.size > cb->header.max_payload) fail("record larger than max_payload");
         if (v.type != shm::record_type::binary && v.type != shm::record_type::text &&
@@ -94,7 +116,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         sink = sink + acc;
         cons.release();
-        if (n > 0) cb->producer.tail.store(take_u64(p, n));
+        if (n > 0) {
+            if (drop && (odd = !odd)) cb->lapped.pos.store(take_u64(p, n));
+            else cb->producer.tail.store(take_u64(p, n));
+        }
     }
     (void)sink;
     return 0;

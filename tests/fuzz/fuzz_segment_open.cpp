@@ -1,7 +1,8 @@
 // A segment file whose bytes a hostile ref holder chose: segment::open must refuse it with
 // shm::error or accept only a header whose geometry fits the file, and a reader over an
 // accepted segment must stay inside it (ASan checks every access). Input: the file's bytes
-// (its size too), with the header fields where the input puts them.
+// (its size too), with the header fields where the input puts them: the reader count and the
+// overflow policy (layout 5) included.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -26,14 +27,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* p, std::size_t n) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0) std::abort();
     // Small inputs stand for the start of a file of the minimal size (zeros after them).
-    const std::size_t size = n < shm::data_offset + shm::min_capacity ? shm::data_offset + shm::min_capacity : n;
+    const std::size_t size = n < shm::header_size_for(1) + shm::min_capacity ? shm::header_size_for(1) + shm::min_capacity : n;
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::pwrite(fd, p, n, 0) != static_cast<ssize_t>(n)) std::abort();
     ::close(fd);
     try {
         auto seg = shm::segment::open(name);
         const shm::ring_geometry g = seg->geometry();
-        if (shm::data_offset + g.capacity != seg->size()) std::abort();  // validated geometry fits the file
-        shm::ring_consumer cons(seg->control(), seg->data(), g);
+        if (g.header_size + g.capacity != seg->size()) std::abort();  // validated geometry fits the file
+        // The writer reads every reader's head (the reader count is the header's, validated);
+        // the last reader's line is the farthest from the control block.
+        shm::ring_producer prod(seg->control(), seg->data(), g);
+        (void)prod.can_claim(16);
+        shm::ring_consumer cons(seg->control(), seg->data(), g, g.readers - 1);
         volatile unsigned sink = 0;
         for (int i = 0; i < 64; ++i) {
             shm::record_view v{};

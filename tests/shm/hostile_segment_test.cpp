@@ -60,7 +60,7 @@ TEST_CASE("indices rewritten by a ref holder are reported as corrupt, never used
     SECTION("the reader's own head") {
         channel ch = create_channel(o);
         REQUIRE_FALSE(ch.writer.write("abc"));
-        map_as_ref_holder(ch)->control()->consumer.head.store(std::uint64_t{1} << 40);
+        shm::reader_line(map_as_ref_holder(ch)->control(), 0).head.store(std::uint64_t{1} << 40);
         item it = ch.reader.next(1s);
         REQUIRE(it.is_error());
         CHECK(it.error() == errc::corrupt);
@@ -77,16 +77,16 @@ TEST_CASE("the record length holds every record a ring accepts, at any capacity"
 
     // A 16 GiB ring in address space only (pages are touched only where headers are written).
     const std::size_t cap = std::size_t{1} << 34;
-    void* mem = ::mmap(nullptr, shm::data_offset + cap, PROT_READ | PROT_WRITE,
+    void* mem = ::mmap(nullptr, shm::header_size_for(1) + cap, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     REQUIRE(mem != MAP_FAILED);
     auto* cb = new (mem) shm::control_block{};
-    std::byte* data = static_cast<std::byte*>(mem) + shm::data_offset;
+    std::byte* data = static_cast<std::byte*>(mem) + shm::header_size_for(1);
     const shm::ring_geometry g = shm::geometry_for(cap);
     // Start 3 GiB before the end: a largest record needs a 3 GiB padding record first.
     const std::uint64_t start = cap - (std::uint64_t{3} << 30);
     cb->producer.tail.store(start);
-    cb->consumer.head.store(start);
+    shm::reader_line(cb, 0).head.store(start);
     shm::ring_producer prod(cb, data, g);
     shm::ring_consumer cons(cb, data, g);
     shm::ring_status st;
@@ -99,7 +99,7 @@ TEST_CASE("the record length holds every record a ring accepts, at any capacity"
     CHECK(v.size == g.max_payload);  // not cut to 32 bits
     CHECK(v.type == shm::record_type::binary);
     CHECK(v.data == data + sizeof(shm::record_header));  // after the padding, at the start
-    ::munmap(mem, shm::data_offset + cap);
+    ::munmap(mem, shm::header_size_for(1) + cap);
 }
 
 TEST_CASE("segments hold digests of the keys, never the keys", "[hostile][segment]") {
@@ -114,7 +114,7 @@ TEST_CASE("segments hold digests of the keys, never the keys", "[hostile][segmen
         for (int i = 0; i < 16; ++i) key[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
         // Not even half of a key stands anywhere in the control block.
         bool found = false;
-        for (std::size_t off = 0; off + 8 <= shm::data_offset; ++off)
+        for (std::size_t off = 0; off + 8 <= shm::header_size_for(1); ++off)
             found = found || std::memcmp(bytes + off, key, 8) == 0 || std::memcmp(bytes + off, key + 8, 8) == 0;
         CHECK_FALSE(found);
     }

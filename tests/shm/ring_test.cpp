@@ -141,7 +141,7 @@ TEST_CASE("a loan can be committed shorter than claimed", "[ring]") {
     CHECK(v.size == 10);
     CHECK(v.data[9] == std::byte{0xab});
     c.release();
-    CHECK(r.cb->consumer.head.load() == record_size(10));
+    CHECK(reader_line(r.cb, 0).head.load() == record_size(10));
 }
 
 TEST_CASE("the reader refuses corrupt records instead of reading out of bounds", "[ring][hostile]") {
@@ -177,19 +177,19 @@ TEST_CASE("the reader refuses corrupt records instead of reading out of bounds",
         CHECK(r.consumer().try_peek(v) == ring_status::corrupt);
     }
     SECTION("a head that is not record-aligned when the reader claims its end") {
-        r.cb->consumer.head.store(4094);
+        reader_line(r.cb, 0).head.store(4094);
         r.cb->producer.tail.store(4110);
         CHECK(r.consumer().try_peek(v) == ring_status::corrupt);
     }
     SECTION("a tail that is not record-aligned when the writer claims its end") {
         r.cb->producer.tail.store(4094);
-        r.cb->consumer.head.store(4094);
+        reader_line(r.cb, 0).head.store(4094);
         ring_status st;
         CHECK(r.producer().try_claim(10, record_type::binary, st) == nullptr);
         CHECK(st == ring_status::corrupt);
     }
     SECTION("a head moved past the tail is refused by the writer") {
-        r.cb->consumer.head.store(1u << 20);
+        reader_line(r.cb, 0).head.store(1u << 20);
         ring_status st;
         auto big = bytes_of(4000, 9);
         auto p2 = r.producer();

@@ -28,13 +28,14 @@ std::optional<fault> kind_of(const std::function<void()>& f) {
 TEST_CASE("segments are created mode 0600 with a valid header", "[segment]") {
     ::shm_unlink(test_name.c_str());
     segment_identity id{};
+    id.reader_digests.resize(1);
     id.writer_digest[0] = 1;
     auto seg = segment::create(test_name, 8192, id);
     struct stat st{};
     REQUIRE(::stat(("/dev/shm" + test_name).c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
-    CHECK(static_cast<std::size_t>(st.st_size) == data_offset + 8192);
-    CHECK(st.st_blocks * 512 >= static_cast<long>(data_offset + 8192));  // pages reserved
+    CHECK(static_cast<std::size_t>(st.st_size) == header_size_for(1) + 8192);
+    CHECK(st.st_blocks * 512 >= static_cast<long>(header_size_for(1) + 8192));  // pages reserved
     auto again = segment::open(test_name);
     CHECK(again->control()->header.capacity == 8192);
     CHECK(again->control()->header.writer_digest[0] == 1);
@@ -44,6 +45,7 @@ TEST_CASE("segments are created mode 0600 with a valid header", "[segment]") {
 
 TEST_CASE("segment creation refuses bad capacities and a full /dev/shm", "[segment][errors]") {
     segment_identity id{};
+    id.reader_digests.resize(1);
     CHECK(kind_of([&] { segment::create(bad_sizes_name, 5000, id); }) == fault::invalid_argument);
     CHECK(kind_of([&] { segment::create(bad_sizes_name, 1024, id); }) == fault::invalid_argument);
     // 1 TiB is a valid capacity but no /dev/shm here holds it: no_space before any mapping.
@@ -59,7 +61,10 @@ TEST_CASE("opening validates names and headers", "[segment][hostile]") {
     CHECK_FALSE(is_valid_segment_name("/shmchan-00000000-0000-4000-8000-0000000000AA"));
 
     ::shm_unlink(bad_header_name.c_str());
-    auto seg = segment::create(bad_header_name, 8192, {});
+    segment_identity id{};
+    id.reader_digests.resize(3);
+    auto seg = segment::create(bad_header_name, 8192, id);
+    CHECK(segment::open(bad_header_name)->geometry().readers == 3);
     SECTION("wrong magic") {
         seg->control()->header.magic = 42;
         CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
@@ -70,6 +75,16 @@ TEST_CASE("opening validates names and headers", "[segment][hostile]") {
     }
     SECTION("capacity that does not match the file") {
         seg->control()->header.capacity = 1u << 20;
+        CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
+    }
+    SECTION("reader counts outside 1..64, or one the file's size does not hold") {
+        for (std::uint32_t n : {0u, 65u, 1000u, 57u}) {  // 57 readers need an 8 KiB header
+            seg->control()->header.readers = n;
+            CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
+        }
+    }
+    SECTION("an unknown overflow policy") {
+        seg->control()->header.overflow = 2;
         CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
     }
     seg->unlink();

@@ -131,7 +131,7 @@ std::vector<std::byte> pattern_at(std::uint64_t off, std::size_t n = chunk) {
 // children record their own after claiming.
 void own_start_time(const channel_ref& ref, bool writer_end) {
     auto seg = shm::segment::open(shm::segment_name_for(ref.channel_id));
-    shm::owner& who = writer_end ? seg->control()->producer.who : seg->control()->consumer.who;
+    shm::owner& who = writer_end ? seg->control()->producer.who : shm::reader_line(seg->control(), 0).who;
     who.start_time.store(shm::process_start_time(::getpid()), std::memory_order_relaxed);
 }
 writer open_writer_here(const channel_ref& ref) {

@@ -146,6 +146,7 @@ int child::wait(std::chrono::milliseconds timeout) {
 
 std::string peer_path() { return SHMCHAN_TEST_PEER; }
 std::string frame_peer_path() { return SHMCHAN_FRAME_PEER; }
+std::string records_peer_path() { return SHMCHAN_RECORDS_PEER; }
 std::string cli_path() { return SHMCHAN_CLI; }
 
 std::vector<std::string> shm_segments() {

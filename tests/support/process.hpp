@@ -43,6 +43,7 @@ private:
 // Path of the test peer program and of the shmchan command-line tool (set by CMake).
 std::string peer_path();
 std::string frame_peer_path();  // tests/peers/frame_peer.cpp
+std::string records_peer_path();  // tests/peers/records_peer.cpp
 std::string cli_path();
 
 // Names of shmchan segments now in /dev/shm.

@@ -154,3 +154,53 @@ TEST_CASE("shmchan send --engine / recv --engine --transport: both paths copy ex
     std::remove(in.c_str());
     std::remove(out.c_str());
 }
+
+TEST_CASE("shmchan send --readers 3: three recv processes each get the whole file", "[cli][readers]") {
+    const std::string in = temp_path("in-r3");
+    write_file(in, (3u << 20) + 5);
+    child send = child::spawn({cli_path(), "send", "--capacity", "64K", "--readers", "3", in});
+    std::vector<std::string> refs;
+    for (int i = 0; i < 3; ++i) refs.push_back(send.read_line());
+    std::vector<child> recvs;
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(is_channel_ref(nlohmann::json::parse(refs[i])));
+        recvs.push_back(child::spawn({cli_path(), "recv", "-o", temp_path("out-r" + std::to_string(i)), refs[i]}));
+    }
+    CHECK(channel_ref::parse(refs[0]).channel_id == channel_ref::parse(refs[2]).channel_id);
+    CHECK(refs[0] != refs[1]);  // a key each
+    for (auto& r : recvs) CHECK(r.wait() == 0);
+    CHECK(send.wait() == 0);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(slurp(temp_path("out-r" + std::to_string(i))) == slurp(in));
+        std::remove(temp_path("out-r" + std::to_string(i)).c_str());
+    }
+    CHECK_FALSE(shmchan::test::segment_exists(channel_ref::parse(refs[0]).channel_id));
+    std::remove(in.c_str());
+}
+
+TEST_CASE("shmchan send --readers 2: a reader killed mid-stream is named, the other gets everything", "[cli][readers][errors]") {
+    const std::string in = temp_path("in-rk"), out = temp_path("out-rk");
+    write_file(in, 8u << 20);
+    child send = child::spawn({cli_path(), "send", "--capacity", "64K", "--readers", "2", in}, false, true);
+    const std::string ref0 = send.read_line(), ref1 = send.read_line();
+    // Both read (an unclaimed reader holds the ring under block); one stops and is killed.
+    child good = child::spawn({cli_path(), "recv", "-o", out, ref0});
+    child rd = child::spawn({peer_path(), "read", ref1, "--stop-after", "100000"});
+    REQUIRE(rd.read_line().rfind("READY", 0) == 0);
+    rd.kill(SIGKILL);
+    CHECK(good.wait(60s) == 0);
+    const std::string said = send.read_all(60s);
+    CHECK(said.find("reader 1 was lost") != std::string::npos);
+    CHECK(said.find("reader 0") == std::string::npos);
+    CHECK(send.wait(30s) == 1);
+    CHECK(slurp(out) == slurp(in));
+    std::remove(in.c_str());
+    std::remove(out.c_str());
+}
+
+TEST_CASE("shmchan send --readers: bad counts are usage errors", "[cli][readers][errors]") {
+    for (const char* n : {"0", "65", "x"}) {
+        child send = child::spawn({cli_path(), "send", "--readers", n, "/dev/null"}, false, true);
+        CHECK(send.wait() == 2);
+    }
+}

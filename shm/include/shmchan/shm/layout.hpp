@@ -3,14 +3,19 @@
 // offset is pinned by static_assert. Offsets only, never pointers.
 //
 //   0        +--------------------------------------+
-//            | segment_header  (4 cache lines)      |  identity, key digests, capacities, abort reason
+//            | segment_header  (4 cache lines)      |  identity, writer key digest, capacities,
+//            |                                      |  reader count, overflow policy, abort reason
 //   256      +--------------------------------------+
 //            | producer_line   (1 cache line)       |  tail, writer state, writer owner
 //   320      +--------------------------------------+
-//            | consumer_line   (1 cache line)       |  head, reader state, reader owner
-//   384      +--------------------------------------+
-//            | wait_line x2    (1 cache line each)  |  futex words: "data" (reader sleeps), "space"
+//            | wait_line x2    (1 cache line each)  |  futex words: "data" (readers sleep), "space"
+//   448      +--------------------------------------+
+//            | lapped_line     (1 cache line)       |  drop_oldest: the oldest record still whole
 //   512      +--------------------------------------+
+//            | consumer_line x readers (1 each)     |  head, state, owner, key digest of reader i
+//            +--------------------------------------+
+//   header_size = header_size_for(readers): 512 + 64 * readers, rounded up to 4096
+//            +--------------------------------------+
 //            | ring data: capacity bytes (2^k)      |  records, 16-byte aligned
 //            +--------------------------------------+
 //
@@ -44,7 +49,17 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 // Increment for each incompatible change of anything in this file.
 // 3: key digests instead of keys; records capped at max_record_payload; liveness by OFD locks.
 // 4: frame records.
-inline constexpr std::uint32_t layout_version = 4;
+// 5: several readers (a consumer line each, after the control block), the overflow policy and
+//    its lapped line; the ring starts at header_size (a multiple of 4096), no longer at 512.
+inline constexpr std::uint32_t layout_version = 5;
+
+inline constexpr std::size_t max_readers = 64;
+
+// What the writer does when the ring is full of records some reader has not released.
+enum class overflow_policy : std::uint32_t {
+    block = 0,        // wait until every reader still attached has released the space
+    drop_oldest = 1,  // never wait: overwrite whole records nobody holds; lagging readers skip
+};
 
 inline constexpr std::size_t key_bytes = 16;       // 128-bit access keys (and their digests)
 inline constexpr std::size_t reason_bytes = 128;   // abort reason, NUL-terminated
@@ -120,7 +135,9 @@ struct segment_header {
     std::uint64_t segment_size;     // header_size + capacity
     std::uint8_t channel_id[16];    // raw uuid
     std::uint8_t writer_digest[key_bytes];  // of the write end's key: the keys are never stored
-    std::uint8_t reader_digest[key_bytes];
+    std::uint32_t readers;          // consumer lines after the control block, 1..max_readers
+    std::uint32_t overflow;         // overflow_policy
+    std::uint64_t reserved1;
     owner creator;
     std::atomic<std::uint32_t> abort_len;  // set before writer state becomes aborted
     std::uint32_t reserved0;
@@ -135,10 +152,23 @@ struct alignas(cache_line) producer_line {
     owner who;
 };
 struct alignas(cache_line) consumer_line {
-    std::atomic<std::uint64_t> head;        // bytes ever released; written by the reader only
-    std::atomic<std::uint32_t> state;       // end_state of the reader
+    std::atomic<std::uint64_t> head;        // bytes ever released; written by this reader only
+    std::atomic<std::uint32_t> state;       // end_state of this reader
     std::uint32_t reserved;
     owner who;
+    std::uint8_t digest[key_bytes];         // of this reader's key
+};
+static_assert(sizeof(consumer_line) == cache_line);
+// drop_oldest only: where the oldest record the writer has not overwritten starts, and how many
+// records (`seq`) and payload bytes came before it. The writer moves it forward, as a seqlock
+// (`version` odd while it writes), before it overwrites anything below `pos`; a reader at a
+// position below `pos` has been lapped and resumes there, told what it missed.
+struct alignas(cache_line) lapped_line {
+    std::atomic<std::uint32_t> version;
+    std::uint32_t reserved;
+    std::atomic<std::uint64_t> pos;
+    std::atomic<std::uint64_t> seq;
+    std::atomic<std::uint64_t> bytes;
 };
 // One side sleeps on `seq` after counting itself in `waiting`; the other bumps `seq` and
 // wakes it. `woken` says a wake was sent since the last sleeper got ready, so a burst of
@@ -152,19 +182,29 @@ struct alignas(cache_line) wait_line {
 struct alignas(cache_line) control_block {
     segment_header header;
     alignas(cache_line) producer_line producer;
-    consumer_line consumer;
-    wait_line data;   // the reader waits here for records
+    wait_line data;   // readers wait here for records
     wait_line space;  // the writer waits here for free space
+    lapped_line lapped;
 };
 
-inline constexpr std::size_t data_offset = 512;
+// The readers' lines follow the control block.
+inline constexpr std::size_t readers_offset = 512;
+inline constexpr std::size_t page_bytes = 4096;
+constexpr std::size_t header_size_for(std::size_t readers) noexcept {
+    return (readers_offset + readers * cache_line + page_bytes - 1) & ~(page_bytes - 1);
+}
+// \pre i < the segment's validated reader count (never the header's).
+inline consumer_line& reader_line(control_block* cb, std::size_t i) noexcept {
+    return reinterpret_cast<consumer_line*>(reinterpret_cast<std::byte*>(cb) + readers_offset)[i];
+}
 
 static_assert(std::is_standard_layout_v<control_block>);
-static_assert(sizeof(control_block) == data_offset);
+static_assert(sizeof(control_block) == readers_offset);
 static_assert(offsetof(control_block, producer) == 256);
-static_assert(offsetof(control_block, consumer) == 320);
-static_assert(offsetof(control_block, data) == 384);
-static_assert(offsetof(control_block, space) == 448);
+static_assert(offsetof(control_block, data) == 320);
+static_assert(offsetof(control_block, space) == 384);
+static_assert(offsetof(control_block, lapped) == 448);
+static_assert(header_size_for(1) == 4096 && header_size_for(56) == 4096 && header_size_for(max_readers) == 8192);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int32_t>::is_always_lock_free);
@@ -191,12 +231,18 @@ constexpr std::size_t max_payload_for(std::size_t capacity) noexcept {
 struct ring_geometry {
     std::size_t capacity = 0;
     std::size_t max_payload = 0;
+    std::size_t readers = 1;
+    std::size_t header_size = header_size_for(1);  // where the ring data starts
+    overflow_policy overflow = overflow_policy::block;
 };
-constexpr ring_geometry geometry_for(std::size_t capacity) noexcept {
-    return {capacity, max_payload_for(capacity)};
+constexpr ring_geometry geometry_for(std::size_t capacity, std::size_t readers = 1,
+                                     overflow_policy o = overflow_policy::block) noexcept {
+    return {capacity, max_payload_for(capacity), readers, header_size_for(readers), o};
 }
 
-// The bytes of the segment file whose open-file-description locks say who is alive.
+// The bytes of the segment file whose open-file-description locks say who is alive: the
+// creator's, the writer's, then one per reader.
 enum class lock_slot : unsigned { creator = 0, writer = 1, reader = 2 };
+constexpr lock_slot reader_slot(std::size_t i) noexcept { return static_cast<lock_slot>(2 + i); }
 
 }  // namespace shmchan::shm

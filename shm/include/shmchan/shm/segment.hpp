@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "shmchan/shm/error.hpp"
 #include "shmchan/shm/fault_guard.hpp"
@@ -26,7 +27,8 @@ using uuid = std::array<std::uint8_t, 16>;
 struct segment_identity {
     uuid channel_id{};
     key writer_digest{};  // digests of the ends' keys (the keys themselves are never stored)
-    key reader_digest{};
+    std::vector<key> reader_digests;  // one per reader: 1..max_readers
+    overflow_policy overflow = overflow_policy::block;
 };
 
 // Where segments live (for space checks and listings).
@@ -52,7 +54,8 @@ class segment {
 public:
     // Creates, sizes (pages reserved: a full /dev/shm is fault::no_space here, never SIGBUS
     // later), maps and initialises a segment with mode 0600, and holds its creator lock while
-    // it lives. `capacity`: ring bytes, a power of two in [min_capacity, max_capacity].
+    // it lives. `capacity`: ring bytes, a power of two in [min_capacity, max_capacity]; one
+    // reader line per digest in `id`.
     static std::shared_ptr<segment> create(const std::string& name, std::size_t capacity,
                                            const segment_identity& id);
     // Maps an existing segment and validates its header (magic, version, sizes). Only a regular
@@ -64,7 +67,9 @@ public:
     segment& operator=(const segment&) = delete;
 
     control_block* control() const noexcept { return cb_; }
-    std::byte* data() const noexcept { return reinterpret_cast<std::byte*>(cb_) + data_offset; }
+    std::byte* data() const noexcept { return reinterpret_cast<std::byte*>(cb_) + geometry_.header_size; }
+    // Reader i's line. \pre i < geometry().readers.
+    consumer_line& reader(std::size_t i) const noexcept { return reader_line(cb_, i); }
     const std::string& name() const noexcept { return name_; }
     std::size_t size() const noexcept { return size_; }
     // Validated at open, private: never re-read from shared memory.

@@ -1,0 +1,74 @@
+// Waking a peer that sleeps on a wait_line, and sleeping there, without a lost wake-up and
+// without a locked instruction on the hot path; and load_once for fields a peer may rewrite.
+// Used by the ring (ring.hpp) and by everything that sleeps on a segment's lines.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "shmchan/shm/layout.hpp"
+#include "shmchan/shm/wait.hpp"
+
+namespace shmchan::shm {
+
+// Waking and sleeping without a lost wake-up, and without a locked instruction on the hot path.
+// The sleeper counts itself in `waiting`, then (SYNC) calls sleeper_barrier(): membarrier
+// makes every registered process's earlier stores visible before it returns, so the sleeper's
+// last look sees any tail/head published before the waker read `waiting`; and a waker reading
+// `waiting` after the sleeper counted itself sees the count and wakes it. If the wake lands
+// between the last look and FUTEX_WAIT, `seq` has changed and FUTEX_WAIT returns at once.
+// Without membarrier (not registered), the waker instead reads `waiting` with an acq_rel
+// read-modify-write: RMWs on one atomic are totally ordered, so either it reads the sleeper's
+// increment, or the sleeper's increment reads from it and so sees the waker's earlier publish.
+// (ThreadSanitizer understands the RMW form; it has nothing to check in the membarrier form,
+// which orders only atomics.)
+
+// Wakes a sleeper of `w`, if any. Called right after publishing (a tail or head store).
+inline void notify(wait_line& w) noexcept {
+    bool sleeping;
+    if (fast_wake()) {
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the publish above the load
+        sleeping = w.waiting.load(std::memory_order_relaxed) != 0;
+    } else {
+        sleeping = w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0;
+    }
+    // One wake per sleep: later commits before the sleeper is up again skip the syscall.
+    if (sleeping && w.woken.exchange(1, std::memory_order_acq_rel) == 0) {
+        w.seq.fetch_add(1, std::memory_order_release);
+        futex_wake_all(w.seq);
+    }
+}
+// Unconditional wake, for state changes (close, abort, a reader leaving).
+inline void notify_always(wait_line& w) noexcept {
+    w.seq.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(w.seq);
+}
+// prepare_sleep() without the barrier, for a sleeper on many lines (the event-fd watcher): it
+// announces itself on each, then calls sleeper_barrier() once before its last looks.
+inline std::uint32_t announce_sleep(wait_line& w) noexcept {
+    w.woken.exchange(0, std::memory_order_acq_rel);  // from here on a wake is a new syscall
+    const std::uint32_t seq = w.seq.load(std::memory_order_acquire);
+    // A count, not a flag: a reader thread and the event-fd watcher may both sleep here.
+    w.waiting.fetch_add(1, std::memory_order_acq_rel);
+    return seq;
+}
+// Returns the futex value to sleep on, and whether sleeps may be long (false: membarrier is
+// unavailable here, so a wake could be missed and the sleep must be short). After this call
+// the caller re-checks its condition before futex_wait(w.seq, value, ...), then finish_sleep().
+inline std::uint32_t prepare_sleep(wait_line& w, bool& long_sleep_ok) noexcept {
+    const std::uint32_t seq = announce_sleep(w);
+    long_sleep_ok = sleeper_barrier();
+    return seq;
+}
+inline void finish_sleep(wait_line& w) noexcept {
+    w.waiting.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// One relaxed load of a field a peer may rewrite at any time (a plain read may be split or
+// repeated by the compiler, so a checked value could differ from the one used).
+template <class T>
+inline T load_once(const T& field) noexcept {
+    return __atomic_load_n(&field, __ATOMIC_RELAXED);
+}
+
+}  // namespace shmchan::shm
