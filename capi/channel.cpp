@@ -19,6 +19,7 @@ int shmchan_create_channel(const shmchan_options* options, shmchan_channel** out
         c->ch = create_channel(opt);
         c->writer_ref = c->ch.writer_ref.dump();
         c->reader_ref = c->ch.reader_ref.dump();
+        for (const auto& r : c->ch.reader_refs) c->reader_refs.push_back(r.dump());
         c->max_held = opt.max_held;
         *out = c.release();
         return 0;
@@ -27,6 +28,10 @@ int shmchan_create_channel(const shmchan_options* options, shmchan_channel** out
 
 const char* shmchan_channel_writer_ref(const shmchan_channel* c) { return c ? c->writer_ref.c_str() : ""; }
 const char* shmchan_channel_reader_ref(const shmchan_channel* c) { return c ? c->reader_ref.c_str() : ""; }
+size_t shmchan_channel_reader_count(const shmchan_channel* c) { return c ? c->reader_refs.size() : 0; }
+const char* shmchan_channel_reader_ref_at(const shmchan_channel* c, size_t i) {
+    return c && i < c->reader_refs.size() ? c->reader_refs[i].c_str() : nullptr;
+}
 
 int shmchan_channel_take_writer(shmchan_channel* c, shmchan_writer** out) {
     if (!c || !out) return capi::invalid("shmchan_channel_take_writer: NULL argument");

@@ -78,6 +78,12 @@ channel_options options_of(const shmchan_options* in) {
     r.loan_claim_min = o.loan_claim_min;
     if (o.max_held == 0) throw error(errc::invalid_argument, "shmchan_options.max_held must be at least 1");
     r.max_held = o.max_held;
+    r.readers = o.readers;
+    switch (o.overflow) {
+        case SHMCHAN_OVERFLOW_BLOCK: r.overflow = channel_options::overflow_policy::block; break;
+        case SHMCHAN_OVERFLOW_DROP_OLDEST: r.overflow = channel_options::overflow_policy::drop_oldest; break;
+        default: throw error(errc::invalid_argument, "shmchan_options.overflow is not a SHMCHAN_OVERFLOW_* value");
+    }
     return r;
 }
 
@@ -138,6 +144,8 @@ void shmchan_options_init(shmchan_options* o) {
     o->loan_claim = SHMCHAN_LOAN_CLAIM_ADAPTIVE;
     o->loan_claim_min = d.loan_claim_min;
     o->max_held = d.max_held;
+    o->readers = d.readers;
+    o->overflow = SHMCHAN_OVERFLOW_BLOCK;
 }
 
 void shmchan_frame_meta_init(shmchan_frame_meta* m) {

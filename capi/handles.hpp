@@ -14,6 +14,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 namespace shmchan::capi {
 
@@ -69,6 +70,7 @@ struct shmchan_reader {
 struct shmchan_channel {
     shmchan::channel ch;
     std::string writer_ref, reader_ref;
+    std::vector<std::string> reader_refs;  // every reader's, [0] == reader_ref
     std::size_t max_held = 1;
     bool writer_taken = false, reader_taken = false;
 };

@@ -81,6 +81,10 @@ int shmchan_reader_next(shmchan_reader* r, shmchan_item* out, int timeout_ms) {
         full.data = it.data().empty() ? nullptr : it.data().data();
         full.data_size = it.data().size();
         if (it.is_frame()) fill_meta(full.meta, it.meta());
+        if (it.is_gap()) {
+            full.gap_records = it.gap().records;
+            full.gap_bytes = it.gap().bytes;
+        }
         if (!it.is_end()) {
             full.id = ++r->last_id;
             if (r->max_held == 1) {
@@ -118,6 +122,14 @@ void shmchan_reader_release_item(shmchan_reader* r, uint64_t id) {
         gone = std::move(i->second);
         r->held.erase(i);
     }
+}
+
+int shmchan_reader_item_intact(shmchan_reader* r, uint64_t id) {
+    if (!r) return 0;
+    if (r->max_held == 1) return id == r->last_id && r->current.intact() ? 1 : 0;
+    std::lock_guard lock(r->held_mutex);
+    auto i = r->held.find(id);
+    return i != r->held.end() && i->second.intact() ? 1 : 0;
 }
 
 int shmchan_reader_fd(shmchan_reader* r) {

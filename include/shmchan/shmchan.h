@@ -73,6 +73,8 @@ typedef struct shmchan_reader shmchan_reader;
 
 enum { SHMCHAN_TRANSPORT_AUTO = 0, SHMCHAN_TRANSPORT_SHM = 1, SHMCHAN_TRANSPORT_SOCKET = 2 };
 enum { SHMCHAN_LOAN_CLAIM_ADAPTIVE = 0, SHMCHAN_LOAN_CLAIM_ALWAYS = 1, SHMCHAN_LOAN_CLAIM_NEVER = 2 };
+/* When the ring is full (docs/readers.md): wait for the slowest reader, or overwrite the oldest. */
+enum { SHMCHAN_OVERFLOW_BLOCK = 0, SHMCHAN_OVERFLOW_DROP_OLDEST = 1 };
 
 /* Options for creating and opening channels (shmchan::channel_options). New fields are only
  * ever added at the end. */
@@ -86,6 +88,8 @@ typedef struct shmchan_options {
     int loan_claim;          /* SHMCHAN_LOAN_CLAIM_* */
     size_t loan_claim_min;
     size_t max_held;         /* items a reader may hold at once (1: each next releases the last) */
+    size_t readers;          /* readers of a created channel, 1 to 64 (a ref each) */
+    int overflow;            /* SHMCHAN_OVERFLOW_*, for a created channel */
 } shmchan_options;
 
 /* Fills in the defaults (the C++ ones) and the size. */
@@ -98,6 +102,10 @@ int shmchan_create_channel(const shmchan_options* options, shmchan_channel** out
 /* The refs as JSON text, owned by the channel: hand them to other processes. */
 const char* shmchan_channel_writer_ref(const shmchan_channel* channel);
 const char* shmchan_channel_reader_ref(const shmchan_channel* channel);
+/* With options.readers > 1: how many readers, and reader i's ref (NULL beyond the last);
+ * shmchan_channel_reader_ref is reader 0's. */
+size_t shmchan_channel_reader_count(const shmchan_channel* channel);
+const char* shmchan_channel_reader_ref_at(const shmchan_channel* channel, size_t index);
 /* Moves the channel's local end out (once each; SHMCHAN_E_CLOSED the second time). The end
  * outlives the channel handle; free it with shmchan_writer_free/shmchan_reader_free. */
 int shmchan_channel_take_writer(shmchan_channel* channel, shmchan_writer** out);
@@ -202,6 +210,8 @@ typedef struct shmchan_item {
     const char* abort_reason;  /* after SHMCHAN_E_ABORTED: the writer's reason, else "" */
     uint64_t id;             /* for shmchan_reader_release_item (max_held > 1) */
     shmchan_frame_meta meta; /* a frame's; all unset for anything else */
+    uint64_t gap_records;    /* SHMCHAN_ITEM_GAP: records missed before the next item */
+    uint64_t gap_bytes;      /* and their payload bytes */
 } shmchan_item;
 
 void shmchan_item_init(shmchan_item* item);
@@ -216,6 +226,10 @@ int shmchan_reader_next(shmchan_reader* r, shmchan_item* item, int timeout_ms);
 void shmchan_reader_release(shmchan_reader* r);
 /* Releases the item with this id (max_held > 1; from any thread). */
 void shmchan_reader_release_item(shmchan_reader* r, uint64_t id);
+/* Overflow drop-oldest: 1 if the bytes read so far from the item with this id were whole (the
+ * writer never waits, so a reader a ring behind can find a held view overwritten; check after
+ * using them), 0 if not or if the item is released. Always 1 under block while it is held. */
+int shmchan_reader_item_intact(shmchan_reader* r, uint64_t id);
 /* An fd that polls readable when shmchan_reader_next(r, item, 0) may have something; read 8
  * bytes from it to clear it. Negative code on failure. Owned by the reader. */
 int shmchan_reader_fd(shmchan_reader* r);

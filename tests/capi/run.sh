@@ -52,4 +52,5 @@ cmp "$tmp/in" "$tmp/out2"
 grep -q "message: done" "$tmp/recv.err"
 
 "$stream" errors
+"$stream" readers
 echo "capi: streamed $(stat -c %s "$tmp/in") bytes each way"

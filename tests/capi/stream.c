@@ -3,6 +3,7 @@
  *   stream read REF_JSON OUT_FILE    every byte of the stream into OUT_FILE
  *   stream write IN_FILE             prints the reader ref, then streams IN_FILE (loans and writes)
  *   stream errors                    each error path returns its code (exit 0 when all do)
+ *   stream readers                   several readers; drop-oldest gaps and intact views
  */
 #include <shmchan/shmchan.h>
 
@@ -248,10 +249,78 @@ static int cmd_errors(void) {
     return failures ? 1 : 0;
 }
 
+/* Several readers, and overflow drop-oldest's gap items and intact views. */
+static int cmd_readers(void) {
+    shmchan_options o;
+    shmchan_channel* ch = NULL;
+    shmchan_writer* w = NULL;
+    shmchan_reader* r[2] = {NULL, NULL};
+    shmchan_item it;
+    char rec[600];
+    int i;
+    uint64_t held_id;
+    shmchan_options_init(&o);
+    CHECK(o.readers == 1 && o.overflow == SHMCHAN_OVERFLOW_BLOCK);
+    o.capacity = 4096;
+    o.overflow = 7;
+    CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT);
+    o.overflow = SHMCHAN_OVERFLOW_BLOCK;
+    o.readers = 65;
+    CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT);
+
+    /* block: both readers get the record */
+    o.readers = 2;
+    CHECK(shmchan_create_channel(&o, &ch) == 0);
+    CHECK(shmchan_channel_reader_count(ch) == 2);
+    CHECK(strcmp(shmchan_channel_reader_ref_at(ch, 0), shmchan_channel_reader_ref(ch)) == 0);
+    CHECK(shmchan_channel_reader_ref_at(ch, 2) == NULL);
+    CHECK(shmchan_open_reader(shmchan_channel_reader_ref_at(ch, 0), NULL, &r[0]) == 0);
+    CHECK(shmchan_open_reader(shmchan_channel_reader_ref_at(ch, 1), NULL, &r[1]) == 0);
+    CHECK(shmchan_channel_take_writer(ch, &w) == 0);
+    CHECK(shmchan_writer_write(w, "hello", 5, -1) == 0);
+    shmchan_item_init(&it);
+    for (i = 0; i < 2; ++i) {
+        CHECK(shmchan_reader_next(r[i], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_CHUNK && it.data_size == 5);
+        CHECK(shmchan_reader_item_intact(r[i], it.id) == 1);
+    }
+    CHECK(shmchan_writer_close(w, -1) == 0);
+    for (i = 0; i < 2; ++i) {
+        CHECK(shmchan_reader_next(r[i], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_END);
+        shmchan_reader_free(r[i]);
+    }
+    shmchan_writer_free(w);
+    shmchan_channel_free(ch);
+
+    /* drop-oldest: the writer never waits; the reader is told what it missed */
+    o.readers = 1;
+    o.overflow = SHMCHAN_OVERFLOW_DROP_OLDEST;
+    CHECK(shmchan_create_channel(&o, &ch) == 0);
+    CHECK(shmchan_channel_take_writer(ch, &w) == 0);
+    CHECK(shmchan_channel_take_reader(ch, &r[0]) == 0);
+    CHECK(shmchan_reader_next(r[0], &it, 0) == SHMCHAN_E_WOULD_BLOCK); /* claimed: starts here */
+    memset(rec, 1, sizeof rec);
+    CHECK(shmchan_writer_write(w, rec, sizeof rec, -1) == 0);
+    CHECK(shmchan_reader_next(r[0], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_CHUNK);
+    held_id = it.id;
+    for (i = 0; i < 20; ++i) CHECK(shmchan_writer_write(w, rec, sizeof rec, 0) == 0); /* never waits */
+    CHECK(shmchan_reader_item_intact(r[0], held_id) == 0); /* overwritten while held */
+    CHECK(shmchan_reader_next(r[0], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_GAP);
+    CHECK(it.gap_records > 10 && it.gap_bytes == it.gap_records * sizeof rec);
+    CHECK(shmchan_reader_next(r[0], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_CHUNK);
+    CHECK(shmchan_writer_close(w, -1) == 0);
+    shmchan_reader_free(r[0]);
+    shmchan_writer_free(w);
+    shmchan_channel_free(ch);
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
+    else printf("readers: all checked\n");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
     if (argc == 4 && strcmp(argv[1], "read") == 0) return cmd_read(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "write") == 0) return cmd_write(argv[2]);
     if (argc == 2 && strcmp(argv[1], "errors") == 0) return cmd_errors();
+    if (argc == 2 && strcmp(argv[1], "readers") == 0) return cmd_readers();
     fprintf(stderr, "usage: stream read REF OUT | write IN | errors\n");
     return 2;
 }
