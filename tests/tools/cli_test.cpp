@@ -1,6 +1,7 @@
 // The shmchan command-line tool, as a user runs it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <iterator>
@@ -10,6 +11,7 @@
 #include "shmchan/engine.hpp"
 #include "shmchan/shmchan.hpp"
 #include "shmchan/testkit/checksum.hpp"
+#include "support/helpers.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
@@ -203,4 +205,31 @@ TEST_CASE("shmchan send --readers: bad counts are usage errors", "[cli][readers]
         child send = child::spawn({cli_path(), "send", "--readers", n, "/dev/null"}, false, true);
         CHECK(send.wait() == 2);
     }
+}
+
+TEST_CASE("shmchan recv stops with one line and exit 1 when told of a gap (drop-oldest)", "[cli][readers][errors]") {
+    channel_options o;
+    o.capacity = 64 << 10;
+    o.overflow = channel_options::overflow_policy::drop_oldest;
+    channel ch = create_channel(o);
+    const std::string out = temp_path("out-gap");
+    child recv = child::spawn({cli_path(), "recv", "-o", out, ch.reader_ref.dump()}, false, true);
+    std::vector<std::byte> b(1000);
+    // It has joined (a drop-oldest reader starts at the next record) once it released one.
+    REQUIRE(shmchan::test::eventually([&] {
+        if (ch.writer.readers()[0].st == reader_status::state::reading && ch.writer.bytes_written() == 0)
+            REQUIRE_FALSE(ch.writer.try_write(b));
+        return ch.writer.readers()[0].released > 0;
+    }));
+    recv.kill(SIGSTOP);
+    for (int i = 0; i < 1000; ++i) REQUIRE_FALSE(ch.writer.try_write(b));  // ~1 MB: far past the ring
+    REQUIRE_FALSE(ch.writer.close());  // never waits, even for a stopped reader
+    recv.kill(SIGCONT);
+    const std::string said = recv.read_all(30s);
+    INFO(said);
+    CHECK(said.find("shmchan recv: data lost") == 0);
+    CHECK(said.find("after 1000 bytes") != std::string::npos);
+    CHECK(std::count(said.begin(), said.end(), '\n') == 1);
+    CHECK(recv.wait() == 1);
+    std::remove(out.c_str());
 }

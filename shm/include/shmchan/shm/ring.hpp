@@ -337,7 +337,8 @@ public:
         pending_ = 0;
         return ring_status::ok;
     }
-    // drop_oldest. A reader joining starts at the next record the writer commits; it counts
+    // drop_oldest. A reader joining starts at the next record the writer commits (or at the
+    // end record, if the writer already closed); it counts
     // the records kept before it (in the writer's numbering, from the lapped line) so that
     // later gaps can be told. Called once, when the end is claimed.
     ring_status join_at_tail() noexcept {
@@ -347,6 +348,7 @@ public:
             const std::uint64_t t = cb_->producer.tail.load(std::memory_order_acquire);  // SYNC: as skip()
             if (f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0) return ring_status::corrupt;
             std::uint64_t pos = f.pos, seq = f.seq, bytes = f.bytes;
+            std::uint64_t end_at = t;  // a writer that already closed: its end record
             bool lapped = false;
             while (pos < t) {
                 const std::size_t off = pos & mask_;
@@ -356,6 +358,10 @@ public:
                 if ((lapped = lapped_past(pos))) break;  // overwritten while we walked: again
                 const std::size_t rec = record_size(len);
                 if (rec > t - pos || off + rec > capacity_) return ring_status::corrupt;
+                if (type == static_cast<std::uint32_t>(record_type::end)) {
+                    end_at = pos;  // the joiner still sees the end (nothing follows it)
+                    break;
+                }
                 if (type != static_cast<std::uint32_t>(record_type::padding)) {
                     ++seq;
                     bytes += len;
@@ -363,7 +369,8 @@ public:
                 pos += rec;
             }
             if (lapped) continue;
-            read_ = head_ = tail_cache_ = t;
+            read_ = head_ = end_at;
+            tail_cache_ = t;
             seq_ = seq;
             bytes_ = bytes;
             line_->head.store(head_, std::memory_order_release);  // for `shmchan ls`
