@@ -32,6 +32,7 @@ bool parse_side(const std::string& line, side_record& s) {
         s.r.end_ns = j.at("end_ns").get<std::int64_t>();
         s.r.error = j.at("error").get<std::string>();
         s.r.rtt_ns = j.at("rtt_ns").get<std::vector<std::int64_t>>();
+        s.r.cpu_s = j.value("cpu_s", 0.0);
         s.peak_rss_kib = j.at("peak_rss_kib").get<long>();
         s.cpu_user_s = j.at("cpu_user_s").get<double>();
         s.cpu_sys_s = j.at("cpu_sys_s").get<double>();
@@ -63,9 +64,22 @@ harness::harness(const options& o) : o_(o) {
     char tmpl[] = "/tmp/shmchan-bench-XXXXXX";
     if (!::mkdtemp(tmpl)) fail_errno("mkdtemp");
     root_ = tmpl;
-    for (const auto& e : registry())
-        if (std::find(o.transports.begin(), o.transports.end(), e.name) != o.transports.end())
-            ts_.push_back({e.name, e.make(), {}, {}});
+    // Every reader count of a transport shares its object (and so its daemon); several readers
+    // only for the transports with fan-out.
+    for (const std::size_t n : o.readers)
+        for (const auto& e : registry())
+            if (std::find(o.transports.begin(), o.transports.end(), e.name) != o.transports.end()) {
+                std::shared_ptr<transport> t;
+                for (const auto& s : ts_)
+                    if (s.base == e.name) t = s.t;
+                if (!t) t = std::shared_ptr<transport>(e.make());
+                if (n > 1 && !t->fan_out()) continue;  // run_suite names those left out
+                ts_.push_back({name_with_readers(e.name, n), t, {}, {}, e.name, n});
+            }
+}
+
+std::string name_with_readers(const std::string& base, std::size_t readers) {
+    return readers == 1 ? base : base + "-x" + std::to_string(readers);
 }
 harness::~harness() {
     teardown();
@@ -74,6 +88,8 @@ harness::~harness() {
 }
 void harness::teardown() {
     for (auto& s : ts_) {
+        if (s.readers != 1 && std::any_of(ts_.begin(), ts_.end(), [&](const transport_state& o) { return o.readers == 1 && o.t == s.t; }))
+            continue;  // torn down with its one-reader state
         try {
             s.t->teardown();
         } catch (const std::exception& e) {
@@ -111,6 +127,7 @@ std::uint64_t warmup_for(const cell& c, std::uint64_t timed, double per_msg) {
 run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed, int round, double per_msg) {
     run_record rec;
     rec.transport = ts.name;
+    rec.readers = ts.readers;
     rec.c = c;
     rec.round = round;
     rec.warmup = warmup_for(c, timed, per_msg);
@@ -125,12 +142,15 @@ run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed,
     spec.busy_wait = c.busy;
     spec.endpoint = "shmchan-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n);
     spec.scratch_dir = root_ + "/run-" + std::to_string(n);
+    spec.readers = ts.readers;
     if (::mkdir(spec.scratch_dir.c_str(), 0700) != 0) fail_errno("mkdir " + spec.scratch_dir);
 
     const auto t0 = steady::now();
     std::string why;
     try {
-        why = ts.t->prepare(spec);
+        if (ts.readers > 1 && spec.latency) why = "several readers: throughput only (latency is measured with one)";
+        else if (ts.readers > 1 && !ts.t->fan_out()) why = "no fan-out: this transport feeds one consumer";
+        else why = ts.t->prepare(spec);
     } catch (const std::exception& e) {
         rec.status = "failed";
         rec.reason = std::string("prepare: ") + e.what();
@@ -160,7 +180,9 @@ run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed,
         rec.daemon_cpu_s = std::max(0.0, d1 - d0);
         const double children = rec.tx.cpu_user_s + rec.tx.cpu_sys_s +
                                 (ts.t->in_one_process() ? 0 : rec.rx.cpu_user_s + rec.rx.cpu_sys_s);
-        rec.others = std::max(0.0, (machine_busy_s() - m0 - children - rec.daemon_cpu_s - (self_cpu_s() - s0)) / wall);
+        double more = 0;
+        for (const auto& x : rec.rx_more) more += x.cpu_user_s + x.cpu_sys_s;
+        rec.others = std::max(0.0, (machine_busy_s() - m0 - children - more - rec.daemon_cpu_s - (self_cpu_s() - s0)) / wall);
         if (rec.status.empty()) evaluate(rec, spec);
     }
     try {
@@ -177,51 +199,70 @@ run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed,
 void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline) {
     const std::string accept_role = spec.latency ? "pong" : "consume";
     const std::string connect_role = spec.latency ? "ping" : "produce";
-    side_proc a = spawn_side(accept_role, ts.name, spec, ts.t->side_environment()), b;
+    // The accepting sides (several consumers with readers > 1), each started once the one
+    // before it is ready; then the connecting side.
+    const std::size_t n_acc = spec.latency ? 1 : std::max<std::size_t>(spec.readers, 1);
+    std::vector<side_proc> acc(n_acc);
+    side_proc b;
+    rec.rx_more.assign(n_acc - 1, side_record{});
+    auto rx_of = [&](std::size_t i) -> side_record& { return i == 0 ? rec.rx : rec.rx_more[i - 1]; };
+    auto role_of = [&](std::size_t i) { return n_acc == 1 ? accept_role : accept_role + " " + std::to_string(i + 1); };
     auto finish = [&](const std::string& why) {
         if (!why.empty()) {
             rec.status = "failed";
             rec.reason = why;
         }
-        kill_side(a);
+        for (auto& a : acc) kill_side(a);
         kill_side(b);
-        reap(a, std::chrono::milliseconds(0));
+        for (auto& a : acc) reap(a, std::chrono::milliseconds(0));
         reap(b, std::chrono::milliseconds(0));
     };
-    // The accepting side first, until it is ready (or has failed before that).
-    wait_for({&a}, deadline, [&] { return said_ready(a) || results_in(a) > 0 || a.eof; });
-    if (g_interrupted) return finish("interrupted");
-    if (!said_ready(a)) {
-        if (results_in(a) > 0) parse_side(a.lines.back(), rec.rx);
-        reap(a, std::chrono::milliseconds(2000));
-        std::string why = !rec.rx.r.error.empty() ? accept_role + ": " + rec.rx.r.error
-                          : a.eof ? accept_role + " ended before it was ready (" + exit_text(a.status) + ")"
-                                  : accept_role + " not ready after " + std::to_string(int(o_.timeout)) + " s (killed)";
-        if (const auto tail = log_tail(a.log); !tail.empty()) why += " [log: " + tail + "]";
-        return finish(why);
+    for (std::size_t i = 0; i < n_acc; ++i) {
+        run_spec si = spec;
+        si.reader_index = i;
+        side_proc& a = acc[i];
+        a = spawn_side(accept_role, ts.base, si, ts.t->side_environment());
+        wait_for({&a}, deadline, [&] { return said_ready(a) || results_in(a) > 0 || a.eof; });
+        if (g_interrupted) return finish("interrupted");
+        if (!said_ready(a)) {
+            if (results_in(a) > 0) parse_side(a.lines.back(), rx_of(i));
+            reap(a, std::chrono::milliseconds(2000));
+            const std::string role = role_of(i);
+            std::string why = !rx_of(i).r.error.empty() ? role + ": " + rx_of(i).r.error
+                              : a.eof ? role + " ended before it was ready (" + exit_text(a.status) + ")"
+                                      : role + " not ready after " + std::to_string(int(o_.timeout)) + " s (killed)";
+            if (const auto tail = log_tail(a.log); !tail.empty()) why += " [log: " + tail + "]";
+            return finish(why);
+        }
     }
-    b = spawn_side(connect_role, ts.name, spec, ts.t->side_environment());
-    // Both results; once one side has failed or died, the other gets a short grace.
-    auto done = [&] { return (results_in(a) > 0 || a.eof) && (results_in(b) > 0 || b.eof); };
-    bool ok = wait_for({&a, &b}, deadline, [&] {
+    b = spawn_side(connect_role, ts.base, spec, ts.t->side_environment());
+    std::vector<side_proc*> all;
+    for (auto& a : acc) all.push_back(&a);
+    all.push_back(&b);
+    // Every result; once one side has failed or died, the others get a short grace.
+    auto done = [&] {
+        return std::all_of(all.begin(), all.end(), [](const side_proc* s) { return results_in(*s) > 0 || s->eof; });
+    };
+    bool ok = wait_for(all, deadline, [&] {
         if (done()) return true;
-        const bool a_bad = a.eof && results_in(a) == 0, b_bad = b.eof && results_in(b) == 0;
-        return a_bad || b_bad;
+        return std::any_of(all.begin(), all.end(), [](const side_proc* s) { return s->eof && results_in(*s) == 0; });
     });
-    if (ok && !done()) ok = wait_for({&a, &b}, std::min(deadline, steady::now() + std::chrono::seconds(3)), done);
+    if (ok && !done()) ok = wait_for(all, std::min(deadline, steady::now() + std::chrono::seconds(3)), done);
     if (g_interrupted) return finish("interrupted");
     const bool timed_out = !ok;
-    if (timed_out) {
-        kill_side(a);
-        kill_side(b);
+    if (timed_out)
+        for (auto* s : all) kill_side(*s);
+    for (auto* s : all) reap(*s, std::chrono::milliseconds(5000));
+    std::vector<std::pair<side_proc*, side_record*>> sides = {{&b, &rec.tx}};
+    for (std::size_t i = 0; i < n_acc; ++i) {
+        acc[i].role = role_of(i);
+        sides.push_back({&acc[i], &rx_of(i)});
     }
-    reap(a, std::chrono::milliseconds(5000));
-    reap(b, std::chrono::milliseconds(5000));
-    for (auto [s, r] : {std::pair{&b, &rec.tx}, std::pair{&a, &rec.rx}})
+    for (auto [s, r] : sides)
         for (const auto& l : s->lines)
             if (!l.empty() && l[0] == '{') parse_side(l, *r);
     std::string why;
-    for (auto [s, r] : {std::pair{&b, &rec.tx}, std::pair{&a, &rec.rx}}) {
+    for (auto [s, r] : sides) {
         std::string w;
         if (r->present && !r->r.error.empty()) w = s->role + ": " + r->r.error;
         else if (!r->present && timed_out) w = s->role + ": no result within " + std::to_string(int(o_.timeout)) + " s (killed)";
@@ -235,7 +276,7 @@ void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec
 }
 
 void harness::run_pair(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline) {
-    side_proc p = spawn_side("pair", ts.name, spec, ts.t->side_environment());
+    side_proc p = spawn_side("pair", ts.base, spec, ts.t->side_environment());
     const bool ok = wait_for({&p}, deadline, [&] { return results_in(p) >= 2 || p.eof; });
     if (!ok) kill_side(p);
     reap(p, std::chrono::milliseconds(5000));
@@ -273,7 +314,9 @@ void harness::evaluate(run_record& rec, const run_spec& spec) {
         if (s.r.checksum != rec.expected_checksum) bad += std::string(who) + " checksum " + hex64(s.r.checksum) + "; ";
     };
     check(spec.latency ? "ping (echoes received)" : "producer", rec.tx);
-    check(spec.latency ? "pong (received)" : "consumer", rec.rx);
+    check(spec.latency ? "pong (received)" : rec.rx_more.empty() ? "consumer" : "consumer 1", rec.rx);
+    for (std::size_t i = 0; i < rec.rx_more.size(); ++i)
+        check(("consumer " + std::to_string(i + 2)).c_str(), rec.rx_more[i]);
     if (spec.latency && rec.tx.r.rtt_ns.size() != moved) bad += "wrong number of round-trip samples; ";
     if (!bad.empty()) {
         rec.status = "failed";
@@ -282,7 +325,9 @@ void harness::evaluate(run_record& rec, const run_spec& spec) {
         return;
     }
     if (!spec.latency) {
-        const std::int64_t ns = rec.rx.r.end_ns - rec.tx.r.start_ns;
+        std::int64_t last = rec.rx.r.end_ns;
+        for (const auto& x : rec.rx_more) last = std::max(last, x.r.end_ns);
+        const std::int64_t ns = last - rec.tx.r.start_ns;
         if (ns <= 0 || rec.tx.r.start_ns == 0) {
             rec.status = "failed";
             rec.reason = "impossible timestamps (consumer end before producer start)";
@@ -290,7 +335,9 @@ void harness::evaluate(run_record& rec, const run_spec& spec) {
         }
         const std::uint64_t timed = spec.messages - spec.warmup;
         rec.secs = double(ns) * 1e-9;
-        rec.gbps = double(timed * spec.payload) / rec.secs * 1e-9;
+        const double written = double(timed * spec.payload);
+        rec.gbps = written * double(1 + rec.rx_more.size()) / rec.secs * 1e-9;  // delivered
+        rec.tx_cpu_ns_per_byte = written > 0 ? rec.tx.r.cpu_s * 1e9 / written : 0;
         rec.msgs_per_s = double(timed) / rec.secs;
     } else {
         // The warm-up round trips are dropped.

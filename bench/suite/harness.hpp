@@ -49,10 +49,14 @@ struct run_record {
     std::uint64_t warmup = 0;    // the first ones, not timed
     std::string status;  // "ok", "skipped", "failed"
     std::string reason;  // why skipped or failed
-    side_record tx, rx;  // producer / consumer, or ping / pong
+    side_record tx, rx;  // producer / consumer (the first one), or ping / pong
+    std::size_t readers = 1;           // consumer processes (throughput), each given every message
+    std::vector<side_record> rx_more;  // consumers 2..readers
     std::uint64_t expected_bytes = 0, expected_checksum = 0;
-    // throughput: first message begun (producer) to last message digested (consumer)
+    // throughput: first message begun (producer) to last message digested (the last consumer);
+    // gbps: bytes delivered, i.e. readers x bytes written, per second
     double secs = 0, gbps = 0, msgs_per_s = 0;
+    double tx_cpu_ns_per_byte = 0;  // throughput: the producer's CPU (timed part) per byte written
     // latency: one-way = round trip / 2, after dropping warm-up round trips
     std::size_t samples = 0;
     double p50_us = 0, p99_us = 0, mean_us = 0, max_us = 0;
@@ -91,6 +95,13 @@ struct report_options {
 void write_report(const machine_info& m, const report_options& o, const std::vector<transport_info>& transports,
                   const std::vector<cell>& cells, const std::vector<run_record>& runs, const nlohmann::json& options_json);
 
+// The several-readers view (report_readers.cpp): empty unless some run had readers > 1.
+struct readers_view {
+    std::string text, markdown;
+    nlohmann::json j;
+};
+readers_view readers_report(const std::vector<run_record>& runs);
+
 // --verify FILE: every transport either moved exactly its bytes with matching checksums in every
 // run or is skipped with a reason. Returns the exit status.
 int verify_results(const std::string& path);
@@ -106,11 +117,15 @@ std::uint64_t expected_stream_checksum(std::uint64_t bytes);
 std::string hex64(std::uint64_t v);
 
 struct transport_state {
-    std::string name;
-    std::unique_ptr<transport> t;
+    std::string name;  // as reported: the transport's, with "-xN" for N readers
+    std::shared_ptr<transport> t;  // shared by the reader counts of one transport (one daemon)
     std::map<cell, std::string> skipped;  // reason: later rounds are not tried again
     std::map<cell, std::string> failed;
+    std::string base;  // the registry's name (what the side processes make)
+    std::size_t readers = 1;
 };
+// "shmchan-loan-x4": a transport's name in the report for `readers` consumers (as is for 1).
+std::string name_with_readers(const std::string& base, std::size_t readers);
 
 struct options;
 

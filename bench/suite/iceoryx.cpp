@@ -113,6 +113,7 @@ std::string endpoint_tag(const std::string& endpoint) {
 }
 
 constexpr const char* all_roles[] = {"prod", "cons", "ping", "pong"};
+constexpr std::size_t max_subscribers = 64;  // --readers: one runtime ("cons", "cons1", ...) each
 std::string runtime_name(const run_spec& spec, const char* role) {
     return "shb_" + endpoint_tag(spec.endpoint) + "_" + role;
 }
@@ -123,6 +124,10 @@ iox::capro::ServiceDescription service(const run_spec& spec, const std::string& 
 }
 
 // This (child) process's runtime, registered with RouDi on first use.
+std::string subscribed_file(const run_spec& spec, std::size_t i) {
+    return spec.scratch_dir + "/iox.subscribed." + std::to_string(i);
+}
+
 void ensure_runtime(const run_spec& spec, const char* role) {
     static bool initialized = false;
     if (initialized) return;
@@ -225,7 +230,12 @@ public:
 
     void cleanup(const run_spec& spec) override {
         for (const char* role : all_roles) remove_runtime_files(runtime_name(spec, role));
+        for (std::size_t i = 1; i < std::min(spec.readers, max_subscribers); ++i)
+            remove_runtime_files(runtime_name(spec, ("cons" + std::to_string(i)).c_str()));
     }
+
+    // N subscribers of the one publisher (WAIT_FOR_CONSUMER: it waits for the slowest).
+    bool fan_out() const override { return true; }
 
     void teardown() override { roudi_.stop(); }
 
@@ -241,6 +251,15 @@ public:
             iox::popo::UntypedPublisher pub(service(spec, "data"), publisher_options());
             if (!wait_until([&] { return pub.hasSubscribers(); }, connect_timeout))
                 fail("no subscriber connected within " + std::to_string(connect_timeout.count()) + " s");
+            // hasSubscribers() says one is: with several, each says it is subscribed by a file
+            // (history 0: one that subscribed late would miss messages).
+            if (spec.readers > 1 &&
+                !wait_until([&] {
+                    for (std::size_t i = 0; i < spec.readers; ++i)
+                        if (::access(subscribed_file(spec, i).c_str(), F_OK) != 0) return false;
+                    return true;
+                }, connect_timeout))
+                fail("not every subscriber connected within " + std::to_string(connect_timeout.count()) + " s");
             r = produce_loop(spec, [&](std::uint64_t i) {
                 void* p = loan_chunk(pub, spec.payload);
                 fill_payload({static_cast<std::byte*>(p), spec.payload}, i);
@@ -254,13 +273,19 @@ public:
     }
 
     side_result consume(const run_spec& spec) override {
-        ensure_runtime(spec, "cons");
+        const std::string role = spec.reader_index ? "cons" + std::to_string(spec.reader_index) : "cons";
+        ensure_runtime(spec, role.c_str());
         iox::popo::UntypedSubscriber sub(service(spec, "data"), subscriber_options(queue_depth(spec.payload)));
         std::optional<iox::popo::WaitSet<>> ws;
         attach(ws, sub, true);
         if (!wait_until([&] { return subscription_registered(sub); }, connect_timeout))
             fail("RouDi did not take the subscription within " + std::to_string(connect_timeout.count()) + " s");
         spec.ready();
+        if (spec.readers > 1) {
+            if (!wait_until([&] { return sub.getSubscriptionState() == iox::SubscribeState::SUBSCRIBED; }, connect_timeout))
+                fail("not subscribed within " + std::to_string(connect_timeout.count()) + " s");
+            write_file(subscribed_file(spec, spec.reader_index), "");
+        }
         side_result r;
         digest d;
         const void* p = nullptr;

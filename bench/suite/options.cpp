@@ -17,11 +17,17 @@ const char* usage_text =
     "  runs.csv, results.md and PNG/SVG plots (gnuplot) in --out.\n"
     "  --quick              small sizes (64 B, 4 KiB, 1 MiB), 1 round, few messages (~1 min)\n"
     "  --transports LIST    comma-separated (default all): inprocess, shmchan-loan, shmchan-write,\n"
-    "                       shmchan-loan-noclaim, shmchan-loan-nomb, shmchan-write-nomb, iceoryx,\n"
+    "                       shmchan-loan-noclaim, shmchan-loan-nomb, shmchan-write-nomb, shmchan-separate,\n"
+    "                       iceoryx,\n"
     "                       engine-shm, engine-socket, node-socket, zeromq-ipc, unix-socket, pipe,\n"
     "                       tcp-loopback, boost-mq (the ceiling, inprocess, is always added)\n"
     "  --sizes LIST         throughput payloads (default 64,256,1K,4K,16K,64K,256K,1M,4M,16M)\n"
     "  --latency-sizes LIST latency payloads (default 64,4K,64K,1M)\n"
+    "  --readers LIST       consumer processes per throughput run, each receiving every message\n"
+    "                       (default 1; --quick 1,2); for N > 1 only transports with fan-out run\n"
+    "                       (shmchan-loan/-write: one channel with N readers; shmchan-separate: N\n"
+    "                       channels; iceoryx: N subscribers), shown as NAME-xN; GB/s is then the\n"
+    "                       bytes delivered (N x written) per second\n"
     "  --rounds N           interleaved rounds (default 5; --quick 1)\n"
     "  --time-per-run S     seconds one throughput run should take (default 0.15; latency 0.8x),\n"
     "                       sized by pilot runs of each transport and payload before the\n"
@@ -75,7 +81,7 @@ std::vector<std::size_t> parse_sizes(const std::string& s) {
 
 options parse_options(const std::vector<std::string>& args) {
     options o;
-    std::string transports, sizes, lat_sizes;
+    std::string transports, sizes, lat_sizes, readers;
     int rounds = -1;
     double timeout = -1;
     bool latency_limit_set = false;
@@ -96,6 +102,7 @@ options parse_options(const std::vector<std::string>& args) {
         else if (a == "--transports") transports = value();
         else if (a == "--sizes") sizes = value();
         else if (a == "--latency-sizes") lat_sizes = value();
+        else if (a == "--readers") readers = value();
         else if (a == "--rounds") rounds = static_cast<int>(number(value()));
         else if (a == "--time-per-run") o.time_per_run = number(value());
         else if (a == "--max-bytes") o.max_bytes = parse_bytes(value());
@@ -134,6 +141,24 @@ options parse_options(const std::vector<std::string>& args) {
     o.latency_sizes = !lat_sizes.empty() ? parse_sizes(lat_sizes)
                       : o.quick          ? std::vector<std::size_t>{64, MiB}
                                          : std::vector<std::size_t>{64, 4 * KiB, 64 * KiB, MiB};
+    if (!readers.empty()) {
+        o.readers.clear();
+        for (const auto& x : split(readers)) {
+            std::size_t used = 0;
+            int n = 0;
+            try {
+                n = std::stoi(x, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != x.size() || n < 1 || n > 64) throw usage_error("--readers: 1 to 64, not " + x);
+            o.readers.push_back(static_cast<std::size_t>(n));
+        }
+        std::sort(o.readers.begin(), o.readers.end());
+        o.readers.erase(std::unique(o.readers.begin(), o.readers.end()), o.readers.end());
+    } else if (o.quick) {
+        o.readers = {1, 2};
+    }
     o.rounds = rounds > 0 ? rounds : o.quick ? 1 : 5;
     o.timeout = timeout > 0 ? timeout : o.quick ? 30 : 60;
     if (!latency_limit_set) o.latency_limit = o.quick || o.messages ? 0 : 1.5;

@@ -12,6 +12,7 @@ namespace shmchan_bench {
 struct options {
     std::vector<std::string> transports;  // registry names, in registry order
     std::vector<std::size_t> sizes, latency_sizes;
+    std::vector<std::size_t> readers = {1};  // consumer counts (throughput; fan-out transports)
     int rounds = 0;
     bool quick = false;
     bool throughput = true, latency = true;

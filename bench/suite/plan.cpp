@@ -74,6 +74,16 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                 o.rounds, o.quick ? " (quick)" : "");
     std::printf("machine: %d CPUs, %s, %s; %s\n", m.nproc, m.cpu_model.c_str(), m.kernel.c_str(), m.date_utc.c_str());
     std::printf("placement probe: CPU 0 <-> CPU 1 cache-line round trip %.0f ns (~100 near, ~400+ far)\n", m.line_rtt_ns[0]);
+    if (std::any_of(o.readers.begin(), o.readers.end(), [](std::size_t n) { return n > 1; })) {
+        std::string with, without;
+        for (auto& s : ts)
+            if (s.readers == 1) {
+                std::string& list = s.t->fan_out() ? with : without;
+                list += (list.empty() ? "" : ", ") + s.name;
+            }
+        std::printf("several readers (throughput only): %s; not run with several readers (one consumer only): %s\n",
+                    with.empty() ? "none" : with.c_str(), without.empty() ? "none" : without.c_str());
+    }
     std::fflush(stdout);
 
     std::vector<run_record> runs;
@@ -176,6 +186,7 @@ int run_suite(const options& o, const std::vector<std::string>& argv) {
                {"max_bytes", o.max_bytes},
                {"timeout_s", o.timeout},
                {"transports", o.transports},
+               {"readers", o.readers},
                {"throughput", o.throughput},
                {"latency", o.latency}};
     report_options ro;

@@ -39,6 +39,7 @@ std::vector<entry> registry() {
     r.push_back({"shmchan-loan-noclaim", make_shmchan_loan_noclaim});
     r.push_back({"shmchan-loan-nomb", make_shmchan_loan_nomb});
     r.push_back({"shmchan-write-nomb", make_shmchan_write_nomb});
+    r.push_back({"shmchan-separate", make_shmchan_separate});
 #ifdef SHMCHAN_BENCH_HAVE_ICEORYX
     r.push_back({"iceoryx", make_iceoryx});
 #else
@@ -66,7 +67,8 @@ const std::map<std::string, std::string>& aliases() {
         {"zeromq", "zeromq-ipc"}, {"unix", "unix-socket"},     {"tcp", "tcp-loopback"},
         {"mq", "boost-mq"},       {"message-queue", "boost-mq"}, {"iox", "iceoryx"},
         {"noclaim", "shmchan-loan-noclaim"}, {"loan-nomb", "shmchan-loan-nomb"},
-        {"write-nomb", "shmchan-write-nomb"}, {"node", "node-socket"}};
+        {"write-nomb", "shmchan-write-nomb"}, {"node", "node-socket"},
+        {"separate", "shmchan-separate"}};
     return a;
 }
 

@@ -280,7 +280,8 @@ json side_to_json(const side_record& s) {
             {"cpu_user_s", s.cpu_user_s},
             {"cpu_sys_s", s.cpu_sys_s},
             {"vcsw", s.vcsw},
-            {"ivcsw", s.ivcsw}};
+            {"ivcsw", s.ivcsw},
+            {"cpu_s", s.r.cpu_s}};
 }
 
 json num(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
@@ -319,6 +320,11 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
                 << ", µs (x = multiple of the ceiling's / unix-socket's p50):\n" << t.text();
             md << "\n### Latency, " << (busy ? "busy-wait" : "sleeping waits") << " (one-way, µs)\n\n" << t.markdown();
         }
+    }
+    const readers_view rv = readers_report(runs);
+    if (!rv.text.empty()) {
+        txt << rv.text;
+        md << "\n### Several readers\n\n" << rv.markdown;
     }
     const auto missing = not_measured(sum, transports);
     if (!missing.empty()) {
@@ -432,6 +438,13 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
                                  {"expected", {{"bytes", r.expected_bytes}, {"checksum", hex64(r.expected_checksum)}}},
                                  {"tx", side_to_json(r.tx)},
                                  {"rx", side_to_json(r.rx)},
+                                 {"readers", r.readers},
+                                 {"rx_more", [&] {
+                                      json a = json::array();
+                                      for (const auto& x : r.rx_more) a.push_back(side_to_json(x));
+                                      return a;
+                                  }()},
+                                 {"tx_cpu_ns_per_byte", r.tx_cpu_ns_per_byte},
                                  {"secs", r.secs},
                                  {"gbps", r.gbps},
                                  {"msgs_per_s", r.msgs_per_s},
@@ -463,6 +476,7 @@ void write_report(const machine_info& m, const report_options& o, const std::vec
                                     {"ratio_to_unix_socket", num(s.vs_unix)},
                                     {"peak_rss_kib", {{"tx", s.rss_tx}, {"rx", s.rss_rx}, {"daemon", s.rss_daemon}}}});
         j["targets"] = target_lines(sum, cells);
+        if (!rv.j.empty()) j["readers"] = rv.j;
         std::ofstream f(o.out_dir + "/results.json");
         f << j.dump(1) << '\n';
     }

@@ -51,6 +51,7 @@ int report_again(const std::string& path, report_options o) {
             s.cpu_sys_s = x.at("cpu_sys_s");
             s.vcsw = x.at("vcsw");
             s.ivcsw = x.at("ivcsw");
+            s.r.cpu_s = x.value("cpu_s", 0.0);
             return s;
         };
         std::vector<run_record> runs;
@@ -68,6 +69,10 @@ int report_again(const std::string& path, report_options o) {
             r.expected_checksum = std::stoull(x.at("expected").at("checksum").get<std::string>(), nullptr, 16);
             r.tx = side_of(x.at("tx"));
             r.rx = side_of(x.at("rx"));
+            r.readers = x.value("readers", std::size_t{1});
+            if (x.contains("rx_more"))
+                for (const auto& y : x.at("rx_more")) r.rx_more.push_back(side_of(y));
+            r.tx_cpu_ns_per_byte = x.value("tx_cpu_ns_per_byte", 0.0);
             r.secs = x.at("secs");
             r.gbps = x.at("gbps");
             r.msgs_per_s = x.at("msgs_per_s");
@@ -140,8 +145,12 @@ int verify_results(const std::string& path) {
                 const std::uint64_t bytes = payload * messages;
                 const std::string want = hex64(expected(bytes));
                 if (messages == 0) complain(where + ": no messages");
-                for (const char* side : {"tx", "rx"}) {
-                    const auto& s = r.at(side);
+                std::vector<std::pair<std::string, const nlohmann::json*>> sides = {{"tx", &r.at("tx")}, {"rx", &r.at("rx")}};
+                if (r.contains("rx_more"))
+                    for (std::size_t i = 0; i < r.at("rx_more").size(); ++i)
+                        sides.push_back({"rx " + std::to_string(i + 2), &r.at("rx_more").at(i)});
+                for (const auto& [side, sp] : sides) {
+                    const auto& s = *sp;
                     if (!s.at("present").get<bool>()) complain(where + ": " + side + " reported nothing");
                     if (s.at("messages").get<std::uint64_t>() != messages)
                         complain(where + ": " + side + " moved " + std::to_string(s.at("messages").get<std::uint64_t>()) + " of " + std::to_string(messages) + " messages");

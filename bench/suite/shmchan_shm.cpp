@@ -2,6 +2,11 @@
 // writer ref in the scratch directory, and the other process opens it. Ring capacity
 // max(4 MiB, 4 x payload), so that the largest message is one record.
 //
+// Several readers (run_spec::readers, loan and write): the first consumer creates one channel
+// with that many readers and leaves the writer ref and the other readers' refs; the harness
+// starts the next consumer only once it is ready, and each opens its ref. The producer writes
+// each message once; every reader digests it in place.
+//
 // The -nomb variants run both sides with SHMCHAN_NO_MEMBARRIER=1: every commit and release
 // reads the sleeper count with a locked read-modify-write again instead of relying on the
 // sleeper's membarrier, so the pair isolates what the asymmetric fence is worth.
@@ -62,9 +67,24 @@ public:
         return {"SHMCHAN_NO_MEMBARRIER=1"};
     }
 
+    // The variants that are A/B experiments (no claim, no membarrier) keep to one reader.
+    bool fan_out() const override { return membarrier_ && (claim_ || mode_ == send_mode::write); }
+
     side_result consume(const run_spec& spec) override {
         check_membarrier();
-        shmchan::channel ch = shmchan::create_channel(options_for(spec, claim_));
+        if (spec.reader_index > 0) {
+            const auto o = options_for(spec, claim_);
+            shmchan::reader r = shmchan::open_reader(
+                shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/shm.reader." + std::to_string(spec.reader_index))), o);
+            (void)r.try_next();
+            spec.ready();
+            return channel_sides::consume(r, spec);
+        }
+        auto o = options_for(spec, claim_);
+        o.readers = spec.readers;
+        shmchan::channel ch = shmchan::create_channel(o);
+        for (std::size_t i = 1; i < ch.reader_refs.size(); ++i)
+            write_file(spec.scratch_dir + "/shm.reader." + std::to_string(i), ch.reader_refs[i].dump());
         write_file(spec.scratch_dir + "/shm.ref", ch.writer_ref.dump());
         (void)ch.reader.try_next();  // claims the reader end now (nothing there yet)
         spec.ready();

@@ -29,6 +29,7 @@ json side_json(const std::string& role, const side_result& r) {
               {"end_ns", r.end_ns},
               {"error", r.error},
               {"rtt_ns", r.rtt_ns},
+              {"cpu_s", r.cpu_s},
               // Peak RSS of this process image. (ru_maxrss would also count the harness's
               // pages: posix_spawn's child shares the harness's memory until exec, and Linux
               // carries that high-water mark over.)
@@ -56,11 +57,11 @@ side_result guarded(const std::function<side_result()>& f) {
 }  // namespace
 
 // argv: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP TIME_LIMIT_NS LATENCY BUSY ENDPOINT SCRATCH
-//        PARENT_PID
+//        PARENT_PID READERS READER_INDEX
 int side_main(int argc, char** argv) {
-    if (argc != 13) {
+    if (argc != 15) {
         std::fprintf(stderr, "usage: _side ROLE TRANSPORT PAYLOAD MESSAGES WARMUP TIME_LIMIT_NS LATENCY BUSY "
-                             "ENDPOINT SCRATCH PARENT\n");
+                             "ENDPOINT SCRATCH PARENT READERS READER_INDEX\n");
         return 2;
     }
     if (!die_with_parent(std::atoi(argv[12]))) return 3;
@@ -81,6 +82,8 @@ int side_main(int argc, char** argv) {
     spec.busy_wait = std::atoi(argv[9]) != 0;
     spec.endpoint = argv[10];
     spec.scratch_dir = argv[11];
+    spec.readers = std::strtoull(argv[13], nullptr, 10);
+    spec.reader_index = std::strtoull(argv[14], nullptr, 10);
     std::atomic<bool> said_ready{false};
     spec.ready = [&] {
         if (!said_ready.exchange(true)) emit("ready\n");

@@ -86,7 +86,7 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
                      const std::vector<std::string>& env) {
     side_proc s;
     s.role = role;
-    s.log = spec.scratch_dir + "/" + role + ".log";
+    s.log = spec.scratch_dir + "/" + role + (spec.reader_index ? std::to_string(spec.reader_index) : "") + ".log";
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) fail_errno("pipe2");
     p[0] = high_fd(p[0]);
@@ -104,7 +104,9 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
                                      spec.busy_wait ? "1" : "0",
                                      spec.endpoint,
                                      spec.scratch_dir,
-                                     std::to_string(::getpid())};
+                                     std::to_string(::getpid()),
+                                     std::to_string(spec.readers),
+                                     std::to_string(spec.reader_index)};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
 namespace shmchan_bench {
 
@@ -88,16 +89,28 @@ template <class Try, class Block>
     }
 }
 
+// CLOCK_PROCESS_CPUTIME_ID in seconds (every thread of the process, user and system).
+inline double process_cpu_now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
 // Throughput, the producer: send(i) for every message; the clock runs from when message
 // #warmup begins to after the last send. The caller closes its end, then calls generated().
 template <class Send>
 side_result produce_loop(const run_spec& spec, Send&& send) {
     side_result r;
+    double cpu0 = 0;
     for (std::uint64_t i = 0; i < spec.messages; ++i) {
-        if (i == spec.warmup) r.start_ns = now_ns();
+        if (i == spec.warmup) {
+            r.start_ns = now_ns();
+            cpu0 = process_cpu_now();
+        }
         send(i);
     }
     r.end_ns = now_ns();
+    r.cpu_s = process_cpu_now() - cpu0;
     return r;
 }
 // After the producer's clock and its close: what it generated (pattern_checksum, never timed).

@@ -50,6 +50,10 @@ struct run_spec {
     std::string endpoint;         // unique rendezvous name for this run (path/name/port base),
                                   // made by the harness; a transport derives its names from it
     std::string scratch_dir;      // a private directory for this run (sockets, configs)
+    std::size_t readers = 1;      // throughput: consumer processes, each receiving every message
+                                  // (only transports with fan_out(); docs/benchmarks.md)
+    std::size_t reader_index = 0; // which of them this consumer is; the harness starts them in
+                                  // order, each once the previous said ready
     std::function<void()> ready;  // the consuming / pong side calls this once it can accept;
                                   // the harness starts the other side only then
 };
@@ -162,6 +166,7 @@ struct side_result {
     std::int64_t start_ns = 0;        // CLOCK_MONOTONIC (steady_clock) when message #warmup
                                       // began (producer) / the first byte arrived (consumer)
     std::int64_t end_ns = 0;          // ... when the last message was handed over / digested
+    double cpu_s = 0;                 // producer: its process's CPU time from start_ns to end_ns
     std::vector<std::int64_t> rtt_ns; // latency (ping side): one round trip per sample, from
                                       // before filling the payload to after digesting the echo
     std::string error;                // non-empty: the side failed, with this reason
@@ -192,6 +197,9 @@ public:
     // True for the in-process ceiling: the harness runs both sides as two threads of one child
     // process instead of two processes.
     virtual bool in_one_process() const { return false; }
+    // True when one producer can feed spec.readers > 1 consumer processes, each receiving
+    // every message (throughput only); other transports are skipped for several readers.
+    virtual bool fan_out() const { return false; }
 
     // In the child processes. The consumer / pong side calls spec.ready() once it can accept.
     // The producer sends a producer-side checksum of what it generated (pattern_checksum,
@@ -211,6 +219,7 @@ std::unique_ptr<transport> make_shmchan_loan_noclaim();
 std::unique_ptr<transport> make_shmchan_loan();
 std::unique_ptr<transport> make_shmchan_loan_nomb();
 std::unique_ptr<transport> make_shmchan_write_nomb();
+std::unique_ptr<transport> make_shmchan_separate();
 std::unique_ptr<transport> make_engine_socket();
 std::unique_ptr<transport> make_engine_shm();
 std::unique_ptr<transport> make_node_socket();
