@@ -195,7 +195,8 @@ sink_channel::result sink_channel::render(GstBuffer* buf) {
         gsize offset = 0;
         const gsize size = gst_memory_get_sizes(mem, &offset, nullptr);
         if (pending_caps_.empty() && offset == 0 && size <= loan_.size()) {
-            loan_.commit(size, meta);  // zero copy: upstream rendered into the ring
+            // Zero copy: upstream rendered into the ring.
+            if (const std::error_code e = loan_.commit(size, meta)) return fail(e, "committing a frame");
             ++in_place_;
             return result::ok;
         }
