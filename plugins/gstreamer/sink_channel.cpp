@@ -30,6 +30,12 @@ bool sink_channel::create(const std::string& engine, std::size_t capacity, const
         } else {
             channel_options o;
             o.capacity = capacity;
+            // Upstream fills the loans (videotestsrc, converters, decoders: memcpy-like, whole
+            // lines): zeroing them first is a second pass over every frame (+3.5 ms of a 4K
+            // RGBA frame's ~6 ms here), and the adaptive chooser, timing whole pipeline steps,
+            // can settle on it. docs/benchmarks.md, GStreamer section. SHMCHAN_LOAN_CLAIM
+            // still overrides it for A/B runs.
+            o.loan_claim = channel_options::claim_policy::never;
             ch_ = create_channel(o);
         }
     } catch (const std::exception& e) {
