@@ -72,9 +72,8 @@ int shmchan_writer_commit_frame(shmchan_writer* w, size_t used, const shmchan_fr
     if (!w) return capi::invalid("shmchan_writer_commit_frame: NULL writer");
     if (!w->loan || !w->loan.is_frame()) return capi::invalid("shmchan_writer_commit_frame: no frame loan is open");
     if (used > w->loan.size()) return capi::invalid("shmchan_writer_commit_frame: used exceeds the loan");
-    if (meta && meta->user_size > SHMCHAN_FRAME_MAX_USER)
-        return capi::invalid("shmchan_writer_commit_frame: user header longer than SHMCHAN_FRAME_MAX_USER");
-    w->loan.commit(used, capi::meta_of(meta));
+    // A user header longer than SHMCHAN_FRAME_MAX_USER is refused and the loan stays open.
+    if (auto e = w->loan.commit(used, capi::meta_of(meta))) return capi::guarded([&] { return capi::fail(e, w->w.last_error()); });
     w->loan = loan();
     return 0;
 }

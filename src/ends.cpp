@@ -44,18 +44,25 @@ loan& loan::operator=(loan&& o) noexcept {
 }
 loan::~loan() { abandon(); }
 void loan::commit(std::size_t used) noexcept {
-    if (frame_) return commit(used, frame_meta{});
+    if (frame_) return (void)commit(used, frame_meta{});  // no user header: cannot be refused
     if (owner_) owner_->commit_loan(std::min(used, size_));
     owner_ = nullptr;
     data_ = nullptr;
     size_ = 0;
 }
-void loan::commit(std::size_t used, const frame_meta& meta) noexcept {
-    if (!frame_) return commit(used);
-    if (owner_) owner_->commit_frame_loan(std::min(used, size_), meta);
+std::error_code loan::commit(std::size_t used, const frame_meta& meta) noexcept {
+    if (!frame_) {
+        commit(used);
+        return {};
+    }
+    if (owner_) {
+        if (auto e = owner_->refuse_user_header(meta)) return e;  // the loan stays open
+        owner_->commit_frame_loan(std::min(used, size_), meta);
+    }
     owner_ = nullptr;
     data_ = nullptr;
     size_ = 0;
+    return {};
 }
 void loan::abandon() noexcept {
     if (owner_) owner_->abandon_loan();

@@ -32,6 +32,7 @@ struct writer_impl {
     virtual std::error_code write_frame(std::span<const std::byte> bytes, const frame_meta& meta,
                                         nanoseconds t) = 0;
     virtual loan make_frame_loan(std::size_t n, nanoseconds t) = 0;
+    // \pre refuse_user_header(meta) passed (loan::commit checks it first).
     virtual void commit_frame_loan(std::size_t used, const frame_meta& meta) = 0;
     virtual std::size_t max_frame() const = 0;
     virtual std::error_code close(nanoseconds t) = 0;
@@ -46,6 +47,8 @@ struct writer_impl {
 
     std::uint64_t bytes_written() const noexcept { return written; }
     bool is_finished() const noexcept { return finished; }
+    // A user header longer than frame_meta::max_user: invalid_argument, with detail_ set.
+    std::error_code refuse_user_header(const frame_meta& meta);
     const std::string& last_error() const noexcept { return detail_; }
     transport path() const noexcept { return path_; }
 

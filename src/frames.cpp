@@ -17,12 +17,15 @@ std::size_t capacity_for_frame(std::size_t frame_bytes) noexcept {
 
 namespace detail {
 
+std::error_code writer_impl::refuse_user_header(const frame_meta& meta) {
+    if (meta.user.size() <= frame_meta::max_user) return {};
+    detail_ = "frame user header of " + std::to_string(meta.user.size()) + " bytes: at most " +
+              std::to_string(frame_meta::max_user);
+    return errc::invalid_argument;
+}
+
 std::error_code writer_impl::check_frame(std::size_t n, const frame_meta& meta) {
-    if (meta.user.size() > frame_meta::max_user) {
-        detail_ = "frame user header of " + std::to_string(meta.user.size()) + " bytes: at most " +
-                  std::to_string(frame_meta::max_user);
-        return errc::invalid_argument;
-    }
+    if (auto e = refuse_user_header(meta)) return e;
     if (n > max_frame()) {
         const std::size_t c = capacity_for_frame(n);
         detail_ = "frame of " + std::to_string(n) + " bytes exceeds the largest frame of this channel (" +

@@ -281,9 +281,7 @@ public:
     void commit_frame_loan(std::size_t used, const frame_meta& m) override {
         if (!loan_out) return;
         if (loan_timed) chooser.took(ticks() - loan_t0, loan_n);
-        // The user header was checked by nobody yet: one too long is cut, as a message would be
-        // refused; the loan cannot return an error.
-        frame_fields f = fields_of(m);
+        frame_fields f = fields_of(m);  // its user header was checked by loan::commit
         put_frame_header(frame_base, f, frame_loan_offset);
         prod.commit(frame_loan_offset + used);
         written += used;

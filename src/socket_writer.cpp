@@ -137,7 +137,7 @@ public:
         if (!flush(deadline::none()) || err_) return;
         std::swap(out_, loan_buf_);
         out_.resize(used);
-        meta_out_ = encode_frame_meta(used, meta);  // a user header above max_user is cut, as in the ring
+        meta_out_ = encode_frame_meta(used, meta);  // its user header was checked by loan::commit
         send_frame(asio::buffer(out_), out_.size());
         (void)flush(deadline::none());
     }

@@ -166,7 +166,8 @@ int shmchan_writer_abandon(shmchan_writer* w);
 /* One frame, delivered whole with its meta (meta may be NULL: all unset). */
 int shmchan_writer_write_frame(shmchan_writer* w, const void* data, size_t size,
                                const shmchan_frame_meta* meta, int timeout_ms);
-/* Zero-copy frame: a loan committed with shmchan_writer_commit_frame. */
+/* Zero-copy frame: a loan committed with shmchan_writer_commit_frame. A user header longer than
+ * SHMCHAN_FRAME_MAX_USER is refused (SHMCHAN_E_INVALID_ARGUMENT) and the loan stays open. */
 int shmchan_writer_frame_loan(shmchan_writer* w, size_t size, void** data, int timeout_ms);
 int shmchan_writer_commit_frame(shmchan_writer* w, size_t used, const shmchan_frame_meta* meta);
 /* A text message (`size` bytes of UTF-8), in order with the binary data. */

@@ -46,10 +46,13 @@ public:
     // Publishes the first `used` bytes (default: all). \pre used <= size().
     void commit(std::size_t used) noexcept;
     void commit() noexcept { commit(size_); }
-    // A frame loan: publishes the first `used` bytes as one frame with `meta`. On a loan that is
-    // not a frame loan the meta is ignored (a chunk carries none). \pre used <= size().
-    void commit(std::size_t used, const frame_meta& meta) noexcept;
-    void commit(const frame_meta& meta) noexcept { commit(size_, meta); }
+    // A frame loan: publishes the first `used` bytes as one frame with `meta`. A user header
+    // longer than frame_meta::max_user is refused (errc::invalid_argument, the writer's
+    // last_error() says the sizes) and nothing is published: the loan stays open, to commit
+    // again with a shorter header or abandon. On a loan that is not a frame loan the meta is
+    // ignored (a chunk carries none). \pre used <= size().
+    [[nodiscard]] std::error_code commit(std::size_t used, const frame_meta& meta) noexcept;
+    [[nodiscard]] std::error_code commit(const frame_meta& meta) noexcept { return commit(size_, meta); }
     void abandon() noexcept;
     bool is_frame() const noexcept { return frame_; }
 

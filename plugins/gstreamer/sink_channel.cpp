@@ -30,6 +30,12 @@ bool sink_channel::create(const std::string& engine, std::size_t capacity, const
         } else {
             channel_options o;
             o.capacity = capacity;
+            // Upstream fills the loans (videotestsrc, converters, decoders: memcpy-like, whole
+            // lines): zeroing them first is a second pass over every frame (+3.5 ms of a 4K
+            // RGBA frame's ~6 ms here), and the adaptive chooser, timing whole pipeline steps,
+            // can settle on it. docs/benchmarks.md, GStreamer section. SHMCHAN_LOAN_CLAIM
+            // still overrides it for A/B runs.
+            o.loan_claim = channel_options::claim_policy::never;
             ch_ = create_channel(o);
         }
     } catch (const std::exception& e) {
@@ -195,7 +201,8 @@ sink_channel::result sink_channel::render(GstBuffer* buf) {
         gsize offset = 0;
         const gsize size = gst_memory_get_sizes(mem, &offset, nullptr);
         if (pending_caps_.empty() && offset == 0 && size <= loan_.size()) {
-            loan_.commit(size, meta);  // zero copy: upstream rendered into the ring
+            // Zero copy: upstream rendered into the ring.
+            if (const std::error_code e = loan_.commit(size, meta)) return fail(e, "committing a frame");
             ++in_place_;
             return result::ok;
         }

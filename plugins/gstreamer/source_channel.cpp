@@ -37,6 +37,10 @@ source_channel::status source_channel::open(const settings& s, const std::atomic
     channel_options o;
     o.engine = s.engine;
     o.max_held = s.max_held;
+    // Frames come every few hundred microseconds at most, and a spin that ends in a sleep
+    // anyway is wasted CPU (50 us a frame by default). A small base keeps the adaptive budget:
+    // gaps up to spin_max_us (small buffers at a high rate) are still learnt and spun through.
+    o.spin_us = 2;
     max_held_ = s.max_held;
     for (;;) {
         if (flushing) return status::flushing;

@@ -329,15 +329,13 @@ static PyObject* loan_commit(PyObject* self, PyObject* args) {
         PyErr_Format(PyExc_ValueError, "commit(%zd): the loan holds %zd bytes", used, l->size);
         return NULL;
     }
+    if (!l->open) return PyErr_Format(PyExc_ValueError, "commit: the loan was already committed or abandoned");
     if (meta != Py_None && meta_from_tuple(meta, &m, &user) < 0) return NULL;
-    if (loan_finish(l, "commit") < 0) {
-        if (user.obj) PyBuffer_Release(&user);
-        return NULL;
-    }
     if (l->frame) rc = shmchan_writer_commit_frame(w->w, (size_t)used, meta == Py_None ? NULL : &m);
     else rc = shmchan_writer_commit(w->w, (size_t)used);
     if (user.obj) PyBuffer_Release(&user);
-    if (rc) return raise_rc(rc, NULL);
+    if (rc) return raise_rc(rc, NULL);  /* refused (a user header too long): the loan stays open */
+    (void)loan_finish(l, "commit");
     Py_RETURN_NONE;
 }
 

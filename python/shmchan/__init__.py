@@ -359,12 +359,14 @@ class Loan:
     def commit(self, used: Optional[int] = None, *, pts: Optional[int] = None, dts: Optional[int] = None,
                duration: Optional[int] = None, offset: Optional[int] = None, offset_end: Optional[int] = None,
                flags: int = 0, user: bytes = b"", meta: Optional[FrameMeta] = None) -> None:
-        """Publishes the first ``used`` bytes (default: all); a frame loan with its meta."""
-        self._end_views()
+        """Publishes the first ``used`` bytes (default: all); a frame loan with its meta.
+        A user header longer than 256 bytes raises InvalidArgument and publishes nothing: the
+        loan (and its view) stays open, to commit again or abandon."""
         m = None
         if self._frame:
             m = (meta or FrameMeta(pts, dts, duration, offset, offset_end, flags, user))._tuple()
         self._l.commit(-1 if used is None else used, m)
+        self._end_views()
 
     def abandon(self) -> None:
         """Gives the region back unpublished."""

@@ -118,7 +118,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
                                                         std::to_string(got) + " came");
         frame_meta m = meta->meta;
         m.user = meta->user;
-        frame.commit(m);
+        (void)frame.commit(m);  // cannot be refused: the decoder took at most max_user bytes of user
         meta.reset();
         read();
     }

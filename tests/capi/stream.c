@@ -117,6 +117,7 @@ static int cmd_errors(void) {
     char ref[1024];
     char* key;
     static const char user[] = "caps=video/x-raw";
+    static const char long_user[SHMCHAN_FRAME_MAX_USER + 1] = {0};
 
     shmchan_item_init(&it);
     CHECK(strcmp(shmchan_error_name(SHMCHAN_E_PEER_LOST), "peer_lost") == 0);
@@ -179,6 +180,20 @@ static int cmd_errors(void) {
     CHECK(shmchan_writer_commit_frame(w, 3, &m) == 0);
     CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_FRAME && it.meta.duration == 7 &&
           it.data_size == 3 && memcmp(it.data, "abc", 3) == 0);
+    /* A loan committed with a user header too long: refused, the loan stays open, nothing lost. */
+    CHECK(shmchan_writer_frame_loan(w, 3, &data, -1) == 0);
+    memcpy(data, "xyz", 3);
+    m.user = long_user;
+    m.user_size = sizeof long_user;
+    CHECK(shmchan_writer_commit_frame(w, 3, &m) == SHMCHAN_E_INVALID_ARGUMENT);
+    CHECK(strstr(shmchan_last_error(), "at most 256") != NULL);
+    CHECK(shmchan_reader_next(r, &it, 0) == SHMCHAN_E_WOULD_BLOCK);
+    m.user_size = SHMCHAN_FRAME_MAX_USER;
+    CHECK(shmchan_writer_commit_frame(w, 3, &m) == 0);
+    CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_FRAME && it.data_size == 3 &&
+          memcmp(it.data, "xyz", 3) == 0 && it.meta.user_size == SHMCHAN_FRAME_MAX_USER);
+    m.user = NULL;
+    m.user_size = 0;
     CHECK(shmchan_writer_write_frame(w, "x", 1, NULL, -1) == 0);
     CHECK(shmchan_reader_next(r, &it, 1000) == 0 && it.meta.pts == SHMCHAN_TIME_NONE);
     CHECK(shmchan_writer_write_frame(w, data, 1 << 20, NULL, -1) == SHMCHAN_E_TOO_LARGE);

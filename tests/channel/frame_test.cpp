@@ -71,7 +71,7 @@ TEST_CASE("frames arrive whole with every field of their meta, mixed in order wi
             REQUIRE(l);
             CHECK(l.is_frame());
             if (!bytes.empty()) std::memcpy(l.data().data(), bytes.data(), bytes.size());  // frame 0 is empty
-            l.commit(f.meta);
+            REQUIRE_FALSE(l.commit(f.meta));
         }
         if (i % 50 == 49) read_some(i + 1);
     }
@@ -89,7 +89,7 @@ TEST_CASE("a frame loan committed short, or without meta, or abandoned", "[frame
         REQUIRE(l);
         std::memset(l.data().data(), 0x5a, 1000);
         sample_frame f(3);
-        l.commit(10, f.meta);
+        REQUIRE_FALSE(l.commit(10, f.meta));
     }
     {
         loan l = ch.writer.get_frame_loan(100);
@@ -157,6 +157,35 @@ TEST_CASE("a user header longer than max_user is refused", "[frame][errors]") {
     CHECK(ch.writer.last_error().find("at most 256") != std::string::npos);
     m.user = std::span(user).first(frame_meta::max_user);
     CHECK_FALSE(ch.writer.write_frame(frame_bytes(10, 0), m));
+    item written = ch.reader.next(1s);
+    REQUIRE(written.is_frame());
+    CHECK(written.meta().user.size() == frame_meta::max_user);
+}
+
+TEST_CASE("a frame loan committed with a user header longer than max_user is refused and stays open", "[frame][loan][errors]") {
+    channel ch = frame_channel(64 << 10);
+    std::vector<std::byte> user(frame_meta::max_user + 1);
+    for (std::size_t i = 0; i < user.size(); ++i) user[i] = std::byte(i * 7);
+    const auto bytes = frame_bytes(1000, 5);
+    loan l = ch.writer.get_frame_loan(bytes.size());
+    REQUIRE(l);
+    std::memcpy(l.data().data(), bytes.data(), bytes.size());
+    frame_meta m;
+    m.pts = 99;
+    m.user = user;
+    CHECK(l.commit(m) == errc::invalid_argument);
+    CHECK(ch.writer.last_error().find("at most 256") != std::string::npos);
+    CHECK(l);  // nothing published, nothing lost: the loan is still the writer's
+    CHECK(ch.reader.try_next().error() == errc::would_block);
+    m.user = std::span(user).first(frame_meta::max_user);
+    REQUIRE_FALSE(l.commit(m));
+    CHECK_FALSE(l);
+    item it = ch.reader.next(1s);
+    REQUIRE(it.is_frame());
+    CHECK(it.meta().pts == 99);
+    CHECK(std::vector<std::byte>(it.meta().user.begin(), it.meta().user.end()) ==
+          std::vector<std::byte>(user.begin(), user.begin() + frame_meta::max_user));
+    CHECK(std::vector<std::byte>(it.data().begin(), it.data().end()) == bytes);
 }
 
 TEST_CASE("frames count as bytes read; read_all and chunks() take their bytes", "[frame]") {

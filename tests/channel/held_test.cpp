@@ -97,7 +97,7 @@ TEST_CASE("held items released in shuffled order from another thread: every byte
                 std::memcpy(l.data().data(), bytes.data(), bytes.size());
                 frame_meta m;
                 m.pts = static_cast<std::int64_t>(i);
-                l.commit(m);
+                if ((werr = l.commit(m))) break;
             }
         }
         if (!werr) werr = ch.writer.close(10s);

@@ -68,7 +68,7 @@ std::string write_mixed(writer& w, const sample_meta& s) {
     loan l = w.get_frame_loan(100'000);
     if (!l) return "get_frame_loan";
     fill_pattern(l.data(), 2);
-    l.commit(sample_meta::pts_only());
+    if (l.commit(sample_meta::pts_only())) return "commit";
     frame_meta gap;
     gap.flags = frame_flags::gap;
     if (w.write_frame({}, gap)) return "write_frame (empty)";
@@ -190,6 +190,48 @@ TEST_CASE("socket frames: a frame above the engine's 16 MiB message limit crosse
     CHECK_FALSE(closed);
 }
 
+TEST_CASE("socket frames: a frame loan committed with a user header longer than max_user is refused and stays open",
+          "[engine][frames][errors]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel();
+    reader r = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
+    writer wr = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
+    const std::vector<std::byte> user = pattern(frame_meta::max_user + 1, 3);
+    std::error_code refused, committed, closed;
+    bool open_after = false, open_at_end = true;
+    std::string why;
+    writer_thread t(0);
+    t.t = std::thread([&] {
+        loan l = wr.get_frame_loan(50'000);
+        if (!l) return;
+        fill_pattern(l.data(), 4);
+        frame_meta m;
+        m.pts = 7;
+        m.user = user;
+        refused = l.commit(m);
+        why = wr.last_error();
+        open_after = static_cast<bool>(l);
+        m.user = std::span(user).first(frame_meta::max_user);
+        committed = l.commit(m);
+        open_at_end = static_cast<bool>(l);
+        closed = wr.close();
+    });
+    item f = r.next(30s);
+    REQUIRE(f.is_frame());
+    CHECK(copy(f.data()) == pattern(50'000, 4));  // every byte, from the loan refused once
+    CHECK(f.meta().pts == 7);
+    CHECK(copy(f.meta().user) == copy(std::span(user).first(frame_meta::max_user)));
+    CHECK(r.next(30s).is_end());
+    t.t.join();
+    CHECK(refused == errc::invalid_argument);
+    CHECK(why.find("at most 256") != std::string::npos);
+    CHECK(open_after);
+    CHECK_FALSE(committed);
+    CHECK_FALSE(open_at_end);
+    CHECK_FALSE(closed);
+}
+
 TEST_CASE("socket frames: a socket reader holds several items, released out of order and from another thread",
           "[engine][frames][held]") {
     engine eng(quiet_engine());
@@ -268,7 +310,7 @@ TEST_CASE("socket frames: a record committed by a socket writer leaves at once, 
         loan f = wr.get_frame_loan(700 << 10);
         if (!f) return void(failed = "get_frame_loan");
         fill_pattern(f.data(), 1);
-        f.commit(sample_meta::pts_only());
+        if (f.commit(sample_meta::pts_only())) return void(failed = "commit");
         g[1].wait_for(20s);
         if (wr.send_message("note")) return void(failed = "send_message");
         g[2].wait_for(20s);

@@ -38,7 +38,7 @@ int do_write(const channel_ref& ref, std::uint64_t frames, std::size_t max) {
             loan l = w.get_frame_loan(b.size());
             if (!l) return say("ERR " + std::string(to_string(errc(l.error().value())))), 1;
             std::memcpy(l.data().data(), b.data(), b.size());
-            l.commit(f.meta);
+            if (auto e = l.commit(f.meta)) return say("ERR " + std::string(to_string(errc(e.value())))), 1;
         }
     }
     say("WROTE " + std::to_string(frames));

@@ -68,6 +68,21 @@ class Errors(unittest.TestCase):
         self.assertError(shmchan.TooLarge, ch.writer.send_message, "m" * (1 << 20))
         self.assertError(shmchan.InvalidArgument, ch.writer.write_frame, b"x", user=b"u" * 300)
 
+    def test_frame_loan_user_too_long(self):
+        ch = channel()
+        loan = ch.writer.frame_loan(5)
+        loan.view[:] = b"hello"
+        e = self.assertError(shmchan.InvalidArgument, loan.commit, pts=3, user=b"u" * 257)
+        self.assertIn("at most 256", e.message)
+        self.assertTrue(loan.is_open)  # nothing published, nothing lost
+        self.assertIsNone(ch.reader.try_next())
+        loan.commit(pts=3, user=b"u" * 256)
+        self.assertFalse(loan.is_open)
+        it = ch.reader.next(timeout=5)
+        self.assertEqual(bytes(it.data), b"hello")
+        self.assertEqual(it.meta.pts, 3)
+        self.assertEqual(bytes(it.meta.user), b"u" * 256)
+
     def test_aborted_with_reason(self):
         ch = channel()
         ch.writer.write(b"before")
