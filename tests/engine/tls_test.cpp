@@ -278,7 +278,7 @@ TEST_CASE("tls: the CLI: engine --tls-cert/--tls-key, send --tls-ca, recv with S
     CHECK(has(said, "certificate verify failed: unable to get local issuer certificate"));
 }
 
-TEST_CASE("tls: a non-loopback listener warns only without TLS; keys stay out of the logs", "[engine][tls][security]") {
+TEST_CASE("tls: a non-loopback listener warns only without TLS, and keys stay out of the logs", "[engine][tls][security]") {
     // With TLS on 0.0.0.0: no warning.
     child tls = child::spawn({cli_path(), "engine", "--listen", "0.0.0.0:0", "--verbose", "--tls-cert",
                               cert("server.pem"), "--tls-key", cert("server.key")},
