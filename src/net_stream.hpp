@@ -13,6 +13,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <memory>
+#include <stdexcept>
 
 namespace shmchan::detail {
 
@@ -36,6 +37,11 @@ public:
     tls_stream* tls() noexcept { return tls_.get(); }
 
     tcp_stream& tcp() noexcept { return tls_ ? tls_->next_layer() : tcp_; }
+    // The bare socket, for a plain connection only (a TLS one's bytes are not the stream's).
+    boost::asio::ip::tcp::socket release_socket() {
+        if (tls_) throw std::logic_error("net_stream::release_socket() on a TLS connection");
+        return tcp_.release_socket();
+    }
     boost::asio::ip::tcp::socket& socket() noexcept { return tcp().socket(); }
     void expires_never() { tcp().expires_never(); }
     void expires_after(std::chrono::steady_clock::duration d) { tcp().expires_after(d); }
