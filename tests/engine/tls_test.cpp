@@ -35,6 +35,11 @@ const std::string& certs() {
         std::string d = (std::filesystem::temp_directory_path() / ("shmchan-tls-" + std::to_string(::getpid()))).string();
         const std::string cmd = "bash '" SHMCHAN_TLS_CERTS_SH "' '" + d + "'";
         if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not make the test certificates: " + cmd);
+        static const std::string made = d;
+        std::atexit([] {
+            std::error_code ignore;
+            std::filesystem::remove_all(made, ignore);
+        });
         return d;
     }();
     return dir;
