@@ -106,6 +106,18 @@ TEST_CASE("tls: workers, invocations and socket ends over wss://", "[engine][tls
         return json{{"bytes", sum.bytes()}, {"checksum", sum.value()}, {"via", c.reader("reader").via() == transport::socket}};
     });
     callee.register_function("math::add", [](invocation& c) { return json{{"sum", c.input().at("a").get<int>() + 1}}; });
+    // Registrations go out asynchronously, each on its own socket: wait until both are known.
+    auto known = [&](const char* fid) {
+        try {
+            (void)caller.trigger({fid, json{{"a", 0}}, 5s});
+        } catch (const invocation_error& e) {
+            return e.code() != "function_not_found";
+        } catch (const std::exception&) {
+        }
+        return true;
+    };
+    REQUIRE(shmchan::test::eventually([&] { return known("math::add"); }));
+    REQUIRE(shmchan::test::eventually([&] { return known("files::sum"); }));
     CHECK(caller.trigger({"math::add", json{{"a", 41}}}).at("sum") == 42);
 
     channel ch = caller.create_channel(8);
