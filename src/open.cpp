@@ -165,7 +165,7 @@ writer open_writer(const channel_ref& ref, const channel_options& opt) {
             if (!impl) throw_claimed(ref);
             return detail::end_access::make_writer(std::move(impl));
         },
-        [&] { return detail::end_access::make_writer(detail::open_socket_writer(ref, opt.engine)); });
+        [&] { return detail::end_access::make_writer(detail::open_socket_writer(ref, opt.engine, opt.tls)); });
 }
 
 reader open_reader(const channel_ref& ref, const channel_options& opt) {
@@ -178,7 +178,7 @@ reader open_reader(const channel_ref& ref, const channel_options& opt) {
             if (!impl) throw_claimed(ref);
             return detail::end_access::make_reader(std::move(impl));
         },
-        [&] { return detail::end_access::make_reader(detail::open_socket_reader(ref, opt.engine, opt.max_held)); });
+        [&] { return detail::end_access::make_reader(detail::open_socket_reader(ref, opt.engine, opt.max_held, opt.tls)); });
 }
 
 }  // namespace shmchan

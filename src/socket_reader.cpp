@@ -22,19 +22,27 @@ namespace websocket = beast::websocket;
 namespace {
 
 constexpr std::size_t message_max = std::size_t{64} << 20;  // a chunk or message; a frame: its size
-constexpr std::size_t spare_slots = 4;  // released buffers kept for reuse (a frame's can be large)
+constexpr std::size_t spare_slots = 4;
+constexpr std::chrono::milliseconds leave_timeout{200};  // the close frame of a reader leaving early  // released buffers kept for reuse (a frame's can be large)
 
 class socket_reader final : public reader_impl {
 public:
-    socket_reader(const channel_ref& ref, const std::string& engine, std::size_t max_held)
-        : reader_impl(max_held), c_(engine, channel_socket_target(ref), socket_connect_timeout),
+    socket_reader(const channel_ref& ref, const std::string& engine, std::size_t max_held, const tls_client_options& tls)
+        : reader_impl(max_held), c_(engine, channel_socket_target(ref), socket_connect_timeout, tls),
           cur_(std::make_unique<slot>()) {
         path_ = transport::socket;
         c_.ws().read_message_max(message_max);
     }
 
     ~socket_reader() override {
-        c_.shutdown();  // a reader leaving early: the engine drops its end, the writer learns
+        // A reader leaving early says so with a close frame (briefly: the engine may be gone),
+        // so that the writer learns peer_closed; a connection that just breaks is peer_lost.
+        bool closed = false;  // outlives the handler, which may run in the last run_until below
+        if (!ended && !sticky) {
+            c_.ws().async_close(websocket::close_code::normal, [&](beast::error_code) { closed = true; });
+            c_.run_until([&] { return closed; }, deadline(leave_timeout));
+        }
+        c_.shutdown();  // the engine drops its end, the writer learns
         c_.run_until([this] { return !reading_; }, deadline::none());
     }
 
@@ -167,8 +175,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<reader_impl> open_socket_reader(const channel_ref& ref, const std::string& engine, std::size_t max_held) {
-    return std::make_unique<socket_reader>(ref, engine, max_held);
+std::unique_ptr<reader_impl> open_socket_reader(const channel_ref& ref, const std::string& engine, std::size_t max_held,
+                                                const tls_client_options& tls) {
+    return std::make_unique<socket_reader>(ref, engine, max_held, tls);
 }
 
 }  // namespace shmchan::detail

@@ -49,8 +49,8 @@ std::size_t max_frame_from(const websocket::response_type& res) {
 
 class socket_writer final : public writer_impl {
 public:
-    socket_writer(const channel_ref& ref, const std::string& engine)
-        : c_(engine, channel_socket_target(ref), socket_connect_timeout), max_frame_(max_frame_from(c_.upgrade_response())) {
+    socket_writer(const channel_ref& ref, const std::string& engine, const tls_client_options& tls)
+        : c_(engine, channel_socket_target(ref), socket_connect_timeout, tls), max_frame_(max_frame_from(c_.upgrade_response())) {
         path_ = transport::socket;
         watch();
     }
@@ -288,8 +288,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<writer_impl> open_socket_writer(const channel_ref& ref, const std::string& engine) {
-    return std::make_unique<socket_writer>(ref, engine);
+std::unique_ptr<writer_impl> open_socket_writer(const channel_ref& ref, const std::string& engine,
+                                                const tls_client_options& tls) {
+    return std::make_unique<socket_writer>(ref, engine, tls);
 }
 
 }  // namespace shmchan::detail

@@ -83,7 +83,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     }
     std::shared_ptr<worker_link> connect() {
         auto l = std::make_shared<worker_link>();
-        l->conn = std::make_unique<detail::ws_client>(url, "/", opt.connect_timeout);
+        l->conn = std::make_unique<detail::ws_client>(url, "/", opt.connect_timeout, opt.tls);
         l->conn->ws().set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
         return l;
     }
@@ -237,6 +237,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
                 channel_options o;
                 o.engine = url;
                 o.via = opt.via;
+                o.tls = opt.tls;
                 for (auto& [path, ref] : extract_channel_refs(call.input())) {
                     if (ref.dir == direction::read) worker_access::readers(call).emplace(path, open_reader(ref, o));
                     else worker_access::writers(call).emplace(path, open_writer(ref, o));
@@ -363,6 +364,7 @@ channel worker::create_channel(std::size_t buffer_size) {
     channel_options o;
     o.engine = impl_->url;
     o.via = impl_->opt.via;
+    o.tls = impl_->opt.tls;
     ch.writer = detail::deferred_writer(ch.writer_ref, o);
     ch.reader = detail::deferred_reader(ch.reader_ref, o);
     return ch;

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "tls.hpp"
+
 namespace shmchan::detail {
 
 namespace asio = boost::asio;
@@ -12,9 +14,10 @@ using tcp = asio::ip::tcp;
 
 engine_address parse_engine_url(const std::string& url) {
     std::string rest;
-    if (url.rfind("ws://", 0) == 0) rest = url.substr(5);
-    else throw error(errc::invalid_argument, "engine address must look like ws://host:port, got \"" + url + "\"");
     engine_address a;
+    if (url.rfind("ws://", 0) == 0) rest = url.substr(5);
+    else if (url.rfind("wss://", 0) == 0) rest = url.substr(6), a.tls = true;
+    else throw error(errc::invalid_argument, "engine address must look like ws://host:port or wss://host:port, got \"" + url + "\"");
     const auto slash = rest.find('/');
     std::string hostport = rest.substr(0, slash);
     a.base = slash == std::string::npos ? "" : rest.substr(slash);
@@ -22,17 +25,18 @@ engine_address parse_engine_url(const std::string& url) {
     const auto colon = hostport.rfind(':');
     if (colon == std::string::npos) {
         a.host = hostport;
-        a.port = "80";
+        a.port = a.tls ? "443" : "80";
     } else {
         a.host = hostport.substr(0, colon);
         a.port = hostport.substr(colon + 1);
     }
     if (a.host.empty() || a.port.empty())
-        throw error(errc::invalid_argument, "engine address must look like ws://host:port, got \"" + url + "\"");
+        throw error(errc::invalid_argument, "engine address must look like ws://host:port or wss://host:port, got \"" + url + "\"");
     return a;
 }
 
-ws_client::ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout) {
+ws_client::ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout,
+                     const tls_client_options& tls) {
     const engine_address a = parse_engine_url(url);
     const deadline until(timeout);
     beast::error_code ec;
@@ -58,7 +62,7 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
                                                       (ec ? ec.message() : std::string("timed out")));
         done = false;
     }
-    beast::get_lowest_layer(ws_).async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
+    ws_.next_layer().tcp().async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
         ec = e;
         done = true;
     });
@@ -66,6 +70,7 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
         throw error(errc::engine_unreachable, "no engine at " + url + ": " +
                                                   (ec ? ec.message() : std::string("connect timed out")));
     beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
+    if (a.tls) handshake_tls(a, url, tls, until);
     done = false;
     websocket::response_type& res = response_;
     ws_.async_handshake(res, a.host + ":" + a.port, a.base + target, [&](beast::error_code e) {
@@ -77,6 +82,10 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     if (ec) {
         // No answer at all (the connection was reset or closed before a response): the engine
         // died or is going away, which is not a refusal.
+        // TLS failing after the handshake (TLS 1.3 refuses a client certificate only then).
+        if (a.tls && is_tls_error(ec))
+            throw error(errc::engine_unreachable,
+                        "TLS with the engine at " + url + " failed: " + tls_failure(*ws_.next_layer().tls(), ec));
         if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
             ec.category() == asio::error::get_system_category() ||
             ec.category() == asio::error::get_misc_category())
@@ -89,8 +98,12 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
                             "engine: channel not found (unknown channel, wrong key, or finished)");
             case http::status::forbidden:
                 throw error(errc::wrong_direction, "engine: " + body);
-            default:
-                throw error(errc::protocol_error, "engine refused the upgrade to " + target + ": " +
+            case http::status::bad_request:
+                if (body.rfind(tls_only_body, 0) == 0)
+                    throw error(errc::engine_unreachable, "the engine at " + url + " serves TLS only: connect with wss://");
+                [[fallthrough]];
+            default:  // the target without its query: it holds the access key
+                throw error(errc::protocol_error, "engine refused the upgrade to " + target.substr(0, target.find('?')) + ": " +
                                                       ec.message() + (body.empty() ? "" : " (" + body + ")"));
         }
     }
@@ -100,6 +113,24 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     // A client masks what it sends, through this buffer: at the default 4 KiB a 1 MiB frame
     // would cost 256 send calls.
     ws_.write_buffer_bytes(std::size_t{1} << 20);
+}
+
+// TLS over the connected socket: the engine's certificate must verify against the trusted CAs
+// and carry the URL's host name or address.
+void ws_client::handshake_tls(const engine_address& a, const std::string& url, const tls_client_options& tls,
+                              const deadline& until) {
+    ws_.next_layer().start_tls(client_tls_context(tls));
+    net_stream::tls_stream& s = *ws_.next_layer().tls();
+    expect_server_name(s, a.host);
+    beast::error_code ec;
+    bool done = false;
+    s.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e) {
+        ec = e;
+        done = true;
+    });
+    if (!run_until([&] { return done; }, until))
+        throw error(errc::engine_unreachable, "engine at " + url + " did not finish the TLS handshake in time");
+    if (ec) throw error(errc::engine_unreachable, "TLS handshake with the engine at " + url + " failed: " + tls_failure(s, ec));
 }
 
 void ws_client::shutdown() noexcept {

@@ -12,26 +12,31 @@
 #include <chrono>
 #include <string>
 
+#include "net_stream.hpp"
 #include "shmchan/error.hpp"
+#include "shmchan/tls.hpp"
 #include "waiting.hpp"
 
 namespace shmchan::detail {
 
 struct engine_address {
+    bool tls = false;  // wss://
     std::string host;
     std::string port;
     std::string base;  // path prefix, without a trailing '/'
 };
-// "ws://host:port[/path]"; throws error(invalid_argument).
+// "ws://host:port[/path]" or "wss://..."; throws error(invalid_argument).
 engine_address parse_engine_url(const std::string& url);
 
 class ws_client {
 public:
-    using stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+    using stream = boost::beast::websocket::stream<net_stream>;
 
-    // Connects and upgrades. Throws error: engine_unreachable (no answer), segment_missing
-    // (HTTP 404), wrong_direction (403), protocol_error (anything else).
-    ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout);
+    // Connects (with TLS for wss://, the engine's certificate verified) and upgrades. Throws
+    // error: engine_unreachable (no answer, or TLS failed: the message says why),
+    // segment_missing (HTTP 404), wrong_direction (403), protocol_error (anything else).
+    ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout,
+              const tls_client_options& tls = {});
 
     stream& ws() { return ws_; }
     // The engine's answer to the upgrade (its headers say what the end may send).
@@ -60,6 +65,9 @@ public:
     void shutdown() noexcept;  // drops the TCP connection at once
 
 private:
+    void handshake_tls(const engine_address& a, const std::string& url, const tls_client_options& tls,
+                       const deadline& until);
+
     boost::asio::io_context ioc_;
     stream ws_{ioc_};
     boost::beast::websocket::response_type response_;

@@ -85,6 +85,19 @@ struct cli_failure {
                       (detail.empty() ? "" : ": ") + detail};
 }
 
+// --tls-ca FILE, --tls-cert FILE, --tls-key FILE of a client (send, recv) at args[i]: taken
+// (i moves past the value) or false.
+inline bool tls_arg(const std::vector<std::string>& args, std::size_t& i, shmchan::tls_client_options& tls) {
+    if (i + 1 >= args.size()) return false;
+    std::string* to = args[i] == "--tls-ca" ? &tls.ca_file
+                      : args[i] == "--tls-cert" ? &tls.cert_file
+                      : args[i] == "--tls-key" ? &tls.key_file
+                                               : nullptr;
+    if (!to) return false;
+    *to = args[++i];
+    return true;
+}
+
 int cmd_send(std::vector<std::string> args);    // cmd_stream.cpp
 int cmd_recv(std::vector<std::string> args);
 int cmd_engine(std::vector<std::string> args);  // cmd_admin.cpp

@@ -58,6 +58,12 @@ int cmd_engine(std::vector<std::string> args) {
                 static_cast<long long>(std::stod(args[++i]) * 1000));
         } else if (args[i] == "--verbose") {
             opt.verbose = true;
+        } else if (args[i] == "--tls-cert" && i + 1 < args.size()) {
+            opt.tls_cert_file = args[++i];
+        } else if (args[i] == "--tls-key" && i + 1 < args.size()) {
+            opt.tls_key_file = args[++i];
+        } else if (args[i] == "--tls-ca" && i + 1 < args.size()) {
+            opt.tls_ca_file = args[++i];
         } else {
             throw usage_error("engine: unexpected argument " + args[i]);
         }

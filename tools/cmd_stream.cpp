@@ -40,7 +40,9 @@ int cmd_send(std::vector<std::string> args) {
     opt.loan_claim = shmchan::channel_options::claim_policy::never;  // read(2) fills loans with full-line copies
     std::size_t chunk = 1 << 20;
     std::optional<std::string> file, engine_url;
+    shmchan::worker_options wo;
     for (std::size_t i = 0; i < args.size(); ++i) {
+        if (tls_arg(args, i, wo.tls)) continue;
         if (args[i] == "--capacity" && i + 1 < args.size()) opt.capacity = parse_bytes(args[++i]);
         else if (args[i] == "--engine" && i + 1 < args.size()) engine_url = args[++i];
         else if (args[i] == "--chunk" && i + 1 < args.size()) chunk = parse_bytes(args[++i]);
@@ -63,7 +65,7 @@ int cmd_send(std::vector<std::string> args) {
     shmchan::channel ch;
     if (engine_url) {
         // The engine creates the channel; buffer_size counts 64 KiB frames.
-        via_engine = std::make_unique<shmchan::worker>(*engine_url);
+        via_engine = std::make_unique<shmchan::worker>(*engine_url, wo);
         ch = via_engine->create_channel(std::clamp<std::size_t>(opt.capacity >> 16, 1, 1024));
     } else {
         try {
@@ -131,6 +133,7 @@ int cmd_recv(std::vector<std::string> args) {
     std::optional<std::string> out, ref_arg;
     shmchan::channel_options opt;
     for (std::size_t i = 0; i < args.size(); ++i) {
+        if (tls_arg(args, i, opt.tls)) continue;
         if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
         else if (args[i] == "--engine" && i + 1 < args.size()) opt.engine = args[++i];
         else if (args[i] == "--transport" && i + 1 < args.size()) opt.via = parse_transport(args[++i]);

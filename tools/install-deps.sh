@@ -2,8 +2,9 @@
 # Installs the Debian packages shmchan builds and tests with (skipped when all are present).
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config libboost-dev nlohmann-json3-dev catch2 libbenchmark-dev)
-# OpenSSL (libcrypto): segments store SHA-256 digests of the access keys.
-pkgs+=(libssl-dev)
+# OpenSSL: libcrypto (segments store SHA-256 digests of the access keys), libssl (wss://), and
+# the openssl command, which makes the TLS tests' certificates.
+pkgs+=(libssl-dev openssl ca-certificates)
 # The benchmark suite (shmchan bench): ZeroMQ and iceoryx to compare with, gnuplot for plots.
 pkgs+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
 # The GStreamer plugin (plugins/gstreamer) and its tests: headers, gst-launch-1.0, and the

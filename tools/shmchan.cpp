@@ -10,16 +10,27 @@ namespace {
 
 const char* usage_text =
     "usage:\n"
-    "  shmchan send [--engine URL] [--capacity BYTES] [--chunk BYTES] [--readers N]\n"
-    "               [--overflow block|drop-oldest] FILE|-\n"
-    "      create a channel (through the engine at URL, or directly in shared memory), print\n"
-    "      its reader ref (one JSON line; with --readers N, N lines, one per reader) on stdout,\n"
-    "      stream FILE (or stdin) into it; exit 0 once every reader has consumed everything,\n"
-    "      1 naming each reader that left early or died (the others still get every byte);\n"
-    "      drop-oldest: the writer never waits, a reader a ring behind skips records (recv\n"
-    "      then stops with \"data lost\", never writing a file with a hole)\n"
-    "  shmchan recv [--engine URL] [--transport auto|shm|socket] [-o FILE] REF_JSON|-\n"
+    "  shmchan send [--engine URL] [--capacity BYTES] [--chunk BYTES] [--readers N]
+"
+    "               [--overflow block|drop-oldest] [TLS] FILE|-
+"
+    "      create a channel (through the engine at URL, or directly in shared memory), print
+"
+    "      its reader ref (one JSON line; with --readers N, N lines, one per reader) on stdout,
+"
+    "      stream FILE (or stdin) into it; exit 0 once every reader has consumed everything,
+"
+    "      1 naming each reader that left early or died (the others still get every byte);
+"
+    "      drop-oldest: the writer never waits, a reader a ring behind skips records (recv
+"
+    "      then stops with \"data lost\", never writing a file with a hole)
+"
+    "  shmchan recv [--engine URL] [--transport auto|shm|socket] [-o FILE] [TLS] REF_JSON|-
+"
     "      read the channel named by REF_JSON (or the first line of stdin) to stdout or FILE\n"
+    "      TLS (a wss:// engine): [--tls-ca FILE] trust these CAs instead of the system's store\n"
+    "      (default $SHMCHAN_TLS_CA); [--tls-cert FILE --tls-key FILE] a client certificate\n"
     "  shmchan demo [--size BYTES] [--chunk BYTES] [--transport shm|socket|both] [--direct [--copy]]\n"
     "      the seed scenario: an embedded engine, a worker process registering files::process,\n"
     "      and a caller that creates a channel, writes generated data (1 GiB by default),\n"
@@ -27,8 +38,11 @@ const char* usage_text =
     "      checksum it returns, over shared memory and over the socket; --direct streams\n"
     "      between two processes without an engine\n"
     "  shmchan engine [--listen HOST:PORT] [--channel-ttl SECONDS] [--invocation-timeout SECONDS] [--verbose]\n"
+    "                 [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
     "      an iii-compatible engine (worker protocol and channel sockets) on HOST:PORT\n"
-    "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM\n"
+    "      (default 127.0.0.1:49134); port 0 picks a free port. Stops on SIGINT/SIGTERM.\n"
+    "      With --tls-cert/--tls-key (PEM) it serves wss:// only; --tls-ca: clients must show\n"
+    "      a certificate from this CA\n"
     "  shmchan ls\n"
     "      the channels in /dev/shm: ends, owners, bytes moved, fill level\n"
     "  shmchan gc [--dry-run] [--min-age SECONDS] [CHANNEL_ID...]\n"

@@ -16,6 +16,7 @@
 #include "shmchan/channel_ref.hpp"
 #include "shmchan/error.hpp"
 #include "shmchan/reader.hpp"
+#include "shmchan/tls.hpp"
 #include "shmchan/transport.hpp"
 #include "shmchan/writer.hpp"
 
@@ -50,6 +51,8 @@ struct channel_options {
     // ("ws://127.0.0.1:49134"). SHMCHAN_TRANSPORT=auto|shm|socket overrides `automatic`.
     transport via = transport::automatic;
     std::string engine;
+    // For a wss:// engine: whom to trust, and a client certificate if it asks for one.
+    tls_client_options tls;
     // Items a reader may keep alive at once. 1: each next() releases the previous item. More:
     // items live until released or destroyed, in any order and from any thread (the ring frees
     // the released prefix), and next() says errc::held_limit when this many are alive.

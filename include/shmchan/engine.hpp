@@ -1,5 +1,5 @@
 // An iii-compatible engine: the worker protocol on "/" and channel sockets on
-// "/ws/channels/{id}?key=..&dir=read|write", over WebSocket. Channels it creates live in this
+// "/ws/channels/{id}?key=..&dir=read|write", over WebSocket (TLS optional). Channels it creates live in this
 // host's shared memory, so a C++ end on the same host attaches to the ring directly while
 // stock iii SDKs and remote ends go through the socket, which the engine bridges onto the
 // same ring.
@@ -36,19 +36,26 @@ struct engine_options {
     std::size_t max_channels = 4096;  // live channels made by engine::channels::create ("too_many_channels")
     // Bytes queued for a worker socket that does not read them; above, it is disconnected.
     std::size_t max_outbound_bytes = std::size_t{64} << 20;
+
+    // TLS (wss://) for every socket, worker and channel, when both are given: the certificate
+    // (PEM, with any intermediates after it) and its key. Empty: plain ws://.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    // With TLS: clients must show a certificate issued by a CA of this PEM file (mutual TLS).
+    std::string tls_ca_file;
 };
 
 class engine {
 public:
-    // Binds the listener (throws shmchan::error on failure) and starts serving on background
-    // threads.
+    // Binds the listener (throws shmchan::error on failure: system_error, or invalid_argument
+    // for TLS files that cannot be used) and starts serving on background threads.
     explicit engine(engine_options options = {});
     ~engine();  // stops
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
 
     std::uint16_t port() const noexcept;
-    std::string url() const;  // "ws://host:port"
+    std::string url() const;  // "ws://host:port", or "wss://host:port" with TLS
     std::size_t live_channels() const;
     std::size_t connected_workers() const;
     void stop();

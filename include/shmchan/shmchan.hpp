@@ -6,6 +6,7 @@
 #include "shmchan/error.hpp"
 #include "shmchan/memory.hpp"
 #include "shmchan/reader.hpp"
+#include "shmchan/tls.hpp"
 #include "shmchan/version.hpp"
 #include "shmchan/worker.hpp"
 #include "shmchan/engine.hpp"

@@ -81,11 +81,15 @@ struct worker_options {
     // the loss fail with engine_unreachable; calls made while disconnected fail at once.
     bool reconnect = true;
     std::chrono::milliseconds reconnect_delay_max = std::chrono::seconds(2);
+    // For a wss:// engine (the worker's socket and its ends' channel sockets): whom to trust,
+    // and a client certificate if it asks for one.
+    tls_client_options tls;
 };
 
 class worker {
 public:
-    // Connects to the engine ("ws://host:port"). Throws shmchan::error(engine_unreachable).
+    // Connects to the engine ("ws://host:port", or "wss://host:port" over TLS). Throws
+    // shmchan::error(engine_unreachable), also when the engine's certificate does not verify.
     explicit worker(const std::string& engine_url, worker_options options = {});
     ~worker();  // disconnects; waits for running handlers
     worker(const worker&) = delete;

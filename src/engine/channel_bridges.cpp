@@ -15,7 +15,7 @@ namespace {
 
 // --- socket -> ring: a socket writer feeding the channel's ring --------------------------------
 struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
-    websocket::stream<beast::tcp_stream> ws;
+    ws_stream ws;
     beast::flat_buffer buf;
     writer w;
     asio::posix::stream_descriptor room;  // polls readable when the ring has more room
@@ -26,9 +26,10 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     std::size_t got = 0;  // its bytes read so far
     std::byte spill{};    // where a byte beyond the announced size lands
     std::size_t message_max = 0;  // the socket's limit outside frames
+    lost_flag reader_lost;
 
-    socket_to_ring(websocket::stream<beast::tcp_stream>&& s, writer&& wr, int efd)
-        : ws(std::move(s)), w(std::move(wr)), room(ws.get_executor(), ::dup(efd)) {}
+    socket_to_ring(ws_stream&& s, writer&& wr, int efd, lost_flag lost)
+        : ws(std::move(s)), w(std::move(wr)), room(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)) {}
 
     void start() {
         message_max = ws.read_message_max();
@@ -151,7 +152,9 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             w.abort("socket writer sent a text frame that is not UTF-8");
             return close(detail::close_bad_payload, "text frame is not UTF-8");
         }
-        // The reader left or died, or the frame can never fit: tell the socket writer.
+        // The reader left or died, or the frame can never fit: tell the socket writer. A socket
+        // reader whose connection broke left the ring closed, but it was lost.
+        if (e == errc::peer_closed && reader_lost->load(std::memory_order_acquire)) e = make_error_code(errc::peer_lost);
         const auto code = e == errc::too_large ? detail::close_too_big : detail::close_internal;
         w.abort(std::string("engine could not deliver: ") + e.message());
         close(code, std::string(to_string(static_cast<errc>(e.value()))) + ": " + e.message());
@@ -160,7 +163,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
 
 // --- ring -> socket: the channel's ring feeding a socket reader --------------------------------
 struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
-    websocket::stream<beast::tcp_stream> ws;
+    ws_stream ws;
     beast::flat_buffer inbox;  // anything the socket reader sends is read and dropped
     reader r;
     asio::posix::stream_descriptor data;  // polls readable when the ring may have something
@@ -168,9 +171,10 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     std::string repaired;  // a text record that was not UTF-8, made valid for the text frame
     std::string meta_text;  // a frame's meta, sent before its bytes
     bool writing = false, closing = false, gone = false;
+    lost_flag reader_lost;
 
-    ring_to_socket(websocket::stream<beast::tcp_stream>&& s, reader&& rd, int efd)
-        : ws(std::move(s)), r(std::move(rd)), data(ws.get_executor(), ::dup(efd)) {}
+    ring_to_socket(ws_stream&& s, reader&& rd, int efd, lost_flag lost)
+        : ws(std::move(s)), r(std::move(rd)), data(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)) {}
 
     void start() {
         ws.auto_fragment(false);  // one record, one frame
@@ -180,6 +184,10 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     void read_client() {
         ws.async_read(inbox, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec) {
+                // Before r goes (which the ring's writer then sees): a close frame is a reader
+                // that left, anything else one that was lost.
+                if (ec != websocket::error::closed && !self->closing)
+                    self->reader_lost->store(true, std::memory_order_release);
                 self->gone = true;  // the socket reader left: stop; dropping r tells the writer
                 beast::error_code ignore;
                 self->data.cancel(ignore);
@@ -270,11 +278,11 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
 
 }  // namespace
 
-void start_socket_to_ring(ws_stream&& s, writer&& w, int efd) {
-    std::make_shared<socket_to_ring>(std::move(s), std::move(w), efd)->start();
+void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost) {
+    std::make_shared<socket_to_ring>(std::move(s), std::move(w), efd, std::move(reader_lost))->start();
 }
-void start_ring_to_socket(ws_stream&& s, reader&& r, int efd) {
-    std::make_shared<ring_to_socket>(std::move(s), std::move(r), efd)->start();
+void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost) {
+    std::make_shared<ring_to_socket>(std::move(s), std::move(r), efd, std::move(reader_lost))->start();
 }
 
 }  // namespace shmchan

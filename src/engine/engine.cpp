@@ -140,11 +140,13 @@ engine::engine(engine_options options) : impl_(std::make_shared<impl>(std::move(
     auto& i = *impl_;
     try {
         const tcp::endpoint ep(asio::ip::make_address(i.opt.host), i.opt.port);
-        if (!ep.address().is_loopback())
+        // Without TLS, a remote peer's traffic and the access keys in its URLs cross the network
+        // readable by anyone on the path.
+        if (!ep.address().is_loopback() && !i.tls)
             std::fprintf(stderr,
-                         "shmchan engine: warning: listening on %s, not on loopback: anyone who can reach it may "
-                         "register and invoke functions and read or write every channel whose id and key they "
-                         "learn (no authentication, no TLS; see docs/engine.md)\n",
+                         "shmchan engine: warning: listening on %s without TLS: traffic and access keys travel in "
+                         "clear, and anyone who can reach it may register and invoke functions (--tls-cert/--tls-key "
+                         "for wss://; see docs/engine.md, \"Threat model\")\n",
                          i.opt.host.c_str());
         i.acceptor.open(ep.protocol());
         i.acceptor.set_option(asio::socket_base::reuse_address(true));
@@ -198,7 +200,7 @@ void engine::wait() {
 std::uint16_t engine::port() const noexcept { return impl_->acceptor.local_endpoint().port(); }
 std::string engine::url() const {
     const std::string& h = impl_->opt.host;
-    return "ws://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port());
+    return std::string(impl_->tls ? "wss://" : "ws://") + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port());
 }
 std::size_t engine::live_channels() const {
     std::lock_guard lk(impl_->mu);

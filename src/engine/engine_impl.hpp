@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <atomic>
 #include <bit>
 #include <condition_variable>
 #include <cstdio>
@@ -22,7 +23,9 @@
 #include <thread>
 #include <unistd.h>
 
+#include "engine/tls_context.hpp"
 #include "ids.hpp"
+#include "net_stream.hpp"
 #include "protocol.hpp"
 #include "router.hpp"
 #include "shmchan/admin.hpp"
@@ -65,6 +68,9 @@ struct channel_entry {
     clock_type::time_point created = clock_type::now();
     bool writer_taken = false;
     bool reader_taken = false;
+    // Set by a socket reader's bridge when its connection broke without a close: the ring's
+    // writer then says peer_lost to a socket writer, where the ring itself only says peer_closed.
+    std::shared_ptr<std::atomic<bool>> reader_lost = std::make_shared<std::atomic<bool>>(false);
 };
 
 struct engine::impl {
@@ -75,6 +81,7 @@ struct engine::impl {
     std::vector<std::thread> threads;
     detail::reject_log rejects;
     detail::router rt;
+    std::shared_ptr<asio::ssl::context> tls;  // null: plain ws://
 
     mutable std::mutex mu;  // channels
     std::map<std::string, std::shared_ptr<channel_entry>> channels;
@@ -84,7 +91,7 @@ struct engine::impl {
     bool stopped = false;
 
     explicit impl(engine_options o)
-        : opt(std::move(o)), rt(router_limits_from(opt), router_hooks()) {}
+        : opt(std::move(o)), rt(router_limits_from(opt), router_hooks()), tls(detail::server_tls_context(opt)) {}
 
     static detail::router_limits router_limits_from(const engine_options& o) {
         detail::router_limits l;
@@ -108,11 +115,14 @@ struct engine::impl {
 };
 
 // The sessions, each in its own file; each keeps itself alive while its socket is open.
-using ws_stream = websocket::stream<beast::tcp_stream>;
+// Every socket is a net_stream: plain TCP, or TLS once http_session has seen a handshake.
+using detail::net_stream;
+using ws_stream = websocket::stream<net_stream>;
 void start_http_session(tcp::socket s, engine::impl* e);                                     // http_session.cpp
-void start_worker_session(tcp::socket s, engine::impl* e, bool telemetry,
+void start_worker_session(net_stream&& s, engine::impl* e, bool telemetry,
                           http::request<http::string_body> req);                             // worker_session.cpp
-void start_socket_to_ring(ws_stream&& s, writer&& w, int efd);                               // channel_bridges.cpp
-void start_ring_to_socket(ws_stream&& s, reader&& r, int efd);                               // channel_bridges.cpp
+using lost_flag = std::shared_ptr<std::atomic<bool>>;  // channel_entry::reader_lost
+void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost);        // channel_bridges.cpp
+void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost);        // channel_bridges.cpp
 
 }  // namespace shmchan

@@ -1,6 +1,8 @@
 // The HTTP request before the upgrade: /status, worker sockets, and channel sockets (keys
-// checked, the end claimed in request order).
+// checked, the end claimed in request order). With TLS, the handshake comes first; a client
+// speaking plain HTTP to a TLS engine gets a plain 400 that says so.
 #include "engine_impl.hpp"
+#include "tls.hpp"
 
 namespace shmchan {
 
@@ -8,20 +10,43 @@ namespace {
 
 // --- HTTP: the request before the upgrade --------------------------------------------------------
 struct http_session : std::enable_shared_from_this<http_session> {
-    beast::tcp_stream stream;
+    net_stream stream;
     beast::flat_buffer buf;
     std::optional<http::request_parser<http::string_body>> parser;
     http::request<http::string_body> req;
     engine::impl* eng;
+    bool plain_on_tls = false;  // a client without TLS on a TLS listener: answered 400
 
     http_session(tcp::socket s, engine::impl* e) : stream(std::move(s)), eng(e) {}
 
     void start() {
         stream.expires_after(30s);  // a client that does not finish its request in time is dropped
+        if (!eng->tls) return read_request();
+        beast::async_detect_ssl(stream.tcp(), buf, [self = shared_from_this()](beast::error_code ec, bool tls) {
+            if (ec) return;
+            if (!tls) {  // read the request first: closing on unread bytes would reset the answer away
+                self->plain_on_tls = true;
+                return self->read_request();
+            }
+            self->stream.start_tls(self->eng->tls);
+            self->stream.tls()->async_handshake(
+                asio::ssl::stream_base::server, self->buf.data(),
+                [self](beast::error_code e, std::size_t used) {
+                    if (e) return self->reject_request(reject::bad_request, "TLS handshake failed: " + e.message());
+                    self->buf.consume(used);
+                    self->read_request();
+                });
+        });
+    }
+    void read_request() {
         parser.emplace();
         parser->header_limit(http_header_limit);
         parser->body_limit(64u << 10);  // upgrades and GET /status have no body
         http::async_read(stream, buf, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (!ec && self->plain_on_tls) {
+                self->reject_request(reject::bad_request, "plain HTTP to a TLS listener");
+                return self->respond(http::status::bad_request, std::string(detail::tls_only_body));
+            }
             if (!ec) {
                 self->req = self->parser->release();
                 return self->route();
@@ -75,7 +100,7 @@ struct http_session : std::enable_shared_from_this<http_session> {
             case detail::route::kind::worker:
             case detail::route::kind::otel:
                 stream.expires_never();
-                start_worker_session(stream.release_socket(), eng, rt.what == detail::route::kind::otel, std::move(req));
+                start_worker_session(std::move(stream), eng, rt.what == detail::route::kind::otel, std::move(req));
                 return;
             case detail::route::kind::error:
                 if (rt.status != 404 || upgrade)
@@ -108,7 +133,7 @@ struct http_session : std::enable_shared_from_this<http_session> {
         // requests came (a client may open its second socket as soon as the first upgrade).
         auto claimed = std::make_shared<claimed_end>(claim(entry, want_read));
         stream.expires_never();
-        auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(std::move(stream));
+        auto ws = std::make_shared<ws_stream>(std::move(stream));
         ws->read_message_max(eng->opt.max_message_bytes);
         if (claimed->refusal.empty() && !claimed->r) {
             // A socket writer learns the largest frame it may send (socket_writer::max_frame).
@@ -116,15 +141,15 @@ struct http_session : std::enable_shared_from_this<http_session> {
             ws->set_option(websocket::stream_base::decorator(
                 [mf](websocket::response_type& res) { res.set(detail::max_frame_header, mf); }));
         }
-        ws->async_accept(req, [ws, claimed](beast::error_code ec) {
+        ws->async_accept(req, [ws, claimed, lost = entry->reader_lost](beast::error_code ec) {
             if (ec) return;  // the client left during the upgrade; dropping the end finishes it
             if (!claimed->refusal.empty()) {
                 ws->async_close(close_with(detail::close_refused, claimed->refusal),
                                 [ws](beast::error_code) {});
             } else if (claimed->r) {
-                start_ring_to_socket(std::move(*ws), std::move(claimed->r), claimed->efd);
+                start_ring_to_socket(std::move(*ws), std::move(claimed->r), claimed->efd, lost);
             } else {
-                start_socket_to_ring(std::move(*ws), std::move(claimed->w), claimed->efd);
+                start_socket_to_ring(std::move(*ws), std::move(claimed->w), claimed->efd, lost);
             }
         });
     }

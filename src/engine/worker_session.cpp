@@ -10,7 +10,7 @@ namespace {
 // reading (its own replies pile up: TCP pushes back on it); above opt.max_outbound_bytes (a
 // worker that does not read what others send it) it is dropped.
 struct worker_session : detail::worker_link, std::enable_shared_from_this<worker_session> {
-    websocket::stream<beast::tcp_stream> ws;
+    ws_stream ws;
     beast::flat_buffer buf;
     std::deque<std::string> outq;  // strand only, as the fields below
     std::size_t out_bytes = 0;
@@ -19,7 +19,7 @@ struct worker_session : detail::worker_link, std::enable_shared_from_this<worker
     std::string id = detail::format_uuid(detail::random_uuid().data());
     bool otel;  // the SDK's telemetry socket: accepted, read, discarded
 
-    worker_session(tcp::socket s, engine::impl* e, bool telemetry)
+    worker_session(net_stream&& s, engine::impl* e, bool telemetry)
         : ws(std::move(s)), eng(e), otel(telemetry) {}
 
     void start(http::request<http::string_body> req) {
@@ -110,7 +110,7 @@ struct worker_session : detail::worker_link, std::enable_shared_from_this<worker
 
 }  // namespace
 
-void start_worker_session(tcp::socket s, engine::impl* e, bool telemetry, http::request<http::string_body> req) {
+void start_worker_session(net_stream&& s, engine::impl* e, bool telemetry, http::request<http::string_body> req) {
     std::make_shared<worker_session>(std::move(s), e, telemetry)->start(std::move(req));
 }
 

@@ -203,10 +203,10 @@ void socket_end_victim(the_case& c) {
         p.kill(SIGKILL);
         const auto t0 = clock_type::now();
         // The engine can no longer deliver: it closes the writer's socket with the reason, which
-        // the writer's next write reports.
+        // the writer's next write reports: peer_lost, the reader's connection broke.
         stamp st;
         const std::string line = await(sw, "ERR", patience, &st);
-        verdict(c, "socket writer process", seen_in(line, st), t0, errc::peer_closed, notice_bound, number_in(line, 2));
+        verdict(c, "socket writer process", seen_in(line, st), t0, errc::peer_lost, notice_bound, number_in(line, 2));
         check_engine_serves(c, eng.url);
         eng.stop();
         return;

@@ -275,7 +275,7 @@ export function fillPattern(len, offset = 0) {
 // Starts `shmchan engine --listen 127.0.0.1:0` and parses its URL from stdout.
 export async function startEngine(shmchan, extraArgs = []) {
   const child = spawnChild('engine', shmchan, ['engine', '--listen', '127.0.0.1:0', ...extraArgs]);
-  const m = await child.waitLine(/listening on (ws:\/\/\S+)/, 15000, 'the "listening on" line');
+  const m = await child.waitLine(/listening on (wss?:\/\/\S+)/, 15000, 'the "listening on" line');
   return { url: m[1], child };
 }
 

@@ -22,6 +22,9 @@
 //   s7_abort        C++ writer aborts: what a stock Node reader sees; close 4000 on a raw socket
 //   s8_frames       C++ writer with frames: a stock Node reader gets each meta as a text message
 //                   just before the frame's bytes
+// Then s1 and s3 again over wss://: a second engine with a certificate from a CA this run makes
+// (testkit/sh/tls_certs.sh), which the Node processes trust through NODE_EXTRA_CA_CERTS.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +42,10 @@ const SCENARIOS = [
   ['s6_refusals.mjs', 60_000],
   ['s7_abort.mjs', 60_000],
   ['s8_frames.mjs', 60_000],
+];
+const TLS_SCENARIOS = [
+  ['s1_seed.mjs', 60_000],
+  ['s3_order.mjs', 60_000],
 ];
 
 const args = parseArgs();
@@ -64,6 +71,7 @@ process.env.SHMCHAN_INTEROP_SEGMENTS = segmentList;
 
 const results = [];
 let engine = null;
+let tlsEngine = null;
 const groups = new Set(); // process groups of running scenarios
 
 function killGroup(pgid) {
@@ -81,13 +89,13 @@ function cleanupAndExit(code) {
 }
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanupAndExit(130));
 
-async function runScenario(file, timeoutMs) {
+async function runScenario(file, timeoutMs, eng = engine, env = {}, suffix = '') {
   const name = file.replace(/\.mjs$/, '');
-  console.log(`\n=== ${name} (timeout ${timeoutMs / 1000} s)`);
+  console.log(`\n=== ${name}${suffix} (timeout ${timeoutMs / 1000} s)`);
   const t0 = Date.now();
-  const child = spawnChild(name, process.execPath, [path.join(HERE, file), '--url', engine.url,
+  const child = spawnChild(name, process.execPath, [path.join(HERE, file), '--url', eng.url,
     '--peer', path.resolve(args.peer), '--shmchan', path.resolve(args.shmchan)],
-  { detached: true, echo: true });
+  { detached: true, echo: true, env });
   groups.add(child.pid);
   let info;
   let why = null;
@@ -103,8 +111,8 @@ async function runScenario(file, timeoutMs) {
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   const passLine = child.lines.find((l) => l === `PASS ${name}`);
   if (!why && info && info.code === 0 && passLine) {
-    results.push({ name, ok: true });
-    console.log(`--- PASS ${name} (${secs} s)`);
+    results.push({ name: name + suffix, ok: true });
+    console.log(`--- PASS ${name}${suffix} (${secs} s)`);
     return;
   }
   if (!why) {
@@ -114,8 +122,8 @@ async function runScenario(file, timeoutMs) {
   }
   const err = child.stderr.trim();
   if (err) console.log(`    stderr of ${name}:\n${err.split('\n').slice(-30).map((l) => '      ' + l).join('\n')}`);
-  results.push({ name, ok: false, why });
-  console.log(`--- FAIL ${name} (${secs} s): ${why}`);
+  results.push({ name: name + suffix, ok: false, why });
+  console.log(`--- FAIL ${name}${suffix} (${secs} s): ${why}`);
 }
 
 try {
@@ -140,9 +148,23 @@ try {
   } else {
     results.push({ name: 'engine', ok: false, why: `the engine exited during the run: ${engine.child.describe()}` });
   }
+  // wss://: certificates of this run, an engine serving TLS, Node trusting the run's CA.
+  const tlsRuns = TLS_SCENARIOS.filter(([file]) => !only || file.includes(only));
+  if (tlsRuns.length) {
+    const certs = path.join(os.tmpdir(), `shmchan-interop-${process.pid}-tls`);
+    execFileSync('bash', [path.join(HERE, '..', '..', 'testkit', 'sh', 'tls_certs.sh'), certs]);
+    tlsEngine = await startEngine(path.resolve(args.shmchan),
+      ['--tls-cert', path.join(certs, 'server.pem'), '--tls-key', path.join(certs, 'server.key')]);
+    console.log(`\nTLS engine (pid ${tlsEngine.child.pid}) at ${tlsEngine.url}`);
+    if (!tlsEngine.url.startsWith('wss://')) throw new Error(`the TLS engine serves ${tlsEngine.url}`);
+    const env = { NODE_EXTRA_CA_CERTS: path.join(certs, 'ca.pem'), SHMCHAN_TLS_CA: path.join(certs, 'ca.pem') };
+    for (const [file, timeoutMs] of tlsRuns) await runScenario(file, timeoutMs, tlsEngine, env, ' over wss://');
+    fs.rmSync(certs, { recursive: true, force: true });
+  }
 } catch (e) {
   results.push({ name: 'setup', ok: false, why: e.message });
 } finally {
+  if (tlsEngine) await tlsEngine.child.stop(3000);
   if (engine) {
     const info = await engine.child.stop(3000);
     if (args.verbose || results.some((r) => !r.ok)) {

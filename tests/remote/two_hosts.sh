@@ -5,7 +5,9 @@
 # Host A runs the engine and a C++ worker; host B a C++ worker and a stock Node SDK worker,
 # both connected to A's engine. The seed flow runs both ways; `automatic` must take the socket
 # on B (the segment is not there) and shared memory on A; B killed mid-stream must be reported
-# on A. No packet leaves the two namespaces.
+# on A. All of it over ws:// and again over wss:// (the engine's certificate for A's address,
+# from a CA the test makes); B without that CA is refused with the cause. No packet leaves the
+# two namespaces.
 # usage: two_hosts.sh SHMCHAN_CLI SEED_PEER INTEROP_DIR     (exit 77: skipped, cannot make namespaces)
 set -uo pipefail
 cli=$1 peer=$2 interop=$3
@@ -13,13 +15,25 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../../testkit/sh/two_hosts.sh
 source "$here/../../testkit/sh/two_hosts.sh"
 
-port=$((20000 + $$ % 20000))
-url="ws://$a_ip:$port"
-on a "$cli" engine --listen "$a_ip:$port" > "$dir/engine.log" 2>&1 &
-for _ in $(seq 100); do grep -q listening "$dir/engine.log" && break; sleep 0.1; done
-grep -q listening "$dir/engine.log" || { echo "FAIL: engine did not start"; cat "$dir/engine.log"; exit 1; }
+# The engine's certificate names A's private address (an IP SAN); B trusts the test's CA
+# (SHMCHAN_TLS_CA for C++, NODE_EXTRA_CA_CERTS for Node), exported only for the wss:// pass.
+bash "$here/../../testkit/sh/tls_certs.sh" "$dir/certs" "$a_ip" || { echo "FAIL: no test certificates"; exit 1; }
 
 fail=0
+# run_pass ws|wss: the whole flow against an engine on A serving that scheme.
+run_pass() {
+local scheme=$1 tls=()
+local port=$((20000 + $$ % 20000 + ${#scheme} - 2))
+url="$scheme://$a_ip:$port"
+echo "--- over $scheme://"
+if [ "$scheme" = wss ]; then
+  tls=(--tls-cert "$dir/certs/server.pem" --tls-key "$dir/certs/server.key")
+  export SHMCHAN_TLS_CA="$dir/certs/ca.pem" NODE_EXTRA_CA_CERTS="$dir/certs/ca.pem"
+fi
+on a "$cli" engine --listen "$a_ip:$port" "${tls[@]}" > "$dir/engine.log" 2>&1 &
+local engine_pid=$!
+for _ in $(seq 100); do grep -q listening "$dir/engine.log" && break; sleep 0.1; done
+grep -q "listening on $url" "$dir/engine.log" || { echo "FAIL: engine did not start"; cat "$dir/engine.log"; exit 1; }
 # start_worker HOST NAME CMD...: a worker that prints READY when registered.
 start_worker() {
   local h=$1 name=$2; shift 2
@@ -78,4 +92,21 @@ else
 fi
 
 [ $fail -eq 0 ] || { echo "--- engine log"; tail -20 "$dir/engine.log"; }
+kill -KILL "$wa_pid" "$nb_pid" "$engine_pid" 2>/dev/null
+wait "$wa_pid" "$nb_pid" "$engine_pid" 2>/dev/null
+}
+
+run_pass ws
+run_pass wss
+# Without the CA, B's C++ worker refuses A's certificate, and says why.
+unset SHMCHAN_TLS_CA
+on a "$cli" engine --listen "$a_ip:0" --tls-cert "$dir/certs/server.pem" --tls-key "$dir/certs/server.key" \
+  > "$dir/engine.log" 2>&1 &
+engine_pid=$!
+for _ in $(seq 100); do grep -q listening "$dir/engine.log" && break; sleep 0.1; done
+url=$(grep -o 'wss://[^ ]*' "$dir/engine.log")
+out=$(on b "$peer" caller "$url" b::none 1 2>&1)
+if grep -q "certificate verify failed" <<<"$out"; then echo "ok   B without the test CA: $(head -c 200 <<<"$out")"
+else echo "FAIL B without the test CA: $out"; fail=1; fi
+kill -KILL "$engine_pid" 2>/dev/null
 exit $fail

@@ -20,7 +20,8 @@ std::vector<std::string> engine_argv(const std::vector<std::string>& extra) {
 engine_process::engine_process(const std::vector<std::string>& extra_args)
     : proc(child::spawn(engine_argv(extra_args))) {
     const std::string line = proc.read_line(std::chrono::seconds(30));
-    const auto at = line.find("ws://");
+    const auto tls = line.find("wss://");
+    const auto at = tls != std::string::npos ? tls : line.find("ws://");
     if (at == std::string::npos) throw std::runtime_error("the engine said \"" + line + "\"");
     url = line.substr(at);
     port = static_cast<std::uint16_t>(std::stoul(url.substr(url.rfind(':') + 1)));

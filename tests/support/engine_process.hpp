@@ -13,7 +13,7 @@ namespace shmchan::test {
 
 struct engine_process {
     child proc;
-    std::string url;  // ws://127.0.0.1:PORT
+    std::string url;  // ws://127.0.0.1:PORT (wss:// with --tls-cert)
     std::uint16_t port = 0;
 
     // `shmchan engine --listen 127.0.0.1:0` and `extra_args`; throws std::runtime_error when

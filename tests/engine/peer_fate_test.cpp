@@ -1,0 +1,63 @@
+// What a socket writer learns about its socket reader: peer_lost when the reader's connection
+// broke (its process was killed), peer_closed when the reader left (closed its socket). Issue 14:
+// both used to be peer_closed, because the engine's ring only knows that its reader end is gone.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <thread>
+
+#include "shmchan/shmchan.hpp"
+#include "support/helpers.hpp"
+#include "support/process.hpp"
+
+using namespace shmchan;
+using namespace std::chrono_literals;
+using shmchan::test::child;
+using shmchan::test::peer_path;
+using shmchan::test::quiet_engine;
+using shmchan::test::via;
+
+namespace {
+// Writes the pattern until a write fails (or 60 s pass: a hang is a failure too).
+std::error_code write_until_error(writer& w) {
+    std::vector<std::byte> buf(64 << 10);
+    const auto until = std::chrono::steady_clock::now() + 60s;
+    for (std::uint64_t off = 0; std::chrono::steady_clock::now() < until; off += buf.size()) {
+        fill_pattern(buf, off);
+        if (auto e = w.write(buf, 5s); e && e != errc::timeout) return e;
+    }
+    return make_error_code(errc::timeout);
+}
+}  // namespace
+
+TEST_CASE("engine: a socket writer whose socket reader was killed reports peer_lost", "[engine][socket][fate]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel(4);
+    writer sw = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
+    std::error_code werr;
+    std::thread t([&] { werr = write_until_error(sw); });
+    child rd = child::spawn({peer_path(), "read", ch.reader_ref.dump(), "--engine", eng.url(), "--mark", "1048576"});
+    std::string line;
+    while (!(line = rd.read_line(30s)).empty() && line.rfind("MARK", 0) != 0) {}
+    REQUIRE(line.rfind("MARK", 0) == 0);
+    rd.kill(SIGKILL);
+    rd.wait(10s);
+    t.join();
+    CHECK(werr == errc::peer_lost);
+}
+
+TEST_CASE("engine: a socket writer whose socket reader left reports peer_closed", "[engine][socket][fate]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel(4);
+    writer sw = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
+    std::error_code werr;
+    std::thread t([&] { werr = write_until_error(sw); });
+    {
+        reader sr = open_reader(ch.reader_ref, via(transport::socket, eng.url()));
+        REQUIRE(sr.next(10s).is_chunk());
+    }  // the reader leaves early: it closes its socket
+    t.join();
+    CHECK(werr == errc::peer_closed);
+}
