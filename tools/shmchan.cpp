@@ -10,24 +10,15 @@ namespace {
 
 const char* usage_text =
     "usage:\n"
-    "  shmchan send [--engine URL] [--capacity BYTES] [--chunk BYTES] [--readers N]
-"
-    "               [--overflow block|drop-oldest] [TLS] FILE|-
-"
-    "      create a channel (through the engine at URL, or directly in shared memory), print
-"
-    "      its reader ref (one JSON line; with --readers N, N lines, one per reader) on stdout,
-"
-    "      stream FILE (or stdin) into it; exit 0 once every reader has consumed everything,
-"
-    "      1 naming each reader that left early or died (the others still get every byte);
-"
-    "      drop-oldest: the writer never waits, a reader a ring behind skips records (recv
-"
-    "      then stops with \"data lost\", never writing a file with a hole)
-"
-    "  shmchan recv [--engine URL] [--transport auto|shm|socket] [-o FILE] [TLS] REF_JSON|-
-"
+    "  shmchan send [--engine URL] [--capacity BYTES] [--chunk BYTES] [--readers N]\n"
+    "               [--overflow block|drop-oldest] [TLS] FILE|-\n"
+    "      create a channel (through the engine at URL, or directly in shared memory), print\n"
+    "      its reader ref (one JSON line; with --readers N, N lines, one per reader) on stdout,\n"
+    "      stream FILE (or stdin) into it; exit 0 once every reader has consumed everything,\n"
+    "      1 naming each reader that left early or died (the others still get every byte);\n"
+    "      drop-oldest: the writer never waits, a reader a ring behind skips records (recv\n"
+    "      then stops with \"data lost\", never writing a file with a hole)\n"
+    "  shmchan recv [--engine URL] [--transport auto|shm|socket] [-o FILE] [TLS] REF_JSON|-\n"
     "      read the channel named by REF_JSON (or the first line of stdin) to stdout or FILE\n"
     "      TLS (a wss:// engine): [--tls-ca FILE] trust these CAs instead of the system's store\n"
     "      (default $SHMCHAN_TLS_CA); [--tls-cert FILE --tls-key FILE] a client certificate\n"
