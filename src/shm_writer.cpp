@@ -80,19 +80,24 @@ public:
         const bool look = liveness.due() || now;
         for (std::uint64_t m = prod.counted(); m; m &= m - 1) {
             const auto i = static_cast<std::size_t>(std::countr_zero(m));
-            consumer_line& l = seg->reader(i);
-            const end_state r = load_state(l.state);
-            // Done: it released everything up to the end record (the writer is finished).
-            const bool all = finished && l.head.load(std::memory_order_acquire) == prod.tail();
-            if (r == end_state::closed) {
-                drop(i, all ? reader_status::state::done : reader_status::state::left);
-            } else if (r != end_state::unclaimed && (r != end_state::active || (look && !seg->held(reader_slot(i))))) {
-                // Dead, or a state no reader writes.
-                drop(i, all ? reader_status::state::done : reader_status::state::lost);
-            }
+            const reader_status::state st = fate_of(i, look);
+            if (st != reader_status::state::reading && st != reader_status::state::waiting) drop(i, st);
         }
         if (prod.counted() == 0) return any_lost ? errc::peer_lost : errc::peer_closed;
         return {};
+    }
+    // Reader i as its line says now: waiting, reading, or gone (done: it released everything up
+    // to the end record, the writer being finished; left: closed before; lost: dead, or a state
+    // no reader writes). Its liveness lock is tested only when `look`.
+    reader_status::state fate_of(std::size_t i, bool look) const {
+        consumer_line& l = seg->reader(i);
+        const end_state r = load_state(l.state);
+        if (r == end_state::unclaimed) return reader_status::state::waiting;
+        const bool alive = r == end_state::active && (!look || seg->held(reader_slot(i)));
+        if (alive) return reader_status::state::reading;
+        const bool all = finished && l.head.load(std::memory_order_acquire) == prod.tail();
+        if (all) return reader_status::state::done;
+        return r == end_state::closed ? reader_status::state::left : reader_status::state::lost;
     }
     void drop(std::size_t i, reader_status::state why) {
         prod.drop_reader(i);
@@ -112,15 +117,8 @@ public:
             consumer_line& l = seg->reader(i);
             out[i].released = l.head.load(std::memory_order_acquire);
             out[i].pid = l.who.pid.load(std::memory_order_relaxed);
-            // As peer_check() would drop it now (without dropping it: this is a const look).
-            const bool all = finished && out[i].released == prod.tail();
-            const end_state r = load_state(l.state);
-            if (gone[i] != reader_status::state::reading) out[i].st = gone[i];
-            else if (r == end_state::unclaimed) out[i].st = reader_status::state::waiting;
-            else if (r == end_state::closed) out[i].st = all ? reader_status::state::done : reader_status::state::left;
-            else if (r != end_state::active || !seg->held(reader_slot(i)))
-                out[i].st = all ? reader_status::state::done : reader_status::state::lost;
-            else out[i].st = reader_status::state::reading;
+            // As peer_check() would drop it now (a const look: nothing is dropped).
+            out[i].st = gone[i] != reader_status::state::reading ? gone[i] : fate_of(i, true);
         }
         return out;
     }
