@@ -251,3 +251,12 @@ TEST_CASE("drop_oldest: a hostile lapped line is corrupt, not a read out of the 
     REQUIRE(it.is_error());
     CHECK(it.error() == errc::corrupt);
 }
+
+TEST_CASE("drop_oldest: read_all of a stream with a hole is data_lost, not the bytes around it", "[readers][drop_oldest][errors]") {
+    channel ch = create_channel(live_opts(1));
+    CHECK(ch.reader.try_next().error() == errc::would_block);  // claimed: it starts here
+    for (std::uint64_t i = 0; i < 30; ++i) REQUIRE_FALSE(ch.writer.try_write(record_bytes(i)));
+    REQUIRE_FALSE(ch.writer.close());
+    std::vector<std::byte> out;
+    CHECK(ch.reader.read_all(out, 1s) == errc::data_lost);
+}
