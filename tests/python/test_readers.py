@@ -1,6 +1,7 @@
 """Several readers of one channel from Python (docs/readers.md), across real processes: fan-out
 with every byte checked, drop_oldest's gap items, the writer's view of a killed reader, and the
 options' checks."""
+import asyncio
 import hashlib
 import json
 import os
@@ -120,15 +121,25 @@ class Readers(unittest.TestCase):
         self.assertEqual([s.state for s in ch.writer.readers()], ["done", "lost", "left", "done"])
 
     def test_gaps_are_never_skipped_silently(self):
-        ch = shmchan.create_channel(4096, overflow="drop_oldest")
-        ch.reader.try_next()  # the local reader claims its end: it counts from here
-        for seq in range(20):
-            ch.writer.write(make_record(seq, 600), timeout=0)
-        ch.writer.close()
-        with self.assertRaises(shmchan.DataLost) as cm:
-            ch.reader.read_all()
-        self.assertEqual(cm.exception.name, "data_lost")
-        self.assertIn("overwritten", cm.exception.message)
+        def lapped():
+            ch = shmchan.create_channel(4096, overflow="drop_oldest")
+            ch.reader.try_next()  # the local reader claims its end: it counts from here
+            for seq in range(20):
+                ch.writer.write(make_record(seq, 600), timeout=0)
+            ch.writer.close()
+            return ch.reader
+
+        async def drain(r):
+            async for _ in r:
+                pass
+
+        for name, read in (("read_all", lambda r: r.read_all()), ("for", lambda r: list(r)),
+                           ("async for", lambda r: asyncio.run(drain(r)))):
+            with self.subTest(name), self.assertRaises(shmchan.DataLost) as cm:
+                read(lapped())
+            self.assertEqual(cm.exception.name, "data_lost")
+            self.assertIn("overwritten", cm.exception.message)
+        self.assertEqual([it.kind for it in lapped().items()][0], "gap")  # items() hands it over
 
     def test_a_held_view_overwritten_is_not_intact(self):
         ch = shmchan.create_channel(4096, overflow="drop_oldest")
