@@ -13,7 +13,8 @@ dir=$(mktemp -d)
 hosts=()
 cleanup() {
   for p in "${hosts[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
-  kill $(jobs -p) 2>/dev/null
+  # Every process this script started (engines, workers) even when it exits early on a failure.
+  kill -KILL $(jobs -p) 2>/dev/null
   ip netns del "${tag}a" 2>/dev/null
   ip netns del "${tag}b" 2>/dev/null
   rm -rf "$dir"
