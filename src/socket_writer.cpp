@@ -58,7 +58,7 @@ public:
     ~socket_writer() override {
         if (!finished) abort("writer destroyed without close()");
         c_.shutdown();
-        c_.run_until([this] { return !writing_ && !reading_; }, deadline::none());
+        c_.run_until([this] { return !writing_ && !reading_ && !closing_; }, deadline::none());
     }
 
     std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
@@ -156,17 +156,28 @@ public:
         (void)flush(dl);         // sent (it goes, whatever the deadline): wait for it within it
         return err_;
     }
+    // A close that runs out of time stays under way (its close frame is sent): the next
+    // close() waits on for the engine's answer, as a shared-memory close() is tried again.
     std::error_code close(nanoseconds t) override {
-        if (err_) return err_;
-        if (finished) return errc::closed;
-        loan_out_ = false;
+        if (err_ && !closing_) return err_;
         const deadline dl(t);
-        if (!flush(dl)) return errc::timeout;
-        if (err_) return err_;
-        finished = true;
-        return close_with({websocket::close_code::normal, "channel_close"}, dl);  // close_normal
+        if (!finished) {
+            loan_out_ = false;
+            if (!flush(dl)) return errc::timeout;
+            if (err_) return err_;
+            finished = true;
+            start_close({websocket::close_code::normal, "channel_close"});  // close_normal
+        } else if (!closing_) {
+            return errc::closed;
+        }
+        return finish_close(dl);
     }
     void abort(std::string_view reason) override {
+        if (closing_) {  // a close under way, given up on: the engine has the end record or not
+            c_.shutdown();
+            (void)finish_close(deadline::none());
+            return;
+        }
         if (finished) return;
         finished = true;
         loan_out_ = false;
@@ -175,8 +186,12 @@ public:
         why.reason = aborted_close_reason(reason);
         // Bounded: an abort must not hang on a stuck connection.
         const deadline dl(2s);
-        if (flush(dl)) (void)close_with(why, dl);
+        if (flush(dl)) {
+            start_close(why);
+            (void)finish_close(dl);
+        }
         c_.shutdown();
+        if (closing_) (void)finish_close(deadline::none());  // its handler runs after the shutdown
     }
     std::error_code wait_drained(nanoseconds) override {
         // Over a socket the writer only learns that the engine took every byte (the close
@@ -252,27 +267,28 @@ private:
                 inbox_.consume(inbox_.size());
                 return watch();
             }
-            if (finished) return;  // after our own close or abort, close_with() reads the answer
+            if (finished) return;  // after our own close or abort, finish_close() reads the answer
             if (ec == websocket::error::closed) err_ = writer_close_code(c_.ws().reason());
             else if (!err_) err_ = make_error_code(errc::peer_lost);
         });
     }
-    std::error_code close_with(websocket::close_reason why, const deadline& dl) {
-        bool done = false;
-        beast::error_code ec;
-        c_.ws().async_close(why, [&](beast::error_code e) {
-            ec = e;
-            done = true;
+    // Sends the close frame; finish_close() waits for the engine's answer.
+    void start_close(websocket::close_reason why) {
+        closing_ = true;
+        close_done_ = false;
+        c_.ws().async_close(why, [this](beast::error_code e) {
+            close_ec_ = e;
+            close_done_ = true;
         });
-        if (!c_.run_until([&] { return done; }, dl)) {
-            c_.shutdown();
-            c_.run_until([&] { return done; }, deadline::none());
-            return errc::timeout;
-        }
+    }
+    // errc::timeout when the answer has not come by `dl` (the close stays under way).
+    std::error_code finish_close(const deadline& dl) {
+        if (!c_.run_until([this] { return close_done_; }, dl)) return errc::timeout;
+        closing_ = false;
         // The engine's close frame says whether it took the stream (1000), or refused or lost
         // it; without one, the connection broke.
         if (c_.ws().reason().code != websocket::close_code::none) return writer_close_code(c_.ws().reason());
-        return ec ? (err_ ? err_ : make_error_code(errc::peer_lost)) : std::error_code();
+        return close_ec_ ? (err_ ? err_ : make_error_code(errc::peer_lost)) : std::error_code();
     }
 
     ws_client c_;
@@ -283,6 +299,9 @@ private:
     bool reading_ = false;
     bool writing_ = false;
     bool loan_out_ = false;
+    bool closing_ = false;     // our close frame is sent, the engine's answer not yet read
+    bool close_done_ = false;
+    beast::error_code close_ec_;
     std::error_code err_;
 };
 

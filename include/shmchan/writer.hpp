@@ -125,6 +125,8 @@ public:
                                                nanoseconds timeout = forever) noexcept;
 
     // Ends the stream cleanly (the reader sees end of stream after every byte written).
+    // errc::timeout: not done yet, nothing lost; call close() again to go on (on the socket
+    // path the close handshake stays under way), or abort().
     [[nodiscard]] std::error_code close(nanoseconds timeout = forever) noexcept;
     // Ends the stream as broken; the reader gets errc::aborted with `reason` once it has read
     // everything committed before. Never blocks, needs no room in the ring.
