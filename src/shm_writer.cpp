@@ -128,7 +128,10 @@ public:
             if (prod.can_claim(payload)) return spin.waited(clock::now() - t0), std::error_code{};
         for (;;) {
             if (auto e = peer_check()) return e;
-            switch (sleep_once(cb->space, dl, [&] { return prod.can_claim(payload) || seg->truncated(); })) {
+            prod.say_need(payload);
+            const sleep_result r = sleep_once(cb->space, dl, [&] { return prod.can_claim(payload) || seg->truncated(); });
+            prod.clear_need();
+            switch (r) {
                 case sleep_result::ready: spin.waited(clock::now() - t0); return {};
                 case sleep_result::timed_out:
                     if (dl.immediate()) space_watch.arm(prod.heads_sum());  // an event loop's try
@@ -368,8 +371,10 @@ public:
                     if (g == reader_status::state::lost) e = errc::peer_lost;
                 return prod.counted() == 0 ? check_fatal(e) : e;
             }
-            if (sleep_once(cb->space, dl, [&] { return prod.unread_bytes() == 0; }) == sleep_result::timed_out)
-                return errc::timeout;
+            prod.say_need(0, true);
+            const sleep_result r = sleep_once(cb->space, dl, [&] { return prod.unread_bytes() == 0; });
+            prod.clear_need();
+            if (r == sleep_result::timed_out) return errc::timeout;
         }
     }
     // Signals when the head moves or the reader's fate changes.

@@ -11,6 +11,9 @@
 //   then, with overflow drop_oldest (bit 63 of the head field set; cleared before use): 24
 //                  bytes, the lapped line's pos, seq and bytes (layout 5), and the reader first
 //                  joins at the tail as a drop_oldest reader does when it claims its end
+//   then, with bit 62 of the head field set (cleared before use): 16 bytes, the space line's
+//                  need hints (need_head, need_readers) of a writer counted asleep there; the
+//                  reader is then reader 1 of 3, and every release() weighs the hints
 //   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
 //                  keeps moving tail while the reader reads); with drop_oldest, odd ones move the
 //                  lapped position instead (a writer that gives records up under the reader)
@@ -59,12 +62,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::uint64_t head = take_u64(p, n);
     const std::uint64_t tail = take_u64(p, n);
     const bool drop = head >> 63;
-    head &= ~(std::uint64_t{1} << 63);
+    const bool hints = head >> 62 & 1;
+    head &= ~(std::uint64_t{3} << 62);
+    const std::size_t readers = hints ? 3 : 1, index = hints ? 1 : 0;
 
-    // Exactly the segment's bytes, so that ASan flags a read one byte past the ring.
-    shmchan::test::heap_ring hr(capacity);
+    // Exactly the segment's bytes, so that ASan flags a read one byte past the ring (or past
+    // the reader lines, for hints naming readers the segment does not have).
+    shmchan::test::heap_ring hr(capacity, readers);
     shm::control_block* cb = hr.cb;
-    shm::reader_line(cb, 0).head.store(head);
+    shm::reader_line(cb, index).head.store(head);
     cb->producer.tail.store(tail);
     std::byte* ring = hr.data();
     const std::size_t ring_bytes = n < capacity ? n : capacity;
@@ -73,14 +79,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     p += ring_bytes;
     n -= ring_bytes;
 
-    shm::ring_geometry g = shm::geometry_for(capacity);
+    shm::ring_geometry g = shm::geometry_for(capacity, readers);
     if (drop) {
         g.overflow = shm::overflow_policy::drop_oldest;
         cb->lapped.pos.store(take_u64(p, n));
         cb->lapped.seq.store(take_u64(p, n));
         cb->lapped.bytes.store(take_u64(p, n));
     }
-    shm::ring_consumer cons(cb, ring, g);
+    if (hints) {
+        cb->space.need_head.store(take_u64(p, n));
+        cb->space.need_readers.store(take_u64(p, n));
+        cb->space.waiting.store(1);
+    }
+    shm::ring_consumer cons(cb, ring, g, index);
     if (drop && cons.join_at_tail() != shm::ring_status::ok) return 0;
     volatile unsigned sink = 0;
     bool odd = false;

@@ -11,26 +11,30 @@
 namespace shmchan::test {
 
 struct heap_ring {
-    explicit heap_ring(std::size_t capacity) {
-        mem = static_cast<std::byte*>(std::aligned_alloc(shm::cache_line, shm::header_size_for(1) + capacity));
+    explicit heap_ring(std::size_t capacity, std::size_t readers = 1) : readers(readers) {
+        mem = static_cast<std::byte*>(std::aligned_alloc(shm::cache_line, shm::header_size_for(readers) + capacity));
         cb = new (mem) shm::control_block{};
-        new (&shm::reader_line(cb, 0)) shm::consumer_line{};
-        cb->header.readers = 1;
+        for (std::size_t i = 0; i < readers; ++i) new (&shm::reader_line(cb, i)) shm::consumer_line{};
+        cb->header.readers = static_cast<std::uint32_t>(readers);
         cb->header.magic = shm::segment_magic;
         cb->header.version = shm::layout_version;
-        cb->header.header_size = shm::header_size_for(1);
+        cb->header.header_size = static_cast<std::uint32_t>(shm::header_size_for(readers));
         cb->header.capacity = capacity;
         cb->header.max_payload = shm::max_payload_for(capacity);
-        cb->header.segment_size = shm::header_size_for(1) + capacity;
+        cb->header.segment_size = shm::header_size_for(readers) + capacity;
     }
     ~heap_ring() { std::free(mem); }
     heap_ring(const heap_ring&) = delete;
     heap_ring& operator=(const heap_ring&) = delete;
 
-    std::byte* data() const { return mem + shm::header_size_for(1); }
-    shm::ring_producer producer() const { return {cb, data(), shm::geometry_for(cb->header.capacity)}; }
-    shm::ring_consumer consumer() const { return {cb, data(), shm::geometry_for(cb->header.capacity)}; }
+    std::byte* data() const { return mem + shm::header_size_for(readers); }
+    shm::ring_geometry geometry() const {
+        return shm::geometry_for(cb->header.capacity, readers);
+    }
+    shm::ring_producer producer() const { return {cb, data(), geometry()}; }
+    shm::ring_consumer consumer(std::size_t index = 0) const { return {cb, data(), geometry(), index}; }
 
+    std::size_t readers;
     std::byte* mem;
     shm::control_block* cb;
 };

@@ -9,6 +9,7 @@
 //            | producer_line   (1 cache line)       |  tail, writer state, writer owner
 //   320      +--------------------------------------+
 //            | wait_line x2    (1 cache line each)  |  futex words: "data" (readers sleep), "space"
+//            |                                      |  (the writer sleeps; what room it needs)
 //   448      +--------------------------------------+
 //            | lapped_line     (1 cache line)       |  drop_oldest: the oldest record still whole
 //   512      +--------------------------------------+
@@ -51,6 +52,8 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 // 4: frame records.
 // 5: several readers (a consumer line each, after the control block), the overflow policy and
 //    its lapped line; the ring starts at header_size (a multiple of 4096), no longer at 512.
+//    Later, compatibly: the space line's need hints (zero, as an older writer leaves them, means
+//    "any release wakes", and an older reader wakes on any release).
 inline constexpr std::uint32_t layout_version = 5;
 
 inline constexpr std::size_t max_readers = 64;
@@ -173,11 +176,21 @@ struct alignas(cache_line) lapped_line {
 // One side sleeps on `seq` after counting itself in `waiting`; the other bumps `seq` and
 // wakes it. `woken` says a wake was sent since the last sleeper got ready, so a burst of
 // commits while the sleeper is still waking up costs one FUTEX_WAKE, not one each.
+// The space line only: a writer about to sleep for room says what room needs (every reader of
+// `need_readers` at or past `need_head`), so that of several readers only the release that
+// gives it room wakes it, not each one (ring_consumer::writer_can_go_on). Zero in both: any
+// release wakes (an event-fd watcher, or a writer that says nothing). Hints only: a reader
+// that misreads them wakes too early (the writer sleeps again) or not at all (the writer's
+// sleep is bounded by the poll interval); they size and place nothing.
 struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> seq;
     std::atomic<std::uint32_t> waiting;
     std::atomic<std::uint32_t> woken;
+    std::uint32_t reserved;
+    std::atomic<std::uint64_t> need_head;
+    std::atomic<std::uint64_t> need_readers;
 };
+static_assert(offsetof(wait_line, need_head) == 16 && sizeof(wait_line) == cache_line);
 
 struct alignas(cache_line) control_block {
     segment_header header;

@@ -25,6 +25,11 @@ namespace shmchan::shm {
 // lapped: (drop_oldest) the writer overwrote records this reader had not read; skip().
 enum class ring_status { ok, full, empty, corrupt, too_large, lapped };
 
+// A bit for each of `n` readers (\pre 1 <= n <= 64).
+constexpr std::uint64_t all_readers(std::size_t n) noexcept {
+    return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+}
+
 class ring_producer {
 public:
     ring_producer() = default;
@@ -33,7 +38,7 @@ public:
         : cb_(cb), data_(data), mask_(g.capacity - 1), capacity_(g.capacity),
           max_payload_(g.max_payload),
           readers_(g.readers),
-          live_(g.readers >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << g.readers) - 1),
+          live_(all_readers(g.readers)),
           tail_(cb->producer.tail.load(std::memory_order_relaxed)) {  // own index
         drop_ = g.overflow == overflow_policy::drop_oldest;
         reload_heads();  // an impossible head is found again, and reported, by try_claim()
@@ -126,6 +131,25 @@ public:
         const std::size_t to_end = capacity_ - (tail_ & mask_);
         const std::size_t need = (rec > to_end ? to_end : 0) + rec;
         return !reload_heads() || tail_ + need - head_cache_ <= capacity_;
+    }
+
+    // Block mode, before the writer sleeps for room for a record of `payload` bytes (or, with
+    // `drain`, for every byte to be read): says so on the space line, so that only the
+    // release that makes the room wakes it. clear_need() after the sleep.
+    void say_need(std::size_t payload, bool drain = false) noexcept {
+        if (drop_) return;
+        const std::size_t rec = record_size(payload);
+        const std::size_t to_end = capacity_ - (tail_ & mask_);
+        const std::uint64_t end = tail_ + (rec > to_end ? to_end : 0) + rec;
+        const std::uint64_t need = drain ? tail_ : end > capacity_ ? end - capacity_ : 0;
+        // Relaxed: the sleeper's count in `waiting` (acq_rel) comes after and publishes them.
+        cb_->space.need_head.store(need, std::memory_order_relaxed);
+        cb_->space.need_readers.store(live_, std::memory_order_relaxed);
+    }
+    void clear_need() noexcept {
+        if (drop_) return;
+        cb_->space.need_head.store(0, std::memory_order_relaxed);
+        cb_->space.need_readers.store(0, std::memory_order_relaxed);
     }
 
     // Copies `n` bytes as one record.
@@ -256,6 +280,7 @@ public:
                   std::size_t index = 0) noexcept
         : cb_(cb), line_(&reader_line(cb, index)), data_(data), mask_(g.capacity - 1),
           capacity_(g.capacity), max_payload_(g.max_payload),
+          others_(all_readers(g.readers) & ~(std::uint64_t{1} << index)),
           head_(line_->head.load(std::memory_order_relaxed)),  // own index
           read_(head_),
           tail_cache_(cb->producer.tail.load(std::memory_order_acquire)),
@@ -390,7 +415,7 @@ public:
         // SYNC: release pairs with the writer's acquire load of head in try_claim(): we are
         // done reading the records before the writer may overwrite them.
         line_->head.store(head_, std::memory_order_release);
-        notify(cb_->space);
+        if (has_sleeper(cb_->space) && writer_can_go_on()) wake_sleepers(cb_->space);
     }
     // Gives the record returned by the last try_peek() back to the writer (with everything
     // taken before it).
@@ -438,12 +463,33 @@ public:
     }
 
 private:
+    // A writer sleeps on the space line: whether the room it said it needs is there now, so
+    // that of several readers only the last to pass it wakes the writer (each release did, and
+    // the writer slept again, a membarrier each time). Hints from shared memory, used for
+    // nothing else: bits beyond the validated reader count are ignored.
+    bool writer_can_go_on() const noexcept {
+        wait_line& w = cb_->space;
+        // SYNC: pairs with the same fence in every other reader's release_to(): of two readers
+        // releasing at once, each stored its head before its fence, so at least one sees the
+        // other's head and the last to pass need_head always wakes the writer. The fence also
+        // makes the need stored before the writer counted itself in `waiting` visible.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint64_t need = w.need_head.load(std::memory_order_relaxed);
+        if (head_ < need) return false;  // this reader is still in the way: no use waking
+        for (std::uint64_t m = w.need_readers.load(std::memory_order_relaxed) & others_; m; m &= m - 1) {
+            const consumer_line& l = reader_line(cb_, static_cast<std::size_t>(std::countr_zero(m)));
+            if (l.head.load(std::memory_order_acquire) < need) return false;  // it wakes the writer
+        }
+        return true;
+    }
+
     control_block* cb_ = nullptr;
     consumer_line* line_ = nullptr;  // this reader's
     const std::byte* data_ = nullptr;
     std::size_t mask_ = 0;
     std::size_t capacity_ = 0;
     std::size_t max_payload_ = 0;
+    std::uint64_t others_ = 0;      // the other readers' bits
     std::uint64_t head_ = 0;        // own index, mirrors this reader's line's head
     std::uint64_t read_ = 0;        // where the next record is read; head_ <= read_
     std::uint64_t tail_cache_ = 0;  // last seen producer.tail

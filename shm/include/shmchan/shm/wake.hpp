@@ -23,20 +23,26 @@ namespace shmchan::shm {
 // (ThreadSanitizer understands the RMW form; it has nothing to check in the membarrier form,
 // which orders only atomics.)
 
-// Wakes a sleeper of `w`, if any. Called right after publishing (a tail or head store).
-inline void notify(wait_line& w) noexcept {
-    bool sleeping;
+// Whether someone sleeps (or is about to) on `w`. Called right after publishing (a tail or
+// head store).
+inline bool has_sleeper(wait_line& w) noexcept {
     if (fast_wake()) {
         std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the publish above the load
-        sleeping = w.waiting.load(std::memory_order_relaxed) != 0;
-    } else {
-        sleeping = w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0;
+        return w.waiting.load(std::memory_order_relaxed) != 0;
     }
-    // One wake per sleep: later commits before the sleeper is up again skip the syscall.
-    if (sleeping && w.woken.exchange(1, std::memory_order_acq_rel) == 0) {
+    return w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0;
+}
+// Wakes the sleepers of `w`. One wake per sleep: later commits before a sleeper is up again
+// skip the syscall.
+inline void wake_sleepers(wait_line& w) noexcept {
+    if (w.woken.exchange(1, std::memory_order_acq_rel) == 0) {
         w.seq.fetch_add(1, std::memory_order_release);
         futex_wake_all(w.seq);
     }
+}
+// Wakes a sleeper of `w`, if any. Called right after publishing (a tail or head store).
+inline void notify(wait_line& w) noexcept {
+    if (has_sleeper(w)) wake_sleepers(w);
 }
 // Unconditional wake, for state changes (close, abort, a reader leaving).
 inline void notify_always(wait_line& w) noexcept {
