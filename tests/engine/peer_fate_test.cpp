@@ -61,3 +61,38 @@ TEST_CASE("engine: a socket writer whose socket reader left reports peer_closed"
     t.join();
     CHECK(werr == errc::peer_closed);
 }
+
+// The same through the ring's other side: a shared-memory writer whose reader is a socket
+// reader. The engine's ring end finishes as lost (not left) when the connection broke.
+TEST_CASE("engine: a shared-memory writer whose socket reader was killed reports peer_lost", "[engine][socket][fate]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel(4);
+    writer mw = open_writer(ch.writer_ref, via(transport::shm, eng.url()));
+    REQUIRE(mw.via() == transport::shm);
+    std::error_code werr;
+    std::thread t([&] { werr = write_until_error(mw); });
+    child rd = child::spawn({peer_path(), "read", ch.reader_ref.dump(), "--engine", eng.url(), "--mark", "1048576"});
+    std::string line;
+    while (!(line = rd.read_line(30s)).empty() && line.rfind("MARK", 0) != 0) {}
+    REQUIRE(line.rfind("MARK", 0) == 0);
+    rd.kill(SIGKILL);
+    rd.wait(10s);
+    t.join();
+    CHECK(werr == errc::peer_lost);
+}
+
+TEST_CASE("engine: a shared-memory writer whose socket reader left reports peer_closed", "[engine][socket][fate]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel(4);
+    writer mw = open_writer(ch.writer_ref, via(transport::shm, eng.url()));
+    std::error_code werr;
+    std::thread t([&] { werr = write_until_error(mw); });
+    {
+        reader sr = open_reader(ch.reader_ref, via(transport::socket, eng.url()));
+        REQUIRE(sr.next(10s).is_chunk());
+    }
+    t.join();
+    CHECK(werr == errc::peer_closed);
+}
