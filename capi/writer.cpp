@@ -1,10 +1,20 @@
 // The write end through the C ABI.
 #include "handles.hpp"
 
+#include <cstddef>
+#include <cstring>
 #include <memory>
+#include <string>
 
 using namespace shmchan;
 using capi::guarded;
+
+// shmchan_writer_reader_status passes the C++ state through as the SHMCHAN_READER_* number.
+static_assert(SHMCHAN_READER_WAITING == static_cast<int>(reader_status::state::waiting));
+static_assert(SHMCHAN_READER_READING == static_cast<int>(reader_status::state::reading));
+static_assert(SHMCHAN_READER_DONE == static_cast<int>(reader_status::state::done));
+static_assert(SHMCHAN_READER_LEFT == static_cast<int>(reader_status::state::left));
+static_assert(SHMCHAN_READER_LOST == static_cast<int>(reader_status::state::lost));
 
 namespace {
 // A writer's failure, with what the writer said beyond the code: the capacity a frame that is
@@ -134,5 +144,41 @@ size_t shmchan_writer_max_record(const shmchan_writer* w) { return w ? w->w.max_
 size_t shmchan_writer_max_frame(const shmchan_writer* w) { return w ? w->w.max_frame() : 0; }
 
 void shmchan_writer_free(shmchan_writer* w) { delete w; }
+
+void shmchan_reader_status_init(shmchan_reader_status* s) {
+    if (!s) return;
+    std::memset(s, 0, sizeof *s);
+    s->size = sizeof *s;
+}
+
+const char* shmchan_reader_state_name(int state) {
+    if (state < SHMCHAN_READER_WAITING || state > SHMCHAN_READER_LOST) return "?";
+    return to_string(static_cast<reader_status::state>(state));
+}
+
+size_t shmchan_writer_reader_count(const shmchan_writer* w) {
+    if (!w) return 0;
+    try {
+        return w->w.readers().size();
+    } catch (...) {
+        return 0;  // out of memory for a vector of at most 64: nothing to report
+    }
+}
+
+int shmchan_writer_reader_status(const shmchan_writer* w, size_t index, shmchan_reader_status* out) {
+    if (!w || !out) return capi::invalid("shmchan_writer_reader_status: NULL argument");
+    if (out->size < offsetof(shmchan_reader_status, released) + sizeof out->released)
+        return capi::invalid("shmchan_writer_reader_status: shmchan_reader_status.size is not set (shmchan_reader_status_init)");
+    return guarded([&] {
+        const auto all = w->w.readers();
+        if (index >= all.size())
+            return capi::invalid("shmchan_writer_reader_status: index " + std::to_string(index) + " is beyond the last of " +
+                                 std::to_string(all.size()) + " readers");
+        out->state = static_cast<int>(all[index].st);
+        out->pid = all[index].pid;
+        out->released = all[index].released;
+        return 0;
+    });
+}
 
 }  // extern "C"

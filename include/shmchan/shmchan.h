@@ -188,6 +188,31 @@ size_t shmchan_writer_max_frame(const shmchan_writer* w);
 /* A writer freed while open aborts the stream ("writer destroyed without close()"). */
 void shmchan_writer_free(shmchan_writer* w);
 
+/* The channel's readers as the writer last saw them (shmchan::reader_status, docs/readers.md). */
+enum {
+    SHMCHAN_READER_WAITING = 0,  /* its ref was not used yet */
+    SHMCHAN_READER_READING = 1,  /* attached */
+    SHMCHAN_READER_DONE = 2,     /* closed after releasing everything committed */
+    SHMCHAN_READER_LEFT = 3,     /* closed early, with records unread */
+    SHMCHAN_READER_LOST = 4      /* its process died (or it wrote an impossible position) */
+};
+/* New fields are only ever added at the end. */
+typedef struct shmchan_reader_status {
+    size_t size;             /* sizeof(shmchan_reader_status): set by shmchan_reader_status_init() */
+    int state;               /* SHMCHAN_READER_* */
+    int pid;                 /* the reader's process, for display only (namespace-local, recycled) */
+    uint64_t released;       /* ring bytes it released so far: its position in the stream */
+} shmchan_reader_status;
+
+void shmchan_reader_status_init(shmchan_reader_status* status);
+/* "waiting", "reading", "done", "left", "lost" ("?" for anything else); never NULL. */
+const char* shmchan_reader_state_name(int state);
+/* How many readers the writer's channel has, in the order of its reader refs (0 on the
+ * engine's socket path, which has no view of them). */
+size_t shmchan_writer_reader_count(const shmchan_writer* w);
+/* Reader `index`'s status now; SHMCHAN_E_INVALID_ARGUMENT beyond the last. */
+int shmchan_writer_reader_status(const shmchan_writer* w, size_t index, shmchan_reader_status* out);
+
 /* --- reader ---------------------------------------------------------------------------- */
 
 enum {

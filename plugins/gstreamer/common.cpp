@@ -118,6 +118,19 @@ std::optional<std::string> read_small_file(const std::string& path) {
     return s;
 }
 
+std::optional<std::string> ref_line(const std::string& text, std::size_t index, std::size_t& count) {
+    std::optional<std::string> found;
+    count = 0;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        const auto b = line.find_first_not_of(" \t\r");
+        if (b == std::string::npos) continue;
+        const auto e = line.find_last_not_of(" \t\r");
+        if (count++ == index) found = line.substr(b, e - b + 1);
+    }
+    return found;
+}
+
 std::string describe(std::error_code e, std::string_view peer) {
     if (e.category() != error_category()) return e.message();
     switch (static_cast<errc>(e.value())) {

@@ -20,6 +20,10 @@ inline constexpr std::chrono::milliseconds wait_slice{100};
 
 // A text message "shmchan-caps:" + gst_caps_to_string() precedes the first frame of each caps.
 inline constexpr std::string_view caps_prefix = "shmchan-caps:";
+// Live mode (overflow drop-oldest): the caps message goes before every frame, and each frame's
+// user header is caps_id_prefix + a number that changes with the caps, so that a source that
+// joined late or lost records knows which caps a frame has. (docs/gstreamer.md, "Late join")
+inline constexpr std::string_view caps_id_prefix = "shmchan-caps-id:";
 
 // PTS, DTS, duration, offset, offset_end and flags of `buf` as a frame's meta, and back.
 frame_meta meta_from_buffer(GstBuffer* buf) noexcept;
@@ -32,6 +36,10 @@ guint flags_to_gst(std::uint32_t flags) noexcept;
 std::string write_file_atomically(const std::string& path, const std::string& text);
 // The file's contents, or nothing when it does not exist (yet) or is empty.
 std::optional<std::string> read_small_file(const std::string& path);
+
+// Line `index` (from 0) of a ref file's text, trimmed; nothing when it has fewer lines.
+// `count` gets the number of non-empty lines.
+std::optional<std::string> ref_line(const std::string& text, std::size_t index, std::size_t& count);
 
 // A sentence for an error code of shmchan; `peer` names the other end ("reader", "writer").
 std::string describe(std::error_code e, std::string_view peer);

@@ -22,6 +22,8 @@ struct _ShmchanSink {
     gchar* ref_file;
     gchar* engine;
     guint64 capacity;
+    guint readers;
+    gint overflow;  // ShmchanSinkOverflow
     std::shared_ptr<sink_channel>* ch;  // while started
     bool wrote_ref_file;
 };
@@ -30,7 +32,24 @@ G_DEFINE_TYPE(ShmchanSink, shmchan_sink, GST_TYPE_BASE_SINK)
 
 namespace {
 
-enum { PROP_0, PROP_REF_FILE, PROP_CAPACITY, PROP_ENGINE, PROP_REF };
+enum { PROP_0, PROP_REF_FILE, PROP_CAPACITY, PROP_ENGINE, PROP_REF, PROP_READERS, PROP_OVERFLOW, PROP_REFS };
+
+enum ShmchanSinkOverflow { overflow_block, overflow_drop_oldest };
+
+GType overflow_get_type() {
+    static GType type = 0;
+    if (g_once_init_enter(&type)) {
+        static const GEnumValue values[] = {
+            {overflow_block, "Lossless: the sink waits for the slowest source still attached", "block"},
+            {overflow_drop_oldest,
+             "Live: the sink never waits; a source that falls a ring behind skips the oldest frames "
+             "(its next buffer is DISCONT)",
+             "drop-oldest"},
+            {0, nullptr, nullptr}};
+        g_once_init_leave(&type, g_enum_register_static("ShmchanSinkOverflow", values));
+    }
+    return type;
+}
 
 GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
@@ -45,28 +64,38 @@ std::size_t auto_capacity(std::size_t frame) {
 
 sink_channel* channel_of(ShmchanSink* self) { return self->ch ? self->ch->get() : nullptr; }
 
+sink_channel::settings settings_of(ShmchanSink* self) {
+    GST_OBJECT_LOCK(self);
+    sink_channel::settings s;
+    s.ref_file = self->ref_file ? self->ref_file : "";
+    s.engine = self->engine ? self->engine : "";
+    s.capacity = static_cast<std::size_t>(self->capacity);
+    s.readers = self->readers;
+    s.drop_oldest = self->overflow == overflow_drop_oldest;
+    GST_OBJECT_UNLOCK(self);
+    return s;
+}
+
 bool ensure_channel(ShmchanSink* self, std::size_t frame_bytes) {
     sink_channel* ch = channel_of(self);
     if (!ch) return false;
     if (ch->created()) return true;
-    GST_OBJECT_LOCK(self);
-    const std::string ref_file = self->ref_file ? self->ref_file : "";
-    const std::string engine = self->engine ? self->engine : "";
-    std::size_t capacity = static_cast<std::size_t>(self->capacity);
-    GST_OBJECT_UNLOCK(self);
-    if (capacity == 0) capacity = auto_capacity(frame_bytes);
-    if (capacity == 0) {
+    sink_channel::settings s = settings_of(self);
+    if (s.capacity == 0) s.capacity = auto_capacity(frame_bytes);
+    if (s.capacity == 0) {
         GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
                           ("a frame of %zu bytes is larger than any channel can hold", frame_bytes), (nullptr));
         return false;
     }
-    GST_INFO_OBJECT(self, "creating a channel of %zu bytes", capacity);
-    if (!ch->create(engine, capacity, ref_file)) {
+    GST_INFO_OBJECT(self, "creating a channel of %zu bytes, %zu readers, overflow %s", s.capacity, s.readers,
+                    s.drop_oldest ? "drop-oldest" : "block");
+    if (!ch->create(s)) {
         GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE, ("%s", ch->error().c_str()), (nullptr));
         return false;
     }
-    self->wrote_ref_file = !ref_file.empty();
+    self->wrote_ref_file = !s.ref_file.empty();
     g_object_notify(G_OBJECT(self), "ref");
+    g_object_notify(G_OBJECT(self), "refs");
     return true;
 }
 
@@ -81,9 +110,12 @@ gboolean sink_start(GstBaseSink* bsink) {
     auto* self = SHMCHAN_SINK(bsink);
     self->ch = new std::shared_ptr<sink_channel>(std::make_shared<sink_channel>());
     self->wrote_ref_file = false;
-    GST_OBJECT_LOCK(self);
-    const bool sized = self->capacity != 0;
-    GST_OBJECT_UNLOCK(self);
+    const sink_channel::settings s = settings_of(self);
+    if (const std::string why = sink_channel::unsupported(s); !why.empty()) {
+        GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("%s", why.c_str()), (nullptr));
+        return FALSE;
+    }
+    const bool sized = s.capacity != 0;
     // A given capacity: the channel (and the ref file) now; else once the caps say the frame size.
     return !sized || ensure_channel(self, 0);
 }
@@ -104,6 +136,7 @@ gboolean sink_stop(GstBaseSink* bsink) {
     delete self->ch;
     self->ch = nullptr;
     g_object_notify(G_OBJECT(self), "ref");
+    g_object_notify(G_OBJECT(self), "refs");
     return TRUE;
 }
 
@@ -157,6 +190,9 @@ gboolean sink_event(GstBaseSink* bsink, GstEvent* event) {
             gst_event_unref(event);
             return FALSE;
         }
+        if (const std::string w = channel_of(self)->warning(); !w.empty())
+            GST_ELEMENT_WARNING(self, RESOURCE, WRITE, ("not every source read the whole stream: %s", w.c_str()),
+                                (nullptr));
     }
     return GST_BASE_SINK_CLASS(shmchan_sink_parent_class)->event(bsink, event);
 }
@@ -178,6 +214,8 @@ void sink_set_property(GObject* obj, guint id, const GValue* value, GParamSpec* 
     case PROP_REF_FILE: g_free(self->ref_file); self->ref_file = g_value_dup_string(value); break;
     case PROP_ENGINE: g_free(self->engine); self->engine = g_value_dup_string(value); break;
     case PROP_CAPACITY: self->capacity = g_value_get_uint64(value); break;
+    case PROP_READERS: self->readers = g_value_get_uint(value); break;
+    case PROP_OVERFLOW: self->overflow = g_value_get_enum(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, pspec);
     }
     GST_OBJECT_UNLOCK(self);
@@ -185,9 +223,9 @@ void sink_set_property(GObject* obj, guint id, const GValue* value, GParamSpec* 
 
 void sink_get_property(GObject* obj, guint id, GValue* value, GParamSpec* pspec) {
     auto* self = SHMCHAN_SINK(obj);
-    if (id == PROP_REF) {
+    if (id == PROP_REF || id == PROP_REFS) {
         sink_channel* ch = channel_of(self);
-        const std::string ref = ch ? ch->reader_ref() : std::string();
+        const std::string ref = !ch ? std::string() : id == PROP_REF ? ch->reader_ref() : ch->reader_refs();
         g_value_set_string(value, ref.empty() ? nullptr : ref.c_str());
         return;
     }
@@ -196,6 +234,8 @@ void sink_get_property(GObject* obj, guint id, GValue* value, GParamSpec* pspec)
     case PROP_REF_FILE: g_value_set_string(value, self->ref_file); break;
     case PROP_ENGINE: g_value_set_string(value, self->engine); break;
     case PROP_CAPACITY: g_value_set_uint64(value, self->capacity); break;
+    case PROP_READERS: g_value_set_uint(value, self->readers); break;
+    case PROP_OVERFLOW: g_value_set_enum(value, self->overflow); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, pspec);
     }
     GST_OBJECT_UNLOCK(self);
@@ -219,9 +259,9 @@ static void shmchan_sink_class_init(ShmchanSinkClass* klass) {
     const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
     g_object_class_install_property(oc, PROP_REF_FILE,
         g_param_spec_string("ref-file", "Ref file",
-                            "Where to publish the channel's reader ref (one JSON line, written to a temporary "
-                            "name and renamed into place once the channel exists; removed when the sink stops). "
-                            "shmchansrc ref-file=PATH reads it.",
+                            "Where to publish the channel's reader refs (one JSON line per reader, written to a "
+                            "temporary name and renamed into place once the channel exists; removed when the "
+                            "sink stops). shmchansrc ref-file=PATH ref-index=I reads line I.",
                             nullptr, rw));
     g_object_class_install_property(oc, PROP_CAPACITY,
         g_param_spec_uint64("capacity", "Capacity",
@@ -237,9 +277,28 @@ static void shmchan_sink_class_init(ShmchanSinkClass* klass) {
                             nullptr, rw));
     g_object_class_install_property(oc, PROP_REF,
         g_param_spec_string("ref", "Reader ref",
-                            "The channel's reader ref (JSON), once the channel exists (read-only; for "
-                            "applications that hand it to shmchansrc ref=... themselves).",
+                            "The channel's first reader ref (JSON), once the channel exists (read-only; for "
+                            "applications that hand it to shmchansrc ref=... themselves; 'refs' has them all).",
                             nullptr, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+    g_object_class_install_property(oc, PROP_REFS,
+        g_param_spec_string("refs", "Reader refs",
+                            "Every reader ref (JSON), one line per reader in reader order, once the channel "
+                            "exists (read-only; the ref file's contents).",
+                            nullptr, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+    g_object_class_install_property(oc, PROP_READERS,
+        g_param_spec_uint("readers", "Readers",
+                          "How many shmchansrc may read the stream, 1 to 64 (default 1): each gets its own ref "
+                          "(line I of ref-file, for shmchansrc ref-index=I) and every frame, written once. "
+                          "Not with 'engine'.",
+                          1, 64, 1, rw));
+    g_object_class_install_property(oc, PROP_OVERFLOW,
+        g_param_spec_enum("overflow", "Overflow",
+                          "When the ring is full (default block). block: lossless, the sink waits for the "
+                          "slowest source still attached (a dead one is dropped). drop-oldest: live, for "
+                          "previews: the sink never waits; a source a ring behind loses the oldest frames and "
+                          "marks its next buffer DISCONT; caps are repeated before every frame so a source "
+                          "may join at any time. Not with 'engine'.",
+                          overflow_get_type(), overflow_block, rw));
 
     auto* ec = GST_ELEMENT_CLASS(klass);
     gst_element_class_add_static_pad_template(ec, &sink_template);
@@ -264,6 +323,8 @@ static void shmchan_sink_init(ShmchanSink* self) {
     self->ref_file = nullptr;
     self->engine = nullptr;
     self->capacity = 0;
+    self->readers = 1;
+    self->overflow = overflow_block;
     self->ch = nullptr;
     self->wrote_ref_file = false;
     // The sink must not keep the last buffer: a pool buffer alive blocks the next loan.

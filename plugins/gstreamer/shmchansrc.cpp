@@ -14,6 +14,7 @@ using shmchan::gst::source_channel;
 struct _ShmchanSrc {
     GstBaseSrc parent;
     gchar* ref_file;
+    guint ref_index;
     gchar* ref;
     gchar* engine;
     gdouble timeout;
@@ -28,7 +29,7 @@ G_DEFINE_TYPE(ShmchanSrc, shmchan_src, GST_TYPE_BASE_SRC)
 
 namespace {
 
-enum { PROP_0, PROP_REF_FILE, PROP_REF, PROP_ENGINE, PROP_TIMEOUT, PROP_MAX_HELD, PROP_IS_LIVE };
+enum { PROP_0, PROP_REF_FILE, PROP_REF, PROP_ENGINE, PROP_TIMEOUT, PROP_MAX_HELD, PROP_IS_LIVE, PROP_REF_INDEX };
 
 constexpr guint default_max_held = 3;
 constexpr gdouble default_timeout = 30;
@@ -52,9 +53,11 @@ gboolean src_start(GstBaseSrc* bsrc) {
 gboolean src_stop(GstBaseSrc* bsrc) {
     auto* self = SHMCHAN_SRC(bsrc);
     if (self->ch && *self->ch)
-        GST_INFO_OBJECT(self, "frames wrapped %" G_GUINT64_FORMAT ", copied %" G_GUINT64_FORMAT,
+        GST_INFO_OBJECT(self, "frames wrapped %" G_GUINT64_FORMAT ", copied %" G_GUINT64_FORMAT
+                        ", dropped %" G_GUINT64_FORMAT,
                         static_cast<guint64>((*self->ch)->frames_wrapped()),
-                        static_cast<guint64>((*self->ch)->frames_copied()));
+                        static_cast<guint64>((*self->ch)->frames_copied()),
+                        static_cast<guint64>((*self->ch)->frames_dropped()));
     // Buffers still wrapping items keep the reader alive until they go.
     delete self->ch;
     self->ch = nullptr;
@@ -87,6 +90,7 @@ GstFlowReturn src_create(GstBaseSrc* bsrc, guint64, guint, GstBuffer** out) {
         GST_OBJECT_LOCK(self);
         s.ref = self->ref ? self->ref : "";
         s.ref_file = self->ref_file ? self->ref_file : "";
+        s.ref_index = self->ref_index;
         s.engine = self->engine ? self->engine : "";
         s.timeout_s = self->timeout;
         s.max_held = self->max_held;
@@ -149,6 +153,7 @@ void src_set_property(GObject* obj, guint id, const GValue* value, GParamSpec* p
     GST_OBJECT_LOCK(self);
     switch (id) {
     case PROP_REF_FILE: g_free(self->ref_file); self->ref_file = g_value_dup_string(value); break;
+    case PROP_REF_INDEX: self->ref_index = g_value_get_uint(value); break;
     case PROP_REF:
         g_free(self->ref);
         self->ref = g_value_dup_string(value);
@@ -170,6 +175,7 @@ void src_get_property(GObject* obj, guint id, GValue* value, GParamSpec* pspec) 
     GST_OBJECT_LOCK(self);
     switch (id) {
     case PROP_REF_FILE: g_value_set_string(value, self->ref_file); break;
+    case PROP_REF_INDEX: g_value_set_uint(value, self->ref_index); break;
     case PROP_REF: g_value_set_string(value, self->ref); break;
     case PROP_ENGINE: g_value_set_string(value, self->engine); break;
     case PROP_TIMEOUT: g_value_set_double(value, self->timeout); break;
@@ -201,8 +207,14 @@ static void shmchan_src_class_init(ShmchanSrcClass* klass) {
     g_object_class_install_property(oc, PROP_REF_FILE,
         g_param_spec_string("ref-file", "Ref file",
                             "Read the reader ref from this file (written by shmchansink ref-file=PATH), waiting up "
-                            "to 'timeout' seconds for it to appear. Ignored when 'ref' is set.",
+                            "to 'timeout' seconds for it to appear; line 'ref-index' of it. Ignored when 'ref' is set.",
                             nullptr, rw));
+    g_object_class_install_property(oc, PROP_REF_INDEX,
+        g_param_spec_uint("ref-index", "Ref index",
+                          "Which reader ref of ref-file to use: its line number from 0 (default 0), 0 to 63, for "
+                          "a shmchansink with readers=N (each source its own index; a ref is claimed once). A file "
+                          "with fewer lines is an ERROR.",
+                          0, 63, 0, rw));
     g_object_class_install_property(oc, PROP_REF,
         g_param_spec_string("ref", "Reader ref",
                             "The channel's reader ref (JSON, e.g. shmchansink's 'ref'). Once started from a ref "
@@ -248,6 +260,7 @@ static void shmchan_src_class_init(ShmchanSrcClass* klass) {
 
 static void shmchan_src_init(ShmchanSrc* self) {
     self->ref_file = nullptr;
+    self->ref_index = 0;
     self->ref = nullptr;
     self->engine = nullptr;
     self->timeout = default_timeout;

@@ -18,18 +18,30 @@ struct loan_memory_token {
     }
 };
 
-bool sink_channel::create(const std::string& engine, std::size_t capacity, const std::string& ref_file) {
+std::string sink_channel::unsupported(const settings& s) {
+    // iii's createChannel makes a channel with one reader and no overflow choice.
+    if (!s.engine.empty() && (s.readers > 1 || s.drop_oldest))
+        return "readers > 1 and overflow=drop-oldest need a channel in shared memory: the engine "
+               "creates channels with one lossless reader; leave 'engine' unset";
+    return {};
+}
+
+bool sink_channel::create(const settings& s) {
     std::lock_guard lock(mu_);
     if (created_) return true;
+    if (error_ = unsupported(s); !error_.empty()) return false;
     try {
-        if (!engine.empty()) {
-            worker_ = std::make_unique<shmchan::worker>(engine);
+        if (!s.engine.empty()) {
+            worker_ = std::make_unique<shmchan::worker>(s.engine);
             // The engine counts 64 KiB units, 1 to 1024 (docs/engine.md).
-            const std::size_t units = std::clamp<std::size_t>((capacity + 65535) / 65536, 1, 1024);
+            const std::size_t units = std::clamp<std::size_t>((s.capacity + 65535) / 65536, 1, 1024);
             ch_ = worker_->create_channel(units);
         } else {
             channel_options o;
-            o.capacity = capacity;
+            o.capacity = s.capacity;
+            o.readers = s.readers;
+            o.overflow = s.drop_oldest ? channel_options::overflow_policy::drop_oldest
+                                       : channel_options::overflow_policy::block;
             // Upstream fills the loans (videotestsrc, converters, decoders: memcpy-like, whole
             // lines): zeroing them first is a second pass over every frame (+3.5 ms of a 4K
             // RGBA frame's ~6 ms here), and the adaptive chooser, timing whole pipeline steps,
@@ -42,8 +54,13 @@ bool sink_channel::create(const std::string& engine, std::size_t capacity, const
         error_ = std::string("cannot create the channel: ") + e.what();
         return false;
     }
-    if (!ref_file.empty()) {
-        if (std::string why = write_file_atomically(ref_file, ch_.reader_ref.dump() + "\n"); !why.empty()) {
+    live_ = s.drop_oldest;
+    readers_ = ch_.reader_refs.empty() ? 1 : ch_.reader_refs.size();
+    if (!s.ref_file.empty()) {
+        std::string lines;
+        for (const auto& r : ch_.reader_refs) lines += r.dump() + "\n";
+        if (lines.empty()) lines = ch_.reader_ref.dump() + "\n";
+        if (std::string why = write_file_atomically(s.ref_file, lines); !why.empty()) {
             error_ = why;
             ch_.writer.abort(why);
             done_ = true;
@@ -62,6 +79,19 @@ bool sink_channel::created() const {
 std::string sink_channel::reader_ref() const {
     std::lock_guard lock(mu_);
     return created_ ? ch_.reader_ref.dump() : std::string();
+}
+
+std::string sink_channel::reader_refs() const {
+    std::lock_guard lock(mu_);
+    if (!created_) return {};
+    std::string lines;
+    for (const auto& r : ch_.reader_refs) lines += (lines.empty() ? "" : "\n") + r.dump();
+    return lines.empty() ? ch_.reader_ref.dump() : lines;
+}
+
+std::string sink_channel::warning() const {
+    std::lock_guard lock(mu_);
+    return warning_;
 }
 
 bool sink_channel::finished() const {
@@ -124,18 +154,37 @@ sink_channel::result sink_channel::wait_writer(const std::function<std::error_co
 
 sink_channel::result sink_channel::send_pending_caps(std::unique_lock<std::mutex>& lock) {
     // A message cannot pass a loan: with one out, render() sends the caps (and copies that frame).
-    if (pending_caps_.empty() || loan_) return result::ok;
-    const std::string text = std::string(caps_prefix) + pending_caps_;
+    if (loan_) return result::ok;
+    // Live: the current caps before every frame; lossless: only new caps (the stream as before).
+    const bool again = live_ && !caps_sent_ && !current_caps_.empty();
+    if (pending_caps_.empty() && !again) return result::ok;
+    const std::string text = std::string(caps_prefix) + (pending_caps_.empty() ? current_caps_ : pending_caps_);
     const result r = wait_writer([&] { return ch_.writer.send_message(text, wait_slice); },
                                  "sending the caps", lock);
-    if (r == result::ok) pending_caps_.clear();
+    if (r == result::ok) {
+        pending_caps_.clear();
+        caps_sent_ = true;
+    }
     return r;
 }
+
+// Live: the frame's user header names its caps (caps_tag_).
+frame_meta sink_channel::tagged(frame_meta meta) const {
+    if (live_) meta.user = std::as_bytes(std::span(caps_tag_.data(), caps_tag_.size()));
+    return meta;
+}
+
+void sink_channel::frame_written() { caps_sent_ = false; }
 
 sink_channel::result sink_channel::set_caps(const std::string& caps) {
     std::unique_lock lock(mu_);
     pending_caps_ = caps;
-    if (!created_ || done_) return result::ok;
+    if (caps != current_caps_) {
+        current_caps_ = caps;
+        caps_tag_ = std::string(caps_id_prefix) + std::to_string(++caps_id_);
+    }
+    // Live: sent right before the next frame, so that a source joining in between has them.
+    if (!created_ || done_ || live_) return result::ok;
     return send_pending_caps(lock);
 }
 
@@ -193,17 +242,18 @@ sink_channel::result sink_channel::render(GstBuffer* buf) {
         if (error_.empty()) error_ = "the channel was already finished";
         return result::error;
     }
-    const frame_meta meta = meta_from_buffer(buf);
+    const frame_meta meta = tagged(meta_from_buffer(buf));
     frame_bytes_ = gst_buffer_get_size(buf);
     GstMemory* mem = gst_buffer_n_memory(buf) == 1 ? gst_buffer_peek_memory(buf, 0) : nullptr;
     std::vector<std::byte> copy;
     if (loan_ && mem && mem == loan_memory_) {
         gsize offset = 0;
         const gsize size = gst_memory_get_sizes(mem, &offset, nullptr);
-        if (pending_caps_.empty() && offset == 0 && size <= loan_.size()) {
+        if (pending_caps_.empty() && (!live_ || caps_sent_) && offset == 0 && size <= loan_.size()) {
             // Zero copy: upstream rendered into the ring.
             if (const std::error_code e = loan_.commit(size, meta)) return fail(e, "committing a frame");
             ++in_place_;
+            frame_written();
             return result::ok;
         }
         // New caps came while the loan was out (or the buffer was cut): one copy, so that the
@@ -223,14 +273,19 @@ sink_channel::result sink_channel::render(GstBuffer* buf) {
     }
     if (result r = send_pending_caps(lock); r != result::ok) return r;
     ++copied_;
-    if (!copy.empty() || gst_buffer_get_size(buf) == 0)
-        return wait_writer([&] { return ch_.writer.write_frame(copy, meta, wait_slice); }, "writing a frame", lock);
+    if (!copy.empty() || gst_buffer_get_size(buf) == 0) {
+        const result r = wait_writer([&] { return ch_.writer.write_frame(copy, meta, wait_slice); },
+                                     "writing a frame", lock);
+        if (r == result::ok) frame_written();
+        return r;
+    }
     GstMapInfo map;
     if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return fail(errc::system_error, "mapping a buffer");
     const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(map.data), map.size);
     const result r = wait_writer([&] { return ch_.writer.write_frame(bytes, meta, wait_slice); },
                                  "writing a frame", lock);
     gst_buffer_unmap(buf, &map);
+    if (r == result::ok) frame_written();
     return r;
 }
 
@@ -239,12 +294,60 @@ sink_channel::result sink_channel::finish() {
     if (done_) return error_.empty() ? result::ok : result::error;
     if (loan_) loan_.abandon();
     pending_caps_.clear();
-    result r = wait_writer([&] { return ch_.writer.close(wait_slice); }, "closing the channel", lock);
-    if (r == result::ok) {
-        done_ = true;  // closed: a later stop() must not abort
-        r = wait_writer([&] { return ch_.writer.wait_drained(wait_slice); }, "waiting for the reader", lock);
+    if (live_) {
+        // Live: the sink never waits for sources, at the end neither (a stopped one would hold
+        // it); each reads what is left in the ring, then the end. Sources that left or died
+        // (close() says so when none is left) change nothing, as for the writes.
+        std::error_code e;
+        while ((e = ch_.writer.close(wait_slice)) == errc::timeout)
+            if (flushing_) return result::flushing;
+        if (e && e != errc::peer_closed && e != errc::peer_lost) return fail(e, "closing the channel");
+        done_ = true;
+        return result::ok;
     }
-    return r;
+    result r = wait_writer([&] { return ch_.writer.close(wait_slice); }, "closing the channel", lock);
+    if (r != result::ok) return r;
+    done_ = true;  // closed: a later stop() must not abort
+    for (;;) {
+        const std::error_code e = ch_.writer.wait_drained(wait_slice);
+        if (!e) return result::ok;
+        if (e == errc::timeout) {
+            if (flushing_) return result::flushing;
+            lock.unlock();
+            lock.lock();
+            continue;
+        }
+        // Several readers: those still counted (reading or done) released everything and get
+        // a clean end; the others are named.
+        if ((e == errc::peer_lost || e == errc::peer_closed) && readers_ > 1) {
+            const auto all = ch_.writer.readers();
+            if (std::any_of(all.begin(), all.end(), [](const reader_status& s) {
+                    return s.st == reader_status::state::done || s.st == reader_status::state::reading;
+                })) {
+                warning_ = gone_readers();
+                return result::ok;
+            }
+        }
+        error_ = "waiting for the reader: " + describe(e, "reader");
+        if (readers_ > 1) error_ += " (" + gone_readers() + ")";
+        return result::error;
+    }
+}
+
+// "reader 1 of 3: its process died; ..." for each reader that did not read the whole stream
+// (called once wait_drained() answered: the readers still counted read everything).
+std::string sink_channel::gone_readers() const {
+    std::string out;
+    const auto all = ch_.writer.readers();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        if (all[i].st == reader_status::state::done || all[i].st == reader_status::state::reading) continue;
+        const char* why = all[i].st == reader_status::state::lost   ? "its process died"
+                          : all[i].st == reader_status::state::left ? "it left before the end"
+                                                                    : "its ref was never used";
+        out += (out.empty() ? "" : "; ") + std::string("reader ") + std::to_string(i) + " of " +
+               std::to_string(all.size()) + ": " + why;
+    }
+    return out;
 }
 
 }  // namespace shmchan::gst

@@ -1,7 +1,9 @@
 #include "source_channel.hpp"
 
 #include <chrono>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include <shmchan/error.hpp>
 
@@ -51,6 +53,16 @@ source_channel::status source_channel::open(const settings& s, const std::atomic
                 return status::error;
             }
             auto f = read_small_file(s.ref_file);
+            std::size_t lines = 0;
+            if (f) {
+                f = ref_line(*f, s.ref_index, lines);
+                if (!f && lines > 0) {  // the file is written whole (renamed into place)
+                    error_ = s.ref_file + " has " + std::to_string(lines) + " reader ref" + (lines == 1 ? "" : "s") +
+                             ": ref-index=" + std::to_string(s.ref_index) + " needs at least " +
+                             std::to_string(s.ref_index + 1) + " (shmchansink readers=N)";
+                    return status::error;
+                }
+            }
             if (!f) {
                 if (clock::now() >= deadline) {
                     error_ = "no ref in " + s.ref_file + " after " + std::to_string(s.timeout_s) +
@@ -63,8 +75,15 @@ source_channel::status source_channel::open(const settings& s, const std::atomic
             text = *f;
         }
         try {
-            reader_ = open_reader(channel_ref::parse(trim(text)), o);
+            const channel_ref ref = channel_ref::parse(trim(text));
+            reader_ = open_reader(ref, o);
             ref_ = trim(text);
+            if (reader_.via() == transport::shm) {
+                try {
+                    live_ = inspect(ref).overflow == channel_options::overflow_policy::drop_oldest;
+                } catch (const shmchan::error&) {  // gone already: the reader says so at next()
+                }
+            }
             open_ = true;
             return status::ok;
         } catch (const shmchan::error& e) {
@@ -85,16 +104,27 @@ source_channel::status source_channel::next(const std::atomic<bool>& flushing, G
         switch (it.type()) {
         case item::kind::frame:
         case item::kind::chunk:
-            *buf = to_buffer(std::move(it));
+            if (!caps_known(it) || !(*buf = to_buffer(std::move(it)))) {
+                ++dropped_;
+                discont_ = true;
+                continue;
+            }
             if (discont_) GST_BUFFER_FLAG_SET(*buf, GST_BUFFER_FLAG_DISCONT);
             discont_ = false;
             return status::ok;
         case item::kind::gap:  // a live source that fell behind: the stream goes on after a gap
             discont_ = true;
+            caps_fresh_ = false;  // a caps message before the gap was for a frame lost in it
             continue;
         case item::kind::message:
+            caps_fresh_ = false;
             if (it.text().starts_with(caps_prefix)) {
-                *caps = std::string(it.text().substr(caps_prefix.size()));
+                // A live sink repeats its caps before every frame: only a change is news.
+                std::string text(it.text().substr(caps_prefix.size()));
+                caps_fresh_ = true;
+                if (text == caps_) continue;
+                caps_ = text;
+                *caps = std::move(text);
                 return status::ok;
             }
             continue;  // someone else's message
@@ -119,11 +149,41 @@ source_channel::status source_channel::next(const std::atomic<bool>& flushing, G
     }
 }
 
+// Whether the caps handed out last are this frame's. Frames of a live sink name their caps in
+// the user header; the caps message just before such a frame (no gap between) gives its caps,
+// and later frames with the same id have them too. A frame of unknown caps (a source that
+// joined between a caps message and its frame, or lost both in a gap) is dropped: the next
+// frame comes with its caps. Frames without an id (lossless streams) have the caps last sent.
+bool source_channel::caps_known(const shmchan::item& it) {
+    const bool fresh = std::exchange(caps_fresh_, false);
+    const auto user = it.meta().user;
+    const std::string_view tag(reinterpret_cast<const char*>(user.data()), user.size());
+    if (!it.is_frame() || !tag.starts_with(caps_id_prefix)) return true;
+    if (fresh) {
+        caps_id_ = std::string(tag);
+        return true;
+    }
+    return !caps_id_.empty() && tag == caps_id_;
+}
+
 GstBuffer* source_channel::to_buffer(shmchan::item it) {
     const std::span<const std::byte> d = it.data();
     const frame_meta meta = it.meta();
     const bool is_frame = it.is_frame();
     GstBuffer* buf;
+    if (live_) {
+        // A writer that never waits may overwrite a view still held downstream: copy, then
+        // check that the bytes copied were whole (else the frame is lost, as in a gap).
+        buf = gst_buffer_new_allocate(nullptr, d.size(), nullptr);
+        if (!d.empty()) gst_buffer_fill(buf, 0, d.data(), d.size());
+        if (!it.intact()) {
+            gst_buffer_unref(buf);
+            return nullptr;
+        }
+        ++copied_;
+        if (is_frame) meta_to_buffer(meta, buf);
+        return buf;
+    }
     // Wrap the view while downstream holds fewer than max_held - 1 of them; the item in hand
     // makes one more, and next() must stay possible.
     if (!d.empty() && max_held_ > 1 && held_.load(std::memory_order_relaxed) + 1 < max_held_) {

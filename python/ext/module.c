@@ -9,23 +9,27 @@
 
 static char* option_kw[] = {"", "capacity", "max_held", "transport", "engine", "spin_us", NULL};
 
-/* create_channel(capacity, max_held, transport, engine, spin_us) -> (writer_ref, reader_ref,
- * _Writer, _Reader) */
+/* create_channel(capacity, max_held, transport, engine, spin_us, readers, overflow) ->
+ * (writer_ref, [reader_ref, ...], _Writer, _Reader): the local reader is reader 0's. */
 static PyObject* create_channel(PyObject* self, PyObject* args, PyObject* kw) {
-    Py_ssize_t capacity = 0, max_held = 0;
-    int transport = SHMCHAN_TRANSPORT_AUTO, rc;
+    Py_ssize_t capacity = 0, max_held = 0, readers = 1;
+    int transport = SHMCHAN_TRANSPORT_AUTO, overflow = SHMCHAN_OVERFLOW_BLOCK, rc;
     const char* engine = NULL;
     long spin_us = -1;
     shmchan_options o;
     shmchan_channel* ch = NULL;
     shmchan_writer* w = NULL;
     shmchan_reader* r = NULL;
-    PyObject *wo, *ro;
-    static char* kws[] = {"capacity", "max_held", "transport", "engine", "spin_us", NULL};
+    PyObject *wo, *ro, *refs, *res = NULL;
+    size_t i, n;
+    static char* kws[] = {"capacity", "max_held", "transport", "engine", "spin_us", "readers", "overflow", NULL};
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nnizl", kws, &capacity, &max_held, &transport, &engine, &spin_us))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nnizlni", kws, &capacity, &max_held, &transport, &engine, &spin_us,
+                                     &readers, &overflow))
         return NULL;
     parse_options(&o, capacity, max_held, transport, engine, spin_us);
+    o.readers = readers > 0 ? (size_t)readers : 0;  /* 0 and > 64: the library's InvalidArgument */
+    o.overflow = overflow;
     Py_BEGIN_ALLOW_THREADS rc = shmchan_create_channel(&o, &ch);
     Py_END_ALLOW_THREADS
     if (rc) return raise_rc(rc, NULL);
@@ -36,17 +40,22 @@ static PyObject* create_channel(PyObject* self, PyObject* args, PyObject* kw) {
     }
     wo = writer_new_from(w);
     ro = reader_new_from(r, o.max_held == 1);
-    if (!wo || !ro) {
-        Py_XDECREF(wo);
-        Py_XDECREF(ro);
-        shmchan_channel_free(ch);
-        return NULL;
+    n = shmchan_channel_reader_count(ch);
+    refs = PyList_New((Py_ssize_t)n);
+    for (i = 0; refs && i < n; ++i) {
+        PyObject* ref = PyUnicode_FromString(shmchan_channel_reader_ref_at(ch, i));
+        if (!ref) {
+            Py_CLEAR(refs);
+            break;
+        }
+        PyList_SET_ITEM(refs, (Py_ssize_t)i, ref);
     }
-    {
-        PyObject* res = Py_BuildValue("(ssNN)", shmchan_channel_writer_ref(ch), shmchan_channel_reader_ref(ch), wo, ro);
-        shmchan_channel_free(ch);  /* the ends were taken: they outlive the handle */
-        return res;
-    }
+    if (wo && ro && refs) res = Py_BuildValue("(sOOO)", shmchan_channel_writer_ref(ch), refs, wo, ro);
+    Py_XDECREF(wo);
+    Py_XDECREF(ro);
+    Py_XDECREF(refs);
+    shmchan_channel_free(ch);  /* the ends were taken: they outlive the handle */
+    return res;
 }
 
 static PyObject* open_end(PyObject* args, PyObject* kw, int writer) {
@@ -87,7 +96,7 @@ static PyObject* error_info(PyObject* self, PyObject* arg) {
 
 static PyMethodDef module_methods[] = {
     {"create_channel", (PyCFunction)(void (*)(void))create_channel, METH_VARARGS | METH_KEYWORDS,
-     "create_channel(capacity=0, max_held=0, transport=0, engine=None, spin_us=-1)"},
+     "create_channel(capacity=0, max_held=0, transport=0, engine=None, spin_us=-1, readers=1, overflow=0)"},
     {"open_writer", (PyCFunction)(void (*)(void))open_writer, METH_VARARGS | METH_KEYWORDS, "open_writer(ref_json, ...)"},
     {"open_reader", (PyCFunction)(void (*)(void))open_reader, METH_VARARGS | METH_KEYWORDS, "open_reader(ref_json, ...)"},
     {"error_info", error_info, METH_O, "error_info(code) -> (name, message)"},
@@ -107,6 +116,10 @@ PyMODINIT_FUNC PyInit__shmchan(void) {
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ITEM_CHUNK", SHMCHAN_ITEM_CHUNK) || PyModule_AddIntConstant(m, "ITEM_MESSAGE", SHMCHAN_ITEM_MESSAGE) ||
         PyModule_AddIntConstant(m, "ITEM_END", SHMCHAN_ITEM_END) || PyModule_AddIntConstant(m, "ITEM_FRAME", SHMCHAN_ITEM_FRAME) ||
+        PyModule_AddIntConstant(m, "ITEM_GAP", SHMCHAN_ITEM_GAP) ||
+        PyModule_AddIntConstant(m, "OVERFLOW_BLOCK", SHMCHAN_OVERFLOW_BLOCK) ||
+        PyModule_AddIntConstant(m, "OVERFLOW_DROP_OLDEST", SHMCHAN_OVERFLOW_DROP_OLDEST) ||
+        PyModule_AddIntConstant(m, "E_DATA_LOST", SHMCHAN_E_DATA_LOST) ||
         PyModule_AddIntConstant(m, "E_WOULD_BLOCK", SHMCHAN_E_WOULD_BLOCK) ||
         PyModule_AddStringConstant(m, "library_version", shmchan_version_string())) {
         Py_DECREF(m);

@@ -128,7 +128,8 @@ static void reader_dealloc(PyObject* self) {
 }
 
 /* next(timeout_ms) -> (kind, payload, id, meta): payload a read-only memoryview into the ring
- * (chunk, frame), a str (message) or None (end); meta a tuple for frames, else None. */
+ * (chunk, frame), a str (message), (records, bytes) missed (gap) or None (end); meta a tuple
+ * for frames, else None. */
 static PyObject* reader_next(PyObject* self, PyObject* args) {
     ReaderObject* r;
     shmchan_item it;
@@ -159,6 +160,9 @@ static PyObject* reader_next(PyObject* self, PyObject* args) {
         case SHMCHAN_ITEM_END:
             payload = Py_NewRef(Py_None);
             break;
+        case SHMCHAN_ITEM_GAP:
+            payload = Py_BuildValue("(KK)", (unsigned long long)it.gap_records, (unsigned long long)it.gap_bytes);
+            break;
         case SHMCHAN_ITEM_FRAME:
             Py_SETREF(meta, meta_to_tuple(&it.meta));
             /* fall through: the bytes as for a chunk */
@@ -184,6 +188,17 @@ static PyObject* reader_release(PyObject* self, PyObject* args) {
     if (!r->r) Py_RETURN_NONE;  /* freed: its items went with it */
     shmchan_reader_release_item(r->r, id);  /* safe from any thread: it takes the C ABI's lock */
     Py_RETURN_NONE;
+}
+
+/* intact(id) -> bool: the bytes read so far from that item were whole (drop_oldest: the
+ * writer may have overwritten a view held a ring behind); False once it is released. */
+static PyObject* reader_intact(PyObject* self, PyObject* args) {
+    ReaderObject* r;
+    unsigned long long id;
+    if (!PyArg_ParseTuple(args, "K", &id)) return NULL;
+    r = (ReaderObject*)self;
+    if (!r->r) Py_RETURN_FALSE;  /* freed: its items went with it */
+    return PyBool_FromLong(shmchan_reader_item_intact(r->r, id));
 }
 
 static PyObject* reader_fileno(PyObject* self, PyObject* unused) {
@@ -229,6 +244,7 @@ static PyObject* reader_free(PyObject* self, PyObject* unused) {
 static PyMethodDef reader_methods[] = {
     {"next", reader_next, METH_VARARGS, "next(timeout_ms=-1) -> (kind, payload, id, meta)"},
     {"release", reader_release, METH_VARARGS, "release(id)"},
+    {"intact", reader_intact, METH_VARARGS, "intact(id) -> bool"},
     {"fileno", reader_fileno, METH_NOARGS, "fileno() -> int"},
     {"abort_reason", reader_abort_reason, METH_NOARGS, "abort_reason() -> str"},
     {"bytes_read", reader_bytes_read, METH_NOARGS, "bytes_read() -> int"},

@@ -261,6 +261,34 @@ static PyObject* writer_stats(PyObject* self, PyObject* unused) {
                          (Py_ssize_t)shmchan_writer_max_record(w->w), (Py_ssize_t)shmchan_writer_max_frame(w->w));
 }
 
+/* readers() -> [(state, released, pid), ...] in the order of the reader refs; [] on the socket
+ * path. Claims the writer: the C++ writer's view of its readers is its thread's. */
+static PyObject* writer_readers(PyObject* self, PyObject* unused) {
+    WriterObject* w;
+    PyObject* out;
+    size_t i, n;
+    int rc = 0;
+    (void)unused;
+    if (!(w = writer_live(self)) || claim(&w->busy, "the writer") < 0) return NULL;
+    n = shmchan_writer_reader_count(w->w);
+    out = PyList_New(0);
+    for (i = 0; out && i < n; ++i) {
+        shmchan_reader_status st;
+        PyObject* t;
+        shmchan_reader_status_init(&st);
+        if ((rc = shmchan_writer_reader_status(w->w, i, &st))) break;
+        t = Py_BuildValue("(sKi)", shmchan_reader_state_name(st.state), (unsigned long long)st.released, st.pid);
+        if (!t || PyList_Append(out, t) < 0) Py_CLEAR(out);
+        Py_XDECREF(t);
+    }
+    w->busy = 0;
+    if (rc) {
+        Py_XDECREF(out);
+        return raise_rc(rc, NULL);
+    }
+    return out;
+}
+
 static PyMethodDef writer_methods[] = {
     {"write", writer_write, METH_VARARGS, "write(buffer, timeout_ms=-1)"},
     {"loan", writer_loan, METH_VARARGS, "loan(n, timeout_ms=-1, frame=False) -> _Loan"},
@@ -271,6 +299,7 @@ static PyMethodDef writer_methods[] = {
     {"abort", writer_abort, METH_VARARGS, "abort(reason)"},
     {"fileno", writer_fileno, METH_NOARGS, "fileno() -> int"},
     {"free", writer_free, METH_NOARGS, "free(): gives the handle back (aborts an open stream)"},
+    {"readers", writer_readers, METH_NOARGS, "readers() -> [(state, released, pid), ...]"},
     {"stats", writer_stats, METH_NOARGS, "stats() -> (bytes_written, max_record, max_frame)"},
     {NULL, NULL, 0, NULL}};
 

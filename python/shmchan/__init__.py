@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any, AsyncIterator, Callable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Iterator, List, Optional
 
 from . import _shmchan
 
 __all__ = [
     "create_channel", "open_reader", "open_writer", "is_channel_ref", "extract_channel_refs",
-    "Channel", "Reader", "Writer", "Loan", "Item", "FrameMeta", "FrameFlags",
+    "Channel", "Reader", "Writer", "Loan", "Item", "FrameMeta", "FrameFlags", "Gap", "ReaderStatus",
     "Error", "WouldBlock", "Timeout", "InvalidRef", "WrongDirection", "BadKey", "AlreadyClaimed",
     "SegmentMissing", "NoSpace", "PermissionDenied", "PeerLost", "PeerClosed", "Aborted", "Closed",
     "TooLarge", "Corrupt", "InvalidArgument", "SystemFailure", "EngineUnreachable", "ProtocolError",
@@ -39,48 +39,11 @@ from ._errors import (Aborted, AlreadyClaimed, BadKey, Closed, Corrupt, EngineUn
                       PeerLost, PermissionDenied, ProtocolError, SegmentMissing, SystemFailure, Timeout,
                       TooLarge, WouldBlock, WrongDirection, _make_error)
 
+from ._fanout import Gap, ReaderStatus, _data_lost, _overflow_of, _readers_of
+from ._frames import FrameFlags, FrameMeta
+from ._refs import RefLike, _ref_json, extract_channel_refs, is_channel_ref
+
 _shmchan._set_error_factory(_make_error)
-
-# --- refs --------------------------------------------------------------------------------------
-
-RefLike = Union[str, bytes, Mapping[str, Any]]
-
-
-def is_channel_ref(value: Any) -> bool:
-    """iii's shape test: a dict whose channel_id and access_key are strings and whose direction
-    is "read" or "write" (other fields are allowed)."""
-    return (isinstance(value, Mapping) and isinstance(value.get("channel_id"), str)
-            and isinstance(value.get("access_key"), str) and value.get("direction") in ("read", "write"))
-
-
-def extract_channel_refs(value: Any) -> List[Tuple[str, dict]]:
-    """Every channel ref inside a JSON-like value, depth first, with iii's path syntax
-    ("reader", "a.b[0]", "[2].x"; the root itself is ""). A ref's own fields are not searched."""
-    found: List[Tuple[str, dict]] = []
-
-    def walk(v: Any, path: str) -> None:
-        if is_channel_ref(v):
-            found.append((path, dict(v)))
-        elif isinstance(v, Mapping):
-            for k, x in v.items():
-                walk(x, f"{path}.{k}" if path else str(k))
-        elif isinstance(v, (list, tuple)):
-            for i, x in enumerate(v):
-                walk(x, f"{path}[{i}]")
-
-    walk(value, "")
-    return found
-
-
-def _ref_json(ref: RefLike) -> str:
-    if isinstance(ref, (bytes, bytearray)):
-        ref = ref.decode()
-    if isinstance(ref, str):
-        return ref
-    if isinstance(ref, Mapping):
-        return json.dumps(dict(ref))
-    raise TypeError(f"a channel ref is a dict or a JSON string, not {type(ref).__name__}")
-
 
 _TRANSPORTS = {"auto": 0, "shm": 1, "socket": 2}
 
@@ -106,60 +69,32 @@ def _ms(timeout: Optional[float]) -> int:
     return min(int(timeout * 1000), 2**31 - 1)
 
 
-# --- frames ------------------------------------------------------------------------------------
-
-
-class FrameFlags:
-    """Frame flag bits (shmchan::frame_flags); bits 16-31 are the application's."""
-    KEYFRAME = 1 << 0
-    DISCONT = 1 << 1
-    GAP = 1 << 2
-    HEADER = 1 << 3
-    DROPPABLE = 1 << 4
-    CORRUPTED = 1 << 5
-    MARKER = 1 << 6
-    RESYNC = 1 << 7
-    LIVE = 1 << 8
-    DECODE_ONLY = 1 << 9
-    SYNC_AFTER = 1 << 10
-    NON_DROPPABLE = 1 << 11
-    APPLICATION = 0xFFFF0000
-
-
-class FrameMeta:
-    """A frame's timestamps (ns), offsets, flags and user header; None means unset."""
-    __slots__ = ("pts", "dts", "duration", "offset", "offset_end", "flags", "user")
-
-    def __init__(self, pts: Optional[int] = None, dts: Optional[int] = None, duration: Optional[int] = None,
-                 offset: Optional[int] = None, offset_end: Optional[int] = None, flags: int = 0,
-                 user: bytes = b"") -> None:
-        self.pts, self.dts, self.duration = pts, dts, duration
-        self.offset, self.offset_end, self.flags, self.user = offset, offset_end, flags, user
-
-    def _tuple(self) -> tuple:
-        return (self.pts, self.dts, self.duration, self.offset, self.offset_end, self.flags, self.user)
-
-    def __repr__(self) -> str:
-        return ("FrameMeta(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FrameMeta) and self._tuple() == other._tuple()
-
-
 # --- reader ------------------------------------------------------------------------------------
 
 
 class Item:
-    """One thing read: kind "chunk", "frame", "message" or "end". ``data`` is a read-only
+    """One thing read: kind "chunk", "frame", "message", "gap" or "end". ``data`` is a read-only
     memoryview into the ring (chunks and frames), valid until the item is released (and, with
     max_held 1, until the reader's next call); ``bytes(item.data)`` keeps a copy. ``text`` is a
-    message's text; ``meta`` (and ``pts``, ``dts``, ... ) a frame's."""
-    __slots__ = ("kind", "data", "text", "meta", "_id", "_reader")
+    message's text; ``meta`` (and ``pts``, ``dts``, ... ) a frame's; ``gap`` a gap's Gap
+    (``records`` and ``bytes`` missed before the next item, overflow "drop_oldest" only)."""
+    __slots__ = ("kind", "data", "text", "meta", "gap", "_id", "_reader", "_source")
 
     def __init__(self, kind: str, data: Optional[memoryview], text: Optional[str],
-                 meta: Optional[FrameMeta], id_: int, reader: Optional["Reader"]) -> None:
-        self.kind, self.data, self.text, self.meta = kind, data, text, meta
-        self._id, self._reader = id_, reader
+                 meta: Optional[FrameMeta], id_: int, reader: Optional["Reader"],
+                 source: Optional["Reader"] = None, gap: Optional[Gap] = None) -> None:
+        self.kind, self.data, self.text, self.meta, self.gap = kind, data, text, meta, gap
+        self._id, self._reader, self._source = id_, reader, source
+
+    @property
+    def intact(self) -> bool:
+        """Whether the bytes read from this item so far were whole. Under overflow "drop_oldest"
+        the writer never waits, so a view held while the reader fell a ring behind can be
+        overwritten: check after using the bytes. Always True under "block" while the item is
+        held; False once it is released (or, with max_held 1, after the reader's next call)."""
+        if self.kind == "end":
+            return True
+        return self._source is not None and self._source._intact(self._id)
 
     def __getattr__(self, name: str) -> Any:
         if name in FrameMeta.__slots__:
@@ -184,12 +119,14 @@ class Item:
         self.release()
 
     def __repr__(self) -> str:
+        if self.kind == "gap":
+            return f"Item(kind='gap', gap={self.gap!r})"
         size = None if self.data is None else self.data.nbytes
         return f"Item(kind={self.kind!r}, size={size}, text={self.text!r}, meta={self.meta!r})"
 
 
 _KINDS = {_shmchan.ITEM_CHUNK: "chunk", _shmchan.ITEM_MESSAGE: "message", _shmchan.ITEM_END: "end",
-          _shmchan.ITEM_FRAME: "frame"}
+          _shmchan.ITEM_FRAME: "frame", _shmchan.ITEM_GAP: "gap"}
 
 
 class Reader:
@@ -220,15 +157,20 @@ class Reader:
         k = _KINDS[kind]
         held = self if self._max_held > 1 else None
         if k == "message":
-            return Item(k, None, payload, None, id_, held)
-        return Item(k, payload, None, FrameMeta(*meta) if meta is not None else None, id_, held)
+            return Item(k, None, payload, None, id_, held, self)
+        if k == "gap":
+            return Item(k, None, None, None, id_, held, self, Gap(*payload))
+        return Item(k, payload, None, FrameMeta(*meta) if meta is not None else None, id_, held, self)
 
     def _release(self, id_: int) -> None:
         if self._r is not None:
             self._r.release(id_)
 
+    def _intact(self, id_: int) -> bool:
+        return self._r is not None and self._r.intact(id_)
+
     def items(self, timeout: Optional[float] = None) -> Iterator[Item]:
-        """Every item up to the end (which is not yielded)."""
+        """Every item up to the end (which is not yielded), gaps included."""
         while True:
             it = self.next(timeout)
             if it.kind == "end":
@@ -236,6 +178,12 @@ class Reader:
             yield it
 
     def _binary(self, it: Item) -> Optional[memoryview]:
+        # The byte stream has a hole: the forms that promise every byte must not skip it.
+        if it.kind == "gap":
+            it.release()
+            g = it.gap or Gap(0, 0)
+            raise _data_lost(f"{g.records} records ({g.bytes} bytes) were overwritten before this reader "
+                             "read them (overflow drop_oldest); items() yields the gap")
         if it.kind == "message":
             if self.on_message is not None:
                 self.on_message(it.text or "")
@@ -244,18 +192,22 @@ class Reader:
         return it.data
 
     def __iter__(self) -> Iterator[memoryview]:
+        """The binary views up to the end; DataLost at a gap (items() shows gaps as items)."""
         for it in self.items():
             view = self._binary(it)
             if view is not None:
                 yield view
 
     def read_all(self, timeout: Optional[float] = None) -> bytes:
-        """Every binary byte up to the end, as bytes."""
+        """Every binary byte up to the end, as bytes. DataLost if the stream has a gap, or if a
+        chunk was overwritten while it was copied (overflow "drop_oldest")."""
         out = bytearray()
         for it in self.items(timeout):
             view = self._binary(it)
             if view is not None:
                 out += view
+                if not it.intact:
+                    raise _data_lost("a chunk was overwritten while it was read (overflow drop_oldest)")
                 it.release()
         return bytes(out)
 
@@ -426,8 +378,16 @@ class Writer:
         self._w.abort(reason)
 
     def wait_drained(self, timeout: Optional[float] = None) -> None:
-        """Waits until the reader has consumed everything committed."""
+        """Waits until the reader has consumed everything committed. With several readers:
+        until every reader still attached has; then PeerLost if one died, PeerClosed if one
+        left early (``readers()`` says which)."""
         self._w.wait_drained(_ms(timeout))
+
+    def readers(self) -> List[ReaderStatus]:
+        """The channel's readers as this writer sees them now, in the order of the reader refs:
+        state ("waiting", "reading", "done", "left", "lost"), position (``released``) and pid.
+        Empty on the engine's socket path."""
+        return [ReaderStatus(*t) for t in self._w.readers()]
 
     def fileno(self) -> int:
         """An fd that polls readable when a write may make progress."""
@@ -464,11 +424,13 @@ class Writer:
 
 class Channel:
     """A new channel: its local ``writer`` and ``reader`` and the refs (dicts, JSON-serialisable,
-    iii's shape) to hand to other processes."""
+    iii's shape) to hand to other processes. ``reader_refs`` has one ref per reader (each with
+    its own key, claimed once); ``reader_ref`` and the local ``reader`` are reader 0's."""
 
-    def __init__(self, writer_ref: str, reader_ref: str, writer: Writer, reader: Reader) -> None:
+    def __init__(self, writer_ref: str, reader_refs: List[str], writer: Writer, reader: Reader) -> None:
         self.writer_ref: dict = json.loads(writer_ref)
-        self.reader_ref: dict = json.loads(reader_ref)
+        self.reader_refs: List[dict] = [json.loads(r) for r in reader_refs]
+        self.reader_ref: dict = self.reader_refs[0]
         self.writer = writer
         self.reader = reader
 
@@ -476,12 +438,18 @@ class Channel:
         return f"Channel({self.writer_ref.get('channel_id')!r})"
 
 
-def create_channel(capacity: Optional[int] = None, *, max_held: int = 1, spin_us: Optional[int] = None) -> Channel:
+def create_channel(capacity: Optional[int] = None, *, max_held: int = 1, spin_us: Optional[int] = None,
+                   readers: int = 1, overflow: str = "block") -> Channel:
     """Creates a channel in this host's shared memory (capacity: ring bytes, rounded up to a
-    power of two; default 4 MiB). Raises NoSpace, InvalidArgument."""
+    power of two; default 4 MiB) with ``readers`` readers (1 to 64, a ref each in
+    ``reader_refs``). ``overflow`` when the ring is full: "block" (the writer waits for the
+    slowest reader still attached; lossless) or "drop_oldest" (the writer never waits; a reader
+    a ring behind gets a "gap" item). Raises ValueError for a bad count or policy, NoSpace,
+    InvalidArgument."""
     o = _options(capacity, max_held, "auto", None, spin_us)
-    wref, rref, w, r = _shmchan.create_channel(**o)
-    return Channel(wref, rref, Writer(w), Reader(r, max_held))
+    o.update(readers=_readers_of(readers), overflow=_overflow_of(overflow))
+    wref, rrefs, w, r = _shmchan.create_channel(**o)
+    return Channel(wref, rrefs, Writer(w), Reader(r, max_held))
 
 
 def open_reader(ref: RefLike, *, max_held: int = 1, transport: str = "auto", engine: Optional[str] = None,

@@ -1,5 +1,5 @@
 # Type stubs for the shmchan package (docs/python.md).
-from typing import Any, AsyncIterator, Callable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 __version__: str
 RefLike = Union[str, bytes, Mapping[str, Any]]
@@ -67,11 +67,23 @@ class FrameMeta:
                  offset: Optional[int] = ..., offset_end: Optional[int] = ..., flags: int = ...,
                  user: bytes = ...) -> None: ...
 
+class Gap(NamedTuple):
+    records: int
+    bytes: int
+
+class ReaderStatus(NamedTuple):
+    state: str  # "waiting", "reading", "done", "left" or "lost"
+    released: int
+    pid: int
+
 class Item:
-    kind: str  # "chunk", "frame", "message" or "end"
+    kind: str  # "chunk", "frame", "message", "gap" or "end"
     data: Optional[memoryview]
     text: Optional[str]
     meta: Optional[FrameMeta]
+    gap: Optional[Gap]
+    @property
+    def intact(self) -> bool: ...
     pts: Optional[int]
     dts: Optional[int]
     duration: Optional[int]
@@ -128,6 +140,7 @@ class Writer:
     def close(self, timeout: Optional[float] = ...) -> None: ...
     def abort(self, reason: str) -> None: ...
     def wait_drained(self, timeout: Optional[float] = ...) -> None: ...
+    def readers(self) -> List[ReaderStatus]: ...
     def fileno(self) -> int: ...
     @property
     def bytes_written(self) -> int: ...
@@ -142,10 +155,12 @@ class Writer:
 class Channel:
     writer_ref: dict
     reader_ref: dict
+    reader_refs: List[dict]
     writer: Writer
     reader: Reader
 
-def create_channel(capacity: Optional[int] = ..., *, max_held: int = ..., spin_us: Optional[int] = ...) -> Channel: ...
+def create_channel(capacity: Optional[int] = ..., *, max_held: int = ..., spin_us: Optional[int] = ...,
+                   readers: int = ..., overflow: str = ...) -> Channel: ...
 def open_reader(ref: RefLike, *, max_held: int = ..., transport: str = ..., engine: Optional[str] = ...,
                 spin_us: Optional[int] = ...) -> Reader: ...
 def open_writer(ref: RefLike, *, transport: str = ..., engine: Optional[str] = ...,

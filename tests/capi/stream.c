@@ -3,7 +3,7 @@
  *   stream read REF_JSON OUT_FILE    every byte of the stream into OUT_FILE
  *   stream write IN_FILE             prints the reader ref, then streams IN_FILE (loans and writes)
  *   stream errors                    each error path returns its code (exit 0 when all do)
- *   stream readers                   several readers; drop-oldest gaps and intact views
+ *   stream readers                   several readers, their status; drop-oldest gaps, intact views
  */
 #include <shmchan/shmchan.h>
 
@@ -264,13 +264,15 @@ static int cmd_errors(void) {
     return failures ? 1 : 0;
 }
 
-/* Several readers, and overflow drop-oldest's gap items and intact views. */
+/* Several readers and the writer's view of them, and overflow drop-oldest's gap items and intact
+ * views. */
 static int cmd_readers(void) {
     shmchan_options o;
     shmchan_channel* ch = NULL;
     shmchan_writer* w = NULL;
     shmchan_reader* r[2] = {NULL, NULL};
     shmchan_item it;
+    shmchan_reader_status st;
     char rec[600];
     int i;
     uint64_t held_id;
@@ -298,11 +300,26 @@ static int cmd_readers(void) {
         CHECK(shmchan_reader_next(r[i], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_CHUNK && it.data_size == 5);
         CHECK(shmchan_reader_item_intact(r[i], it.id) == 1);
     }
+    /* the writer's view of its readers */
+    shmchan_reader_status_init(&st);
+    CHECK(shmchan_writer_reader_count(w) == 2);
+    CHECK(shmchan_writer_reader_status(w, 0, &st) == 0 && st.state == SHMCHAN_READER_READING);
+    CHECK(strcmp(shmchan_reader_state_name(st.state), "reading") == 0);
+    CHECK(shmchan_writer_reader_status(w, 2, &st) == SHMCHAN_E_INVALID_ARGUMENT);
+    st.size = 0;
+    CHECK(shmchan_writer_reader_status(w, 0, &st) == SHMCHAN_E_INVALID_ARGUMENT);
+    shmchan_reader_status_init(&st);
     CHECK(shmchan_writer_close(w, -1) == 0);
     for (i = 0; i < 2; ++i) {
         CHECK(shmchan_reader_next(r[i], &it, 1000) == 0 && it.kind == SHMCHAN_ITEM_END);
         shmchan_reader_free(r[i]);
     }
+    CHECK(shmchan_writer_wait_drained(w, 1000) == 0);
+    for (i = 0; i < 2; ++i) {
+        CHECK(shmchan_writer_reader_status(w, (size_t)i, &st) == 0 && st.state == SHMCHAN_READER_DONE);
+        CHECK(st.released > 5);  /* the record, with its header, and the end */
+    }
+    CHECK(strcmp(shmchan_reader_state_name(99), "?") == 0);
     shmchan_writer_free(w);
     shmchan_channel_free(ch);
 

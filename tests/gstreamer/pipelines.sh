@@ -9,6 +9,12 @@
 #   too-large  a frame larger than the ring: ERROR naming the capacity on both sides
 #   stopped    the sink stopped before EOS (SIGINT): the source's ERROR gives the reason
 #   socket     through `shmchan engine`, both ends on its socket path
+#   fanout     readers=3: three sources in three processes each get every frame unchanged
+#   fanout-kill  readers=2, block: a source killed mid-stream; the other and the sink finish
+#   live       overflow=drop-oldest: a fast source gets every frame while a SIGSTOPped one does
+#              not hold the sink; continued, it resumes with a DISCONT buffer and valid frames
+#   late-join  overflow=drop-oldest: a source started mid-stream gets the caps (no capsfilter)
+#   ref-index  ref-index beyond the ref file's lines, and readers=2 with engine: clear ERRORs
 # Exit 77: skipped (ASan build where libasan cannot be preloaded).
 set -uo pipefail
 case_name=$1 plugin_dir=$2 cli=$3
@@ -72,6 +78,21 @@ same() {  # same FILE_A FILE_B WHAT
   cmp -s "$1" "$2" || { diff "$1" "$2" | head -20; fail "$3 differ"; }
   [ -s "$1" ] || fail "$3: none at all"
 }
+
+# Starts `gst-launch-1.0 -v $2...` in the background, output in $dir/$1; its pid in $bg_pid.
+bg_pid=
+launch() {
+  local tag=$1; shift
+  # shellcheck disable=SC2068
+  gst-launch-1.0 -v $@ > "$dir/$tag" 2>&1 & bg_pid=$!; pids+=("$bg_pid")
+}
+# "offset checksum" per buffer of output $1 (identity's chain line, then checksumsink's line):
+# the frame's number and its content, for live streams whose timestamps come from the clock.
+by_offset() {
+  paste -d' ' <(chains "$1" | sed 's/.*offset: \([0-9]*\),.*/\1/') <(sums "$1" | cut -d' ' -f2)
+}
+# Lines of $1 not in $2 (both sorted here): none when $1 is a subset.
+not_in() { comm -23 <(sort "$1") <(sort "$2"); }
 
 raw="videotestsrc num-buffers=60 pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
 ref="ref-file=$dir/ref"
@@ -175,6 +196,117 @@ socket)
   same "$dir/one.chains" "$dir/sock.chains" "socket: timestamps, offsets or flags"
   same "$dir/one.sums" "$dir/sock.sums" "socket: checksums"
   echo "socket: 60 frames through the engine's socket path, unchanged"
+  ;;
+fanout)
+  # One sink, three sources in three processes: each its own ref (ref-index), every frame.
+  gst-launch-1.0 -v $raw ! $src_side > "$dir/one" 2>&1 || fail "the one-process pipeline failed"
+  chains "$dir/one" > "$dir/one.chains"; sums "$dir/one" > "$dir/one.sums"
+  launch sink $raw ! shmchansink $ref readers=3; spid=$bg_pid
+  src_pids=()
+  for i in 0 1 2; do launch "src$i" shmchansrc $ref ref-index=$i ! $src_side; src_pids+=("$bg_pid"); done
+  for i in 0 1 2; do
+    wait_exit "${src_pids[$i]}" 60 "source $i"
+    [ "$rc" -eq 0 ] || { cat "$dir/src$i"; fail "source $i exited $rc"; }
+    chains "$dir/src$i" > "$dir/src$i.chains"; sums "$dir/src$i" > "$dir/src$i.sums"
+    same "$dir/one.chains" "$dir/src$i.chains" "source $i: timestamps, offsets or flags"
+    same "$dir/one.sums" "$dir/src$i.sums" "source $i: checksums"
+  done
+  wait_exit "$spid" 30 sink
+  [ "$rc" -eq 0 ] || { cat "$dir/sink"; fail "the sink exited $rc"; }
+  copies "$dir/sink" "frames in place 60, copied 0" "fanout: upstream must render into the ring once"
+  grep -q WARNING "$dir/sink" && { cat "$dir/sink"; fail "the sink warned"; }
+  echo "fanout: 3 sources got all 60 frames unchanged, each written once"
+  ;;
+fanout-kill)
+  # Block: source 1 killed mid-stream; the library drops it; source 0 and the sink finish.
+  slow="videotestsrc num-buffers=100 pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
+  gst-launch-1.0 -v $slow ! $src_side > "$dir/one" 2>&1 || fail "the one-process pipeline failed"
+  sums "$dir/one" > "$dir/one.sums"
+  launch sink $slow ! identity sleep-time=20000 ! shmchansink $ref readers=2; spid=$bg_pid
+  launch src0 shmchansrc $ref ref-index=0 ! $src_side; r0=$bg_pid
+  launch src1 shmchansrc $ref ref-index=1 ! $src_side; r1=$bg_pid
+  wait_frames "$dir/src1"
+  kill -9 "$r1"
+  wait_exit "$r0" 60 "source 0"
+  [ "$rc" -eq 0 ] || { cat "$dir/src0"; fail "source 0 exited $rc"; }
+  wait_exit "$spid" 30 sink
+  [ "$rc" -eq 0 ] || { cat "$dir/sink"; fail "the sink exited $rc with one source of two left"; }
+  sums "$dir/src0" > "$dir/src0.sums"
+  same "$dir/one.sums" "$dir/src0.sums" "source 0: checksums"
+  grep -q 'WARNING.*reader 1 of 2: its process died' "$dir/sink" || { cat "$dir/sink"; fail "no WARNING naming reader 1"; }
+  echo "fanout-kill: $(grep -m1 WARNING "$dir/sink")"
+  ;;
+live)
+  # Drop-oldest: 60 frames a second (sync=true), the first 1.5 s after the start (its
+  # timestamp), so that both sources attach before it; a 2 MiB ring holds ~17 frames.
+  live="videotestsrc num-buffers=120 pattern=ball timestamp-offset=1500000000 ! video/x-raw,format=I420,width=320,height=240,framerate=60/1"
+  gst-launch-1.0 -v $live ! $src_side > "$dir/one" 2>&1 || fail "the one-process pipeline failed"
+  by_offset "$dir/one" > "$dir/one.frames"
+  [ "$(wc -l < "$dir/one.frames")" -eq 120 ] || fail "the one-process run has $(wc -l < "$dir/one.frames") frames"
+  launch sink $live ! identity silent=false ! shmchansink $ref readers=2 overflow=drop-oldest capacity=2097152 sync=true
+  spid=$bg_pid
+  launch fast shmchansrc $ref ref-index=0 ! $src_side; fast=$bg_pid
+  launch slow shmchansrc $ref ref-index=1 ! $src_side; slow=$bg_pid
+  wait_frames "$dir/slow"
+  kill -STOP "$slow"
+  # The sink does not wait for the stopped source: it ends (EOS) while that one is stopped.
+  wait_exit "$spid" 30 sink
+  [ "$rc" -eq 0 ] || { cat "$dir/sink"; fail "the sink exited $rc"; }
+  wait_exit "$fast" 30 "fast source"
+  [ "$rc" -eq 0 ] || { cat "$dir/fast"; fail "the fast source exited $rc"; }
+  kill -CONT "$slow"
+  wait_exit "$slow" 30 "slow source"
+  [ "$rc" -eq 0 ] || { cat "$dir/slow"; fail "the slow source exited $rc"; }
+  by_offset "$dir/fast" > "$dir/fast.frames"; by_offset "$dir/slow" > "$dir/slow.frames"
+  # A source attaching while the sink waits to commit frame 0 (the clock; its caps message is
+  # in the ring already) starts at frame 1 (docs/gstreamer.md, "Late join"); from there, all.
+  skip=$(head -1 "$dir/fast.frames" | cut -d' ' -f1)
+  [ "$skip" -le 1 ] || fail "the fast source started at frame $skip"
+  tail -n +$((skip + 1)) "$dir/one.frames" > "$dir/want.frames"
+  same "$dir/want.frames" "$dir/fast.frames" "fast source: frames"
+  # Timestamps, offsets and flags as the sink had them (the first buffer: DISCONT here; the
+  # sink's pool buffers are tag-memory, which does not travel).
+  untag() { sed 's/flags: [0-9a-f]* /flags: /; s/ tag-memory//'; }
+  chains "$dir/sink" | tail -n +$((skip + 2)) | untag > "$dir/sink.chains"
+  chains "$dir/fast" | tail -n +2 | untag > "$dir/fast.chains"
+  same "$dir/sink.chains" "$dir/fast.chains" "fast source: timestamps, offsets or flags"
+  n=$(wc -l < "$dir/slow.frames")
+  [ "$n" -gt 0 ] && [ "$n" -lt 120 ] || fail "the slow source got $n frames (expected some lost)"
+  [ -z "$(not_in "$dir/slow.frames" "$dir/one.frames")" ] || { not_in "$dir/slow.frames" "$dir/one.frames" | head; fail "the slow source got frames that are not the stream's"; }
+  chains "$dir/slow" | tail -n +2 | grep -q 'discont' || { chains "$dir/slow"; fail "no DISCONT buffer after the gap"; }
+  echo "live: fast source every frame from frame $skip; stopped source $n valid frames after a DISCONT; the sink never waited"
+  ;;
+late-join)
+  # Drop-oldest: the source starts a second into the stream; its caps come from the stream.
+  live="videotestsrc is-live=true num-buffers=200 pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=50/1"
+  conv="videoconvert ! video/x-raw,format=RGBA ! identity silent=false ! checksumsink"
+  gst-launch-1.0 -v ${live/is-live=true/} ! $conv > "$dir/one" 2>&1 || fail "the one-process pipeline failed"
+  by_offset "$dir/one" > "$dir/one.frames"
+  launch sink $live ! shmchansink $ref overflow=drop-oldest; spid=$bg_pid
+  for ((i = 0; i < 100; i++)); do [ -e "$dir/ref" ] && break; sleep 0.1; done
+  sleep 1
+  gst-launch-1.0 -v shmchansrc $ref num-buffers=20 ! $conv > "$dir/src" 2>&1 || { cat "$dir/src"; fail "the late source failed"; }
+  by_offset "$dir/src" > "$dir/src.frames"
+  [ "$(wc -l < "$dir/src.frames")" -eq 20 ] || { cat "$dir/src"; fail "the late source made $(wc -l < "$dir/src.frames") frames of 20"; }
+  first=$(head -1 "$dir/src.frames" | cut -d' ' -f1)
+  [ "$first" -gt 0 ] || fail "the source did not join late (first frame $first)"
+  [ -z "$(not_in "$dir/src.frames" "$dir/one.frames")" ] || fail "the late source's frames are not the stream's"
+  grep -a 'shmchansink0.GstPad:sink: caps' "$dir/sink" | sed 's/.*caps = //' > "$dir/sink.caps"
+  grep -a 'shmchansrc0.GstPad:src: caps' "$dir/src" | sed 's/.*caps = //' > "$dir/src.caps"
+  same "$dir/sink.caps" "$dir/src.caps" "caps of the sink and of the late source"
+  wait_exit "$spid" 30 sink
+  [ "$rc" -eq 0 ] || { cat "$dir/sink"; fail "the sink exited $rc"; }
+  echo "late-join: joined at frame $first, 20 frames through videoconvert with the sink's caps"
+  ;;
+ref-index)
+  launch sink videotestsrc is-live=true ! shmchansink $ref readers=2 capacity=4194304; spid=$bg_pid
+  gst-launch-1.0 shmchansrc $ref ref-index=2 ! fakesink > "$dir/src" 2>&1 && fail "ref-index=2 of 2 refs exited 0"
+  grep -q 'ERROR.*has 2 reader refs: ref-index=2 needs at least 3' "$dir/src" || { cat "$dir/src"; fail "no clear ERROR for ref-index"; }
+  echo "ref-index: $(grep -m1 ERROR "$dir/src")"
+  kill -INT "$spid"; wait_exit "$spid" 20 sink
+  gst-launch-1.0 videotestsrc num-buffers=1 ! shmchansink engine=ws://127.0.0.1:9 readers=2 > "$dir/eng" 2>&1 && fail "readers=2 with engine exited 0"
+  grep -q 'ERROR.*need a channel in shared memory' "$dir/eng" || { cat "$dir/eng"; fail "no clear ERROR for readers=2 with engine"; }
+  echo "engine: $(grep -m1 ERROR "$dir/eng")"
   ;;
 *) echo "unknown case $case_name"; exit 2 ;;
 esac

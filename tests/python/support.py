@@ -1,4 +1,5 @@
-"""Shared by the Python tests: the CLI's path, the ring's address range in this process."""
+"""Shared by the Python tests: the CLI's path, the ring's address range in this process,
+self-checking records."""
 import os
 import subprocess
 
@@ -29,3 +30,14 @@ def start_send(path, capacity="1M", chunk=None):
     ref = p.stdout.readline().strip()
     p.stdout.close()  # it prints nothing else there
     return p, ref
+
+
+def make_record(seq, size):
+    """A record that says which it is: its number, then a byte derived from it."""
+    return seq.to_bytes(8, "little") + bytes([seq % 251]) * (size - 8)
+
+
+def record_ok(data):
+    """Whether `data` is whole as make_record made it (not torn, not another record's)."""
+    seq = int.from_bytes(data[:8], "little")
+    return bytes(data[8:]) == bytes([seq % 251]) * (len(data) - 8)
