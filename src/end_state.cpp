@@ -21,10 +21,17 @@ void forked_child() noexcept { fork_generation.fetch_add(1, std::memory_order_re
 [[maybe_unused]] const bool atfork_registered = ::pthread_atfork(nullptr, nullptr, forked_child) == 0;
 }  // namespace
 
-std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock) {
+std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock,
+                      const std::function<std::error_code()>& before_active) {
     shm::slot_lock l = seg.lock(end.slot);
     if (!l) return errc::already_claimed;
     auto expected = static_cast<std::uint32_t>(end_state::unclaimed);
+    // Under the lock only a claim (which locks first) moves an end off unclaimed, so the CAS
+    // below succeeds unless the segment lies; the hook never touches an end already taken.
+    if (before_active) {
+        if (end.state.load(std::memory_order_acquire) != expected) return errc::already_claimed;
+        if (auto e = before_active()) return e;
+    }
     if (!end.state.compare_exchange_strong(expected, static_cast<std::uint32_t>(end_state::active),
                                            std::memory_order_acq_rel))
         return errc::already_claimed;

@@ -37,7 +37,12 @@ inline end_ref reader_end(const shm::segment& seg, std::size_t i) {
 // Claims an end: takes its lock (errc::already_claimed when a live process holds it), then
 // CAS unclaimed -> active (already_claimed when it was ever claimed), then records the pid for
 // display. The lock is taken first, so an active end is unlocked only once its holder died.
-std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock);
+// `before_active`, when given, runs under the lock once the end is seen unclaimed and before it
+// is published active: a joining reader takes its place there, so that whoever sees it active
+// (the writer's readers()) knows every record written from then on reaches it. Its error
+// aborts the claim (the end stays unclaimed).
+std::error_code claim(const shm::segment& seg, end_ref end, shm::slot_lock& lock,
+                      const std::function<std::error_code()>& before_active = {});
 
 // Moves our end to a final state, wakes the others (on `wake`), and removes the segment's name
 // once no end can ever use it again (every other end finished, or died).

@@ -40,12 +40,17 @@ public:
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
-        if (auto e = claim(*seg, reader_end(*seg, index), lock)) return e;
+        // Placed before the line says active: drop_oldest joins at the tail there (an
+        // impossible lapped line: corrupt), so a writer that sees this reader reading knows it
+        // gets every record written after.
+        auto place = [this]() -> std::error_code {
+            cons = ring_consumer(cb, seg->data(), geometry, index);
+            if (cons.drops() && cons.join_at_tail() != ring_status::ok) return errc::corrupt;
+            return {};
+        };
+        if (auto e = claim(*seg, reader_end(*seg, index), lock, place)) return e;
         claimed = true;
         generation = process_generation();
-        cons = ring_consumer(cb, seg->data(), geometry, index);
-        // drop_oldest: starts at the next record (an impossible lapped line: corrupt).
-        if (cons.drops() && cons.join_at_tail() != ring_status::ok) return errc::corrupt;
         return {};
     }
 
