@@ -7,6 +7,9 @@
 //   engine-socket-shm, engine-shm-socket: one end each way (the producer's first): a socket
 //     writer into the ring a shared-memory reader reads, or a shared-memory writer's loans sent
 //     out to a socket reader. In latency runs each process opens both its ends its own way.
+//   engine-socket-unbatched, engine-shm-socket-unbatched: the same through a second engine daemon
+//     run with SHMCHAN_ENGINE_BATCH=0 (one Beast write per record to a socket reader, as before
+//     issue 14): the A/B of the batched bridge in one run.
 #include "channel_sides.hpp"
 #include "engine_daemon.hpp"
 
@@ -24,12 +27,21 @@ constexpr auto sock = shmchan::transport::socket;
 
 class engine_channels final : public transport {
 public:
-    engine_channels(shmchan::transport producer, shmchan::transport consumer) : tx_(producer), rx_(consumer) {}
+    engine_channels(shmchan::transport producer, shmchan::transport consumer, bool batched = true)
+        : tx_(producer), rx_(consumer), batched_(batched) {}
     std::string name() const override {
-        if (tx_ != rx_) return tx_ == sock ? "engine-socket-shm" : "engine-shm-socket";
-        return tx_ == sock ? "engine-socket" : "engine-shm";
+        const char* base = tx_ != rx_ ? (tx_ == sock ? "engine-socket-shm" : "engine-shm-socket")
+                                      : (tx_ == sock ? "engine-socket" : "engine-shm");
+        return batched_ ? base : std::string(base) + "-unbatched";
     }
     std::string describe() const override {
+        if (!batched_)
+            return describe_batched() + "; UNBATCHED: the engine sends each record to the socket reader with "
+                                        "its own Beast write (SHMCHAN_ENGINE_BATCH=0, as before issue 14), "
+                                        "a second engine daemon";
+        return describe_batched();
+    }
+    std::string describe_batched() const {
         if (tx_ == sock && rx_ == shm)
             return "shmchan::engine (own process, a daemon); the producer is a socket end (write()s "
                    "a private buffer, masked into WebSocket frames on TCP loopback, the engine "
@@ -54,7 +66,7 @@ public:
 
     std::string prepare(const run_spec& spec) override {
         try {
-            engine_daemon& e = shared_engine();
+            engine_daemon& e = shared_engine(batched_);
             e.start();
             write_file(spec.scratch_dir + "/engine.url", e.url());
             const std::size_t n = engine_buffer_size(spec.payload);
@@ -67,14 +79,14 @@ public:
                 write_file(spec.scratch_dir + "/b.reader", b.reader_ref.dump());
             }
         } catch (const std::exception& e) {
-            shared_engine().stop();
+            shared_engine(batched_).stop();
             return std::string("the engine could not be used: ") + e.what();
         }
         return {};
     }
-    void teardown() override { shared_engine().stop(); }
+    void teardown() override { shared_engine(batched_).stop(); }
     std::vector<int> daemon_pids() const override {
-        if (const int pid = shared_engine().pid(); pid > 0) return {pid};
+        if (const int pid = shared_engine(batched_).pid(); pid > 0) return {pid};
         return {};
     }
 
@@ -117,6 +129,7 @@ private:
     }
 
     shmchan::transport tx_, rx_;  // the producer's (ping's) ends, the consumer's (pong's)
+    bool batched_;                // through the engine as shipped, or its unbatched twin
 };
 
 }  // namespace
@@ -125,5 +138,7 @@ std::unique_ptr<transport> make_engine_socket() { return std::make_unique<engine
 std::unique_ptr<transport> make_engine_shm() { return std::make_unique<engine_channels>(shm, shm); }
 std::unique_ptr<transport> make_engine_socket_shm() { return std::make_unique<engine_channels>(sock, shm); }
 std::unique_ptr<transport> make_engine_shm_socket() { return std::make_unique<engine_channels>(shm, sock); }
+std::unique_ptr<transport> make_engine_socket_unbatched() { return std::make_unique<engine_channels>(sock, sock, false); }
+std::unique_ptr<transport> make_engine_shm_socket_unbatched() { return std::make_unique<engine_channels>(shm, sock, false); }
 
 }  // namespace shmchan_bench
