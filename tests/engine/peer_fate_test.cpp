@@ -102,7 +102,7 @@ TEST_CASE("engine: a shared-memory writer whose socket reader left reports peer_
 
 // A socket reader that breaks the protocol (sends data, or a frame a client must mask unmasked)
 // is failed with close 1002, and counts as lost: the engine cannot trust it left on purpose.
-TEST_CASE("engine: a socket reader that breaks the protocol gets close 1002; its writer reports peer_lost",
+TEST_CASE("engine: a socket reader that breaks the protocol gets close 1002, and its writer reports peer_lost",
           "[engine][socket][fate]") {
     const unsigned char unmasked_ping[] = {0x89, 0x00};
     for (const bool raw : {false, true}) {
