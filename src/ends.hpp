@@ -95,6 +95,9 @@ struct reader_impl {
     virtual void release_held_to(std::uint64_t cookie) = 0;
     // The view whose record ends at `end` is still whole (overflow drop_oldest; else true).
     virtual bool intact(std::uint64_t /*end*/) const { return true; }
+    // Finishes the end as lost rather than left: the engine's ring end of a socket reader whose
+    // connection broke, so that the ring's writer reports peer_lost (shared memory only).
+    virtual void finish_lost() {}
 
     void release_token(std::uint64_t t) {
         if (held.enabled()) held.release(t, [this](std::uint64_t c) { release_held_to(c); });
@@ -166,6 +169,9 @@ struct end_access {
     static reader make_reader(std::unique_ptr<reader_impl> p) { return reader(std::move(p)); }
     static std::unique_ptr<writer_impl> release(writer&& w) { return std::move(w.impl_); }
     static std::unique_ptr<reader_impl> release(reader&& r) { return std::move(r.impl_); }
+    static void finish_lost(reader& r) {
+        if (r.impl_) r.impl_->finish_lost();
+    }
     static writer deferred_writer(deferred_open d) {
         writer w;
         w.deferred_ = std::make_unique<deferred_open>(std::move(d));

@@ -83,14 +83,16 @@ public:
         cons.release_to(pos);
     }
     std::atomic<bool> frozen{false};  // set when the end finishes: held releases stop
-    void finish() {
+    // `how`: closed, or aborted for an end whose holder lost its own reader (the engine's end
+    // for a socket reader whose connection broke): the writer reads that as lost.
+    void finish(end_state how = end_state::closed) {
         if (finished) return;
         finished = true;
         {
             std::lock_guard g(held_lock());  // no release is moving the head while we finish
             frozen.store(true, std::memory_order_release);
         }
-        finish_end(*seg, reader_end(*seg, index), end_state::closed, cb->space);
+        finish_end(*seg, reader_end(*seg, index), how, cb->space);
         // finish_end saw zeros (an unclaimed writer) and left the name; nobody can use it now.
         if (seg->truncated()) seg->unlink();
     }
@@ -226,6 +228,12 @@ public:
                 return w == end_state::closed || w == end_state::aborted;
             },
             writer_fate(*seg));
+    }
+
+    void finish_lost() override {
+        if (foreign() || !claimed) return;
+        release_pending();
+        finish(end_state::aborted);
     }
 
     ~shm_reader() override {

@@ -4,6 +4,12 @@
 //     producer -> WebSocket (TCP loopback) -> engine -> ring -> engine -> WebSocket -> consumer.
 //   engine-shm: both ends with via = shm: the engine only creates the channel, the bytes take
 //     shmchan-loan's path (loans filled in place); what an engine-made channel costs, if anything.
+//   engine-socket-shm, engine-shm-socket: one end each way (the producer's first): a socket
+//     writer into the ring a shared-memory reader reads, or a shared-memory writer's loans sent
+//     out to a socket reader. In latency runs each process opens both its ends its own way.
+//   engine-socket-unbatched, engine-shm-socket-unbatched: the same through a second engine daemon
+//     run with SHMCHAN_ENGINE_BATCH=0 (one Beast write per record to a socket reader, as before
+//     issue 14): the A/B of the batched bridge in one run.
 #include "channel_sides.hpp"
 #include "engine_daemon.hpp"
 
@@ -16,12 +22,37 @@ shmchan::channel_ref ref_in(const run_spec& spec, const char* name) {
     return shmchan::channel_ref::parse(read_file(spec.scratch_dir + "/" + name));
 }
 
+constexpr auto shm = shmchan::transport::shm;
+constexpr auto sock = shmchan::transport::socket;
+
 class engine_channels final : public transport {
 public:
-    explicit engine_channels(shmchan::transport via) : via_(via) {}
-    std::string name() const override { return via_ == shmchan::transport::socket ? "engine-socket" : "engine-shm"; }
+    engine_channels(shmchan::transport producer, shmchan::transport consumer, bool batched = true)
+        : tx_(producer), rx_(consumer), batched_(batched) {}
+    std::string name() const override {
+        const char* base = tx_ != rx_ ? (tx_ == sock ? "engine-socket-shm" : "engine-shm-socket")
+                                      : (tx_ == sock ? "engine-socket" : "engine-shm");
+        return batched_ ? base : std::string(base) + "-unbatched";
+    }
     std::string describe() const override {
-        if (via_ == shmchan::transport::shm)
+        if (!batched_)
+            return describe_batched() + "; UNBATCHED: the engine sends each record to the socket reader with "
+                                        "its own Beast write (SHMCHAN_ENGINE_BATCH=0, as before issue 14), "
+                                        "a second engine daemon";
+        return describe_batched();
+    }
+    std::string describe_batched() const {
+        if (tx_ == sock && rx_ == shm)
+            return "shmchan::engine (own process, a daemon); the producer is a socket end (write()s "
+                   "a private buffer, masked into WebSocket frames on TCP loopback, the engine "
+                   "copies each frame into the ring), the consumer a shared-memory end digesting "
+                   "the ring in place: 1 TCP hop; busy-wait = try_write()/try_next() loops";
+        if (tx_ == shm && rx_ == sock)
+            return "shmchan::engine (own process, a daemon); the producer fills shared-memory "
+                   "loans in place, the engine sends each record from the ring as a WebSocket "
+                   "frame on TCP loopback (several records per send when they are there), the "
+                   "consumer is a socket end: 1 TCP hop; busy-wait = try_loan()/try_next() loops";
+        if (tx_ == shm)
             return "channels created by shmchan::engine (own process, a daemon) through a "
                    "shmchan::worker, both ends opened with via = shm: the engine only creates "
                    "the channel, the bytes move as in shmchan-loan (loans filled in place, 0 "
@@ -35,7 +66,7 @@ public:
 
     std::string prepare(const run_spec& spec) override {
         try {
-            engine_daemon& e = shared_engine();
+            engine_daemon& e = shared_engine(batched_);
             e.start();
             write_file(spec.scratch_dir + "/engine.url", e.url());
             const std::size_t n = engine_buffer_size(spec.payload);
@@ -48,60 +79,66 @@ public:
                 write_file(spec.scratch_dir + "/b.reader", b.reader_ref.dump());
             }
         } catch (const std::exception& e) {
-            shared_engine().stop();
+            shared_engine(batched_).stop();
             return std::string("the engine could not be used: ") + e.what();
         }
         return {};
     }
-    void teardown() override { shared_engine().stop(); }
+    void teardown() override { shared_engine(batched_).stop(); }
     std::vector<int> daemon_pids() const override {
-        if (const int pid = shared_engine().pid(); pid > 0) return {pid};
+        if (const int pid = shared_engine(batched_).pid(); pid > 0) return {pid};
         return {};
     }
 
     side_result consume(const run_spec& spec) override {
-        shmchan::reader r = shmchan::open_reader(ref_in(spec, "a.reader"), options_for(spec));
-        if (via_ == shmchan::transport::shm) (void)r.try_next();  // attach now (nothing there yet)
+        shmchan::reader r = shmchan::open_reader(ref_in(spec, "a.reader"), options_for(spec, rx_));
+        if (rx_ == shm) (void)r.try_next();  // attach now (nothing there yet)
         spec.ready();
         return channel_sides::consume(r, spec);
     }
     side_result produce(const run_spec& spec) override {
-        shmchan::writer w = shmchan::open_writer(ref_in(spec, "a.writer"), options_for(spec));
-        return channel_sides::produce(w, spec, mode());
+        shmchan::writer w = shmchan::open_writer(ref_in(spec, "a.writer"), options_for(spec, tx_));
+        return channel_sides::produce(w, spec, mode(tx_));
     }
     // a: ping -> pong, b: pong -> ping.
     side_result pong(const run_spec& spec) override {
-        const auto o = options_for(spec);
+        const auto o = options_for(spec, rx_);
         shmchan::reader in = shmchan::open_reader(ref_in(spec, "a.reader"), o);
         shmchan::writer out = shmchan::open_writer(ref_in(spec, "b.writer"), o);
-        if (via_ == shmchan::transport::shm) (void)in.try_next();
+        if (rx_ == shm) (void)in.try_next();
         spec.ready();
-        return channel_sides::pong(in, out, spec, mode());
+        return channel_sides::pong(in, out, spec, mode(rx_));
     }
     side_result ping(const run_spec& spec) override {
-        const auto o = options_for(spec);
+        const auto o = options_for(spec, tx_);
         shmchan::writer out = shmchan::open_writer(ref_in(spec, "a.writer"), o);
         shmchan::reader in = shmchan::open_reader(ref_in(spec, "b.reader"), o);
-        return channel_sides::ping(out, in, spec, mode());
+        if (tx_ == shm) (void)in.try_next();
+        return channel_sides::ping(out, in, spec, mode(tx_));
     }
 
 private:
-    send_mode mode() const { return via_ == shmchan::transport::shm ? send_mode::loan : send_mode::write; }
-    shmchan::channel_options options_for(const run_spec& spec) const {
+    static send_mode mode(shmchan::transport via) { return via == shm ? send_mode::loan : send_mode::write; }
+    static shmchan::channel_options options_for(const run_spec& spec, shmchan::transport via) {
         shmchan::channel_options o;
-        o.via = via_;
+        o.via = via;
         o.engine = read_file(spec.scratch_dir + "/engine.url");
         // As shmchan-loan: sleeping latency blocks at once, busy-wait spins on try_* calls.
-        if (via_ == shmchan::transport::shm && spec.latency && !spec.busy_wait) o.spin_us = 0;
+        if (via == shm && spec.latency && !spec.busy_wait) o.spin_us = 0;
         return o;
     }
 
-    shmchan::transport via_;
+    shmchan::transport tx_, rx_;  // the producer's (ping's) ends, the consumer's (pong's)
+    bool batched_;                // through the engine as shipped, or its unbatched twin
 };
 
 }  // namespace
 
-std::unique_ptr<transport> make_engine_socket() { return std::make_unique<engine_channels>(shmchan::transport::socket); }
-std::unique_ptr<transport> make_engine_shm() { return std::make_unique<engine_channels>(shmchan::transport::shm); }
+std::unique_ptr<transport> make_engine_socket() { return std::make_unique<engine_channels>(sock, sock); }
+std::unique_ptr<transport> make_engine_shm() { return std::make_unique<engine_channels>(shm, shm); }
+std::unique_ptr<transport> make_engine_socket_shm() { return std::make_unique<engine_channels>(sock, shm); }
+std::unique_ptr<transport> make_engine_shm_socket() { return std::make_unique<engine_channels>(shm, sock); }
+std::unique_ptr<transport> make_engine_socket_unbatched() { return std::make_unique<engine_channels>(sock, sock, false); }
+std::unique_ptr<transport> make_engine_shm_socket_unbatched() { return std::make_unique<engine_channels>(shm, sock, false); }
 
 }  // namespace shmchan_bench

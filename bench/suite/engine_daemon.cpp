@@ -5,13 +5,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace shmchan_bench {
 
-int engine_daemon_main(int parent_pid) {
+int engine_daemon_main(int parent_pid, bool unbatched) {
     if (!die_with_parent(parent_pid)) return 3;
+    if (unbatched) ::setenv("SHMCHAN_ENGINE_BATCH", "0", 1);  // read by the engine's first bridge
     shmchan::engine_options eo;
     eo.port = 0;  // any free port on 127.0.0.1
     shmchan::engine eng(eo);
@@ -32,7 +34,9 @@ void engine_daemon::start() {
         stop();
     }
     if (proc_.pid > 0) return;
-    proc_ = spawn_self({"_engine", std::to_string(::getpid())});
+    std::vector<std::string> args{"_engine", std::to_string(::getpid())};
+    if (!batched_) args.emplace_back("unbatched");
+    proc_ = spawn_self(args);
     const std::string line = read_line_for(proc_.from, 15000);
     if (line.rfind("url ", 0) != 0) {
         stop();
@@ -48,9 +52,9 @@ void engine_daemon::stop() {
     url_.clear();
 }
 
-engine_daemon& shared_engine() {
-    static engine_daemon e;
-    return e;
+engine_daemon& shared_engine(bool batched) {
+    static engine_daemon e(true), unbatched(false);
+    return batched ? e : unbatched;
 }
 
 std::size_t engine_buffer_size(std::size_t payload) {

@@ -30,7 +30,10 @@ int main(int argc, char** argv) {
     try {
         const std::string first = argc >= 2 ? argv[1] : "";
         if (first == "_side") return side_main(argc, argv);
-        if (first == "_engine") return argc == 3 ? engine_daemon_main(std::atoi(argv[2])) : 2;
+        if (first == "_engine") {
+            if (argc == 3) return engine_daemon_main(std::atoi(argv[2]), false);
+            return argc == 4 && std::string(argv[3]) == "unbatched" ? engine_daemon_main(std::atoi(argv[2]), true) : 2;
+        }
         std::vector<std::string> args(argv + 1, argv + argc);
         if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
             std::fputs(usage_text, stdout);

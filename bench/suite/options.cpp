@@ -19,7 +19,10 @@ const char* usage_text =
     "  --transports LIST    comma-separated (default all): inprocess, shmchan-loan, shmchan-write,\n"
     "                       shmchan-loan-noclaim, shmchan-loan-nomb, shmchan-write-nomb, shmchan-separate,\n"
     "                       iceoryx,\n"
-    "                       engine-shm, engine-socket, node-socket, zeromq-ipc, unix-socket, pipe,\n"
+    "                       engine-shm, engine-socket, engine-socket-shm, engine-shm-socket,\n"
+    "                       engine-socket-unbatched, engine-shm-socket-unbatched (A/B runs of the\n"
+    "                       engine's batching, SHMCHAN_ENGINE_BATCH=0; only when named),\n"
+    "                       node-socket, zeromq-ipc, unix-socket, pipe,\n"
     "                       tcp-loopback, boost-mq (the ceiling, inprocess, is always added)\n"
     "  --sizes LIST         throughput payloads (default 64,256,1K,4K,16K,64K,256K,1M,4M,16M)\n"
     "  --latency-sizes LIST latency payloads (default 64,4K,64K,1M)\n"
@@ -123,7 +126,9 @@ options parse_options(const std::vector<std::string>& args) {
     const auto reg = registry();
     std::vector<std::string> wanted;
     if (transports.empty()) {
-        for (const auto& e : reg) wanted.push_back(e.name);
+        // The unbatched twins are for A/B runs of the engine's bridge only: named, not default.
+        for (const auto& e : reg)
+            if (!e.name.ends_with("-unbatched")) wanted.push_back(e.name);
     } else {
         wanted.push_back("inprocess");  // the ceiling every ratio refers to
         for (auto n : split(transports)) {

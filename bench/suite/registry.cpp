@@ -47,6 +47,10 @@ std::vector<entry> registry() {
 #endif
     r.push_back({"engine-shm", make_engine_shm});
     r.push_back({"engine-socket", make_engine_socket});
+    r.push_back({"engine-socket-shm", make_engine_socket_shm});
+    r.push_back({"engine-shm-socket", make_engine_shm_socket});
+    r.push_back({"engine-socket-unbatched", make_engine_socket_unbatched});
+    r.push_back({"engine-shm-socket-unbatched", make_engine_shm_socket_unbatched});
     r.push_back({"node-socket", make_node_socket});
 #ifdef SHMCHAN_BENCH_HAVE_ZEROMQ
     r.push_back({"zeromq-ipc", make_zeromq});

@@ -222,6 +222,10 @@ std::unique_ptr<transport> make_shmchan_write_nomb();
 std::unique_ptr<transport> make_shmchan_separate();
 std::unique_ptr<transport> make_engine_socket();
 std::unique_ptr<transport> make_engine_shm();
+std::unique_ptr<transport> make_engine_socket_shm();
+std::unique_ptr<transport> make_engine_shm_socket();
+std::unique_ptr<transport> make_engine_socket_unbatched();      // SHMCHAN_ENGINE_BATCH=0 engine
+std::unique_ptr<transport> make_engine_shm_socket_unbatched();
 std::unique_ptr<transport> make_node_socket();
 std::unique_ptr<transport> make_iceoryx();
 std::unique_ptr<transport> make_zeromq();

@@ -1,7 +1,6 @@
-// The bridges between channel sockets and rings, one per socket end, driven by the ring end's
-// event fd on the socket's strand. A frame (wire/frame_meta_json.hpp) crosses as one ring
-// record: its bytes are read from the socket straight into a frame loan, and sent to a socket
-// reader straight from the ring.
+// The bridge from a socket writer to its channel's ring, driven by the ring writer's event fd
+// on the socket's strand (the other way: ring_to_socket.cpp). A frame (wire/frame_meta_json.hpp)
+// crosses as one ring record: its bytes are read from the socket straight into a frame loan.
 #include "engine_impl.hpp"
 
 #include <optional>
@@ -161,128 +160,10 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     }
 };
 
-// --- ring -> socket: the channel's ring feeding a socket reader --------------------------------
-struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
-    ws_stream ws;
-    beast::flat_buffer inbox;  // anything the socket reader sends is read and dropped
-    reader r;
-    asio::posix::stream_descriptor data;  // polls readable when the ring may have something
-    item cur;
-    std::string repaired;  // a text record that was not UTF-8, made valid for the text frame
-    std::string meta_text;  // a frame's meta, sent before its bytes
-    bool writing = false, closing = false, gone = false;
-    lost_flag reader_lost;
-
-    ring_to_socket(ws_stream&& s, reader&& rd, int efd, lost_flag lost)
-        : ws(std::move(s)), r(std::move(rd)), data(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)) {}
-
-    void start() {
-        ws.auto_fragment(false);  // one record, one frame
-        read_client();
-        pump();
-    }
-    void read_client() {
-        ws.async_read(inbox, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (ec) {
-                // Before r goes (which the ring's writer then sees): a close frame is a reader
-                // that left, anything else one that was lost.
-                if (ec != websocket::error::closed && !self->closing)
-                    self->reader_lost->store(true, std::memory_order_release);
-                self->gone = true;  // the socket reader left: stop; dropping r tells the writer
-                beast::error_code ignore;
-                self->data.cancel(ignore);
-                return;
-            }
-            self->inbox.consume(self->inbox.size());
-            self->read_client();
-        });
-    }
-    void pump() {
-        if (writing || closing || gone) return;
-        cur = r.try_next();
-        switch (cur.type()) {
-            case item::kind::frame: return send_frame();
-            case item::kind::chunk:
-            case item::kind::message: {
-                writing = true;
-                ws.binary(!cur.is_message());
-                // Zero-copy: the frame's payload is sent straight from the ring. A text frame
-                // must be UTF-8 (or the peer fails the connection): a shared-memory writer's
-                // message that is not goes out repaired, as a decoding reader would see it.
-                asio::const_buffer payload(cur.data().data(), cur.data().size());
-                if (cur.is_message() && !detail::valid_utf8(cur.text())) {
-                    repaired = detail::to_valid_utf8(cur.text());
-                    payload = asio::buffer(repaired);
-                }
-                ws.async_write(payload, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                    self->writing = false;
-                    // drop_oldest: the writer may have overwritten the view while it was sent.
-                    if (!ec && !self->cur.intact())
-                        return self->close(close_with(detail::close_internal, "data_lost: the writer overwrote a record while it was sent (overflow drop-oldest)"));
-                    self->cur.release();
-                    self->repaired.clear();
-                    if (ec) return;
-                    self->pump();
-                });
-                return;
-            }
-            case item::kind::end:
-                return close(close_with(detail::close_normal, "stream_complete"));
-            case item::kind::gap:  // the channel socket has no way to say it: the reader stops
-                return close(close_with(detail::close_internal, "data_lost: the reader fell a ring behind (overflow drop-oldest)"));
-            case item::kind::error: {
-                const std::error_code e = cur.error();
-                if (e == errc::would_block) {
-                    data.async_wait(asio::posix::stream_descriptor::wait_read,
-                                    [self = shared_from_this()](beast::error_code ec) {
-                                        if (ec) return;
-                                        std::uint64_t v;
-                                        [[maybe_unused]] auto n = ::read(self->data.native_handle(), &v, sizeof v);
-                                        self->pump();
-                                    });
-                    return;
-                }
-                if (e == errc::aborted) return close(close_with(detail::close_aborted, detail::aborted_close_reason(r.abort_reason())));
-                if (e == errc::peer_lost) return close(close_with(detail::close_internal, detail::reason_writer_lost));
-                return close(close_with(detail::close_internal, to_string(static_cast<errc>(e.value()))));
-            }
-        }
-    }
-    // A frame: its meta as a text message, then its bytes (zero-copy from the ring) as one
-    // binary message.
-    void send_frame() {
-        writing = true;
-        meta_text = detail::encode_frame_meta(cur.data().size(), cur.meta());
-        ws.binary(false);
-        ws.async_write(asio::buffer(meta_text), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (ec) {
-                self->writing = false;
-                self->cur.release();
-                return;
-            }
-            self->ws.binary(true);
-            self->ws.async_write(asio::const_buffer(self->cur.data().data(), self->cur.data().size()),
-                                 [self](beast::error_code e, std::size_t) {
-                                     self->writing = false;
-                                     self->cur.release();
-                                     if (e) return;
-                                     self->pump();
-                                 });
-        });
-    }
-    void close(websocket::close_reason why) {
-        closing = true;
-        ws.async_close(why, [self = shared_from_this()](beast::error_code) {});
-    }
-};
-
 }  // namespace
 
 void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost) {
     std::make_shared<socket_to_ring>(std::move(s), std::move(w), efd, std::move(reader_lost))->start();
-}
-void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost) {
-    std::make_shared<ring_to_socket>(std::move(s), std::move(r), efd, std::move(reader_lost))->start();
 }
 
 }  // namespace shmchan

@@ -78,6 +78,7 @@ detail::builtin_result engine::impl::builtin(const std::string& fid, const json&
         // buffer_size counts SDK frames of 64 KiB; a record takes at most half the ring.
         channel_options o;
         o.capacity = std::max<std::size_t>(std::bit_ceil(n * sdk_frame), 4 * sdk_frame);
+        o.max_held = bridge_batch_max;  // a socket reader's records leave in batches
         try {
             auto entry = std::make_shared<channel_entry>();
             entry->ch = create_channel(o);

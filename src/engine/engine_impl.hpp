@@ -49,6 +49,9 @@ using detail::reject;
 namespace engine_detail {
 
 constexpr std::size_t sdk_frame = 64u << 10;          // what SDK writers send
+// The most records a channel's ring end lends a socket reader's bridge at once (they leave in
+// one gather write: ring_to_socket.cpp): the engine's ring reader holds this many.
+constexpr std::size_t bridge_batch_max = 64;
 constexpr std::size_t outbound_pause = 1u << 20;      // a worker socket's queue: stop reading it above
 constexpr std::size_t http_header_limit = 8u << 10;  // request line and headers (431 above)
 

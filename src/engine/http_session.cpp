@@ -2,6 +2,7 @@
 // checked, the end claimed in request order). With TLS, the handshake comes first; a client
 // speaking plain HTTP to a TLS engine gets a plain 400 that says so.
 #include "engine_impl.hpp"
+#include "ends.hpp"
 #include "tls.hpp"
 
 namespace shmchan {
@@ -142,7 +143,15 @@ struct http_session : std::enable_shared_from_this<http_session> {
                 [mf](websocket::response_type& res) { res.set(detail::max_frame_header, mf); }));
         }
         ws->async_accept(req, [ws, claimed, lost = entry->reader_lost](beast::error_code ec) {
-            if (ec) return;  // the client left during the upgrade; dropping the end finishes it
+            if (ec) {
+                // The client's connection broke during the upgrade: a reader's end was lost (its
+                // writer says peer_lost, as for a reader whose connection breaks later on).
+                if (claimed->r) {
+                    lost->store(true, std::memory_order_release);
+                    detail::end_access::finish_lost(claimed->r);
+                }
+                return;  // dropping the end finishes it
+            }
             if (!claimed->refusal.empty()) {
                 ws->async_close(close_with(detail::close_refused, claimed->refusal),
                                 [ws](beast::error_code) {});

@@ -187,8 +187,9 @@ void socket_end_victim(the_case& c) {
     verifier v;
     const std::string me = writer_dies ? "shm reader (this process)" : "shm writer (this process)";
     // What this process's end must report once the socket end is gone: the engine aborts the
-    // ring for a socket writer that disconnects, and leaves it for a socket reader.
-    const errc gone = writer_dies ? errc::aborted : errc::peer_closed;
+    // ring for a socket writer that disconnects, and finishes its reader end as lost for a
+    // socket reader whose connection broke.
+    const errc gone = writer_dies ? errc::aborted : errc::peer_lost;
     auto survive = [&](nanoseconds per_call) {
         return writer_dies ? drain(ch.reader, v, per_call) : pump(ch.writer, wrng, per_call);
     };
@@ -341,7 +342,8 @@ void handshake_victim(the_case& c) {
         return writer_end ? drain(ch.reader, v, per_call) : pump(ch.writer, wrng, per_call);
     };
     auto mine = [&] { return writer_end ? delivered(v) : delivered(ch.writer); };
-    const errc gone = writer_end ? errc::aborted : errc::peer_closed;
+    // The connection broke during or after the upgrade: a reader's end was lost.
+    const errc gone = writer_end ? errc::aborted : errc::peer_lost;
     if (c.r.when != point::handshake_request) {
         // Nothing was claimed: after the kill, the end is still there for a real client.
         p.kill(SIGKILL);

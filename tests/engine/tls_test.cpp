@@ -17,7 +17,13 @@
 #include "shmchan/worker.hpp"
 #include "support/engine_process.hpp"
 #include "support/helpers.hpp"
+#include "support/pinging_reader.hpp"
 #include "support/process.hpp"
+#include "support/raw_client.hpp"
+#include "support/streams.hpp"
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 
 using namespace shmchan;
 using namespace std::chrono_literals;
@@ -149,6 +155,46 @@ TEST_CASE("tls: workers, invocations and socket ends over wss://", "[engine][tls
     reader rd = open_reader(ch2.reader_ref, o);
     CHECK(w.via() == transport::socket);
     CHECK(stream_through(w, rd, 1u << 20) == pattern_sum(1u << 20));
+}
+
+// The engine writes records to a wss:// reader as its own frames through the TLS stream, and
+// answers pings between them (ring_to_socket_test.cpp has the same over ws://).
+TEST_CASE("tls: a client pinging all along a 64 MiB wss:// stream gets every byte and every pong", "[engine][tls]") {
+    namespace asio = boost::asio;
+    namespace beast = boost::beast;
+    engine eng(tls_engine());
+    worker wk(eng.url(), trusting(cert("ca.pem")));
+    channel ch = wk.create_channel();
+
+    asio::io_context ioc;
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.load_verify_file(cert("ca.pem"));
+    beast::websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(ioc, ctx);
+    ws.next_layer().set_verify_mode(asio::ssl::verify_peer);
+    const auto port = shmchan::test::port_of(eng.url());
+    beast::get_lowest_layer(ws).connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    ws.next_layer().handshake(asio::ssl::stream_base::client);
+    ws.handshake("127.0.0.1:" + std::to_string(port),
+                 "/ws/channels/" + ch.reader_ref.channel_id + "?key=" + ch.reader_ref.access_key + "&dir=read");
+    ws.read_message_max(std::size_t{64} << 20);
+
+    constexpr std::uint64_t min_bytes = std::uint64_t{64} << 20;
+    std::atomic<int> pongs{0};
+    std::uint64_t written = 0;
+    std::error_code werr;
+    std::thread t([&] { werr = shmchan::test::write_pattern_until(ch.writer, min_bytes, [&] { return pongs.load() >= 100; }, written); });
+    const auto got = shmchan::test::read_while_pinging(ws, ioc, pongs, 120s);
+    t.join();
+
+    INFO(got.bytes << " bytes of " << written << ", " << got.pings << " pings, " << got.pongs << " pongs; " << got.error);
+    CHECK_FALSE(werr);
+    CHECK_FALSE(got.timed_out);
+    CHECK(got.closed);
+    CHECK(got.close_code == 1000);
+    CHECK(got.bytes == written);
+    CHECK(got.first_bad == std::numeric_limits<std::uint64_t>::max());
+    CHECK(got.pongs >= 100);
+    CHECK(got.pongs_off == 0);
 }
 
 TEST_CASE("tls: a certificate that does not verify is engine_unreachable, and says why", "[engine][tls][errors]") {

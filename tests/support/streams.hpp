@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -39,6 +40,20 @@ inline std::error_code write_pattern(writer& w, std::uint64_t size, std::size_t 
         return {};
     }
     return w.close(timeout);
+}
+
+// The pattern in writes of 64 KiB until at least `min_size` bytes went and `enough()` holds,
+// then close; errc::timeout when that took longer than `limit`. `written`: the bytes written.
+inline std::error_code write_pattern_until(writer& w, std::uint64_t min_size, const std::function<bool()>& enough,
+                                           std::uint64_t& written, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    std::vector<std::byte> buf(64 << 10);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (written = 0; written < min_size || !enough(); written += buf.size()) {
+        if (std::chrono::steady_clock::now() > until) return make_error_code(errc::timeout);
+        fill_pattern(buf, written);
+        if (auto e = w.write(buf, limit)) return e;
+    }
+    return w.close(limit);
 }
 
 struct read_result {
