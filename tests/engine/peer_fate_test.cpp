@@ -31,73 +31,62 @@ std::error_code write_until_error(writer& w) {
     }
     return make_error_code(errc::timeout);
 }
-}  // namespace
 
-TEST_CASE("engine: a socket writer whose socket reader was killed reports peer_lost", "[engine][socket][fate]") {
+// A writer by `how` streams to a socket reader in another process, killed once it read 1 MiB:
+// what the writer's next write says.
+std::error_code fate_of_killed_reader(transport how) {
     engine eng(quiet_engine());
     worker w(eng.url());
     channel ch = w.create_channel(4);
-    writer sw = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
+    writer wr = open_writer(ch.writer_ref, via(how, eng.url()));
+    REQUIRE(wr.via() == how);
     std::error_code werr;
-    std::thread t([&] { werr = write_until_error(sw); });
+    std::thread t([&] { werr = write_until_error(wr); });
     child rd = child::spawn({peer_path(), "read", ch.reader_ref.dump(), "--engine", eng.url(), "--mark", "1048576"});
     std::string line;
     while (!(line = rd.read_line(30s)).empty() && line.rfind("MARK", 0) != 0) {}
-    REQUIRE(line.rfind("MARK", 0) == 0);
+    const bool marked = line.rfind("MARK", 0) == 0;
     rd.kill(SIGKILL);
     rd.wait(10s);
     t.join();
-    CHECK(werr == errc::peer_lost);
+    REQUIRE(marked);
+    return werr;
 }
-
-TEST_CASE("engine: a socket writer whose socket reader left reports peer_closed", "[engine][socket][fate]") {
+// The same with a socket reader in this process that reads one chunk and closes its end.
+std::error_code fate_of_reader_that_left(transport how) {
     engine eng(quiet_engine());
     worker w(eng.url());
     channel ch = w.create_channel(4);
-    writer sw = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
+    writer wr = open_writer(ch.writer_ref, via(how, eng.url()));
     std::error_code werr;
-    std::thread t([&] { werr = write_until_error(sw); });
+    std::thread t([&] { werr = write_until_error(wr); });
+    bool got_chunk = false;
     {
         reader sr = open_reader(ch.reader_ref, via(transport::socket, eng.url()));
-        REQUIRE(sr.next(10s).is_chunk());
+        got_chunk = sr.next(10s).is_chunk();
     }  // the reader leaves early: it closes its socket
     t.join();
-    CHECK(werr == errc::peer_closed);
+    REQUIRE(got_chunk);
+    return werr;
+}
+}  // namespace
+
+TEST_CASE("engine: a socket writer whose socket reader was killed reports peer_lost", "[engine][socket][fate]") {
+    CHECK(fate_of_killed_reader(transport::socket) == errc::peer_lost);
+}
+
+TEST_CASE("engine: a socket writer whose socket reader left reports peer_closed", "[engine][socket][fate]") {
+    CHECK(fate_of_reader_that_left(transport::socket) == errc::peer_closed);
 }
 
 // The same through the ring's other side: a shared-memory writer whose reader is a socket
 // reader. The engine's ring end finishes as lost (not left) when the connection broke.
 TEST_CASE("engine: a shared-memory writer whose socket reader was killed reports peer_lost", "[engine][socket][fate]") {
-    engine eng(quiet_engine());
-    worker w(eng.url());
-    channel ch = w.create_channel(4);
-    writer mw = open_writer(ch.writer_ref, via(transport::shm, eng.url()));
-    REQUIRE(mw.via() == transport::shm);
-    std::error_code werr;
-    std::thread t([&] { werr = write_until_error(mw); });
-    child rd = child::spawn({peer_path(), "read", ch.reader_ref.dump(), "--engine", eng.url(), "--mark", "1048576"});
-    std::string line;
-    while (!(line = rd.read_line(30s)).empty() && line.rfind("MARK", 0) != 0) {}
-    REQUIRE(line.rfind("MARK", 0) == 0);
-    rd.kill(SIGKILL);
-    rd.wait(10s);
-    t.join();
-    CHECK(werr == errc::peer_lost);
+    CHECK(fate_of_killed_reader(transport::shm) == errc::peer_lost);
 }
 
 TEST_CASE("engine: a shared-memory writer whose socket reader left reports peer_closed", "[engine][socket][fate]") {
-    engine eng(quiet_engine());
-    worker w(eng.url());
-    channel ch = w.create_channel(4);
-    writer mw = open_writer(ch.writer_ref, via(transport::shm, eng.url()));
-    std::error_code werr;
-    std::thread t([&] { werr = write_until_error(mw); });
-    {
-        reader sr = open_reader(ch.reader_ref, via(transport::socket, eng.url()));
-        REQUIRE(sr.next(10s).is_chunk());
-    }
-    t.join();
-    CHECK(werr == errc::peer_closed);
+    CHECK(fate_of_reader_that_left(transport::shm) == errc::peer_closed);
 }
 
 // A socket reader that breaks the protocol (sends data, or a frame a client must mask unmasked)
