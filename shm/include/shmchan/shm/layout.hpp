@@ -116,7 +116,8 @@ enum class end_state : std::uint32_t {
     unclaimed = 0,
     active = 1,
     closed = 2,   // writer: end record published; reader: stopped reading
-    aborted = 3,  // writer only: abort_reason holds why
+    aborted = 3,  // writer: abort_reason holds why; reader: its holder lost its own peer (the
+                  // engine's end for a socket reader whose connection broke): lost, to the writer
 };
 
 // Who holds an end, for display only (`shmchan ls`): pids are namespace-local and recycled.
