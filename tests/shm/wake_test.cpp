@@ -14,101 +14,99 @@ namespace {
 constexpr std::size_t cap = 4096;
 constexpr std::size_t rec = 1024 - sizeof(record_header);  // records of exactly 1 KiB
 
-// Fills the ring with 4 records of 1 KiB; every reader takes them (read, not released yet).
-void fill(ring_producer& p, std::vector<ring_consumer>& cs) {
-    std::vector<std::byte> b(rec);
-    for (int i = 0; i < 4; ++i) REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
-    for (auto& c : cs)
-        for (int i = 0; i < 4; ++i) {
-            record_view v{};
-            REQUIRE(c.try_peek(v) == ring_status::ok);
-            c.take();
-        }
-}
-std::uint32_t wakes(const heap_ring& r) { return r.cb->space.seq.load(); }
-// The writer, its room gone, says what it needs and counts itself asleep.
-void writer_sleeps(heap_ring& r, ring_producer& p) {
-    ring_status st;
-    REQUIRE(p.try_claim(rec, record_type::binary, st) == nullptr);
-    REQUIRE(st == ring_status::full);
-    p.say_need(rec);
-    r.cb->space.waiting.store(1);
-    r.cb->space.woken.store(0);
-}
+// A ring of 4 KiB with `n` readers, full of 4 records of 1 KiB that every reader took (read,
+// not released yet).
+struct full_ring {
+    explicit full_ring(std::size_t n) : r(cap, n), p(r.producer()) {
+        for (std::size_t i = 0; i < n; ++i) cs.push_back(r.consumer(i));
+        std::vector<std::byte> b(rec);
+        for (int i = 0; i < 4; ++i) REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+        for (auto& c : cs)
+            for (int i = 0; i < 4; ++i) {
+                record_view v{};
+                REQUIRE(c.try_peek(v) == ring_status::ok);
+                c.take();
+            }
+    }
+    // The writer, its room gone, says what it needs and counts itself asleep.
+    void writer_sleeps() {
+        ring_status st;
+        REQUIRE(p.try_claim(rec, record_type::binary, st) == nullptr);
+        REQUIRE(st == ring_status::full);
+        p.say_need(rec);
+        r.cb->space.waiting.store(1);
+        r.cb->space.woken.store(0);
+    }
+    std::uint32_t wakes() const { return r.cb->space.seq.load(); }
+
+    heap_ring r;
+    ring_producer p;
+    std::vector<ring_consumer> cs;
+};
 }  // namespace
 
 TEST_CASE("need hints: of three readers only the last to free the room wakes the writer", "[ring][wake]") {
-    heap_ring r(cap, 3);
-    auto p = r.producer();
-    std::vector<ring_consumer> cs{r.consumer(0), r.consumer(1), r.consumer(2)};
-    fill(p, cs);
-    writer_sleeps(r, p);
-    const std::uint32_t w0 = wakes(r);
+    full_ring f(3);
+    auto& cs = f.cs;
+    f.writer_sleeps();
+    const std::uint32_t w0 = f.wakes();
     cs[0].release_to(1024);  // room for the next record once all three are past the first
     cs[2].release_to(4096);
-    CHECK(wakes(r) == w0);  // reader 1 still holds it: nobody wakes the writer for nothing
+    CHECK(f.wakes() == w0);  // reader 1 still holds it: nobody wakes the writer for nothing
     cs[1].release_to(512 + 16);  // not yet past the first record
-    CHECK(wakes(r) == w0);
+    CHECK(f.wakes() == w0);
     cs[1].release_to(1024);
-    CHECK(wakes(r) == w0 + 1);
-    CHECK(p.can_claim(rec));
+    CHECK(f.wakes() == w0 + 1);
+    CHECK(f.p.can_claim(rec));
 }
 
 TEST_CASE("need hints: a reader dropped by the writer is not waited for", "[ring][wake]") {
-    heap_ring r(cap, 2);
-    auto p = r.producer();
-    std::vector<ring_consumer> cs{r.consumer(0), r.consumer(1)};
-    fill(p, cs);
-    p.drop_reader(1);  // it died: its head stays where it was
-    writer_sleeps(r, p);
-    const std::uint32_t w0 = wakes(r);
+    full_ring f(2);
+    auto& cs = f.cs;
+    f.p.drop_reader(1);  // it died: its head stays where it was
+    f.writer_sleeps();
+    const std::uint32_t w0 = f.wakes();
     cs[0].release_to(1024);
-    CHECK(wakes(r) == w0 + 1);
+    CHECK(f.wakes() == w0 + 1);
 }
 
 TEST_CASE("need hints: none said (zero) means every release wakes a sleeper", "[ring][wake]") {
-    heap_ring r(cap, 2);
-    auto p = r.producer();
-    std::vector<ring_consumer> cs{r.consumer(0), r.consumer(1)};
-    fill(p, cs);
-    writer_sleeps(r, p);
-    p.clear_need();  // an event-fd watcher sleeps here, or a writer of an older build
-    const std::uint32_t w0 = wakes(r);
+    full_ring f(2);
+    auto& cs = f.cs;
+    f.writer_sleeps();
+    f.p.clear_need();  // an event-fd watcher sleeps here, or a writer of an older build
+    const std::uint32_t w0 = f.wakes();
     cs[0].release_to(16 + 16);
-    CHECK(wakes(r) == w0 + 1);
+    CHECK(f.wakes() == w0 + 1);
 }
 
 TEST_CASE("need hints: a drained writer is woken when every reader read everything", "[ring][wake]") {
-    heap_ring r(cap, 2);
-    auto p = r.producer();
-    std::vector<ring_consumer> cs{r.consumer(0), r.consumer(1)};
-    fill(p, cs);
-    p.say_need(0, true);
-    r.cb->space.waiting.store(1);
-    const std::uint32_t w0 = wakes(r);
+    full_ring f(2);
+    auto& cs = f.cs;
+    f.p.say_need(0, true);
+    f.r.cb->space.waiting.store(1);
+    const std::uint32_t w0 = f.wakes();
     cs[0].release_to(4096);
     cs[1].release_to(3072);
-    CHECK(wakes(r) == w0);
+    CHECK(f.wakes() == w0);
     cs[1].release_to(4096);
-    CHECK(wakes(r) == w0 + 1);
+    CHECK(f.wakes() == w0 + 1);
 }
 
 TEST_CASE("need hints are hints: bits of readers the segment does not have are ignored", "[ring][wake]") {
-    heap_ring r(cap, 2);
-    auto p = r.producer();
-    std::vector<ring_consumer> cs{r.consumer(0), r.consumer(1)};
-    fill(p, cs);
-    writer_sleeps(r, p);
+    full_ring f(2);
+    auto& cs = f.cs;
+    f.writer_sleeps();
     // A hostile peer rewrites them: reader 63's line is not there (ASan would see it read).
-    r.cb->space.need_readers.store(~std::uint64_t{0});
-    const std::uint32_t w0 = wakes(r);
+    f.r.cb->space.need_readers.store(~std::uint64_t{0});
+    const std::uint32_t w0 = f.wakes();
     cs[1].release_to(1024);
-    CHECK(wakes(r) == w0);  // reader 0 (a real one) is still in the way
+    CHECK(f.wakes() == w0);  // reader 0 (a real one) is still in the way
     cs[0].release_to(1024);
-    CHECK(wakes(r) == w0 + 1);
+    CHECK(f.wakes() == w0 + 1);
     // An impossible need: nobody wakes the writer, whose sleep is bounded by the poll interval.
-    r.cb->space.need_head.store(~std::uint64_t{0});
-    r.cb->space.woken.store(0);
+    f.r.cb->space.need_head.store(~std::uint64_t{0});
+    f.r.cb->space.woken.store(0);
     cs[0].release_to(2048);
-    CHECK(wakes(r) == w0 + 1);
+    CHECK(f.wakes() == w0 + 1);
 }

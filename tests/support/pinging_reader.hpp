@@ -7,6 +7,8 @@
 
 #include <utility>  // before Asio (Boost 1.74)
 
+#include <catch2/catch.hpp>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
@@ -97,6 +99,20 @@ pinged_stream read_while_pinging(boost::beast::websocket::stream<NextLayer>& ws,
     while ((ping_writing || !done) && std::chrono::steady_clock::now() < drain) ioc.run_one_for(std::chrono::milliseconds(100));
     ws.control_callback();
     return out;
+}
+
+// What both tests ask of a pinged stream the writer ended cleanly after `written` bytes: every
+// byte intact, at least 100 pongs, each echoing its ping.
+inline void check_pinged_stream(const pinged_stream& got, std::uint64_t written, std::uint64_t min_bytes) {
+    INFO(got.bytes << " bytes of " << written << ", " << got.pings << " pings, " << got.pongs << " pongs; " << got.error);
+    CHECK_FALSE(got.timed_out);
+    CHECK(got.closed);
+    CHECK(got.close_code == 1000);
+    CHECK(got.bytes == written);
+    CHECK(written >= min_bytes);
+    CHECK(got.first_bad == std::numeric_limits<std::uint64_t>::max());
+    CHECK(got.pongs >= 100);
+    CHECK(got.pongs_off == 0);
 }
 
 }  // namespace shmchan::test
