@@ -127,10 +127,7 @@ public:
     // corrupt head, so a waiter reaches try_claim() and reports it.
     bool can_claim(std::size_t payload) noexcept {
         if (drop_) return true;
-        const std::size_t rec = record_size(payload);
-        const std::size_t to_end = capacity_ - (tail_ & mask_);
-        const std::size_t need = (rec > to_end ? to_end : 0) + rec;
-        return !reload_heads() || tail_ + need - head_cache_ <= capacity_;
+        return !reload_heads() || tail_ + footprint(payload) - head_cache_ <= capacity_;
     }
 
     // Block mode, before the writer sleeps for room for a record of `payload` bytes (or, with
@@ -138,9 +135,7 @@ public:
     // release that makes the room wakes it. clear_need() after the sleep.
     void say_need(std::size_t payload, bool drain = false) noexcept {
         if (drop_) return;
-        const std::size_t rec = record_size(payload);
-        const std::size_t to_end = capacity_ - (tail_ & mask_);
-        const std::uint64_t end = tail_ + (rec > to_end ? to_end : 0) + rec;
+        const std::uint64_t end = tail_ + footprint(payload);
         const std::uint64_t need = drain ? tail_ : end > capacity_ ? end - capacity_ : 0;
         // Relaxed: the sleeper's count in `waiting` (acq_rel) comes after and publishes them.
         cb_->space.need_head.store(need, std::memory_order_relaxed);
@@ -150,6 +145,14 @@ public:
         if (drop_) return;
         cb_->space.need_head.store(0, std::memory_order_relaxed);
         cb_->space.need_readers.store(0, std::memory_order_relaxed);
+    }
+
+    // Ring bytes the next record of `payload` bytes takes from the tail: the record, and the
+    // padding to the end before it when it does not fit there.
+    std::size_t footprint(std::size_t payload) const noexcept {
+        const std::size_t rec = record_size(payload);
+        const std::size_t to_end = capacity_ - (tail_ & mask_);
+        return (rec > to_end ? to_end : 0) + rec;
     }
 
     // Copies `n` bytes as one record.
