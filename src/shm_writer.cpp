@@ -91,10 +91,14 @@ public:
     // no reader writes). Its liveness lock is tested only when `look`.
     reader_status::state fate_of(std::size_t i, bool look) const {
         consumer_line& l = seg->reader(i);
-        const end_state r = load_state(l.state);
+        end_state r = load_state(l.state);
         if (r == end_state::unclaimed) return reader_status::state::waiting;
-        const bool alive = r == end_state::active && (!look || seg->held(reader_slot(i)));
-        if (alive) return reader_status::state::reading;
+        if (r == end_state::active) {
+            if (!look || seg->held(reader_slot(i))) return reader_status::state::reading;
+            // Unlocked: its holder died, or closed between our two looks (a reader writes its
+            // final state before its lock goes, so the state read now is the last one).
+            r = load_state(l.state);
+        }
         const bool all = finished && l.head.load(std::memory_order_acquire) == prod.tail();
         if (all) return reader_status::state::done;
         return r == end_state::closed ? reader_status::state::left : reader_status::state::lost;
