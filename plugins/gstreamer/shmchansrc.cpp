@@ -36,6 +36,33 @@ constexpr gdouble default_timeout = 30;
 
 GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
+// Opens the reader from the properties (waiting for the ref file with `wait`); posts the
+// ERROR when it cannot. A ref read from ref-file shows in `ref` from then on.
+source_channel::status open_channel(ShmchanSrc* self, bool wait) {
+    source_channel& ch = **self->ch;
+    source_channel::settings s;
+    GST_OBJECT_LOCK(self);
+    s.ref = self->ref ? self->ref : "";
+    s.ref_file = self->ref_file ? self->ref_file : "";
+    s.ref_index = self->ref_index;
+    s.engine = self->engine ? self->engine : "";
+    s.timeout_s = self->timeout;
+    s.max_held = self->max_held;
+    GST_OBJECT_UNLOCK(self);
+    const auto r = ch.open(s, *self->flushing, wait);
+    if (r == source_channel::status::error)
+        GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", ch.error().c_str()), (nullptr));
+    if (r == source_channel::status::ok && s.ref.empty()) {
+        GST_OBJECT_LOCK(self);
+        g_free(self->ref);
+        self->ref = g_strdup(ch.ref().c_str());
+        self->ref_from_file = true;
+        GST_OBJECT_UNLOCK(self);
+        g_object_notify(G_OBJECT(self), "ref");
+    }
+    return r;
+}
+
 gboolean src_start(GstBaseSrc* bsrc) {
     auto* self = SHMCHAN_SRC(bsrc);
     *self->flushing = false;
@@ -47,7 +74,14 @@ gboolean src_start(GstBaseSrc* bsrc) {
     }
     GST_OBJECT_UNLOCK(self);
     self->ch = new std::shared_ptr<source_channel>(std::make_shared<source_channel>());
-    return TRUE;
+    // One attempt to open now: a ref that can never open (a ref-index beyond the file's refs, a
+    // bad ref) then fails the state change itself. From create(), during preroll, its ERROR
+    // left gst-launch-1.0 waiting forever about once in ten runs. Nothing to open yet (no ref
+    // file, or a stale one): create() waits for it.
+    if (open_channel(self, false) != source_channel::status::error) return TRUE;
+    delete self->ch;  // a start that fails gets no stop()
+    self->ch = nullptr;
+    return FALSE;
 }
 
 gboolean src_stop(GstBaseSrc* bsrc) {
@@ -86,29 +120,9 @@ GstFlowReturn src_create(GstBaseSrc* bsrc, guint64, guint, GstBuffer** out) {
     source_channel& ch = **self->ch;
     using st = source_channel::status;
     if (!ch.is_open()) {
-        source_channel::settings s;
-        GST_OBJECT_LOCK(self);
-        s.ref = self->ref ? self->ref : "";
-        s.ref_file = self->ref_file ? self->ref_file : "";
-        s.ref_index = self->ref_index;
-        s.engine = self->engine ? self->engine : "";
-        s.timeout_s = self->timeout;
-        s.max_held = self->max_held;
-        GST_OBJECT_UNLOCK(self);
-        const st r = ch.open(s, *self->flushing);
+        const st r = open_channel(self, true);
         if (r == st::flushing) return GST_FLOW_FLUSHING;
-        if (r != st::ok) {
-            GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", ch.error().c_str()), (nullptr));
-            return GST_FLOW_ERROR;
-        }
-        if (s.ref.empty()) {
-            GST_OBJECT_LOCK(self);
-            g_free(self->ref);
-            self->ref = g_strdup(ch.ref().c_str());
-            self->ref_from_file = true;
-            GST_OBJECT_UNLOCK(self);
-            g_object_notify(G_OBJECT(self), "ref");
-        }
+        if (r != st::ok) return GST_FLOW_ERROR;
     }
     for (;;) {
         GstBuffer* buf = nullptr;
@@ -116,6 +130,7 @@ GstFlowReturn src_create(GstBaseSrc* bsrc, guint64, guint, GstBuffer** out) {
         switch (ch.next(*self->flushing, &buf, &caps_text)) {
         case st::flushing: return GST_FLOW_FLUSHING;
         case st::eos: return GST_FLOW_EOS;
+        case st::later:  // open()'s only
         case st::error:
             GST_ELEMENT_ERROR(self, RESOURCE, READ, ("%s", ch.error().c_str()), (nullptr));
             return GST_FLOW_ERROR;

@@ -32,7 +32,7 @@ std::string trim(const std::string& s) {
 }
 }  // namespace
 
-source_channel::status source_channel::open(const settings& s, const std::atomic<bool>& flushing) {
+source_channel::status source_channel::open(const settings& s, const std::atomic<bool>& flushing, bool wait) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s.timeout_s));
     const auto poll = std::chrono::milliseconds(50);
@@ -64,6 +64,7 @@ source_channel::status source_channel::open(const settings& s, const std::atomic
                 }
             }
             if (!f) {
+                if (!wait) return status::later;
                 if (clock::now() >= deadline) {
                     error_ = "no ref in " + s.ref_file + " after " + std::to_string(s.timeout_s) +
                              " s (is shmchansink ref-file=" + s.ref_file + " running?)";
@@ -89,6 +90,7 @@ source_channel::status source_channel::open(const settings& s, const std::atomic
         } catch (const shmchan::error& e) {
             // A ref file left by a sink that died: the next sink replaces it.
             const bool stale = s.ref.empty() && e.kind() == errc::segment_missing;
+            if (stale && !wait) return status::later;
             if (!stale || clock::now() >= deadline) {
                 error_ = std::string("cannot open the channel: ") + e.what();
                 return status::error;

@@ -25,10 +25,13 @@ public:
         double timeout_s = 30;  // for ref_file to appear
         unsigned max_held = 3;
     };
-    enum class status { ok, flushing, eos, error };
+    // later: open(wait = false) found nothing to open yet (no ref file, or a stale one).
+    enum class status { ok, flushing, eos, error, later };
 
-    // Waits for the ref (polling `flushing`) and opens the reader.
-    status open(const settings& s, const std::atomic<bool>& flushing);
+    // Waits for the ref (polling `flushing`) and opens the reader. Without `wait`, one attempt:
+    // what waiting could change is `later`, what it could not (a ref-index beyond the file's
+    // refs, a ref that does not parse, a wrong key) is an error at once.
+    status open(const settings& s, const std::atomic<bool>& flushing, bool wait = true);
     bool is_open() const noexcept { return open_; }
     const std::string& ref() const noexcept { return ref_; }
 
