@@ -29,6 +29,8 @@ constexpr std::size_t chunk_bytes = std::size_t{1} << 20;  // largest chunk mess
 // The largest frame when the engine does not say (an engine before frames): its default limit
 // on one message.
 constexpr std::size_t default_max_frame = std::size_t{16} << 20;
+// How long a failed write waits for the engine's close frame, which says why it failed.
+constexpr auto close_wait = std::chrono::seconds(1);
 
 // What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
 // own close; an abort never comes back to the writer that sent it.
@@ -206,6 +208,7 @@ public:
 
 private:
     std::error_code ready() {
+        settle();
         if (err_) return err_;
         if (finished) return errc::closed;
         if (loan_out_) return errc::invalid_argument;
@@ -226,7 +229,16 @@ private:
     }
     // Waits for the message in flight. False on deadline (the message stays in flight).
     bool flush(const deadline& dl) {
-        return c_.run_until([this] { return !writing_; }, dl);
+        if (!c_.run_until([this] { return !writing_; }, dl)) return false;
+        settle();
+        return true;
+    }
+    // A write fails when the engine closed the connection: its close frame, if one came, says
+    // why (peer_closed, too_large, ...), and may still be on its way in. Without one: peer_lost.
+    void settle() {
+        if (!write_failed_ || writing_ || err_) return;
+        (void)c_.run_until([this] { return !reading_; }, deadline(close_wait));
+        if (!err_) err_ = make_error_code(errc::peer_lost);
     }
     void start(std::span<const std::byte> bytes, bool binary) {
         out_.assign(bytes.begin(), bytes.end());  // owned: a timed-out call may return first
@@ -253,8 +265,9 @@ private:
     }
     void sent(beast::error_code ec) {
         writing_ = false;
-        // The engine or the channel went away (the close frame, if any, says more: watch()).
-        if (ec && !err_) err_ = make_error_code(errc::peer_lost);
+        // The engine or the channel went away: the close frame, if any, says more (watch(),
+        // waited for by flush()).
+        if (ec) write_failed_ = true;
     }
     // The engine sends a writer nothing but a close frame: a refusal, or that it cannot deliver
     // (the reader left or died). A read stays posted to catch it, so the next write (not only
@@ -268,7 +281,10 @@ private:
                 return watch();
             }
             if (finished) return;  // after our own close or abort, finish_close() reads the answer
-            if (ec == websocket::error::closed) err_ = writer_close_code(c_.ws().reason());
+            // The close frame counts even when the connection then broke (the engine may drop
+            // it at once after its close: Beast 1.74's teardown closes with bytes unread).
+            if (ec == websocket::error::closed || c_.ws().reason().code != websocket::close_code::none)
+                err_ = writer_close_code(c_.ws().reason());
             else if (!err_) err_ = make_error_code(errc::peer_lost);
         });
     }
@@ -298,6 +314,7 @@ private:
     beast::flat_buffer inbox_;
     bool reading_ = false;
     bool writing_ = false;
+    bool write_failed_ = false;
     bool loan_out_ = false;
     bool closing_ = false;     // our close frame is sent, the engine's answer not yet read
     bool close_done_ = false;

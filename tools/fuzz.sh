@@ -44,8 +44,9 @@ declare -A opts=(
   [fuzz_segment_open]="-max_len=16384"
   [fuzz_frame_meta]="-max_len=1024"
   [fuzz_client_frames]="-max_len=1024"
+  [fuzz_client_header]="-max_len=4096"
 )
-targets=(fuzz_ref_parse fuzz_ring_reader fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames fuzz_segment_open fuzz_frame_meta fuzz_client_frames)
+targets=(fuzz_ref_parse fuzz_ring_reader fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames fuzz_segment_open fuzz_frame_meta fuzz_client_frames fuzz_client_header)
 
 mkdir -p "$build/artifacts" "$build/logs"
 status=0

@@ -125,7 +125,11 @@ void start_http_session(tcp::socket s, engine::impl* e);                        
 void start_worker_session(net_stream&& s, engine::impl* e, bool telemetry,
                           http::request<http::string_body> req);                             // worker_session.cpp
 using lost_flag = std::shared_ptr<std::atomic<bool>>;  // channel_entry::reader_lost
-void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost);        // channel_bridges.cpp
-void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost);        // channel_bridges.cpp
+void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost);        // socket_to_ring.cpp
+void start_socket_to_ring_beast(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost);  // socket_to_ring_beast.cpp
+void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost);        // ring_to_socket.cpp
+// False when SHMCHAN_ENGINE_BATCH=0: the channel bridges work as before issue 14 (Beast reads and
+// writes the sockets, one record per write), for A/B runs of the benchmark.
+bool engine_batching_on();                                                                    // ring_to_socket.cpp
 
 }  // namespace shmchan

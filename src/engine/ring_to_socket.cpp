@@ -21,6 +21,7 @@
 //
 // SHMCHAN_ENGINE_BATCH=0 sends one record per Beast write instead, with Beast reading the socket
 // and writing the close (how the engine worked before issue 14): for A/B runs of the benchmark.
+// (It also switches socket writers to socket_to_ring_beast.cpp.)
 #include "engine_impl.hpp"
 
 #include <cstdlib>
@@ -34,9 +35,7 @@
 
 namespace shmchan {
 
-namespace {
-
-bool batching_on() {
+bool engine_batching_on() {
     static const bool on = [] {
         const char* v = std::getenv("SHMCHAN_ENGINE_BATCH");
         return !(v && v[0] == '0' && v[1] == '\0');
@@ -44,13 +43,15 @@ bool batching_on() {
     return on;
 }
 
+namespace {
+
 constexpr std::size_t batch_bytes_max = std::size_t{8} << 20;  // stop adding records past this
 
 struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     ws_stream ws;
     reader r;
     asio::posix::stream_descriptor data;  // polls readable when the ring may have something
-    const bool batch_mode = batching_on();
+    const bool batch_mode = engine_batching_on();
     lost_flag reader_lost;
 
     // The ring side. The records of the write under way (held: their payloads are sent from

@@ -1,5 +1,5 @@
 // Frames and held views over the socket path (src/socket_writer.cpp, src/socket_reader.cpp,
-// src/engine/channel_bridges.cpp): frames cross the engine whole, with their meta, in order with
+// src/engine/socket_to_ring.cpp): frames cross the engine whole, with their meta, in order with
 // chunks and messages, in every combination of transports; a socket reader holds several items;
 // a committed record leaves at once; a hostile socket writer's bad frames are refused.
 #include <catch2/catch.hpp>

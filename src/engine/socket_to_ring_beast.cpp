@@ -1,6 +1,8 @@
-// The bridge from a socket writer to its channel's ring, driven by the ring writer's event fd
-// on the socket's strand (the other way: ring_to_socket.cpp). A frame (wire/frame_meta_json.hpp)
-// crosses as one ring record: its bytes are read from the socket straight into a frame loan.
+// The bridge from a socket writer to its channel's ring as it was before issue 14, with Beast
+// reading the socket: each message is gathered and unmasked in Beast's buffer, then copied into
+// the ring. Used when SHMCHAN_ENGINE_BATCH=0 (the A/B of the benchmark); the engine otherwise
+// reads the frames itself (socket_to_ring.cpp). A frame (wire/frame_meta_json.hpp) crosses as
+// one ring record: its bytes are read from the socket straight into a frame loan.
 #include "engine_impl.hpp"
 
 #include <optional>
@@ -162,7 +164,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
 
 }  // namespace
 
-void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost) {
+void start_socket_to_ring_beast(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost) {
     std::make_shared<socket_to_ring>(std::move(s), std::move(w), efd, std::move(reader_lost))->start();
 }
 
