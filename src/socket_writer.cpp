@@ -3,6 +3,14 @@
 // (wire/frame_meta_json.hpp). Every call drives what it sent to completion before it returns
 // (within its deadline): a record committed and then left alone must not wait for the
 // writer's next call.
+//
+// After the upgrade the writer owns the socket both ways (Beast neither reads nor writes it:
+// Beast answers a ping or a close by writing at once, which could land inside one of our
+// writes). It writes its own frames, one gather write per call (a frame's meta and bytes
+// together), each masked with a zero key (wire/ws_frame.hpp): the payload goes from the
+// caller's memory as it is, and the engine has nothing to unmask. It reads the engine's
+// frames itself (wire/client_frames.hpp, server side): a close (a refusal, the reader's fate,
+// or the answer to ours), pings (answered between two writes).
 #include "socket_ends.hpp"
 
 #include <algorithm>
@@ -13,7 +21,9 @@
 #include "shmchan/shm/layout.hpp"
 #include "waiting.hpp"
 #include "wire/channel_socket.hpp"
+#include "wire/client_frames.hpp"
 #include "wire/frame_meta_json.hpp"
+#include "wire/ws_frame.hpp"
 #include "ws_client.hpp"
 
 namespace shmchan::detail {
@@ -34,8 +44,8 @@ constexpr auto close_wait = std::chrono::seconds(1);
 
 // What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
 // own close; an abort never comes back to the writer that sent it.
-std::error_code writer_close_code(const websocket::close_reason& r) {
-    return decode_close(r.code, r.reason.c_str()).error;
+std::error_code writer_close_code(std::uint16_t code, std::string_view reason) {
+    return decode_close(code, reason).error;
 }
 
 // The engine's max_frame_header, or the default when absent or not a number.
@@ -52,15 +62,18 @@ std::size_t max_frame_from(const websocket::response_type& res) {
 class socket_writer final : public writer_impl {
 public:
     socket_writer(const channel_ref& ref, const std::string& engine, const tls_client_options& tls)
-        : c_(engine, channel_socket_target(ref), socket_connect_timeout, tls), max_frame_(max_frame_from(c_.upgrade_response())) {
+        : c_(engine, channel_socket_target(ref), socket_connect_timeout, tls, ws_client::upgrade::raw),
+          max_frame_(max_frame_from(c_.upgrade_response())) {
         path_ = transport::socket;
-        watch();
+        // A refusal's close frame may have come with the engine's answer to the upgrade.
+        const std::string early = c_.take_early_bytes();
+        if (!take(std::as_bytes(std::span(early)))) watch();
     }
 
     ~socket_writer() override {
         if (!finished) abort("writer destroyed without close()");
         c_.shutdown();
-        c_.run_until([this] { return !writing_ && !reading_ && !closing_; }, deadline::none());
+        c_.run_until([this] { return !writing_ && !reading_; }, deadline::none());
     }
 
     std::error_code write(std::span<const std::byte> bytes, nanoseconds t) override {
@@ -168,7 +181,7 @@ public:
             if (!flush(dl)) return errc::timeout;
             if (err_) return err_;
             finished = true;
-            start_close({websocket::close_code::normal, "channel_close"});  // close_normal
+            start_close(close_normal, "channel_close");
         } else if (!closing_) {
             return errc::closed;
         }
@@ -183,13 +196,10 @@ public:
         if (finished) return;
         finished = true;
         loan_out_ = false;
-        websocket::close_reason why;
-        why.code = close_aborted;
-        why.reason = aborted_close_reason(reason);
         // Bounded: an abort must not hang on a stuck connection.
         const deadline dl(2s);
         if (flush(dl)) {
-            start_close(why);
+            start_close(close_aborted, aborted_close_reason(reason));
             (void)finish_close(dl);
         }
         c_.shutdown();
@@ -246,56 +256,108 @@ private:
     }
     void send_owned(bool binary) { send(asio::buffer(out_), out_.size(), binary); }
     void send(asio::const_buffer b, std::size_t n, bool binary) {
-        writing_ = true;
         written += n;  // handed to the transport
-        c_.ws().binary(binary);
-        c_.ws().async_write(b, [this](beast::error_code ec, std::size_t) { sent(ec); });
+        const std::size_t h = ws_zero_key_header(head_, binary ? 0x2 : 0x1, n);
+        out_bufs_ = {asio::buffer(head_.data(), h), b};
+        write_out(2);
     }
-    // A frame: meta_out_ as a text message, then `b` as one binary message (auto_fragment is
-    // off: one WebSocket frame), nothing in between.
+    // A frame: meta_out_ as a text message, then `b` as one binary message, in one write.
     void send_frame(asio::const_buffer b, std::size_t n) {
-        writing_ = true;
         written += n;
-        c_.ws().binary(false);
-        c_.ws().async_write(asio::buffer(meta_out_), [this, b](beast::error_code ec, std::size_t) {
-            if (ec) return sent(ec);
-            c_.ws().binary(true);
-            c_.ws().async_write(b, [this](beast::error_code e, std::size_t) { sent(e); });
-        });
+        const std::size_t h1 = ws_zero_key_header(head_, 0x1, meta_out_.size());
+        const std::size_t h2 = ws_zero_key_header(head2_, 0x2, n);
+        out_bufs_ = {asio::buffer(head_.data(), h1), asio::buffer(meta_out_), asio::buffer(head2_.data(), h2), b};
+        write_out(4);
+    }
+    void write_out(std::size_t nbufs) {
+        writing_ = true;
+        asio::async_write(c_.ws().next_layer(), std::span(out_bufs_.data(), nbufs),
+                          [this](beast::error_code ec, std::size_t) { sent(ec); });
     }
     void sent(beast::error_code ec) {
         writing_ = false;
         // The engine or the channel went away: the close frame, if any, says more (watch(),
         // waited for by flush()).
         if (ec) write_failed_ = true;
+        else write_control();
+    }
+    // A pong, or our close, between two writes (at once when none is under way).
+    void write_control() {
+        if (writing_ || write_failed_) return;
+        std::size_t n = 0;
+        if (close_len_) {
+            n = ws_client_control(control_out_, close_out_, close_len_);
+            close_len_ = 0;
+            pong_len_ = 0;  // nothing goes after our close (RFC 6455 5.5.1)
+            close_sent_ = true;
+        } else if (pong_len_) {
+            n = ws_client_control(control_out_, pong_next_, pong_len_);
+            pong_len_ = 0;
+        } else {
+            return;
+        }
+        writing_ = true;
+        asio::async_write(c_.ws().next_layer(), asio::buffer(control_out_.data(), n),
+                          [this](beast::error_code ec, std::size_t) { sent(ec); });
     }
     // The engine sends a writer nothing but a close frame: a refusal, or that it cannot deliver
     // (the reader left or died). A read stays posted to catch it, so the next write (not only
     // close()) reports it, and a writer never streams into a channel nobody reads.
     void watch() {
         reading_ = true;
-        c_.ws().async_read(inbox_, [this](beast::error_code ec, std::size_t) {
+        c_.ws().next_layer().async_read_some(asio::buffer(inbox_), [this](beast::error_code ec, std::size_t n) {
             reading_ = false;
-            if (!ec) {
-                inbox_.consume(inbox_.size());
-                return watch();
-            }
-            if (finished) return;  // after our own close or abort, finish_close() reads the answer
-            // The close frame counts even when the connection then broke (the engine may drop
-            // it at once after its close: Beast 1.74's teardown closes with bytes unread).
-            if (ec == websocket::error::closed || c_.ws().reason().code != websocket::close_code::none)
-                err_ = writer_close_code(c_.ws().reason());
-            else if (!err_) err_ = make_error_code(errc::peer_lost);
+            if (ec) return read_ended();
+            if (!take(std::span(inbox_).first(n))) watch();
         });
     }
+    // Parses what the engine sent; true when it sends nothing more.
+    bool take(std::span<const std::byte> in) {
+        for (std::size_t off = 0; off < in.size();) {
+            std::size_t used = 0;
+            const client_event ev = parser_.feed(in.subspan(off), used);
+            off += used;
+            if (on_event(ev)) return true;
+        }
+        return false;
+    }
+    // One whole frame from the engine; true when it sends nothing more.
+    bool on_event(const client_event& ev) {
+        using kind = client_event::kind;
+        switch (ev.what) {
+            case kind::none:
+            case kind::pong: return false;
+            case kind::ping:
+                if (close_sent_) return false;
+                pong_len_ = ws_server_pong(pong_next_, ev.payload);
+                write_control();
+                return false;
+            case kind::close:
+                close_received_ = true;
+                peer_code_ = ev.code;
+                peer_reason_.assign(reinterpret_cast<const char*>(ev.payload.data()), ev.payload.size());
+                // A refusal or the reader's fate (after our own close or abort, finish_close()
+                // reads the answer).
+                if (!finished) err_ = writer_close_code(peer_code_, peer_reason_);
+                close_done_ = true;
+                return true;
+            case kind::violation:
+                if (!finished && !err_) err_ = make_error_code(errc::peer_lost);
+                close_done_ = true;
+                return true;
+        }
+        return true;
+    }
+    // The connection broke (or ended) without a close frame.
+    void read_ended() {
+        close_done_ = true;
+        if (!finished && !err_) err_ = make_error_code(errc::peer_lost);
+    }
     // Sends the close frame; finish_close() waits for the engine's answer.
-    void start_close(websocket::close_reason why) {
+    void start_close(std::uint16_t code, std::string_view reason) {
         closing_ = true;
-        close_done_ = false;
-        c_.ws().async_close(why, [this](beast::error_code e) {
-            close_ec_ = e;
-            close_done_ = true;
-        });
+        close_len_ = ws_server_close(close_out_, code, close_reason_text(reason));
+        write_control();
     }
     // errc::timeout when the answer has not come by `dl` (the close stays under way).
     std::error_code finish_close(const deadline& dl) {
@@ -303,22 +365,33 @@ private:
         closing_ = false;
         // The engine's close frame says whether it took the stream (1000), or refused or lost
         // it; without one, the connection broke.
-        if (c_.ws().reason().code != websocket::close_code::none) return writer_close_code(c_.ws().reason());
-        return close_ec_ ? (err_ ? err_ : make_error_code(errc::peer_lost)) : std::error_code();
+        if (close_received_) return writer_close_code(peer_code_, peer_reason_);
+        return err_ ? err_ : make_error_code(errc::peer_lost);
     }
 
     ws_client c_;
     const std::size_t max_frame_;
     std::vector<std::byte> out_, loan_buf_;
     std::string meta_out_;
-    beast::flat_buffer inbox_;
+    // Writing: the headers and buffers of the write under way; a pong and our close, queued.
+    ws_client_header_bytes head_{}, head2_{};
+    std::array<asio::const_buffer, 4> out_bufs_;
+    ws_control_frame pong_next_{}, close_out_{};
+    ws_client_control_frame control_out_{};
+    std::size_t pong_len_ = 0, close_len_ = 0;
+    // Reading: the engine's frames.
+    std::array<std::byte, 512> inbox_{};
+    client_frame_parser parser_{client_frame_parser::source::server};
+    bool close_received_ = false;
+    std::uint16_t peer_code_ = 0;
+    std::string peer_reason_;
     bool reading_ = false;
     bool writing_ = false;
     bool write_failed_ = false;
     bool loan_out_ = false;
     bool closing_ = false;     // our close frame is sent, the engine's answer not yet read
+    bool close_sent_ = false;  // our close frame is written (or being written): no pong after it
     bool close_done_ = false;
-    beast::error_code close_ec_;
     std::error_code err_;
 };
 

@@ -1,8 +1,12 @@
 #include "ws_client.hpp"
 
+#include <openssl/evp.h>
+
 #include <vector>
 
+#include "ids.hpp"
 #include "tls.hpp"
+#include "wire/frame_meta_json.hpp"  // base64_encode
 
 namespace shmchan::detail {
 
@@ -36,7 +40,7 @@ engine_address parse_engine_url(const std::string& url) {
 }
 
 ws_client::ws_client(const std::string& url, const std::string& target, std::chrono::milliseconds timeout,
-                     const tls_client_options& tls) {
+                     const tls_client_options& tls, upgrade how) {
     const engine_address a = parse_engine_url(url);
     const deadline until(timeout);
     beast::error_code ec;
@@ -73,12 +77,16 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     if (a.tls) handshake_tls(a, url, tls, until);
     done = false;
     websocket::response_type& res = response_;
-    ws_.async_handshake(res, a.host + ":" + a.port, a.base + target, [&](beast::error_code e) {
-        ec = e;
-        done = true;
-    });
-    if (!run_until([&] { return done; }, until))
-        throw error(errc::engine_unreachable, "engine at " + url + " did not answer the upgrade in time");
+    if (how == upgrade::raw) {
+        ec = upgrade_raw(a, target, until, done);
+    } else {
+        ws_.async_handshake(res, a.host + ":" + a.port, a.base + target, [&](beast::error_code e) {
+            ec = e;
+            done = true;
+        });
+        run_until([&] { return done; }, until);
+    }
+    if (!done) throw error(errc::engine_unreachable, "engine at " + url + " did not answer the upgrade in time");
     if (ec) {
         // No answer at all (the connection was reset or closed before a response): the engine
         // died or is going away, which is not a refusal.
@@ -113,6 +121,52 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     // A client masks what it sends, through this buffer: at the default 4 KiB a 1 MiB frame
     // would cost 256 send calls.
     ws_.write_buffer_bytes(std::size_t{1} << 20);
+}
+
+// The upgrade as Beast's handshake does it (RFC 6455 4.1), but reading the answer into early_,
+// so that what follows it stays ours. `answered` is false when the deadline came first.
+beast::error_code ws_client::upgrade_raw(const engine_address& a, const std::string& target, const deadline& until,
+                                         bool& answered) {
+    const shm::key nonce = random_key();
+    const std::string key = base64_encode(std::as_bytes(std::span(nonce)));
+    http::request<http::empty_body> req{http::verb::get, a.base + target, 11};
+    req.set(http::field::host, a.host + ":" + a.port);
+    req.set(http::field::upgrade, "websocket");
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::sec_websocket_key, key);
+    req.set(http::field::sec_websocket_version, "13");
+    req.set(http::field::user_agent, "shmchan");
+    beast::error_code ec;
+    bool done = false;
+    http::async_write(ws_.next_layer(), req, [&](beast::error_code e, std::size_t) {
+        ec = e;
+        done = true;
+    });
+    if (!run_until([&] { return done; }, until)) return ec;
+    if (ec) return answered = true, ec;
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> parser;
+    done = false;
+    http::async_read(ws_.next_layer(), buf, parser, [&](beast::error_code e, std::size_t) {
+        ec = e;
+        done = true;
+    });
+    if (!run_until([&] { return done; }, until)) return ec;
+    answered = true;
+    if (ec) return ec;
+    response_ = parser.release();
+    if (response_.result() != http::status::switching_protocols) return websocket::error::upgrade_declined;
+    if (!beast::iequals(response_[http::field::upgrade], "websocket")) return websocket::error::no_upgrade_websocket;
+    // Sec-WebSocket-Accept: base64(SHA-1(key + the RFC's GUID)).
+    const std::string salted = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(salted.data(), salted.size(), md, &n, EVP_sha1(), nullptr) != 1) return websocket::error::bad_sec_accept;
+    if (response_[http::field::sec_websocket_accept] != base64_encode(std::as_bytes(std::span(md, n))))
+        return websocket::error::bad_sec_accept;
+    const auto early = buf.data();
+    early_.assign(static_cast<const char*>(early.data()), early.size());
+    return {};
 }
 
 // TLS over the connected socket: the engine's certificate must verify against the trusted CAs

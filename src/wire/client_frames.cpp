@@ -34,7 +34,8 @@ client_event client_frame_parser::feed(std::span<const std::byte> in, std::size_
                 // Checked at the first byte: a data frame is refused before its payload comes.
                 if (b & 0x70) return fail("a frame with reserved bits set");
                 opcode_ = b & 0x0f;
-                if (opcode_ < 0x3) return fail("a reading client sent a data frame");
+                if (opcode_ < 0x3)
+                    return fail(from_ == source::client ? "a reading client sent a data frame" : "the engine sent a writer a data frame");
                 if (opcode_ != op_close && opcode_ != op_ping && opcode_ != op_pong) return fail("a frame of an unknown opcode");
                 if (!(b & 0x80)) return fail("a fragmented control frame");
                 stage_ = stage::length;
@@ -42,11 +43,18 @@ client_event client_frame_parser::feed(std::span<const std::byte> in, std::size_
             }
             case stage::length:
                 ++used;
-                if (!(b & 0x80)) return fail("an unmasked client frame");
+                if (from_ == source::client && !(b & 0x80)) return fail("an unmasked client frame");
+                if (from_ == source::server && (b & 0x80)) return fail("a masked server frame");
                 length_ = b & 0x7f;  // 126 and 127 announce longer lengths: too long for control
                 if (length_ > control_max) return fail("a control frame longer than 125 bytes");
                 have_ = 0;
-                stage_ = stage::mask;
+                if (from_ == source::client) {
+                    stage_ = stage::mask;
+                    break;
+                }
+                mask_ = {};  // unmasked: the payload is taken as it is
+                stage_ = stage::payload;
+                if (length_ == 0) return frame_done();
                 break;
             case stage::mask: {
                 const std::size_t n = std::min(mask_.size() - have_, in.size() - used);

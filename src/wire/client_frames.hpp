@@ -40,6 +40,11 @@ class client_frame_parser {
 public:
     static constexpr std::size_t control_max = 125;  // a control frame's largest payload
 
+    // from_server: parses what the engine sends a socket writer instead (src/socket_writer.cpp):
+    // the same control frames, which a server sends unmasked (a masked one is a violation).
+    enum class source : std::uint8_t { client, server };
+    explicit client_frame_parser(source from = source::client) noexcept : from_(from) {}
+
     // Takes bytes from `in` up to the end of the next whole frame, or all of them when no frame
     // ends there; `used` says how many. After a close or a violation the parser is finished:
     // it takes nothing more (a client sends nothing after its close; a violation ends the
@@ -52,6 +57,7 @@ private:
     client_event fail(std::string_view why, std::uint16_t code = close_protocol_error) noexcept;
     client_event frame_done() noexcept;
 
+    source from_;
     stage stage_ = stage::opcode;
     std::uint8_t opcode_ = 0;
     std::size_t length_ = 0, have_ = 0;  // the payload's length; bytes of mask or payload so far

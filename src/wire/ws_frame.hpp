@@ -35,6 +35,23 @@ inline std::size_t ws_server_header(ws_server_header_bytes& out, bool text, std:
     return 10;
 }
 
+// The header of a whole frame as shmchan's socket writer sends it (a client): masked, with a
+// zero key, so the payload goes as it is, straight from the caller's memory, and the engine
+// has nothing to unmask. (RFC 6455 5.3 asks a client for an unpredictable key, to keep a
+// browser's script from steering the bytes an intermediary sees; a native end has no such
+// script, and any server reads these frames.) Returns its length (6, 8 or 14).
+inline constexpr std::size_t ws_client_header_max = 14;
+using ws_client_header_bytes = std::array<std::byte, ws_client_header_max>;
+inline std::size_t ws_zero_key_header(ws_client_header_bytes& out, std::uint8_t opcode, std::uint64_t n) noexcept {
+    ws_server_header_bytes h;
+    const std::size_t len = ws_server_header(h, opcode == 0x1, n);
+    std::copy_n(h.begin(), len, out.begin());
+    out[0] = std::byte{static_cast<unsigned char>(0x80 | opcode)};
+    out[1] |= std::byte{0x80};
+    std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(len), 4, std::byte{0});
+    return len + 4;
+}
+
 // A whole control frame (a pong or a close: at most 125 bytes of payload) in one buffer.
 inline constexpr std::size_t ws_control_payload_max = 125;
 using ws_control_frame = std::array<std::byte, 2 + ws_control_payload_max>;
@@ -46,6 +63,16 @@ inline std::size_t ws_server_pong(ws_control_frame& out, std::span<const std::by
     out[1] = std::byte{static_cast<unsigned char>(n)};
     std::copy_n(payload.begin(), n, out.begin() + 2);
     return 2 + n;
+}
+
+// The same from a client: masked with a zero key (as ws_zero_key_header), 4 bytes longer.
+using ws_client_control_frame = std::array<std::byte, 6 + ws_control_payload_max>;
+inline std::size_t ws_client_control(ws_client_control_frame& out, const ws_control_frame& server, std::size_t len) noexcept {
+    out[0] = server[0];
+    out[1] = server[1] | std::byte{0x80};
+    std::fill_n(out.begin() + 2, 4, std::byte{0});
+    std::copy_n(server.begin() + 2, len - 2, out.begin() + 6);
+    return len + 4;
 }
 
 // A close frame with `code` and `reason` (cut at 123 bytes: callers pass close_reason_text's,
