@@ -40,7 +40,7 @@ class client_frame_parser {
 public:
     static constexpr std::size_t control_max = 125;  // a control frame's largest payload
 
-    // from_server: parses what the engine sends a socket writer instead (src/socket_writer.cpp):
+    // source::server: parses what the engine sends a socket writer instead (src/socket_writer.cpp):
     // the same control frames, which a server sends unmasked (a masked one is a violation).
     enum class source : std::uint8_t { client, server };
     explicit client_frame_parser(source from = source::client) noexcept : from_(from) {}
