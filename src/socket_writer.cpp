@@ -96,7 +96,6 @@ public:
     std::error_code try_write(std::span<const std::byte> bytes) override {
         if (auto e = ready()) return e;
         if (bytes.size() > max_record()) return errc::too_large;
-        c_.poll();
         if (writing_) return errc::would_block;
         if (err_) return err_;
         start(bytes, true);
@@ -217,7 +216,11 @@ public:
     }
 
 private:
+    // Every call first takes what the engine sent meanwhile: a ping is answered before this
+    // call's write, and a close (a refusal, the reader gone) is reported by this call rather
+    // than after it streamed into a channel nobody reads.
     std::error_code ready() {
+        c_.poll();
         settle();
         if (err_) return err_;
         if (finished) return errc::closed;

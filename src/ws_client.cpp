@@ -123,6 +123,15 @@ ws_client::ws_client(const std::string& url, const std::string& target, std::chr
     ws_.write_buffer_bytes(std::size_t{1} << 20);
 }
 
+std::string sec_websocket_accept(std::string_view key) {
+    std::string salted(key);
+    salted += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455's GUID
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(salted.data(), salted.size(), md, &n, EVP_sha1(), nullptr) != 1) return {};
+    return base64_encode(std::as_bytes(std::span(md, n)));
+}
+
 // The upgrade as Beast's handshake does it (RFC 6455 4.1), but reading the answer into early_,
 // so that what follows it stays ours. `answered` is false when the deadline came first.
 beast::error_code ws_client::upgrade_raw(const engine_address& a, const std::string& target, const deadline& until,
@@ -155,15 +164,15 @@ beast::error_code ws_client::upgrade_raw(const engine_address& a, const std::str
     answered = true;
     if (ec) return ec;
     response_ = parser.release();
+    // The checks of Beast's own handshake, in its order.
+    if (response_.version() != 11) return websocket::error::bad_http_version;
     if (response_.result() != http::status::switching_protocols) return websocket::error::upgrade_declined;
-    if (!beast::iequals(response_[http::field::upgrade], "websocket")) return websocket::error::no_upgrade_websocket;
-    // Sec-WebSocket-Accept: base64(SHA-1(key + the RFC's GUID)).
-    const std::string salted = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (EVP_Digest(salted.data(), salted.size(), md, &n, EVP_sha1(), nullptr) != 1) return websocket::error::bad_sec_accept;
-    if (response_[http::field::sec_websocket_accept] != base64_encode(std::as_bytes(std::span(md, n))))
-        return websocket::error::bad_sec_accept;
+    if (!http::token_list{response_[http::field::connection]}.exists("upgrade"))
+        return websocket::error::no_connection_upgrade;
+    if (!http::token_list{response_[http::field::upgrade]}.exists("websocket"))
+        return websocket::error::no_upgrade_websocket;
+    const std::string accept = sec_websocket_accept(key);
+    if (accept.empty() || response_[http::field::sec_websocket_accept] != accept) return websocket::error::bad_sec_accept;
     const auto early = buf.data();
     early_.assign(static_cast<const char*>(early.data()), early.size());
     return {};

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "net_stream.hpp"
 #include "shmchan/error.hpp"
@@ -28,6 +29,10 @@ struct engine_address {
 };
 // "ws://host:port[/path]" or "wss://..."; throws error(invalid_argument).
 engine_address parse_engine_url(const std::string& url);
+
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + RFC 6455's GUID)); empty
+// if OpenSSL fails.
+std::string sec_websocket_accept(std::string_view key);
 
 class ws_client {
 public:

@@ -1,8 +1,9 @@
 # Two hosts on this machine, for tests and benchmarks that cross a network (sourced):
 # two network namespaces joined by a veth pair with a private /30 of their own, each with its
 # own mount namespace holding its own tmpfs on /dev/shm, so that host B cannot see host A's
-# segments. After sourcing: $a_ip, $b_ip, `on a|b CMD...` runs CMD on a host, `$dir` is a
-# scratch folder; everything is removed at exit. Exits 77 (skip) where namespaces cannot be made.
+# segments. After sourcing: $a_ip, $b_ip, `on a|b CMD...` runs CMD on a host, `kill_hosts` ends
+# every process on both, `$dir` is a scratch folder; everything is removed at exit. Exits 77
+# (skip) where namespaces cannot be made.
 tag=shmchan$$
 if ! ip netns add "${tag}a" 2>/dev/null; then
   echo "skipped: cannot create network namespaces here (needs root and iproute2)"
@@ -11,7 +12,15 @@ fi
 ip netns add "${tag}b"
 dir=$(mktemp -d)
 hosts=()
+# Kills every process inside the two hosts' network namespaces, as the kernel lists them: a
+# process started with `on ... &` is a child of a subshell, and killing that subshell's $!
+# would leave it running (an engine and workers outlived a run that way).
+kill_hosts() {
+  local h
+  for h in a b; do ip netns pids "${tag}$h" 2>/dev/null | xargs -r kill -KILL 2>/dev/null; done
+}
 cleanup() {
+  kill_hosts
   for p in "${hosts[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   # Every process this script started (engines, workers) even when it exits early on a failure.
   kill -KILL $(jobs -p) 2>/dev/null

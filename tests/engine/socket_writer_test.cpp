@@ -1,27 +1,98 @@
-// The socket writer's close(): one that runs out of time (the engine cannot take the end yet)
-// loses nothing and goes on when called again. The GStreamer sink closes in slices of 100 ms,
-// and under load a slice once ended before the engine's answer: the close was given up (the
-// connection shut) and the next call said "already closed".
+// The socket writer (src/socket_writer.cpp).
+// - Its close(): one that runs out of time (the engine cannot take the end yet) loses nothing
+//   and goes on when called again. The GStreamer sink closes in slices of 100 ms, and under
+//   load a slice once ended before the engine's answer: the close was given up (the connection
+//   shut) and the next call said "already closed".
+// - Its own frames and upgrade, against a stand-in engine (Beast's server, or raw bytes): a
+//   stock server reads its frames and its answer to a ping; a refusal that arrives in the same
+//   segment as the 101 is seen; a data frame from the engine, or an upgrade answer without
+//   "Connection: upgrade", is refused.
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
+#include <future>
 #include <thread>
 
 #include "shmchan/shmchan.hpp"
 #include "support/helpers.hpp"
+#include "support/raw_client.hpp"
+#include "ws_client.hpp"  // sec_websocket_accept
 
 using namespace shmchan;
 using namespace std::chrono_literals;
 using shmchan::test::quiet_engine;
 using shmchan::test::via;
+using namespace shmchan::test::raw_detail;
 
 namespace {
+namespace http = beast::http;
+
 // The bytes at `offset` of fill_pattern's stream.
 bool is_pattern(std::span<const std::byte> got, std::uint64_t offset) {
     std::vector<std::byte> want(got.size());
     fill_pattern(want, offset);
     return std::equal(got.begin(), got.end(), want.begin());
+}
+
+// A stand-in engine: accepts one connection on 127.0.0.1 and runs `serve` on it in a thread,
+// with blocking calls. join() waits at most 20 s, then shuts the sockets so that a writer
+// that misbehaves fails the test (`failure`) instead of hanging it.
+struct fake_engine {
+    asio::io_context ioc;
+    tcp::acceptor acc{ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+    tcp::socket sock{ioc};
+    std::string failure;  // read after join()
+    std::promise<void> finished;
+    std::future<void> done = finished.get_future();
+    std::thread t;
+
+    explicit fake_engine(std::function<void(tcp::socket&)> serve)
+        : t([this, serve = std::move(serve)] {
+              try {
+                  acc.accept(sock);
+                  serve(sock);
+              } catch (const std::exception& e) {
+                  failure = e.what();
+              }
+              finished.set_value();
+          }) {}
+    ~fake_engine() { join(); }
+    std::string url() const { return "ws://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
+    void join() {
+        if (!t.joinable()) return;
+        if (done.wait_for(20s) != std::future_status::ready) {
+            ::shutdown(acc.native_handle(), SHUT_RDWR);
+            ::shutdown(sock.native_handle(), SHUT_RDWR);
+        }
+        t.join();
+    }
+};
+
+// A writer's ref for the stand-in (any id and key: it checks neither).
+channel_ref fake_writer_ref() {
+    channel_ref r;
+    r.channel_id = "fake";
+    r.access_key = std::string(32, 'a');
+    r.dir = direction::write;
+    return r;
+}
+
+// Reads until the peer closes the connection (a server's teardown waits for it).
+void read_to_end(tcp::socket& s) {
+    std::array<char, 4096> b{};
+    beast::error_code ec;
+    while (!ec) s.read_some(asio::buffer(b), ec);
+}
+
+// Waits (at most 10 s) for a flag set by the stand-in's thread.
+bool wait_for(const std::atomic<bool>& flag) {
+    for (int i = 0; i < 1000 && !flag; ++i) std::this_thread::sleep_for(10ms);
+    return flag;
 }
 }  // namespace
 
@@ -62,4 +133,122 @@ TEST_CASE("engine: a socket writer's close that runs out of time goes on when ca
     CHECK(got == chunk * chunks);
     CHECK(ordered);
     CHECK(sw.close() == errc::closed);  // closed now: a third call says so
+}
+
+TEST_CASE("socket writer: a stock server reads its frames, its pong and its close", "[engine][socket]") {
+    struct seen {
+        std::vector<std::pair<bool, std::string>> messages;  // binary?, bytes
+        int pongs = 0;
+        int close_code = -1;
+        std::string close_reason;
+    } got;
+    std::atomic<bool> pinged{false};
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        ws.control_callback([&](websocket::frame_type k, beast::string_view) {
+            if (k == websocket::frame_type::pong) ++got.pongs;
+        });
+        ws.ping({});
+        pinged = true;
+        for (;;) {
+            beast::flat_buffer b;
+            beast::error_code ec;
+            ws.read(b, ec);
+            if (ec == websocket::error::closed) {
+                got.close_code = ws.reason().code;
+                got.close_reason = std::string(ws.reason().reason.data(), ws.reason().reason.size());
+                return;  // Beast answered the close and saw the connection end
+            }
+            if (ec) throw beast::system_error(ec);
+            got.messages.emplace_back(ws.got_binary(), beast::buffers_to_string(b.data()));
+        }
+    });
+    std::vector<std::byte> payload(100000);
+    fill_pattern(payload, 0);
+    {
+        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        REQUIRE(wait_for(pinged));  // the ping is on its way before the first write
+        CHECK_FALSE(w.write(payload));
+        CHECK_FALSE(w.send_message("note"));
+        CHECK_FALSE(w.close(10s));  // the server's answer to our close is 1000
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+    REQUIRE(got.messages.size() == 2);
+    CHECK(got.messages[0].first);
+    CHECK(got.messages[0].second == std::string(reinterpret_cast<const char*>(payload.data()), payload.size()));
+    CHECK_FALSE(got.messages[1].first);
+    CHECK(got.messages[1].second == "note");
+    CHECK(got.pongs == 1);
+    CHECK(got.close_code == 1000);
+    CHECK(got.close_reason == "channel_close");
+}
+
+TEST_CASE("socket writer: a refusal in the same segment as the engine's 101 is already_claimed", "[engine][socket]") {
+    fake_engine fake([&](tcp::socket& s) {
+        s.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_CORK>(true));
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();  // its 101 waits in the corked socket
+        const std::string reason = "already claimed";
+        std::string close{'\x88', static_cast<char>(2 + reason.size()), '\x03', '\xf0'};  // 1008
+        asio::write(s, asio::buffer(close + reason));
+        s.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_CORK>(false));  // both leave now
+        read_to_end(s);
+    });
+    {
+        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        std::vector<std::byte> b(1000);
+        CHECK(w.write(b) == errc::already_claimed);
+        CHECK(w.close(1s) == errc::already_claimed);
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+}
+
+TEST_CASE("socket writer: a data frame from the engine is peer_lost", "[engine][socket]") {
+    std::atomic<bool> sent{false};
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        ws.binary(true);
+        ws.write(asio::buffer(std::string("not for a writer")));
+        sent = true;
+        read_to_end(s);
+    });
+    {
+        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        REQUIRE(wait_for(sent));
+        std::vector<std::byte> b(1000);
+        std::error_code e;
+        for (int i = 0; i < 100 && !e; ++i) {  // the frame may still be on its way
+            e = w.write(b);
+            if (!e) std::this_thread::sleep_for(10ms);
+        }
+        CHECK(e == errc::peer_lost);
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+}
+
+TEST_CASE("socket writer: an upgrade answer without Connection: upgrade is a protocol error", "[engine][socket]") {
+    fake_engine fake([&](tcp::socket& s) {
+        beast::flat_buffer b;
+        http::request<http::empty_body> req;
+        http::read(s, b, req);
+        http::response<http::empty_body> res{http::status::switching_protocols, 11};
+        res.set(http::field::upgrade, "websocket");  // no Connection header
+        res.set(http::field::sec_websocket_accept,
+                shmchan::detail::sec_websocket_accept(std::string(req[http::field::sec_websocket_key])));
+        http::write(s, res);
+        read_to_end(s);
+    });
+    try {
+        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        FAIL("the upgrade was taken");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::protocol_error);
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
 }

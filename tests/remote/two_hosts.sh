@@ -92,7 +92,7 @@ else
 fi
 
 [ $fail -eq 0 ] || { echo "--- engine log"; tail -20 "$dir/engine.log"; }
-kill -KILL "$wa_pid" "$nb_pid" "$engine_pid" 2>/dev/null
+kill_hosts  # the engine and the workers of this pass
 wait "$wa_pid" "$nb_pid" "$engine_pid" 2>/dev/null
 }
 
@@ -108,5 +108,8 @@ url=$(grep -o 'wss://[^ ]*' "$dir/engine.log")
 out=$(on b "$peer" caller "$url" b::none 1 2>&1)
 if grep -q "certificate verify failed" <<<"$out"; then echo "ok   B without the test CA: $(head -c 200 <<<"$out")"
 else echo "FAIL B without the test CA: $out"; fail=1; fi
-kill -KILL "$engine_pid" 2>/dev/null
+kill_hosts
+# Nothing the test started may outlive it (each engine and worker names A's address).
+for _ in $(seq 20); do pgrep -f "$a_ip" >/dev/null || break; sleep 0.1; done
+if pgrep -af "$a_ip"; then echo "FAIL: processes outlived the test"; fail=1; fi
 exit $fail
