@@ -366,6 +366,9 @@ private:
     std::error_code finish_close(const deadline& dl) {
         if (!c_.run_until([this] { return close_done_; }, dl)) return errc::timeout;
         closing_ = false;
+        // The handshake is over: the connection goes now, not when the writer is destroyed. A
+        // server's teardown (Beast's) waits for our end of it before it reports the close.
+        c_.shutdown();
         // The engine's close frame says whether it took the stream (1000), or refused or lost
         // it; without one, the connection broke.
         if (close_received_) return writer_close_code(peer_code_, peer_reason_);

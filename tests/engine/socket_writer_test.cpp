@@ -172,6 +172,9 @@ TEST_CASE("socket writer: a stock server reads its frames, its pong and its clos
         CHECK_FALSE(w.write(payload));
         CHECK_FALSE(w.send_message("note"));
         CHECK_FALSE(w.close(10s));  // the server's answer to our close is 1000
+        // Beast's server ends its read only once the connection is gone (its teardown waits for
+        // the client's end): a writer that is closed but still alive must not hold it open.
+        CHECK(fake.done.wait_for(10s) == std::future_status::ready);
     }
     fake.join();
     CHECK(fake.failure.empty());
