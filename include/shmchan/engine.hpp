@@ -21,7 +21,7 @@ struct engine_options {
     // An invocation whose worker does not answer fails with code "timeout" after this long,
     // unless the invocation carries its own timeout_ms.
     std::chrono::milliseconds invocation_timeout = std::chrono::seconds(30);
-    int threads = 2;
+    int threads = 2;  // each runs its own share of the connections (at least 1)
     bool verbose = false;  // log every message to stderr
 
     // Limits on what clients may make the engine hold (docs/engine.md, "Limits").

@@ -1,6 +1,7 @@
 // The engine: HTTP upgrade routing, the worker protocol, built-in functions, and the bridges
-// between channel sockets and shared-memory rings. All sessions run on one io_context; each
-// connection's handlers run on its own strand; engine-wide tables are under one mutex.
+// between channel sockets and shared-memory rings. Each thread runs an io_context of its own and
+// connections are spread over them, each on its own strand; engine-wide tables are under one
+// mutex.
 #include "engine_impl.hpp"
 
 namespace shmchan {
@@ -36,7 +37,9 @@ std::shared_ptr<channel_entry> engine::impl::find_channel(const std::string& id)
 }
 
 void engine::impl::accept() {
-    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+    asio::io_context& on = next_context == 0 ? ioc : *more[next_context - 1];
+    next_context = (next_context + 1) % (more.size() + 1);
+    acceptor.async_accept(asio::make_strand(on), [this](beast::error_code ec, tcp::socket s) {
         if (ec == asio::error::operation_aborted) return;
         if (ec) {
             // Out of file descriptors, say: try again shortly instead of spinning on the error.
@@ -162,9 +165,14 @@ engine::engine(engine_options options) : impl_(std::make_shared<impl>(std::move(
     if (const auto removed = collect_garbage(false, std::chrono::minutes(5)); !removed.empty())
         std::fprintf(stderr, "shmchan engine: removed %zu orphaned channel segment(s) from %s\n", removed.size(),
                      shm::shm_dir().c_str());
+    for (int t = 1; t < i.opt.threads; ++t) {
+        i.more.push_back(std::make_unique<asio::io_context>(1));
+        i.keep_running.push_back(asio::make_work_guard(*i.more.back()));
+    }
     i.accept();
     i.sweep();
-    for (int t = 0; t < std::max(1, i.opt.threads); ++t) i.threads.emplace_back([&i] { i.ioc.run(); });
+    i.threads.emplace_back([&i] { i.ioc.run(); });
+    for (auto& c : i.more) i.threads.emplace_back([&c = *c] { c.run(); });
 }
 
 engine::~engine() { stop(); }
@@ -177,6 +185,7 @@ void engine::stop() {
         i.stopped = true;
     }
     i.ioc.stop();
+    for (auto& c : i.more) c->stop();
     for (auto& t : i.threads) t.join();
     i.threads.clear();
     // Ends nobody took will never be taken now: finish them, so the peers learn it and the

@@ -78,7 +78,15 @@ struct channel_entry {
 
 struct engine::impl {
     engine_options opt;
+    // Thread 0 runs `ioc` (the acceptor, the timers, a share of the connections); each further
+    // thread runs one of `more`. A connection stays on the context it was accepted onto: its
+    // handlers never hop between threads (with one shared context, a socket's completions
+    // bounced between the threads, a futex wake and a context switch each; measured in
+    // docs/benchmarks.md).
     asio::io_context ioc;
+    std::vector<std::unique_ptr<asio::io_context>> more;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;  // `more` idle
+    std::size_t next_context = 0;  // the acceptor's handler only
     tcp::acceptor acceptor{ioc};
     asio::steady_timer sweep_timer{ioc};
     std::vector<std::thread> threads;
