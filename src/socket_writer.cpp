@@ -11,12 +11,20 @@
 // caller's memory as it is, and the engine has nothing to unmask. It reads the engine's
 // frames itself (wire/client_frames.hpp, server side): a close (a refusal, the reader's fate,
 // or the answer to ours), pings (answered between two writes).
+//
+// Small messages: over plain TCP, a write with nothing in flight is first tried with one
+// sendmsg(2) of its own, outside the event loop; only what the socket does not take at once
+// goes through Asio (whose completion costs an epoll_wait or two per message). What the engine
+// sent is looked for at the start of a call, at most every `poll_every`.
 #include "socket_ends.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "shmchan/shm/layout.hpp"
 #include "waiting.hpp"
@@ -41,6 +49,9 @@ constexpr std::size_t chunk_bytes = std::size_t{1} << 20;  // largest chunk mess
 constexpr std::size_t default_max_frame = std::size_t{16} << 20;
 // How long a failed write waits for the engine's close frame, which says why it failed.
 constexpr auto close_wait = std::chrono::seconds(1);
+// How often a call looks for what the engine sent (a ping answered, a close reported, within
+// about this long of the next call): each look is an epoll_wait, as dear as a small send.
+constexpr auto poll_every = std::chrono::microseconds(200);
 
 // What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
 // own close; an abort never comes back to the writer that sent it.
@@ -220,7 +231,10 @@ private:
     // call's write, and a close (a refusal, the reader gone) is reported by this call rather
     // than after it streamed into a channel nobody reads.
     std::error_code ready() {
-        c_.poll();
+        if (const auto now = std::chrono::steady_clock::now(); now - last_poll_ >= poll_every) {
+            last_poll_ = now;
+            c_.poll();
+        }
         settle();
         if (err_) return err_;
         if (finished) return errc::closed;
@@ -273,9 +287,27 @@ private:
         write_out(4);
     }
     void write_out(std::size_t nbufs) {
+        std::size_t done = send_now(nbufs), first = 0;
+        while (first < nbufs && done >= out_bufs_[first].size()) done -= out_bufs_[first++].size();
+        if (first == nbufs) return sent({});  // the socket took all of it
+        out_bufs_[first] += done;
         writing_ = true;
-        asio::async_write(c_.ws().next_layer(), std::span(out_bufs_.data(), nbufs),
+        asio::async_write(c_.ws().next_layer(), std::span(out_bufs_.data() + first, nbufs - first),
                           [this](beast::error_code ec, std::size_t) { sent(ec); });
+    }
+    // What the socket takes at once of out_bufs_, without waiting: plain TCP only (TLS records
+    // go through the stream). An error sends nothing here; Asio's write meets it and reports it.
+    std::size_t send_now(std::size_t nbufs) {
+        auto& s = c_.ws().next_layer();
+        if (s.is_tls()) return 0;
+        std::array<iovec, 4> iov{};
+        for (std::size_t i = 0; i < nbufs; ++i)
+            iov[i] = {const_cast<void*>(out_bufs_[i].data()), out_bufs_[i].size()};
+        msghdr m{};
+        m.msg_iov = iov.data();
+        m.msg_iovlen = nbufs;
+        const ssize_t r = ::sendmsg(s.tcp().socket().native_handle(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        return r > 0 ? static_cast<std::size_t>(r) : 0;
     }
     void sent(beast::error_code ec) {
         writing_ = false;
@@ -399,6 +431,7 @@ private:
     bool close_sent_ = false;  // our close frame is written (or being written): no pong after it
     bool close_done_ = false;
     std::error_code err_;
+    std::chrono::steady_clock::time_point last_poll_{};
 };
 
 }  // namespace
