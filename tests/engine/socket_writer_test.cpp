@@ -188,6 +188,40 @@ TEST_CASE("socket writer: a stock server reads its frames, its pong and its clos
     CHECK(got.close_reason == "channel_close");
 }
 
+// A write goes out with one sendmsg of the writer's own when the socket takes all of it; what
+// it does not take at once (a server that reads late) goes on through Asio, in order.
+TEST_CASE("socket writer: what the socket does not take at once follows in order", "[engine][socket]") {
+    std::string got;
+    int messages = 0;
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        std::this_thread::sleep_for(300ms);  // the socket's buffers fill meanwhile
+        for (;;) {
+            beast::flat_buffer b;
+            beast::error_code ec;
+            ws.read(b, ec);
+            if (ec == websocket::error::closed) return;
+            if (ec) throw beast::system_error(ec);
+            ++messages;
+            got += beast::buffers_to_string(b.data());
+        }
+    });
+    std::vector<std::byte> payload(std::size_t{12} << 20);  // 12 messages of 1 MiB
+    fill_pattern(payload, 0);
+    {
+        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        CHECK_FALSE(w.write(std::span(payload).first(100)));  // small: taken at once
+        CHECK_FALSE(w.write(std::span(payload).subspan(100)));
+        CHECK_FALSE(w.close(20s));
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+    CHECK(messages == 13);
+    REQUIRE(got.size() == payload.size());
+    CHECK(is_pattern(std::as_bytes(std::span(got.data(), got.size())), 0));
+}
+
 TEST_CASE("socket writer: a refusal in the same segment as the engine's 101 is already_claimed", "[engine][socket]") {
     fake_engine fake([&](tcp::socket& s) {
         s.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_CORK>(true));
