@@ -82,10 +82,11 @@ struct engine::impl {
     // thread runs one of `more`. A connection stays on the context it was accepted onto: its
     // handlers never hop between threads (with one shared context, a socket's completions
     // bounced between the threads, a futex wake and a context switch each; measured in
-    // docs/benchmarks.md).
-    asio::io_context ioc;
+    // docs/benchmarks.md). `more` is declared first so that it goes last: the accept pending on
+    // `ioc` holds a socket of one of them, destroyed with `ioc`.
     std::vector<std::unique_ptr<asio::io_context>> more;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;  // `more` idle
+    asio::io_context ioc;
     std::size_t next_context = 0;  // the acceptor's handler only
     tcp::acceptor acceptor{ioc};
     asio::steady_timer sweep_timer{ioc};
