@@ -227,9 +227,9 @@ public:
     }
 
 private:
-    // Every call first takes what the engine sent meanwhile: a ping is answered before this
-    // call's write, and a close (a refusal, the reader gone) is reported by this call rather
-    // than after it streamed into a channel nobody reads.
+    // A call first takes what the engine sent meanwhile (looked for at most every poll_every):
+    // a ping is answered before this call's write, and a close (a refusal, the reader gone) is
+    // reported by this call rather than after it streamed into a channel nobody reads.
     std::error_code ready() {
         if (const auto now = std::chrono::steady_clock::now(); now - last_poll_ >= poll_every) {
             last_poll_ = now;
