@@ -46,6 +46,12 @@ bool engine_batching_on() {
 namespace {
 
 constexpr std::size_t batch_bytes_max = std::size_t{8} << 20;  // stop adding records past this
+// Records up to copy_max bytes are copied, with their headers, into one contiguous staging
+// buffer and released at once: a gather write of many tiny buffers costs a sendmsg per 64 of
+// them (Asio's limit per call) and holds a ring record each, which capped a batch at 64.
+constexpr std::size_t copy_max = 512;
+constexpr std::size_t staging_bytes = std::size_t{256} << 10;
+constexpr std::size_t records_max = 4096;  // records in one write, copied or held
 
 struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     ws_stream ws;
@@ -59,6 +65,9 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     // its buffers.
     std::vector<item> batch;
     std::vector<detail::ws_server_header_bytes> heads;  // reserved: never reallocated mid-batch
+    std::vector<std::byte> staging;                     // copied records; reserved likewise
+    std::size_t records = 0;                            // in the batch, copied or held
+    bool overwritten = false;  // a copied record was overwritten while it was copied
     std::deque<std::string> texts;
     std::vector<asio::const_buffer> bufs;
     item last;  // an end, gap or error found behind the batch: acted on once it is written
@@ -80,6 +89,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     ring_to_socket(ws_stream&& s, reader&& rd, int efd, lost_flag lost_out)
         : ws(std::move(s)), r(std::move(rd)), data(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost_out)) {
         heads.reserve(2 * bridge_batch_max);
+        staging.reserve(staging_bytes);
     }
 
     void start() {
@@ -104,7 +114,8 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     void collect() {
         std::size_t bytes = 0;
         const std::size_t most = batch_mode ? bridge_batch_max : 1;
-        while (!has_last && batch.size() < most && bytes < batch_bytes_max) {
+        while (!has_last && batch.size() < most && records < records_max && bytes < batch_bytes_max &&
+               staging.capacity() - staging.size() >= detail::ws_server_header_max + copy_max) {
             item it = r.try_next();
             if (it.is_error() && (it.error() == errc::would_block || it.error() == errc::held_limit)) break;
             if (it.type() != item::kind::chunk && it.type() != item::kind::message && it.type() != item::kind::frame) {
@@ -112,9 +123,32 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                 has_last = true;
                 break;
             }
+            ++records;
+            if (copy(it)) continue;  // released here, its bytes are in staging
             bytes += add(it);
             batch.push_back(std::move(it));
         }
+    }
+    // A small chunk or valid text message (a frame has its meta; a bad text is repaired): its
+    // header and bytes go into staging, after the previous copy when it is the last buffer.
+    bool copy(const item& it) {
+        if (!batch_mode || it.type() == item::kind::frame || it.data().size() > copy_max) return false;
+        if (it.is_message() && !detail::valid_utf8(it.text())) return false;
+        const std::span<const std::byte> payload = it.data();
+        detail::ws_server_header_bytes h;
+        const std::size_t hn = detail::ws_server_header(h, it.is_message(), payload.size());
+        const std::byte* at = staging.data() + staging.size();
+        const bool joins = !staging.empty() && static_cast<const std::byte*>(bufs.back().data()) + bufs.back().size() == at;
+        staging.insert(staging.end(), h.begin(), h.begin() + static_cast<std::ptrdiff_t>(hn));
+        staging.insert(staging.end(), payload.begin(), payload.end());
+        // drop_oldest: the writer may have overwritten it while it was copied.
+        overwritten = overwritten || !it.intact();
+        const std::size_t n = hn + payload.size();
+        if (joins)
+            bufs.back() = asio::const_buffer(bufs.back().data(), bufs.back().size() + n);
+        else
+            bufs.emplace_back(at, n);
+        return true;
     }
     // The frames of one record: its header and payload (a frame: its meta first). Returns its
     // payload size.
@@ -141,9 +175,12 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     void sent(beast::error_code ec) {
         writing = false;
         // drop_oldest: the writer may have overwritten a view while it was sent.
-        bool intact = true;
+        bool intact = !overwritten;
         for (const item& it : batch) intact = intact && it.intact();
         batch.clear();  // gives the records back to the ring
+        overwritten = false;
+        records = 0;
+        staging.clear();
         heads.clear();
         texts.clear();
         bufs.clear();

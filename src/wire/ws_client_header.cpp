@@ -10,14 +10,17 @@ using st = ws_header_result::status;
 ws_header_result violation(std::string_view why) noexcept { return {st::violation, why}; }
 }  // namespace
 
-ws_header_result parse_client_header(std::span<const std::byte> in, bool in_message, ws_client_header& h) noexcept {
+ws_header_result parse_client_header(std::span<const std::byte> in, bool in_message, ws_client_header& h,
+                                     frame_from from) noexcept {
     if (in.size() < 2) return {};
     const auto b0 = std::to_integer<std::uint8_t>(in[0]), b1 = std::to_integer<std::uint8_t>(in[1]);
     if (b0 & 0x70) return violation("a frame with reserved bits set");
     const std::uint8_t op = b0 & 0x0f;
     const bool fin = (b0 & 0x80) != 0;
     if ((op > ws_op_binary && op < 0x8) || op > 0xa) return violation("a frame of an unknown opcode");
-    if (!(b1 & 0x80)) return violation("an unmasked client frame");
+    const bool server = from == frame_from::server;
+    if (!server && !(b1 & 0x80)) return violation("an unmasked client frame");
+    if (server && (b1 & 0x80)) return violation("a masked server frame");
     const std::uint8_t len7 = b1 & 0x7f;
     if (op & 0x8) {
         if (!fin) return violation("a fragmented control frame");
@@ -28,7 +31,7 @@ ws_header_result parse_client_header(std::span<const std::byte> in, bool in_mess
         return violation("a new message inside a fragmented one");
     }
     const std::size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-    const std::size_t size = 2 + ext + 4;
+    const std::size_t size = 2 + ext + (server ? 0 : 4);
     if (in.size() < size) return {};
     std::uint64_t len = len7;
     if (ext) {
@@ -42,7 +45,8 @@ ws_header_result parse_client_header(std::span<const std::byte> in, bool in_mess
     h.opcode = op;
     h.length = len;
     h.header_size = size;
-    std::memcpy(h.key.data(), in.data() + 2 + ext, 4);
+    if (server) h.key = {};
+    else std::memcpy(h.key.data(), in.data() + 2 + ext, 4);
     return {st::ok, {}};
 }
 

@@ -5,7 +5,8 @@
 //
 // The parse checks everything the header alone decides, so that a bad frame is refused before
 // any of its payload is read:
-//   - reserved bits clear, a known opcode, the mask bit set (a client must mask);
+//   - reserved bits clear, a known opcode, the mask bit set (a client must mask; clear for a
+//     server's frame);
 //   - control frames (close, ping, pong) whole (FIN) and at most 125 bytes;
 //   - data frames in sequence: a continuation only inside a fragmented message, a new message
 //     (text or binary) only outside one;
@@ -42,7 +43,12 @@ struct ws_header_result {
 
 // Parses the header at the front of `in`. `in_message`: a fragmented data message is under
 // way (its first frame came without FIN). need_more: `in` holds only part of the header.
-ws_header_result parse_client_header(std::span<const std::byte> in, bool in_message, ws_client_header& h) noexcept;
+// frame_from::server: a server's frame instead (what a socket reader reads, src/socket_reader.cpp):
+// the same checks, but the mask bit must be clear (a server must not mask), so no key follows
+// (h.key stays zero, header_size is 2 to 10).
+enum class frame_from : std::uint8_t { client, server };
+ws_header_result parse_client_header(std::span<const std::byte> in, bool in_message, ws_client_header& h,
+                                     frame_from from = frame_from::client) noexcept;
 
 // XORs `b` with the mask `key`, starting at key byte `phase` (the offset of b[0] in the frame's
 // payload, mod 4: a payload may arrive in pieces). Eight bytes at a time; a zero key is a no-op.

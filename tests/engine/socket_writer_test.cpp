@@ -20,6 +20,7 @@
 
 #include "shmchan/shmchan.hpp"
 #include "support/helpers.hpp"
+#include "support/fake_engine.hpp"
 #include "support/raw_client.hpp"
 #include "ws_client.hpp"  // sec_websocket_accept
 
@@ -27,6 +28,7 @@ using namespace shmchan;
 using namespace std::chrono_literals;
 using shmchan::test::quiet_engine;
 using shmchan::test::via;
+using namespace shmchan::test::fake;
 using namespace shmchan::test::raw_detail;
 
 namespace {
@@ -39,61 +41,6 @@ bool is_pattern(std::span<const std::byte> got, std::uint64_t offset) {
     return std::equal(got.begin(), got.end(), want.begin());
 }
 
-// A stand-in engine: accepts one connection on 127.0.0.1 and runs `serve` on it in a thread,
-// with blocking calls. join() waits at most 20 s, then shuts the sockets so that a writer
-// that misbehaves fails the test (`failure`) instead of hanging it.
-struct fake_engine {
-    asio::io_context ioc;
-    tcp::acceptor acc{ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
-    tcp::socket sock{ioc};
-    std::string failure;  // read after join()
-    std::promise<void> finished;
-    std::future<void> done = finished.get_future();
-    std::thread t;
-
-    explicit fake_engine(std::function<void(tcp::socket&)> serve)
-        : t([this, serve = std::move(serve)] {
-              try {
-                  acc.accept(sock);
-                  serve(sock);
-              } catch (const std::exception& e) {
-                  failure = e.what();
-              }
-              finished.set_value();
-          }) {}
-    ~fake_engine() { join(); }
-    std::string url() const { return "ws://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
-    void join() {
-        if (!t.joinable()) return;
-        if (done.wait_for(20s) != std::future_status::ready) {
-            ::shutdown(acc.native_handle(), SHUT_RDWR);
-            ::shutdown(sock.native_handle(), SHUT_RDWR);
-        }
-        t.join();
-    }
-};
-
-// A writer's ref for the stand-in (any id and key: it checks neither).
-channel_ref fake_writer_ref() {
-    channel_ref r;
-    r.channel_id = "fake";
-    r.access_key = std::string(32, 'a');
-    r.dir = direction::write;
-    return r;
-}
-
-// Reads until the peer closes the connection (a server's teardown waits for it).
-void read_to_end(tcp::socket& s) {
-    std::array<char, 4096> b{};
-    beast::error_code ec;
-    while (!ec) s.read_some(asio::buffer(b), ec);
-}
-
-// Waits (at most 10 s) for a flag set by the stand-in's thread.
-bool wait_for(const std::atomic<bool>& flag) {
-    for (int i = 0; i < 1000 && !flag; ++i) std::this_thread::sleep_for(10ms);
-    return flag;
-}
 }  // namespace
 
 TEST_CASE("engine: a socket writer's close that runs out of time goes on when called again", "[engine][socket]") {
@@ -167,7 +114,7 @@ TEST_CASE("socket writer: a stock server reads its frames, its pong and its clos
     std::vector<std::byte> payload(100000);
     fill_pattern(payload, 0);
     {
-        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
         REQUIRE(wait_for(pinged));  // the ping is on its way before the first write
         CHECK_FALSE(w.write(payload));
         CHECK_FALSE(w.send_message("note"));
@@ -210,7 +157,7 @@ TEST_CASE("socket writer: what the socket does not take at once follows in order
     std::vector<std::byte> payload(std::size_t{12} << 20);  // 12 messages of 1 MiB
     fill_pattern(payload, 0);
     {
-        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
         CHECK_FALSE(w.write(std::span(payload).first(100)));  // small: taken at once
         CHECK_FALSE(w.write(std::span(payload).subspan(100)));
         CHECK_FALSE(w.close(20s));
@@ -234,7 +181,7 @@ TEST_CASE("socket writer: a refusal in the same segment as the engine's 101 is a
         read_to_end(s);
     });
     {
-        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
         std::vector<std::byte> b(1000);
         CHECK(w.write(b) == errc::already_claimed);
         CHECK(w.close(1s) == errc::already_claimed);
@@ -254,7 +201,7 @@ TEST_CASE("socket writer: a data frame from the engine is peer_lost", "[engine][
         read_to_end(s);
     });
     {
-        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
         REQUIRE(wait_for(sent));
         std::vector<std::byte> b(1000);
         std::error_code e;
@@ -281,7 +228,7 @@ TEST_CASE("socket writer: an upgrade answer without Connection: upgrade is a pro
         read_to_end(s);
     });
     try {
-        writer w = open_writer(fake_writer_ref(), via(transport::socket, fake.url()));
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
         FAIL("the upgrade was taken");
     } catch (const error& e) {
         CHECK(e.code() == errc::protocol_error);

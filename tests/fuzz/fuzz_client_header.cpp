@@ -1,7 +1,8 @@
 // Fuzzes the engine's reading of a socket writer's frame headers and its unmasking
 // (src/wire/ws_client_header.cpp), as engine/socket_to_ring.cpp walks a stream of frames:
 // header, payload, header, ... with the fragmented-message state carried along. Input: byte 0
-// seeds how each payload is cut into pieces for unmasking; the rest is what a client sends.
+// seeds how each payload is cut into pieces for unmasking, and its top bit says whose frames
+// the rest are: a client's (masked), or a server's as a socket reader reads them (unmasked, no key).
 // Checked, for every header the parser takes:
 //   - every proper prefix of it is need_more, and a violation is given with a reason;
 //   - it re-encodes to exactly its bytes (FIN, opcode, the shortest length form, the key):
@@ -28,21 +29,22 @@ namespace {
     std::abort();
 }
 
-std::vector<std::byte> encode(const d::ws_client_header& h) {
+std::vector<std::byte> encode(const d::ws_client_header& h, bool server) {
     std::vector<std::byte> out;
+    const unsigned mask = server ? 0u : 0x80u;
     auto put = [&](std::uint64_t v) { out.push_back(std::byte{static_cast<unsigned char>(v)}); };
     put((h.fin ? 0x80u : 0u) | h.opcode);
     if (h.length < 126) {
-        put(0x80 | h.length);
+        put(mask | h.length);
     } else if (h.length <= 0xffff) {
-        put(0x80 | 126);
+        put(mask | 126);
         put(h.length >> 8);
         put(h.length);
     } else {
-        put(0x80 | 127);
+        put(mask | 127);
         for (int i = 7; i >= 0; --i) put(h.length >> (8 * i));
     }
-    out.insert(out.end(), h.key.begin(), h.key.end());
+    if (!server) out.insert(out.end(), h.key.begin(), h.key.end());
     return out;
 }
 
@@ -51,11 +53,13 @@ std::vector<std::byte> encode(const d::ws_client_header& h) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 1) return 0;
     unsigned cut = data[0] | 1u;
+    const bool server = (data[0] & 0x80) != 0;
+    const auto from = server ? d::frame_from::server : d::frame_from::client;
     std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data + 1), size - 1);
     bool in_message = false;
     while (!in.empty()) {
         d::ws_client_header h;
-        const auto r = d::parse_client_header(in, in_message, h);
+        const auto r = d::parse_client_header(in, in_message, h, from);
         if (r.what == st::need_more) {
             if (in.size() >= 14) fail("need_more with a whole header's bytes");
             break;
@@ -66,10 +70,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         for (std::size_t n = 0; n < h.header_size; ++n) {
             d::ws_client_header scratch;
-            if (d::parse_client_header(in.first(n), in_message, scratch).what != st::need_more)
+            if (d::parse_client_header(in.first(n), in_message, scratch, from).what != st::need_more)
                 fail("a proper prefix of a header was not need_more");
         }
-        const auto again = encode(h);
+        if (server && !h.zero_key()) fail("a server frame with a key");
+        const auto again = encode(h, server);
         if (again.size() != h.header_size || !std::equal(again.begin(), again.end(), in.begin()))
             fail("a header does not re-encode to its bytes");
         if (h.is_control()) {

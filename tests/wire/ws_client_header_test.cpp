@@ -73,6 +73,35 @@ TEST_CASE("ws client header: what the header alone refuses", "[wire]") {
     CHECK(why({0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) == "a frame length above 2^63");
 }
 
+TEST_CASE("ws server header: unmasked, no key, the same checks otherwise", "[wire]") {
+    const auto server = [](const std::vector<std::byte>& in, ws_client_header& h, bool in_message = false) {
+        const auto r = parse_client_header(in, in_message, h, frame_from::server);
+        if (r.what == st::ok)
+            for (std::size_t n = 0; n < h.header_size; ++n) {
+                ws_client_header scratch;
+                CHECK(parse_client_header(std::span(in).first(n), in_message, scratch, frame_from::server).what ==
+                      st::need_more);
+            }
+        return r;
+    };
+    ws_client_header h;
+    REQUIRE(server(bytes({0x82, 125}), h).what == st::ok);
+    CHECK(h.length == 125);
+    CHECK(h.header_size == 2);
+    CHECK(h.zero_key());
+    REQUIRE(server(bytes({0x01, 126, 0x01, 0x00}), h).what == st::ok);
+    CHECK(h.length == 256);
+    CHECK(h.header_size == 4);
+    CHECK_FALSE(h.fin);
+    REQUIRE(server(bytes({0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}), h).what == st::ok);
+    CHECK(h.length == 0x10000);
+    CHECK(h.header_size == 10);
+    CHECK(server(bytes({0x82, 0x80 | 3, 0, 0, 0, 0}), h).why == "a masked server frame");
+    CHECK(server(bytes({0x80, 3}), h).why == "a continuation frame outside a fragmented message");
+    CHECK(server(bytes({0x89, 126}), h).why == "a control frame longer than 125 bytes");
+    CHECK(server(bytes({0x82, 126, 0, 125}), h).why == "a frame length not in its shortest form");
+}
+
 TEST_CASE("ws unmask: in pieces, at any phase, as byte-by-byte XOR; a zero key changes nothing", "[wire]") {
     std::mt19937 g(42);
     std::vector<std::byte> plain(1000);

@@ -1,0 +1,93 @@
+// The socket reader (src/socket_reader.cpp) reads the engine's frames itself, against a
+// stand-in engine (Beast's server, or raw bytes): messages in fragments with a ping between
+// them (answered), many small messages in one read, a large one read straight into its slot,
+// the close that ends the stream; a masked frame from the engine is refused.
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "shmchan/shmchan.hpp"
+#include "support/fake_engine.hpp"
+#include "support/helpers.hpp"
+
+using namespace shmchan;
+using namespace std::chrono_literals;
+using shmchan::test::via;
+using namespace shmchan::test::fake;
+
+namespace {
+std::string text_of(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+}  // namespace
+
+TEST_CASE("socket reader: fragments, a ping between them, small and large messages, then the end", "[engine][socket]") {
+    std::vector<std::byte> big(std::size_t{5} << 20);  // read straight into its slot
+    fill_pattern(big, 0);
+    int pongs = 0;
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        ws.control_callback([&](websocket::frame_type k, beast::string_view) {
+            if (k == websocket::frame_type::pong) ++pongs;
+        });
+        ws.binary(true);
+        ws.write_some(false, asio::buffer(std::string("abc")));
+        ws.ping({});  // between two fragments of one message
+        ws.write_some(true, asio::buffer(std::string("def")));
+        ws.text(true);
+        ws.write(asio::buffer(std::string("hello")));
+        ws.binary(true);
+        for (int i = 0; i < 1000; ++i) ws.write(asio::buffer(std::to_string(i)));
+        ws.write(asio::buffer(big));
+        // The engine's close, written by hand: Beast's own close() drops the frames it reads
+        // while it waits for the answer, and the reader's pong is among them.
+        const std::string reason = "stream_complete";
+        const std::string close{'\x88', static_cast<char>(2 + reason.size()), '\x03', '\xe8'};
+        asio::write(s, asio::buffer(close + reason));
+        beast::flat_buffer b;
+        beast::error_code ec;
+        ws.read(b, ec);  // the pong (counted), then the reader's close
+        if (ec != websocket::error::closed) throw beast::system_error(ec);
+    });
+    {
+        reader r = open_reader(fake_ref(direction::read), via(transport::socket, fake.url()));
+        item it = r.next(10s);
+        REQUIRE(it.is_chunk());
+        CHECK(text_of(it.data()) == "abcdef");
+        it = r.next(10s);
+        REQUIRE(it.is_message());
+        CHECK(text_of(it.data()) == "hello");
+        bool in_order = true;
+        for (int i = 0; i < 1000; ++i) {
+            it = r.next(10s);
+            in_order = in_order && it.is_chunk() && text_of(it.data()) == std::to_string(i);
+        }
+        CHECK(in_order);
+        it = r.next(10s);
+        REQUIRE(it.is_chunk());
+        CHECK(it.data().size() == big.size());
+        CHECK(std::equal(big.begin(), big.end(), it.data().begin()));
+        CHECK(r.next(10s).is_end());
+    }
+    fake.join();
+    INFO(fake.failure);
+    CHECK(fake.failure.empty());
+    CHECK(pongs == 1);
+}
+
+TEST_CASE("socket reader: a masked frame from the engine is a protocol error", "[engine][socket]") {
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        const std::string masked{'\x82', '\x83', '\x01', '\x02', '\x03', '\x04', 'x', 'y', 'z'};
+        asio::write(s, asio::buffer(masked));
+        read_to_end(s);
+    });
+    {
+        reader r = open_reader(fake_ref(direction::read), via(transport::socket, fake.url()));
+        const item it = r.next(10s);
+        REQUIRE(it.is_error());
+        CHECK(it.error() == errc::protocol_error);
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+}
