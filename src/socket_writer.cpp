@@ -14,19 +14,27 @@
 //
 // Small messages: over plain TCP, a write with nothing in flight is first tried with one
 // sendmsg(2) of its own, outside the event loop; only what the socket does not take at once
-// goes through Asio (whose completion costs an epoll_wait or two per message). What the engine
-// sent is looked for at the start of a call, at most every `poll_every`.
+// goes through Asio (whose completion costs an epoll_wait or two per message). A writer that
+// streams small messages (the next comes within `streaming_gap` of the last) hands them to a
+// sender thread instead (send_queue.hpp), which sends whatever queued while its last send ran
+// in one send(2): one syscall per batch, not per message, and still nothing waits for the
+// writer's next call. Anything larger, a control frame or the close goes after the queue has
+// drained, so the order on the wire is the order of the calls. What the engine sent is looked
+// for at the start of a call, at most every `poll_every`.
 #include "socket_ends.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <vector>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "shmchan/shm/layout.hpp"
+#include "send_queue.hpp"
 #include "waiting.hpp"
 #include "wire/channel_socket.hpp"
 #include "wire/client_frames.hpp"
@@ -52,6 +60,14 @@ constexpr auto close_wait = std::chrono::seconds(1);
 // How often a call looks for what the engine sent (a ping answered, a close reported, within
 // about this long of the next call): each look is an epoll_wait, as dear as a small send.
 constexpr auto poll_every = std::chrono::microseconds(200);
+// The send queue: units (a message or a frame with its headers) of at most coalesce_max bytes
+// go through it while the writer streams, i.e. its previous unit came less than streaming_gap
+// ago (a ping-pong's message, a round trip apart, is sent at once by the caller's thread).
+constexpr std::size_t coalesce_max = 16u << 10;
+constexpr std::size_t queue_bytes = 256u << 10;
+constexpr auto streaming_gap = std::chrono::microseconds(20);
+// flush()'s `next` for "everything queued must be on the wire first".
+constexpr std::size_t drain_all = std::numeric_limits<std::size_t>::max();
 
 // What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
 // own close; an abort never comes back to the writer that sent it.
@@ -83,7 +99,7 @@ public:
 
     ~socket_writer() override {
         if (!finished) abort("writer destroyed without close()");
-        c_.shutdown();
+        shutdown();
         c_.run_until([this] { return !writing_ && !reading_; }, deadline::none());
     }
 
@@ -92,9 +108,9 @@ public:
         const deadline dl(t);
         const bool no_deadline = dl.infinite();
         for (std::size_t off = 0; off < bytes.size();) {
-            if (!flush(dl)) return errc::timeout;
-            if (err_) return err_;
             const std::size_t n = std::min(chunk_bytes, bytes.size() - off);
+            if (!flush(dl, n)) return errc::timeout;
+            if (err_) return err_;
             // Without a deadline the call waits for the message, so it may be sent from the
             // caller's memory; with one, the message must outlive a timed-out call: copy it.
             if (no_deadline) send(asio::buffer(bytes.data() + off, n), n, true);
@@ -108,6 +124,9 @@ public:
         if (auto e = ready()) return e;
         if (bytes.size() > max_record()) return errc::too_large;
         if (writing_) return errc::would_block;
+        if (q_ && !q_->idle() && (bytes.size() > coalesce_max || !q_->has_room(unit_bytes(bytes.size()))))
+            return errc::would_block;  // the queue goes first, and it must not be waited for here
+        settle();
         if (err_) return err_;
         start(bytes, true);
         c_.poll();  // never blocks: what the socket takes now leaves now, the rest on the next call
@@ -123,7 +142,7 @@ public:
     void commit_loan(std::size_t used) override {
         if (!loan_out_) return;
         loan_out_ = false;
-        if (!flush(deadline::none()) || err_) return;
+        if (!flush(deadline::none(), used) || err_) return;
         std::swap(out_, loan_buf_);
         out_.resize(used);
         send_owned(true);
@@ -135,9 +154,9 @@ public:
         if (auto e = ready()) return e;
         if (auto e = refuse_frame(bytes.size(), meta)) return e;
         const deadline dl(t);
-        if (!flush(dl)) return errc::timeout;  // nothing sent: all or nothing
-        if (err_) return err_;
         meta_out_ = encode_frame_meta(bytes.size(), meta);
+        if (!flush(dl, meta_out_.size() + bytes.size())) return errc::timeout;  // nothing sent: all or nothing
+        if (err_) return err_;
         if (dl.infinite()) {
             send_frame(asio::buffer(bytes.data(), bytes.size()), bytes.size());
         } else {
@@ -159,10 +178,10 @@ public:
     void commit_frame_loan(std::size_t used, const frame_meta& meta) override {
         if (!loan_out_) return;
         loan_out_ = false;
-        if (!flush(deadline::none()) || err_) return;
+        meta_out_ = encode_frame_meta(used, meta);  // its user header was checked by loan::commit
+        if (!flush(deadline::none(), meta_out_.size() + used) || err_) return;
         std::swap(out_, loan_buf_);
         out_.resize(used);
-        meta_out_ = encode_frame_meta(used, meta);  // its user header was checked by loan::commit
         send_frame(asio::buffer(out_), out_.size());
         (void)flush(deadline::none());
     }
@@ -172,7 +191,7 @@ public:
         if (auto e = ready()) return e;
         if (text.size() > max_record()) return errc::too_large;
         const deadline dl(t);
-        if (!flush(dl)) return errc::timeout;
+        if (!flush(dl, text.size())) return errc::timeout;
         if (err_) return err_;
         out_.assign(reinterpret_cast<const std::byte*>(text.data()),
                     reinterpret_cast<const std::byte*>(text.data()) + text.size());
@@ -188,7 +207,7 @@ public:
         const deadline dl(t);
         if (!finished) {
             loan_out_ = false;
-            if (!flush(dl)) return errc::timeout;
+            if (!flush(dl, drain_all)) return errc::timeout;
             if (err_) return err_;
             finished = true;
             start_close(close_normal, "channel_close");
@@ -199,7 +218,7 @@ public:
     }
     void abort(std::string_view reason) override {
         if (closing_) {  // a close under way, given up on: the engine has the end record or not
-            c_.shutdown();
+            shutdown();
             (void)finish_close(deadline::none());
             return;
         }
@@ -208,11 +227,11 @@ public:
         loan_out_ = false;
         // Bounded: an abort must not hang on a stuck connection.
         const deadline dl(2s);
-        if (flush(dl)) {
+        if (flush(dl, drain_all)) {
             start_close(close_aborted, aborted_close_reason(reason));
             (void)finish_close(dl);
         }
-        c_.shutdown();
+        shutdown();
         if (closing_) (void)finish_close(deadline::none());  // its handler runs after the shutdown
     }
     std::error_code wait_drained(nanoseconds) override {
@@ -254,15 +273,37 @@ private:
         }
         return e;
     }
-    // Waits for the message in flight. False on deadline (the message stays in flight).
-    bool flush(const deadline& dl) {
-        if (!c_.run_until([this] { return !writing_; }, dl)) return false;
+    // Waits for the message in flight, and for the queue to take a unit of `next` payload
+    // bytes (room for a small one; for a larger one, or drain_all, an empty queue). False on
+    // deadline (what is in flight stays in flight).
+    bool flush(const deadline& dl, std::size_t next = 0) {
+        // One condition: a handler run while waiting for the queue may start a pong's write.
+        const auto ready = [this, next] { return !writing_ && (!q_ || queue_ready(next)); };
+        if (!ready()) {
+            // The sender's notify (posted to the io_context) ends a wait for the queue; the
+            // guard keeps run_one from returning at once when nothing else is pending.
+            std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+            if (q_) {
+                guard.emplace(c_.ioc().get_executor());
+                q_->want_room();
+            }
+            if (!c_.run_until(ready, dl)) return false;
+        }
         settle();
         return true;
     }
+    bool queue_ready(std::size_t next) const {
+        if (q_->error()) return true;  // nothing more goes through it: settle() reports why
+        if (next <= coalesce_max) return q_->has_room(unit_bytes(next));
+        return q_->idle();
+    }
+    // A message's bytes on the wire with its header (a frame's two headers at most).
+    static std::size_t unit_bytes(std::size_t n) { return n + 2 * ws_client_header_max; }
     // A write fails when the engine closed the connection: its close frame, if one came, says
     // why (peer_closed, too_large, ...), and may still be on its way in. Without one: peer_lost.
+    // A send queue that failed is such a write.
     void settle() {
+        if (q_ && !write_failed_ && q_->error()) write_failed_ = true;
         if (!write_failed_ || writing_ || err_) return;
         (void)c_.run_until([this] { return !reading_; }, deadline(close_wait));
         if (!err_) err_ = make_error_code(errc::peer_lost);
@@ -287,13 +328,57 @@ private:
         write_out(4);
     }
     void write_out(std::size_t nbufs) {
+        if (queued(nbufs)) return;
         std::size_t done = send_now(nbufs), first = 0;
+        last_unit_ = clock::now();
         while (first < nbufs && done >= out_bufs_[first].size()) done -= out_bufs_[first++].size();
         if (first == nbufs) return sent({});  // the socket took all of it
         out_bufs_[first] += done;
         writing_ = true;
         asio::async_write(c_.ws().next_layer(), std::span(out_bufs_.data() + first, nbufs - first),
                           [this](beast::error_code ec, std::size_t) { sent(ec); });
+    }
+    // Sends out_bufs_ through the send queue when the writer streams small units over plain
+    // TCP (true then); otherwise first waits for the queue to drain, so the caller's write
+    // follows what was queued before it.
+    bool queued(std::size_t nbufs) {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < nbufs; ++i) n += out_bufs_[i].size();
+        const auto now = clock::now();
+        const bool streaming = (q_ && !q_->idle()) || now - last_unit_ < streaming_gap;
+        if (n <= coalesce_max && streaming && !c_.ws().next_layer().is_tls()) {
+            if (!q_) start_queue();
+            std::array<std::span<const std::byte>, 4> pieces;
+            for (std::size_t i = 0; i < nbufs; ++i)
+                pieces[i] = {static_cast<const std::byte*>(out_bufs_[i].data()), out_bufs_[i].size()};
+            if (q_->try_append(std::span(pieces.data(), nbufs))) {
+                last_unit_ = now;
+                return true;
+            }
+            // No room (a caller that did not flush for it) or a failed queue.
+        }
+        if (q_ && !q_->idle()) (void)flush(deadline::none(), drain_all);
+        if (q_ && q_->error()) {
+            write_failed_ = true;  // reported by settle(), as a failed write
+            return true;
+        }
+        return false;
+    }
+    void start_queue() {
+        auto& s = c_.ws().next_layer().tcp().socket();
+        q_.emplace(s.native_handle(), queue_bytes,
+                   [this] { asio::post(c_.ioc(), [this] { on_queue(); }); });
+    }
+    // On the writer's thread, after the sender went idle, freed room or failed: a control frame
+    // held back while the queue was busy goes now.
+    void on_queue() {
+        if (q_->error()) write_failed_ = true;
+        write_control();
+    }
+    // The sender stops before the socket closes (it must never send on a closed descriptor).
+    void shutdown() {
+        if (q_) q_->stop();
+        c_.shutdown();
     }
     // What the socket takes at once of out_bufs_, without waiting: plain TCP only (TLS records
     // go through the stream). An error sends nothing here; Asio's write meets it and reports it.
@@ -318,7 +403,7 @@ private:
     }
     // A pong, or our close, between two writes (at once when none is under way).
     void write_control() {
-        if (writing_ || write_failed_) return;
+        if (writing_ || write_failed_ || (q_ && !q_->idle())) return;
         std::size_t n = 0;
         if (close_len_) {
             n = ws_client_control(control_out_, close_out_, close_len_);
@@ -400,7 +485,7 @@ private:
         closing_ = false;
         // The handshake is over: the connection goes now, not when the writer is destroyed. A
         // server's teardown (Beast's) waits for our end of it before it reports the close.
-        c_.shutdown();
+        shutdown();
         // The engine's close frame says whether it took the stream (1000), or refused or lost
         // it; without one, the connection broke.
         if (close_received_) return writer_close_code(peer_code_, peer_reason_);
@@ -432,6 +517,9 @@ private:
     bool close_done_ = false;
     std::error_code err_;
     std::chrono::steady_clock::time_point last_poll_{};
+    clock::time_point last_unit_{};  // when the previous unit was sent or queued
+    // After c_ (it sends on c_'s socket and posts to its io_context): destroyed first.
+    std::optional<send_queue> q_;
 };
 
 }  // namespace

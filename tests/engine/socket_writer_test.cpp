@@ -7,6 +7,8 @@
 //   stock server reads its frames and its answer to a ping; a refusal that arrives in the same
 //   segment as the 101 is seen; a data frame from the engine, or an upgrade answer without
 //   "Connection: upgrade", is refused.
+// - Its send queue: streamed small messages, with large ones, text and frames between them,
+//   arrive in order, and without a further call.
 #include <catch2/catch.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +28,7 @@
 
 using namespace shmchan;
 using namespace std::chrono_literals;
+using shmchan::test::eventually;
 using shmchan::test::quiet_engine;
 using shmchan::test::via;
 using namespace shmchan::test::fake;
@@ -167,6 +170,77 @@ TEST_CASE("socket writer: what the socket does not take at once follows in order
     CHECK(messages == 13);
     REQUIRE(got.size() == payload.size());
     CHECK(is_pattern(std::as_bytes(std::span(got.data(), got.size())), 0));
+}
+
+// Small messages written back to back go through the writer's send queue (several to a
+// send); a large message, a frame or the close waits for the queue to drain. Whatever the mix,
+// the server reads every message whole and in the order of the calls, and the last queued
+// message arrives while the writer makes no call at all (issue 14: nothing waits for the
+// writer's next call).
+TEST_CASE("socket writer: streamed small messages, and large ones and frames between them, arrive in order",
+          "[engine][socket]") {
+    constexpr int messages = 20000;
+    // Message i: binary of (i * 37) % 300 + 1 bytes, with every 1000th 100,000 bytes, every
+    // 700th a text message, and one frame (a text meta, then its binary bytes) at 5000.
+    const auto size_of = [](int i) { return i % 1000 == 999 ? 100000 : (i * 37) % 300 + 1; };
+    const auto text_of = [](int i) { return "note " + std::to_string(i); };
+    std::vector<std::pair<bool, std::string>> got;  // binary?, bytes (read after join)
+    std::atomic<int> count{0};
+    std::atomic<bool> release{false};
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        ws.read_message_max(1 << 20);
+        for (;;) {
+            beast::flat_buffer b;
+            beast::error_code ec;
+            ws.read(b, ec);
+            if (ec == websocket::error::closed) return;
+            if (ec) throw beast::system_error(ec);
+            got.emplace_back(ws.got_binary(), beast::buffers_to_string(b.data()));
+            ++count;
+        }
+    });
+    std::vector<std::byte> payload(100000);
+    const int expected = messages + 1;  // the frame is two messages
+    {
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
+        for (int i = 0; i < messages; ++i) {
+            if (i % 700 == 699) {
+                REQUIRE_FALSE(w.send_message(text_of(i)));
+            } else if (i == 5000) {
+                fill_pattern(std::span(payload).first(200), static_cast<std::uint64_t>(i));
+                REQUIRE_FALSE(w.write_frame(std::span(payload).first(200), frame_meta{}));
+            } else {
+                fill_pattern(std::span(payload).first(static_cast<std::size_t>(size_of(i))), static_cast<std::uint64_t>(i));
+                REQUIRE_FALSE(w.write(std::span(payload).first(static_cast<std::size_t>(size_of(i)))));
+            }
+        }
+        // No call on the writer now: every message must reach the server anyway.
+        CHECK(eventually([&] { return count == expected; }, 20s));
+        CHECK_FALSE(w.close(10s));
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+    REQUIRE(got.size() == static_cast<std::size_t>(expected));
+    int bad = -1;
+    for (int i = 0, k = 0; i < messages && bad < 0; ++i, ++k) {
+        const auto& [binary, bytes] = got[static_cast<std::size_t>(k)];
+        const auto as_bytes = std::as_bytes(std::span(bytes.data(), bytes.size()));
+        if (i % 700 == 699) {
+            if (binary || bytes != text_of(i)) bad = i;
+        } else if (i == 5000) {
+            // The frame: its meta as text, then its bytes.
+            const auto& [b2, bytes2] = got[static_cast<std::size_t>(++k)];
+            if (binary || !b2 || bytes2.size() != 200 ||
+                !is_pattern(std::as_bytes(std::span(bytes2.data(), bytes2.size())), static_cast<std::uint64_t>(i)))
+                bad = i;
+        } else if (!binary || bytes.size() != static_cast<std::size_t>(size_of(i)) ||
+                   !is_pattern(as_bytes, static_cast<std::uint64_t>(i))) {
+            bad = i;
+        }
+    }
+    CHECK(bad == -1);
 }
 
 TEST_CASE("socket writer: a refusal in the same segment as the engine's 101 is already_claimed", "[engine][socket]") {
