@@ -177,7 +177,7 @@ private:
                     case kind::none:
                     case kind::pong: break;
                     case kind::ping:
-                        pong_len_ = ws_server_pong(pong_next_, ev.payload);
+                        ctl_.pong(ev.payload);
                         write_control();
                         break;
                     case kind::close:
@@ -301,24 +301,15 @@ private:
     void queue_close(std::uint16_t code) {
         if (close_queued_) return;
         close_queued_ = true;
-        close_len_ = ws_server_close(close_next_, code, "");
+        ctl_.close(code, "");
         write_control();
     }
     void write_control() {
-        if (writing_ || close_sent_) return;
-        std::size_t n = 0;
-        if (close_len_) {
-            n = ws_client_control(control_out_, close_next_, close_len_);
-            close_len_ = 0;
-            close_sent_ = true;  // nothing goes after our close
-        } else if (pong_len_) {
-            n = ws_client_control(control_out_, pong_next_, pong_len_);
-            pong_len_ = 0;
-        } else {
-            return;
-        }
+        if (writing_) return;
+        const std::size_t n = ctl_.next();
+        if (!n) return;
         writing_ = true;
-        asio::async_write(c_.ws().next_layer(), asio::buffer(control_out_.data(), n), [this](beast::error_code ec, std::size_t) {
+        asio::async_write(c_.ws().next_layer(), asio::buffer(ctl_.out.data(), n), [this](beast::error_code ec, std::size_t) {
             writing_ = false;
             if (ec) broken_ = true;
             else write_control();
@@ -351,10 +342,8 @@ private:
     bool reading_ = false, writing_ = false, broken_ = false;
     bool leaving_ = false;  // the destructor drains until the engine's close: data is dropped
     // Control frames out; the engine's close in.
-    ws_control_frame pong_next_{}, close_next_{};
-    ws_client_control_frame control_out_{};
-    std::size_t pong_len_ = 0, close_len_ = 0;
-    bool close_queued_ = false, close_sent_ = false, close_received_ = false;
+    ws_client_controls ctl_;
+    bool close_queued_ = false, close_received_ = false;
     std::uint16_t peer_code_ = 0;
     std::string peer_reason_;
 

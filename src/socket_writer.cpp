@@ -404,20 +404,10 @@ private:
     // A pong, or our close, between two writes (at once when none is under way).
     void write_control() {
         if (writing_ || write_failed_ || (q_ && !q_->idle())) return;
-        std::size_t n = 0;
-        if (close_len_) {
-            n = ws_client_control(control_out_, close_out_, close_len_);
-            close_len_ = 0;
-            pong_len_ = 0;  // nothing goes after our close (RFC 6455 5.5.1)
-            close_sent_ = true;
-        } else if (pong_len_) {
-            n = ws_client_control(control_out_, pong_next_, pong_len_);
-            pong_len_ = 0;
-        } else {
-            return;
-        }
+        const std::size_t n = ctl_.next();
+        if (!n) return;
         writing_ = true;
-        asio::async_write(c_.ws().next_layer(), asio::buffer(control_out_.data(), n),
+        asio::async_write(c_.ws().next_layer(), asio::buffer(ctl_.out.data(), n),
                           [this](beast::error_code ec, std::size_t) { sent(ec); });
     }
     // The engine sends a writer nothing but a close frame: a refusal, or that it cannot deliver
@@ -448,8 +438,7 @@ private:
             case kind::none:
             case kind::pong: return false;
             case kind::ping:
-                if (close_sent_) return false;
-                pong_len_ = ws_server_pong(pong_next_, ev.payload);
+                ctl_.pong(ev.payload);
                 write_control();
                 return false;
             case kind::close:
@@ -476,7 +465,7 @@ private:
     // Sends the close frame; finish_close() waits for the engine's answer.
     void start_close(std::uint16_t code, std::string_view reason) {
         closing_ = true;
-        close_len_ = ws_server_close(close_out_, code, close_reason_text(reason));
+        ctl_.close(code, close_reason_text(reason));
         write_control();
     }
     // errc::timeout when the answer has not come by `dl` (the close stays under way).
@@ -499,9 +488,7 @@ private:
     // Writing: the headers and buffers of the write under way; a pong and our close, queued.
     ws_client_header_bytes head_{}, head2_{};
     std::array<asio::const_buffer, 4> out_bufs_;
-    ws_control_frame pong_next_{}, close_out_{};
-    ws_client_control_frame control_out_{};
-    std::size_t pong_len_ = 0, close_len_ = 0;
+    ws_client_controls ctl_;
     // Reading: the engine's frames.
     std::array<std::byte, 512> inbox_{};
     client_frame_parser parser_{client_frame_parser::source::server};
@@ -513,7 +500,6 @@ private:
     bool write_failed_ = false;
     bool loan_out_ = false;
     bool closing_ = false;     // our close frame is sent, the engine's answer not yet read
-    bool close_sent_ = false;  // our close frame is written (or being written): no pong after it
     bool close_done_ = false;
     std::error_code err_;
     std::chrono::steady_clock::time_point last_poll_{};

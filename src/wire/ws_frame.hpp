@@ -88,4 +88,34 @@ inline std::size_t ws_server_close(ws_control_frame& out, std::uint16_t code, st
     return 4 + n;
 }
 
+// A client end's control frames waiting for a gap between its writes: the latest ping's pong
+// and its close. The close goes first and nothing goes after it (RFC 6455 5.5.1).
+struct ws_client_controls {
+    void pong(std::span<const std::byte> ping_payload) noexcept {
+        if (!close_sent) pong_len = ws_server_pong(pong_frame, ping_payload);
+    }
+    void close(std::uint16_t code, std::string_view reason) noexcept {
+        close_len = ws_server_close(close_frame, code, reason);
+    }
+    // The next frame to write, masked with a zero key into `out`: its length, 0 for none.
+    std::size_t next() noexcept {
+        if (close_sent) return 0;
+        std::size_t n = 0;
+        if (close_len) {
+            n = ws_client_control(out, close_frame, close_len);
+            close_sent = true;
+        } else if (pong_len) {
+            n = ws_client_control(out, pong_frame, pong_len);
+        }
+        pong_len = close_len = 0;
+        return n;
+    }
+    bool close_sent = false;  // our close is written (or being written)
+    ws_client_control_frame out{};
+
+private:
+    ws_control_frame pong_frame{}, close_frame{};
+    std::size_t pong_len = 0, close_len = 0;
+};
+
 }  // namespace shmchan::detail

@@ -47,3 +47,27 @@ TEST_CASE("ws server control frames: a pong echoes the payload, a close carries 
     CHECK(n == 127);
     CHECK(std::to_integer<unsigned>(f[1]) == 125);
 }
+
+TEST_CASE("ws client controls: the latest pong, the close before it, and nothing after the close", "[wire]") {
+    ws_client_controls c;
+    CHECK(c.next() == 0);  // nothing queued
+    const std::byte first[] = {std::byte{1}}, second[] = {std::byte{2}, std::byte{3}};
+    c.pong(first);
+    c.pong(second);  // a later ping replaces the earlier one's pong (RFC 6455 5.5.3)
+    REQUIRE(c.next() == 2 + 4 + 2);
+    CHECK(c.out[0] == std::byte{0x8a});
+    CHECK(c.out[1] == std::byte{0x82});  // masked, 2 bytes
+    CHECK(c.out[2] == std::byte{0});     // a zero key
+    CHECK(c.out[6] == std::byte{2});
+    CHECK(c.out[7] == std::byte{3});
+    CHECK(c.next() == 0);  // sent once
+    c.pong(first);
+    c.close(1000, "bye");
+    REQUIRE(c.next() == 2 + 4 + 2 + 3);  // the close goes first ...
+    CHECK(c.out[0] == std::byte{0x88});
+    CHECK(c.close_sent);
+    CHECK(c.next() == 0);  // ... and the pong queued before it never goes
+    c.pong(first);
+    c.close(1001, "");
+    CHECK(c.next() == 0);  // nothing after our close
+}
