@@ -44,6 +44,18 @@ bool is_pattern(std::span<const std::byte> got, std::uint64_t offset) {
     return std::equal(got.begin(), got.end(), want.begin());
 }
 
+// The stand-in's reading: every message until the writer's close (which Beast answers).
+void read_until_close(websocket::stream<tcp::socket&>& ws, const std::function<void(bool, std::string)>& on_message) {
+    for (;;) {
+        beast::flat_buffer b;
+        beast::error_code ec;
+        ws.read(b, ec);
+        if (ec == websocket::error::closed) return;
+        if (ec) throw beast::system_error(ec);
+        on_message(ws.got_binary(), beast::buffers_to_string(b.data()));
+    }
+}
+
 }  // namespace
 
 TEST_CASE("engine: a socket writer's close that runs out of time goes on when called again", "[engine][socket]") {
@@ -147,15 +159,10 @@ TEST_CASE("socket writer: what the socket does not take at once follows in order
         websocket::stream<tcp::socket&> ws(s);
         ws.accept();
         std::this_thread::sleep_for(300ms);  // the socket's buffers fill meanwhile
-        for (;;) {
-            beast::flat_buffer b;
-            beast::error_code ec;
-            ws.read(b, ec);
-            if (ec == websocket::error::closed) return;
-            if (ec) throw beast::system_error(ec);
+        read_until_close(ws, [&](bool, std::string m) {
             ++messages;
-            got += beast::buffers_to_string(b.data());
-        }
+            got += m;
+        });
     });
     std::vector<std::byte> payload(std::size_t{12} << 20);  // 12 messages of 1 MiB
     fill_pattern(payload, 0);
@@ -191,15 +198,10 @@ TEST_CASE("socket writer: streamed small messages, and large ones and frames bet
         websocket::stream<tcp::socket&> ws(s);
         ws.accept();
         ws.read_message_max(1 << 20);
-        for (;;) {
-            beast::flat_buffer b;
-            beast::error_code ec;
-            ws.read(b, ec);
-            if (ec == websocket::error::closed) return;
-            if (ec) throw beast::system_error(ec);
-            got.emplace_back(ws.got_binary(), beast::buffers_to_string(b.data()));
+        read_until_close(ws, [&](bool binary, std::string m) {
+            got.emplace_back(binary, std::move(m));
             ++count;
-        }
+        });
     });
     std::vector<std::byte> payload(100000);
     const int expected = messages + 1;  // the frame is two messages
