@@ -346,7 +346,9 @@ private:
         for (std::size_t i = 0; i < nbufs; ++i) n += out_bufs_[i].size();
         const auto now = clock::now();
         const bool streaming = (q_ && !q_->idle()) || now - last_unit_ < streaming_gap;
-        if (n <= coalesce_max && streaming && !c_.ws().next_layer().is_tls()) {
+        // Measured as flush() measures it (payload plus room for two headers), so that a unit
+        // flush() made room for is taken, and one it did not wait to drain for is not.
+        if (n <= unit_bytes(coalesce_max) && streaming && !c_.ws().next_layer().is_tls()) {
             if (!q_) start_queue();
             std::array<std::span<const std::byte>, 4> pieces;
             for (std::size_t i = 0; i < nbufs; ++i)

@@ -8,7 +8,8 @@
 //   segment as the 101 is seen; a data frame from the engine, or an upgrade answer without
 //   "Connection: upgrade", is refused.
 // - Its send queue: streamed small messages, with large ones, text and frames between them,
-//   arrive in order, and without a further call.
+//   arrive in order, and without a further call; a write with a deadline returns by it while
+//   the queue waits on an engine that does not read.
 #include <catch2/catch.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <thread>
@@ -243,6 +245,65 @@ TEST_CASE("socket writer: streamed small messages, and large ones and frames bet
         }
     }
     CHECK(bad == -1);
+}
+
+// A write with a deadline returns by it while the writer's send queue holds messages the
+// engine does not take, whether it waits for room in the queue (a small message) or for the
+// queue to drain (16 KiB, which goes after it). Messages that a call said were written
+// arrive, in order, once the engine reads.
+TEST_CASE("socket writer: a write with a deadline returns in time while its queue waits on a stalled engine",
+          "[engine][socket]") {
+    std::atomic<bool> read_now{false};
+    std::vector<std::uint32_t> got;  // the ids of the messages read (after join)
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        ws.read_message_max(1 << 20);
+        const auto id_of = [](const std::string& m) {
+            std::uint32_t id = 0;
+            if (m.size() >= 4) std::memcpy(&id, m.data(), 4);
+            return id;
+        };
+        while (!read_now) std::this_thread::sleep_for(5ms);
+        read_until_close(ws, [&](bool, std::string m) { got.push_back(id_of(m)); });
+    });
+    // A small receive window, so that a few dozen KiB fill the socket and the rest queues.
+    const int small = 4096;
+    REQUIRE(::setsockopt(fake.acc.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    std::vector<std::uint32_t> ok;    // written, by the call's word
+    std::vector<std::uint32_t> late;  // timed out (sent or not)
+    {
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
+        std::vector<std::byte> m(64);
+        for (std::uint32_t i = 0; i < 5'000'000; ++i) {  // until the socket and the queue are full
+            std::memcpy(m.data(), &i, 4);
+            const std::error_code e = w.write(m, 300ms);
+            if (e == errc::timeout) {
+                late.push_back(i);
+                break;
+            }
+            REQUIRE_FALSE(e);
+            ok.push_back(i);
+        }
+        REQUIRE_FALSE(late.empty());
+        std::vector<std::byte> big(16 << 10);
+        const std::uint32_t big_id = 1u << 30;
+        std::memcpy(big.data(), &big_id, 4);
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::error_code e = w.write(big, 300ms);
+        CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+        CHECK((!e || e == errc::timeout));
+        (e ? late : ok).push_back(big_id);
+        read_now = true;
+        CHECK_FALSE(w.close(20s));
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+    // Every message said to be written arrived; nothing else but timed-out ones; in order.
+    CHECK(std::is_sorted(got.begin(), got.end()));
+    CHECK(std::includes(got.begin(), got.end(), ok.begin(), ok.end()));
+    for (const std::uint32_t id : got)
+        CHECK((std::binary_search(ok.begin(), ok.end(), id) || std::find(late.begin(), late.end(), id) != late.end()));
 }
 
 TEST_CASE("socket writer: a refusal in the same segment as the engine's 101 is already_claimed", "[engine][socket]") {
