@@ -8,16 +8,21 @@
 // frames: unmasked). Reads are large, and every message already read is delivered without the
 // event loop: Beast completed even a buffered message through the io_context, an epoll_wait
 // per message, half of a 64-byte reader's time (docs/benchmarks.md). A message's payload goes
-// into its slot (straight from the socket when much of it is still to come); a ping is answered
+// into its slot (straight from the socket when much of it is still to come: in a blocking
+// next() over plain TCP with recv(2) and poll(2) of its own, see read_direct); a ping is answered
 // with a pong between reads; the engine's close is answered with ours, then the connection
 // ends. Anything the engine should not send (a masked frame, reserved bits, a fragmented or
 // long control frame, text that is not UTF-8) is a protocol_error.
 #include "socket_ends.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <optional>
 #include <vector>
+
+#include <poll.h>
+#include <sys/socket.h>
 
 #include "shmchan/shm/layout.hpp"
 #include "waiting.hpp"
@@ -40,6 +45,7 @@ constexpr std::size_t spare_slots = 4;  // released buffers kept for reuse (a fr
 constexpr std::chrono::milliseconds leave_timeout{200};  // the close frame of a reader leaving early
 constexpr std::size_t inbox_bytes = std::size_t{256} << 10;  // one read's worth of small messages
 constexpr std::size_t direct_min = std::size_t{64} << 10;    // payload left that is read into its slot
+constexpr std::uint64_t lowat_max = std::uint64_t{128} << 10;  // what one wake-up of read_direct waits for
 
 class socket_reader final : public reader_impl {
 public:
@@ -94,6 +100,10 @@ public:
                 case step::message: break;
                 case step::need_io:
                     if (broken_) return fail(close_received_ ? errc::protocol_error : errc::peer_lost);
+                    if (block && direct_now()) {
+                        if (!read_direct(dl)) return bare(item::kind::error, errc::timeout);
+                        continue;
+                    }
                     start_read();
                     continue;
                 case step::closed: return closed();
@@ -235,6 +245,46 @@ private:
     }
     void read_failed() { broken_ = true; }
 
+    // Much of a large payload still to come, nothing buffered, plain TCP: read_direct() may
+    // take it (a blocking next() only; try_next() goes through the event loop).
+    bool direct_now() {
+        return in_frame_ && !leaving_ && pos_ == end_ && left_ >= direct_min && !c_.ws().next_layer().is_tls();
+    }
+    // The rest of the payload straight into its slot with recv(2), waiting in poll(2), outside
+    // the event loop: Asio's way costs a recv that fails, an epoll_wait and the recv again per
+    // piece. Reads no byte past the payload. False when `dl` passed first (what came is kept).
+    bool read_direct(const deadline& dl) {
+        pos_ = end_ = 0;
+        const int fd = c_.ws().next_layer().tcp().socket().native_handle();
+        while (left_ > 0) {
+            const ssize_t r = ::recv(fd, cur_->data.get() + cur_->size, static_cast<std::size_t>(left_), MSG_DONTWAIT);
+            if (r > 0) {
+                cur_->size += static_cast<std::size_t>(r);
+                left_ -= static_cast<std::uint64_t>(r);
+                continue;
+            }
+            if (r < 0 && errno == EINTR) continue;
+            if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                broken_ = true;  // the connection ended or broke mid-message: parse() says so
+                lowat(fd, 1);
+                return true;
+            }
+            if (dl.passed()) return lowat(fd, 1), false;
+            lowat(fd, static_cast<int>(std::min<std::uint64_t>(left_, lowat_max)));
+            pollfd p{fd, POLLIN, 0};
+            const auto wait = std::chrono::ceil<std::chrono::milliseconds>(dl.next_sleep(true));
+            (void)::poll(&p, 1, static_cast<int>(wait.count()));
+        }
+        lowat(fd, 1);
+        return true;
+    }
+    // SO_RCVLOWAT: poll(2) wakes once this much is there (1: any byte, as the event loop needs).
+    void lowat(int fd, int n) {
+        if (n == lowat_) return;
+        lowat_ = n;
+        (void)::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &n, sizeof n);
+    }
+
     // A whole message is in cur_: an item, or (a frame's meta) the next message's announcement.
     std::optional<item> message_done() {
         const std::span<const std::byte> payload = cur_->bytes();
@@ -334,6 +384,7 @@ private:
     ws_client c_;
     // The inbox: bytes read, [pos_, end_) not yet parsed.
     std::vector<std::byte> inbox_;
+    int lowat_ = 1;  // the socket's SO_RCVLOWAT
     std::size_t pos_ = 0, end_ = 0;
     // The frame being read: `left_` payload bytes still to come into cur_.
     bool in_frame_ = false, frame_fin_ = false, in_message_ = false, msg_text_ = false;

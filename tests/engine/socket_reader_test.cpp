@@ -1,9 +1,14 @@
 // The socket reader (src/socket_reader.cpp) reads the engine's frames itself, against a
 // stand-in engine (Beast's server, or raw bytes): messages in fragments with a ping between
 // them (answered), many small messages in one read, a large one read straight into its slot,
-// the close that ends the stream; a masked frame from the engine is refused.
+// the close that ends the stream; a masked frame from the engine is refused; a large message
+// stalled or cut mid-payload.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "shmchan/shmchan.hpp"
@@ -87,6 +92,55 @@ TEST_CASE("socket reader: a masked frame from the engine is a protocol error", "
         const item it = r.next(10s);
         REQUIRE(it.is_error());
         CHECK(it.error() == errc::protocol_error);
+    }
+    fake.join();
+    CHECK(fake.failure.empty());
+}
+
+// A large payload is read straight into its slot outside the event loop (read_direct): an
+// engine that stalls mid-payload makes next() time out by its deadline with what came kept,
+// and the message arrives whole once the rest comes; a connection cut mid-payload is peer_lost.
+TEST_CASE("socket reader: a large message stalled mid-payload times out, then arrives whole; cut, it is peer_lost",
+          "[engine][socket]") {
+    constexpr std::size_t n = std::size_t{1} << 20, first = 300 << 10;
+    std::vector<std::byte> big(n);
+    fill_pattern(big, 0);
+    const auto header = [](std::size_t len) {
+        std::string h{'\x82', '\x7f'};
+        for (int i = 7; i >= 0; --i) h += static_cast<char>((len >> (8 * i)) & 0xff);
+        return h;
+    };
+    std::atomic<bool> go_on{false}, cut{false};
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        asio::write(s, asio::buffer(header(n)));
+        asio::write(s, asio::buffer(big.data(), first));
+        while (!go_on) std::this_thread::sleep_for(5ms);
+        asio::write(s, asio::buffer(big.data() + first, n - first));
+        asio::write(s, asio::buffer(header(n)));
+        asio::write(s, asio::buffer(big.data(), first));
+        while (!cut) std::this_thread::sleep_for(5ms);
+        s.shutdown(tcp::socket::shutdown_both);
+    });
+    {
+        reader r = open_reader(fake_ref(direction::read), via(transport::socket, fake.url()));
+        const auto t0 = std::chrono::steady_clock::now();
+        item it = r.next(300ms);
+        CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+        REQUIRE(it.is_error());
+        CHECK(it.error() == errc::timeout);
+        go_on = true;
+        it = r.next(10s);
+        REQUIRE(it.is_chunk());
+        CHECK(it.data().size() == n);
+        CHECK(std::equal(big.begin(), big.end(), it.data().begin()));
+        it.release();
+        CHECK(r.next(300ms).error() == errc::timeout);  // the second message, stalled too
+        cut = true;
+        it = r.next(10s);
+        REQUIRE(it.is_error());
+        CHECK(it.error() == errc::peer_lost);
     }
     fake.join();
     CHECK(fake.failure.empty());
