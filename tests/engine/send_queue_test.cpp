@@ -128,7 +128,8 @@ TEST_CASE("send queue: a unit that does not fit is refused whole; room freed is 
     q.want_room();
     // The peer reads: the batch in flight ends, and the owner waiting for room hears of it.
     std::vector<std::byte> got;
-    std::thread peer([&] { got = read_bytes(p.b, stream_size(n + 1)); });
+    const std::size_t total = stream_size(n + 1);  // with the unit refused now, appended below
+    std::thread peer([&got, fd = p.b, total] { got = read_bytes(fd, total); });
     CHECK(eventually([&] { return notified > before; }));
     CHECK(eventually([&] { return append_unit(q, n); }));  // the unit refused before
     ++n;
