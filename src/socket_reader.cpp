@@ -219,7 +219,7 @@ private:
     // straight into the message's slot.
     void start_read() {
         reading_ = true;
-        if (in_frame_ && !leaving_ && pos_ == end_ && left_ >= direct_min) {
+        if (payload_direct()) {
             pos_ = end_ = 0;
             const std::size_t n = static_cast<std::size_t>(left_);
             c_.ws().next_layer().async_read_some(asio::buffer(cur_->data.get() + cur_->size, n),
@@ -245,11 +245,11 @@ private:
     }
     void read_failed() { broken_ = true; }
 
-    // Much of a large payload still to come, nothing buffered, plain TCP: read_direct() may
-    // take it (a blocking next() only; try_next() goes through the event loop).
-    bool direct_now() {
-        return in_frame_ && !leaving_ && pos_ == end_ && left_ >= direct_min && !c_.ws().next_layer().is_tls();
-    }
+    // Much of a large payload still to come and nothing buffered: it is read into its slot.
+    bool payload_direct() const { return in_frame_ && !leaving_ && pos_ == end_ && left_ >= direct_min; }
+    // ... and over plain TCP, read_direct() may take it (a blocking next() only; try_next()
+    // and TLS go through the event loop).
+    bool direct_now() { return payload_direct() && !c_.ws().next_layer().is_tls(); }
     // The rest of the payload straight into its slot with recv(2), waiting in poll(2), outside
     // the event loop: Asio's way costs a recv that fails, an epoll_wait and the recv again per
     // piece. Reads no byte past the payload. False when `dl` passed first (what came is kept).

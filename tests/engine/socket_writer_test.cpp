@@ -306,6 +306,34 @@ TEST_CASE("socket writer: a write with a deadline returns in time while its queu
         CHECK((std::binary_search(ok.begin(), ok.end(), id) || std::find(late.begin(), late.end(), id) != late.end()));
 }
 
+// The sender thread's send fails when the engine's connection breaks under a stream of small
+// messages: a later call of the writer says peer_lost (no close frame came), and does not hang.
+TEST_CASE("socket writer: a connection that breaks under streamed small messages is peer_lost", "[engine][socket]") {
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        for (int i = 0; i < 100; ++i) {
+            beast::flat_buffer b;
+            ws.read(b);
+        }
+        // Gone without a close frame, as a killed engine: unread bytes make the kernel reset.
+        s.set_option(asio::socket_base::linger(true, 0));
+        s.close();
+    });
+    std::error_code e;
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        writer w = open_writer(fake_ref(direction::write), via(transport::socket, fake.url()));
+        std::vector<std::byte> m(64);
+        for (int i = 0; i < 10'000'000 && !e; ++i) e = w.write(m, 5s);
+        CHECK(w.close(5s) == e);  // the same error again, at once
+    }
+    CHECK(e == errc::peer_lost);
+    CHECK(std::chrono::steady_clock::now() - t0 < 20s);
+    fake.join();
+    CHECK(fake.failure.empty());
+}
+
 TEST_CASE("socket writer: a refusal in the same segment as the engine's 101 is already_claimed", "[engine][socket]") {
     fake_engine fake([&](tcp::socket& s) {
         s.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_CORK>(true));
