@@ -7,7 +7,7 @@
 //
 // Where things are: registry.cpp (the transports), options.cpp (the command line), plan.cpp
 // (what runs when), harness.cpp (one run: sides, checks), spawn.cpp (side processes), side.cpp
-// (the child), proc_stats.cpp (/proc counters, probes), engine_daemon.cpp (the engine daemon),
+// (the child), proc_stats.cpp (/proc counters, probes), engine_daemon.cpp (the engine daemon), tcp_relay.cpp (the relay daemon),
 // report*.cpp and plots.cpp (the results), one file per transport.
 #include "engine_daemon.hpp"
 #include "harness.hpp"
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     try {
         const std::string first = argc >= 2 ? argv[1] : "";
         if (first == "_side") return side_main(argc, argv);
+        if (first == "_relay") return argc == 3 ? relay_daemon_main(std::atoi(argv[2])) : 2;
         if (first == "_engine") {
             if (argc == 3) return engine_daemon_main(std::atoi(argv[2]), false);
             return argc == 4 && std::string(argv[3]) == "unbatched" ? engine_daemon_main(std::atoi(argv[2]), true) : 2;

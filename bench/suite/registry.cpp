@@ -60,6 +60,7 @@ std::vector<entry> registry() {
     r.push_back({"unix-socket", make_unix_socket});
     r.push_back({"pipe", make_pipe});
     r.push_back({"tcp-loopback", make_tcp_loopback});
+    r.push_back({"tcp-relay", make_tcp_relay});
     r.push_back({"boost-mq", make_message_queue});
     return r;
 }
@@ -68,7 +69,7 @@ const std::map<std::string, std::string>& aliases() {
     static const std::map<std::string, std::string> a = {
         {"ceiling", "inprocess"}, {"loan", "shmchan-loan"},   {"write", "shmchan-write"},
         {"shm", "shmchan-loan"},  {"engine", "engine-socket"}, {"zmq", "zeromq-ipc"},
-        {"zeromq", "zeromq-ipc"}, {"unix", "unix-socket"},     {"tcp", "tcp-loopback"},
+        {"zeromq", "zeromq-ipc"}, {"unix", "unix-socket"},     {"tcp", "tcp-loopback"}, {"relay", "tcp-relay"},
         {"mq", "boost-mq"},       {"message-queue", "boost-mq"}, {"iox", "iceoryx"},
         {"noclaim", "shmchan-loan-noclaim"}, {"loan-nomb", "shmchan-loan-nomb"},
         {"write-nomb", "shmchan-write-nomb"}, {"node", "node-socket"},

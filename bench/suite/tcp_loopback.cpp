@@ -1,11 +1,13 @@
 // TCP over the loopback interface: the consumer listens on 127.0.0.1, port 0, and leaves the
-// port it got in the scratch directory.
+// port it got in the scratch directory. `tcp-relay` is the same with a relay process in between
+// (tcp_relay.cpp): the producer connects to the relay and names the consumer's port.
 #include "support.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace shmchan_bench {
@@ -24,7 +26,7 @@ sockaddr_in loopback(std::uint16_t port) {
     return a;
 }
 
-class tcp_loopback final : public fd_stream_transport {
+class tcp_loopback : public fd_stream_transport {
 public:
     std::string name() const override { return "tcp-loopback"; }
     std::string describe() const override {
@@ -60,8 +62,60 @@ protected:
     }
 };
 
+class tcp_relay final : public tcp_loopback {
+public:
+    std::string name() const override { return "tcp-relay"; }
+    std::string describe() const override {
+        return "tcp-loopback through a relay process (the baseline for engine-socket: the least "
+               "any process between two TCP ends costs): the relay recv()s into a 256 KiB buffer "
+               "and send()s it on, sleeping in poll() between; 4 copies, >= 4 syscalls per message";
+    }
+    std::string prepare(const run_spec& spec) override {
+        if (relay_.pid > 0 && ::waitpid(relay_.pid, nullptr, WNOHANG) == relay_.pid) {
+            relay_.pid = -1;  // it died: start another
+            teardown();
+        }
+        if (relay_.pid <= 0) {
+            relay_ = spawn_self({"_relay", std::to_string(::getpid())});
+            const std::string line = read_line_for(relay_.from, 15000);
+            if (line.rfind("port ", 0) != 0) {
+                teardown();
+                return "the relay process did not start";
+            }
+            port_ = line.substr(5);
+        }
+        write_file(spec.scratch_dir + "/relay.port", port_);
+        return {};
+    }
+    void teardown() override { stop_child(relay_, 2000); }
+    std::vector<int> daemon_pids() const override {
+        if (relay_.pid > 0) return {relay_.pid};
+        return {};
+    }
+
+protected:
+    conn connect_side(const run_spec& spec, bool) override {
+        const int consumer_port = std::stoi(read_file(spec.scratch_dir + "/tcp.port"));
+        const int relay_port = std::stoi(read_file(spec.scratch_dir + "/relay.port"));
+        conn c;
+        c.in = c.out = stream_socket(AF_INET);
+        no_delay(c.in);
+        const sockaddr_in a = loopback(static_cast<std::uint16_t>(relay_port));
+        connect_to(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, "the relay");
+        const std::uint8_t port_be[2] = {static_cast<std::uint8_t>(consumer_port >> 8),
+                                         static_cast<std::uint8_t>(consumer_port & 0xff)};
+        write_exact(c.out, port_be, 2, false);
+        return c;
+    }
+
+private:
+    child_process relay_;
+    std::string port_;
+};
+
 }  // namespace
 
 std::unique_ptr<transport> make_tcp_loopback() { return std::make_unique<tcp_loopback>(); }
+std::unique_ptr<transport> make_tcp_relay() { return std::make_unique<tcp_relay>(); }
 
 }  // namespace shmchan_bench

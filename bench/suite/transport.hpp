@@ -232,6 +232,9 @@ std::unique_ptr<transport> make_zeromq();
 std::unique_ptr<transport> make_unix_socket();
 std::unique_ptr<transport> make_pipe();
 std::unique_ptr<transport> make_tcp_loopback();
+std::unique_ptr<transport> make_tcp_relay();
+// tcp-relay's daemon (`_relay PARENT_PID`, tcp_relay.cpp): prints "port N", relays until stdin closes.
+int relay_daemon_main(int parent_pid);
 std::unique_ptr<transport> make_message_queue();
 // The ceiling: the same work with two threads of one process handing buffers over through an
 // in-process queue (in_one_process() is true).

@@ -1,0 +1,105 @@
+// The relay daemon of `tcp-relay` (this binary again, `_relay PARENT_PID`): the smallest
+// process that can sit between two TCP ends, as the engine sits between two socket ends. It
+// listens on 127.0.0.1, prints "port N", and serves one connection at a time: the producer's
+// first two bytes name the consumer's port (big-endian), the relay connects there and then
+// copies bytes both ways, recv(2) into one 256 KiB buffer and send(2) from it, blocking in
+// poll(2) between them, until both directions have ended. No framing, no ring, no thread hop:
+// what it costs is what any relay costs on this machine (two copies and a wake-up per hop), the
+// ceiling for the engine's socket-to-socket path. Serves until its stdin closes.
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <vector>
+
+namespace shmchan_bench {
+namespace {
+
+constexpr std::size_t relay_buffer = std::size_t{256} << 10;
+
+sockaddr_in loopback_port(std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+}
+
+void relay_no_delay(int fd) {
+    const int one = 1;
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail_errno("setsockopt TCP_NODELAY");
+}
+
+// Copies what `from` has to `to`; false once `from` ended (then `to`'s sending side is shut).
+bool pass_on(int from, int to, std::vector<char>& buf) {
+    const ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+        ::shutdown(to, SHUT_WR);
+        return false;
+    }
+    write_exact(to, buf.data(), static_cast<std::size_t>(n), false);
+    return true;
+}
+
+// One producer-consumer pair, both ways, until both directions ended or either broke.
+void relay_one(int producer, std::vector<char>& buf) {
+    std::uint8_t port_be[2];
+    read_exact(producer, port_be, 2, false);
+    const int consumer = stream_socket(AF_INET);
+    const sockaddr_in a = loopback_port(static_cast<std::uint16_t>(port_be[0] << 8 | port_be[1]));
+    connect_to(consumer, reinterpret_cast<const sockaddr*>(&a), sizeof a, "the consumer");
+    relay_no_delay(producer);
+    relay_no_delay(consumer);
+    bool up = true, down = true;  // producer -> consumer, consumer -> producer
+    while (up || down) {
+        pollfd p[2] = {{producer, static_cast<short>(up ? POLLIN : 0), 0},
+                       {consumer, static_cast<short>(down ? POLLIN : 0), 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("poll");
+        }
+        if (up && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) up = pass_on(producer, consumer, buf);
+        if (down && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) down = pass_on(consumer, producer, buf);
+    }
+    ::close(consumer);
+}
+
+}  // namespace
+
+int relay_daemon_main(int parent_pid) {
+    if (!die_with_parent(parent_pid)) return 3;
+    const int listener = stream_socket(AF_INET);
+    sockaddr_in a = loopback_port(0);
+    bind_listen(listener, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1:0");
+    socklen_t len = sizeof a;
+    if (::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0) fail_errno("getsockname");
+    std::printf("port %u\n", unsigned{ntohs(a.sin_port)});
+    std::fflush(stdout);
+    std::vector<char> buf(relay_buffer);
+    for (;;) {
+        pollfd p[2] = {{listener, POLLIN, 0}, {0, POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("poll");
+        }
+        if (p[1].revents) return 0;  // the harness closed our stdin
+        if (!(p[0].revents & POLLIN)) continue;
+        const int producer = accept_one(listener);
+        try {
+            relay_one(producer, buf);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "relay: %s\n", e.what());  // that run fails; the next gets a fresh pair
+        }
+        ::close(producer);
+    }
+}
+
+}  // namespace shmchan_bench
