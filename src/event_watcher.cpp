@@ -51,6 +51,7 @@ struct watched_end {
     std::uint32_t arms_now = 0;
     bool armed = false;
     bool announced = false;  // counted in line->waiting
+    bool rmw_asked = false;  // the line's wakers were asked for the RMW form (shm/wake.hpp)
     bool told = false;       // a final state was signalled while not armed (once)
     clock::time_point next_fate{};
     // Guarded by the shard's mutex.
@@ -104,7 +105,9 @@ void retire(watched_end& e) {
 // First look at an end: is it armed, and which seq to sleep on. The watcher announces itself
 // on the line of an armed end, so the peer's next publish wakes it; it stays announced until
 // the end is signalled (or leaves), and announces again only after a wake-up on that line.
-// True when an announcement is new: the sleeper's barrier is due before the last looks.
+// True when the sleeper's barrier is due before the last looks: only on the first announcement
+// on a line, which also asks its wakers for the read-modify-write form, so that the watcher,
+// which sleeps once per message when messages come one at a time, pays no membarrier per sleep.
 bool prepare(watched_end& e, bool announce) {
     // SYNC: seq_cst, with sleeping_ (run) against arm()'s seq_cst bump and load of sleeping_.
     e.arms_now = e.arms.load(std::memory_order_seq_cst);
@@ -119,9 +122,12 @@ bool prepare(watched_end& e, bool announce) {
     }
     if (e.announced && seq == e.seq) return false;  // no wake on this line since it announced
     retire(e);
+    const bool first = !e.rmw_asked;
+    if (first) shm::ask_rmw_wake(*e.line);  // seen by every waker once the barrier returns
+    e.rmw_asked = true;
     e.seq = shm::announce_sleep(*e.line);
     e.announced = true;
-    return true;
+    return first;
 }
 
 bool peer_final(const watched_end& e) { return e.peer_final(); }
@@ -231,7 +237,7 @@ void watcher_shard::run() {
         sleeping_.store(true, std::memory_order_seq_cst);
         bool fresh = false;
         for (watched_end* e : mine) fresh |= prepare(*e, waitv);
-        if (fresh) long_ok = shm::sleeper_barrier();  // one barrier for every new announcement
+        if (fresh) long_ok = shm::sleeper_barrier();  // once per line: see prepare()
         const auto now = clock::now();
         auto until = clock::time_point::max();
         words.assign(1, word(ctl_, ctl));

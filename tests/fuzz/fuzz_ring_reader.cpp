@@ -11,8 +11,9 @@
 //   then, with overflow drop_oldest (bit 63 of the head field set; cleared before use): 24
 //                  bytes, the lapped line's pos, seq and bytes (layout 5), and the reader first
 //                  joins at the tail as a drop_oldest reader does when it claims its end
-//   then, with bit 62 of the head field set (cleared before use): 16 bytes, the space line's
-//                  need hints (need_head, need_readers) of a writer counted asleep there; the
+//   then, with bit 62 of the head field set (cleared before use): 24 bytes, the space line's
+//                  need hints (need_head, need_readers) of a writer counted asleep there and
+//                  its rmw_wake word (low 32 bits of the third 8 bytes); the
 //                  reader is then reader 1 of 3, and every release() weighs the hints
 //   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
 //                  keeps moving tail while the reader reads); with drop_oldest, odd ones move the
@@ -89,6 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (hints) {
         cb->space.need_head.store(take_u64(p, n));
         cb->space.need_readers.store(take_u64(p, n));
+        cb->space.rmw_wake.store(static_cast<std::uint32_t>(take_u64(p, n)));
         cb->space.waiting.store(1);
     }
     shm::ring_consumer cons(cb, ring, g, index);

@@ -110,3 +110,19 @@ TEST_CASE("need hints are hints: bits of readers the segment does not have are i
     cs[0].release_to(2048);
     CHECK(f.wakes() == w0 + 1);
 }
+
+TEST_CASE("rmw wake: a sleeper that asked for the read-modify-write form is woken, and only then", "[ring][wake]") {
+    heap_ring r(cap, 1);
+    ring_producer p = r.producer();
+    ask_rmw_wake(r.cb->data);  // as the event-fd watcher does on its first sleep on a line
+    CHECK(r.cb->data.rmw_wake.load() != 0);
+    std::vector<std::byte> b(16);
+    const std::uint32_t s0 = r.cb->data.seq.load();
+    REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+    CHECK(r.cb->data.seq.load() == s0);  // nobody asleep: no wake
+    r.cb->data.woken.store(0);
+    r.cb->data.waiting.store(1);  // a sleeper announced itself
+    REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+    CHECK(r.cb->data.seq.load() == s0 + 1);
+    CHECK(has_sleeper(r.cb->data));
+}

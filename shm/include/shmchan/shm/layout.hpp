@@ -54,7 +54,9 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 //    its lapped line; the ring starts at header_size (a multiple of 4096), no longer at 512.
 //    Later, compatibly: the space line's need hints (zero, as an older writer leaves them, means
 //    "any release wakes", and an older reader wakes on any release).
-inline constexpr std::uint32_t layout_version = 5;
+// 6: a wait line's rmw_wake (an older waker would ignore it and could miss a sleeper that
+//    relies on it).
+inline constexpr std::uint32_t layout_version = 6;
 
 inline constexpr std::size_t max_readers = 64;
 
@@ -183,11 +185,14 @@ struct alignas(cache_line) lapped_line {
 // release wakes (an event-fd watcher, or a writer that says nothing). Hints only: a reader
 // that misreads them wakes too early (the writer sleeps again) or not at all (the writer's
 // sleep is bounded by the poll interval); they size and place nothing.
+// `rmw_wake`, nonzero: a sleeper on this line skips the per-sleep membarrier, so every waker
+// reads `waiting` with a read-modify-write (wake.hpp, ask_rmw_wake). Sticky; a hint that sizes
+// nothing: a peer that clears it can only delay its own wakes (sleeps are bounded).
 struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> seq;
     std::atomic<std::uint32_t> waiting;
     std::atomic<std::uint32_t> woken;
-    std::uint32_t reserved;
+    std::atomic<std::uint32_t> rmw_wake;
     std::atomic<std::uint64_t> need_head;
     std::atomic<std::uint64_t> need_readers;
 };

@@ -23,13 +23,22 @@ namespace shmchan::shm {
 // (ThreadSanitizer understands the RMW form; it has nothing to check in the membarrier form,
 // which orders only atomics.)
 
+//
+// A sleeper that sleeps often (the engine's event-fd watcher, once per message of a ping-pong)
+// pays a membarrier each time, an IPI to the other CPUs: on this VM a VM exit there, ~10 µs of
+// a 60 µs hop. It can instead ask for the read-modify-write form on its line (ask_rmw_wake):
+// it sets `rmw_wake` once, then calls sleeper_barrier() once; from then on its sleeps need no
+// barrier. SYNC with has_sleeper's load of rmw_wake, placed after the publish in program
+// order: the barrier is a full fence at some instruction of each waker. A waker interrupted
+// before its publish loads rmw_wake after the fence and sees the flag (RMW form); one
+// interrupted after its publish has that publish seen by the sleeper's next look.
+
 // Whether someone sleeps (or is about to) on `w`. Called right after publishing (a tail or
 // head store).
 inline bool has_sleeper(wait_line& w) noexcept {
-    if (fast_wake()) {
-        std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the publish above the load
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the publish above both loads
+    if (fast_wake() && w.rmw_wake.load(std::memory_order_relaxed) == 0)
         return w.waiting.load(std::memory_order_relaxed) != 0;
-    }
     return w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0;
 }
 // Wakes the sleepers of `w`. One wake per sleep: later commits before a sleeper is up again
@@ -48,6 +57,11 @@ inline void notify(wait_line& w) noexcept {
 inline void notify_always(wait_line& w) noexcept {
     w.seq.fetch_add(1, std::memory_order_seq_cst);
     futex_wake_all(w.seq);
+}
+// Asks every waker on `w` for the read-modify-write form (above). The caller's next
+// sleeper_barrier() makes the request seen; after that barrier its sleeps on `w` need none.
+inline void ask_rmw_wake(wait_line& w) noexcept {
+    w.rmw_wake.store(1, std::memory_order_seq_cst);
 }
 // prepare_sleep() without the barrier, for a sleeper on many lines (the event-fd watcher): it
 // announces itself on each, then calls sleeper_barrier() once before its last looks.
