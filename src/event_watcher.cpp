@@ -123,8 +123,10 @@ bool prepare(watched_end& e, bool announce) {
     if (e.announced && seq == e.seq) return false;  // no wake on this line since it announced
     retire(e);
     const bool first = !e.rmw_asked;
-    if (first) shm::ask_rmw_wake(*e.line);  // seen by every waker once the barrier returns
-    e.rmw_asked = true;
+    if (first && rmw_wakes_on()) {
+        shm::ask_rmw_wake(*e.line);  // seen by every waker once the barrier returns
+        e.rmw_asked = true;
+    }
     e.seq = shm::announce_sleep(*e.line);
     e.announced = true;
     return first;
@@ -226,7 +228,8 @@ void watcher_shard::run() {
             std::lock_guard l(m_);
             const auto gone = std::erase_if(ends_, [](watched_end* e) {
                 if (!e->leaving) return false;
-                retire(*e);  // the last touch of its segment
+                retire(*e);  // the last touches of its segment
+                if (e->rmw_asked) shm::drop_rmw_wake(*e->line);
                 e->left = true;
                 return true;
             });

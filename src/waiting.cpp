@@ -13,4 +13,12 @@ spin_budget spin_of(const channel_options& o) {
     return {std::chrono::microseconds(o.spin_us), std::chrono::microseconds(max_us)};
 }
 
+bool rmw_wakes_on() {
+    static const bool on = [] {
+        const char* v = std::getenv("SHMCHAN_RMW_WAKE");
+        return !(v && v[0] == '0' && v[1] == '\0');
+    }();
+    return on;
+}
+
 }  // namespace shmchan::detail

@@ -98,6 +98,10 @@ private:
     clock::time_point next_{};
 };
 
+// False when SHMCHAN_RMW_WAKE=0: the event-fd watcher never asks its lines' wakers for the
+// read-modify-write form (shm/wake.hpp), and pays a membarrier per sleep (for A/B runs).
+bool rmw_wakes_on();
+
 enum class sleep_result { ready, woken, timed_out };
 
 // One sleep on `line` until the peer's next publish (or the deadline's next_sleep): announce

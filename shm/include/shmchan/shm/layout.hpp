@@ -186,8 +186,8 @@ struct alignas(cache_line) lapped_line {
 // that misreads them wakes too early (the writer sleeps again) or not at all (the writer's
 // sleep is bounded by the poll interval); they size and place nothing.
 // `rmw_wake`, nonzero: a sleeper on this line skips the per-sleep membarrier, so every waker
-// reads `waiting` with a read-modify-write (wake.hpp, ask_rmw_wake). Sticky; a hint that sizes
-// nothing: a peer that clears it can only delay its own wakes (sleeps are bounded).
+// reads `waiting` with a read-modify-write (wake.hpp, ask_rmw_wake; a count of such sleepers).
+// A hint that sizes nothing: a peer that clears it can only delay wakes (sleeps are bounded).
 struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> seq;
     std::atomic<std::uint32_t> waiting;

@@ -60,8 +60,14 @@ inline void notify_always(wait_line& w) noexcept {
 }
 // Asks every waker on `w` for the read-modify-write form (above). The caller's next
 // sleeper_barrier() makes the request seen; after that barrier its sleeps on `w` need none.
+// `rmw_wake` counts the sleepers that rely on it (with several readers, one watched end each).
 inline void ask_rmw_wake(wait_line& w) noexcept {
-    w.rmw_wake.store(1, std::memory_order_seq_cst);
+    w.rmw_wake.fetch_add(1, std::memory_order_seq_cst);
+}
+// Gives the request up (a watched end leaving): the caller no longer sleeps on `w` without
+// the barrier, so no ordering is needed here.
+inline void drop_rmw_wake(wait_line& w) noexcept {
+    w.rmw_wake.fetch_sub(1, std::memory_order_relaxed);
 }
 // prepare_sleep() without the barrier, for a sleeper on many lines (the event-fd watcher): it
 // announces itself on each, then calls sleeper_barrier() once before its last looks.
