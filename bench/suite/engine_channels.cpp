@@ -44,24 +44,29 @@ public:
     std::string describe_batched() const {
         if (tx_ == sock && rx_ == shm)
             return "shmchan::engine (own process, a daemon); the producer is a socket end (write()s "
-                   "a private buffer, masked into WebSocket frames on TCP loopback, the engine "
-                   "copies each frame into the ring), the consumer a shared-memory end digesting "
-                   "the ring in place: 1 TCP hop; busy-wait = try_write()/try_next() loops";
+                   "a private buffer as WebSocket frames on TCP loopback, masked with a zero key, "
+                   "small ones batched by a sender thread; the engine reads each frame's payload "
+                   "from the socket straight into ring loans), the consumer a shared-memory end "
+                   "digesting the ring in place: 1 TCP hop, 2 copies; busy-wait = "
+                   "try_write()/try_next() loops";
         if (tx_ == shm && rx_ == sock)
             return "shmchan::engine (own process, a daemon); the producer fills shared-memory "
                    "loans in place, the engine sends each record from the ring as a WebSocket "
                    "frame on TCP loopback (several records per send when they are there), the "
-                   "consumer is a socket end: 1 TCP hop; busy-wait = try_loan()/try_next() loops";
+                   "consumer is a socket end reading large payloads straight into its buffer: 1 "
+                   "TCP hop, 2 copies (3 when the producer copies into the ring); busy-wait = "
+                   "try_loan()/try_next() loops";
         if (tx_ == shm)
             return "channels created by shmchan::engine (own process, a daemon) through a "
                    "shmchan::worker, both ends opened with via = shm: the engine only creates "
                    "the channel, the bytes move as in shmchan-loan (loans filled in place, 0 "
                    "copies); busy-wait = try_loan()/try_next() loops, sleep = spin_us 0";
         return "shmchan::engine (own process, a daemon) + WebSocket channel sockets on TCP "
-               "loopback for both ends: producer write()s a private buffer (frames <= 1 MiB, "
-               "masked into the client's buffer), engine unmasks and copies each frame into "
-               "the ring, sends each record as a frame to the consumer: 2 TCP hops, ~6 copies, "
-               "several syscalls per frame; busy-wait = try_next() polling the socket";
+               "loopback for both ends: producer write()s a private buffer (zero-key frames "
+               "<= 1 MiB, small ones batched by a sender thread), the engine reads each "
+               "payload straight into ring loans and sends each record from the ring as a "
+               "frame to the consumer: 2 TCP hops, 4 copies (as tcp-relay), several syscalls "
+               "per frame; busy-wait = try_next() polling the socket";
     }
 
     std::string prepare(const run_spec& spec) override {
