@@ -1,5 +1,9 @@
 #include "support.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -234,6 +238,39 @@ sockaddr_un unix_address(const std::string& path) {
     if (path.size() >= sizeof a.sun_path) fail("socket path too long: " + path);
     std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
     return a;
+}
+
+namespace {
+sockaddr_in loopback_address(std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+}
+}  // namespace
+
+void tcp_no_delay(int fd) {
+    const int one = 1;
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail_errno("setsockopt TCP_NODELAY");
+}
+
+int connect_loopback(std::uint16_t port, const std::string& what) {
+    const int fd = stream_socket(AF_INET);
+    tcp_no_delay(fd);
+    const sockaddr_in a = loopback_address(port);
+    connect_to(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a, what);
+    return fd;
+}
+
+int listen_loopback(std::uint16_t& port) {
+    const int fd = stream_socket(AF_INET);
+    sockaddr_in a = loopback_address(0);
+    bind_listen(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1:0");
+    socklen_t len = sizeof a;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) fail_errno("getsockname");
+    port = ntohs(a.sin_port);
+    return fd;
 }
 
 side_result fd_stream_transport::produce(const run_spec& spec) {

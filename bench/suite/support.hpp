@@ -186,6 +186,11 @@ int accept_one(int listener);
 void connect_to(int fd, const sockaddr* a, socklen_t len, const std::string& what);
 // The address of a Unix socket at `path` (throws if too long).
 sockaddr_un unix_address(const std::string& path);
+// TCP on 127.0.0.1 (tcp-loopback, tcp-relay): a TCP_NODELAY socket connected to `port`
+// (`what` names the peer in errors); a listener on port 0 and the port it got.
+int connect_loopback(std::uint16_t port, const std::string& what);
+int listen_loopback(std::uint16_t& port);
+void tcp_no_delay(int fd);
 
 // A private, page-aligned buffer whose pages are touched up front (generation and reception
 // buffers of the copying transports; not timed).

@@ -3,28 +3,11 @@
 // (tcp_relay.cpp): the producer connects to the relay and names the consumer's port.
 #include "support.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace shmchan_bench {
 namespace {
-
-void no_delay(int fd) {
-    const int one = 1;
-    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail_errno("setsockopt TCP_NODELAY");
-}
-
-sockaddr_in loopback(std::uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    return a;
-}
 
 class tcp_loopback : public fd_stream_transport {
 public:
@@ -39,25 +22,19 @@ public:
 protected:
     conn accept_side(const run_spec& spec, bool) override {
         conn listener;
-        listener.in = stream_socket(AF_INET);
-        sockaddr_in a = loopback(0);
-        bind_listen(listener.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1:0");
-        socklen_t len = sizeof a;
-        if (::getsockname(listener.in, reinterpret_cast<sockaddr*>(&a), &len) != 0) fail_errno("getsockname");
-        write_file(spec.scratch_dir + "/tcp.port", std::to_string(ntohs(a.sin_port)));
+        std::uint16_t port = 0;
+        listener.in = listen_loopback(port);
+        write_file(spec.scratch_dir + "/tcp.port", std::to_string(port));
         spec.ready();
         conn c;
         c.in = c.out = accept_one(listener.in);
-        no_delay(c.in);
+        tcp_no_delay(c.in);
         return c;
     }
     conn connect_side(const run_spec& spec, bool) override {
         const int port = std::stoi(read_file(spec.scratch_dir + "/tcp.port"));
         conn c;
-        c.in = c.out = stream_socket(AF_INET);
-        no_delay(c.in);
-        const sockaddr_in a = loopback(static_cast<std::uint16_t>(port));
-        connect_to(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1");
+        c.in = c.out = connect_loopback(static_cast<std::uint16_t>(port), "127.0.0.1");
         return c;
     }
 };
@@ -98,10 +75,7 @@ protected:
         const int consumer_port = std::stoi(read_file(spec.scratch_dir + "/tcp.port"));
         const int relay_port = std::stoi(read_file(spec.scratch_dir + "/relay.port"));
         conn c;
-        c.in = c.out = stream_socket(AF_INET);
-        no_delay(c.in);
-        const sockaddr_in a = loopback(static_cast<std::uint16_t>(relay_port));
-        connect_to(c.in, reinterpret_cast<const sockaddr*>(&a), sizeof a, "the relay");
+        c.in = c.out = connect_loopback(static_cast<std::uint16_t>(relay_port), "the relay");
         const std::uint8_t port_be[2] = {static_cast<std::uint8_t>(consumer_port >> 8),
                                          static_cast<std::uint8_t>(consumer_port & 0xff)};
         write_exact(c.out, port_be, 2, false);

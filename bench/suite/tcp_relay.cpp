@@ -8,9 +8,6 @@
 // ceiling for the engine's socket-to-socket path. Serves until its stdin closes.
 #include "support.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,19 +20,6 @@ namespace shmchan_bench {
 namespace {
 
 constexpr std::size_t relay_buffer = std::size_t{256} << 10;
-
-sockaddr_in loopback_port(std::uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    return a;
-}
-
-void relay_no_delay(int fd) {
-    const int one = 1;
-    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail_errno("setsockopt TCP_NODELAY");
-}
 
 // Copies what `from` has to `to`; false once `from` ended (then `to`'s sending side is shut).
 bool pass_on(int from, int to, std::vector<char>& buf) {
@@ -53,11 +37,8 @@ bool pass_on(int from, int to, std::vector<char>& buf) {
 void relay_one(int producer, std::vector<char>& buf) {
     std::uint8_t port_be[2];
     read_exact(producer, port_be, 2, false);
-    const int consumer = stream_socket(AF_INET);
-    const sockaddr_in a = loopback_port(static_cast<std::uint16_t>(port_be[0] << 8 | port_be[1]));
-    connect_to(consumer, reinterpret_cast<const sockaddr*>(&a), sizeof a, "the consumer");
-    relay_no_delay(producer);
-    relay_no_delay(consumer);
+    const int consumer = connect_loopback(static_cast<std::uint16_t>(port_be[0] << 8 | port_be[1]), "the consumer");
+    tcp_no_delay(producer);
     bool up = true, down = true;  // producer -> consumer, consumer -> producer
     while (up || down) {
         pollfd p[2] = {{producer, static_cast<short>(up ? POLLIN : 0), 0},
@@ -76,12 +57,9 @@ void relay_one(int producer, std::vector<char>& buf) {
 
 int relay_daemon_main(int parent_pid) {
     if (!die_with_parent(parent_pid)) return 3;
-    const int listener = stream_socket(AF_INET);
-    sockaddr_in a = loopback_port(0);
-    bind_listen(listener, reinterpret_cast<const sockaddr*>(&a), sizeof a, "127.0.0.1:0");
-    socklen_t len = sizeof a;
-    if (::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0) fail_errno("getsockname");
-    std::printf("port %u\n", unsigned{ntohs(a.sin_port)});
+    std::uint16_t port = 0;
+    const int listener = listen_loopback(port);
+    std::printf("port %u\n", unsigned{port});
     std::fflush(stdout);
     std::vector<char> buf(relay_buffer);
     for (;;) {
