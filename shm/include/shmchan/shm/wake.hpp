@@ -22,7 +22,6 @@ namespace shmchan::shm {
 // increment, or the sleeper's increment reads from it and so sees the waker's earlier publish.
 // (ThreadSanitizer understands the RMW form; it has nothing to check in the membarrier form,
 // which orders only atomics.)
-
 //
 // A sleeper that sleeps often (the engine's event-fd watcher, once per message of a ping-pong)
 // pays a membarrier each time, an IPI to the other CPUs: on this VM a VM exit there, ~10 µs of
