@@ -38,6 +38,10 @@ void relay_one(int producer, std::vector<char>& buf) {
     std::uint8_t port_be[2];
     read_exact(producer, port_be, 2, false);
     const int consumer = connect_loopback(static_cast<std::uint16_t>(port_be[0] << 8 | port_be[1]), "the consumer");
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } close_consumer{consumer};  // also when a failed run throws
     tcp_no_delay(producer);
     bool up = true, down = true;  // producer -> consumer, consumer -> producer
     while (up || down) {
@@ -50,7 +54,6 @@ void relay_one(int producer, std::vector<char>& buf) {
         if (up && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) up = pass_on(producer, consumer, buf);
         if (down && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) down = pass_on(consumer, producer, buf);
     }
-    ::close(consumer);
 }
 
 }  // namespace
