@@ -7,8 +7,9 @@
 //
 // Where things are: registry.cpp (the transports), options.cpp (the command line), plan.cpp
 // (what runs when), harness.cpp (one run: sides, checks), spawn.cpp (side processes), side.cpp
-// (the child), proc_stats.cpp (/proc counters, probes), engine_daemon.cpp (the engine daemon), tcp_relay.cpp (the relay daemon),
-// report*.cpp and plots.cpp (the results), one file per transport.
+// (the child), proc_stats.cpp (/proc counters, probes), engine_daemon.cpp (the engine daemon),
+// tcp_relay.cpp (the relay daemon), report*.cpp and plots.cpp (the results), one file per
+// transport.
 #include "engine_daemon.hpp"
 #include "harness.hpp"
 #include "options.hpp"

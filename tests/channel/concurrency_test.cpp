@@ -168,28 +168,12 @@ TEST_CASE("the writer's event fd polls readable when room appears or the reader 
 TEST_CASE("a reader sleeping before every message is woken at once by each", "[concurrency]") {
     channel ch = create_channel(test::opts(4096, 0));
     constexpr int rounds = 400;
-    std::atomic<int> read_so_far{0};
-    std::atomic<bool> stop{false};
-    std::thread w([&] {
-        for (int i = 0; i < rounds && !stop.load(); ++i) {
-            std::this_thread::sleep_for(std::chrono::microseconds(400));  // beyond the spin budget
-            if (ch.writer.write("m")) return;
-            while (read_so_far.load() <= i && !stop.load()) std::this_thread::yield();
-        }
-    });
-    int slow = 0, got = 0;
-    while (got < rounds && slow < 20) {
-        const auto t0 = std::chrono::steady_clock::now();
-        item it = ch.reader.next(std::chrono::seconds(2));
-        if (!it.is_chunk()) {
-            ++slow;
-            continue;
-        }
-        if (std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(30)) ++slow;
-        read_so_far.store(++got);
-    }
-    stop.store(true);
-    w.join();
-    CHECK(got == rounds);
-    CHECK(slow <= 8);  // the odd descheduling on a loaded machine; a lost wake-up each time would be 20
+    // Each after a pause beyond the spin budget.
+    const test::paced_run r = test::one_at_a_time(ch.writer, rounds, std::chrono::microseconds(400),
+                                                  std::chrono::milliseconds(30), [&] {
+                                                      item it = ch.reader.next(std::chrono::seconds(2));
+                                                      return it.is_chunk() ? 1 : -1;
+                                                  });
+    CHECK(r.taken == rounds);
+    CHECK(r.slow <= 8);  // the odd descheduling on a loaded machine; a lost wake-up each time would be 20
 }

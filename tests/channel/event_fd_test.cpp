@@ -146,34 +146,19 @@ TEST_CASE("event fds: messages one at a time are each signalled at once", "[even
     const int fd = ch.reader.event_fd();
     arm(ch.reader, fd);
     constexpr int rounds = 3000;
-    std::atomic<int> read_so_far{0};
-    std::atomic<bool> stop{false};
-    std::thread w([&] {
-        for (int i = 0; i < rounds && !stop.load(); ++i) {
-            if (ch.writer.write("m")) return;
-            while (read_so_far.load() <= i && !stop.load()) std::this_thread::yield();
-        }
-    });
-    int slow = 0, got = 0;
-    while (got < rounds && slow < 20) {
-        const auto t0 = std::chrono::steady_clock::now();
-        if (!readable_within(fd, 2000)) {
-            ++slow;
-            continue;
-        }
-        if (std::chrono::steady_clock::now() - t0 > 150ms) ++slow;
+    const test::paced_run r = test::one_at_a_time(ch.writer, rounds, 0us, 150ms, [&] {
+        if (!readable_within(fd, 2000)) return -1;
         drain(fd);
+        int got = 0;
         for (;;) {
             item it = ch.reader.try_next();  // released before the next try
             if (!it.is_chunk()) break;
             ++got;
         }
-        read_so_far.store(got);
-    }
-    stop.store(true);
-    w.join();
-    CHECK(got == rounds);
-    CHECK(slow <= 5);  // the odd descheduling on a loaded machine; a lost wake-up each time would be 20
+        return got;
+    });
+    CHECK(r.taken == rounds);
+    CHECK(r.slow <= 5);  // the odd descheduling on a loaded machine; a lost wake-up each time would be 20
 }
 
 TEST_CASE("event fds: more ends than one futex_waitv takes are all served", "[event_fd][concurrency]") {

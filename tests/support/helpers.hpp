@@ -1,6 +1,7 @@
 // Small helpers shared by the test files.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -66,5 +67,37 @@ errc thrown(F&& f) {
 
 // Checksum of the first n bytes of the test pattern (fill_pattern from offset 0).
 inline std::uint64_t pattern_sum(std::uint64_t n) { return testkit::expected_checksum(n); }
+
+// Messages one at a time (wake-ups under test): a thread writes "m" number i, after `pause`,
+// once the reader has taken i of them; `take` (this thread) waits for what came and returns how
+// many messages it took, or -1 when nothing came within its own bound. A wait longer than
+// `slow_after`, or one that ran out, counts as slow; the run stops early at 20 slow ones.
+struct paced_run {
+    int taken = 0;
+    int slow = 0;
+};
+inline paced_run one_at_a_time(writer& w, int rounds, std::chrono::microseconds pause,
+                               std::chrono::milliseconds slow_after, const std::function<int()>& take) {
+    std::atomic<int> read_so_far{0};
+    std::atomic<bool> stop{false};
+    std::thread t([&] {
+        for (int i = 0; i < rounds && !stop.load(); ++i) {
+            if (pause.count()) std::this_thread::sleep_for(pause);
+            if (w.write("m")) return;
+            while (read_so_far.load() <= i && !stop.load()) std::this_thread::yield();
+        }
+    });
+    paced_run r;
+    while (r.taken < rounds && r.slow < 20) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const int n = take();
+        if (n < 0 || std::chrono::steady_clock::now() - t0 > slow_after) ++r.slow;
+        if (n > 0) r.taken += n;
+        read_so_far.store(r.taken);
+    }
+    stop.store(true);
+    t.join();
+    return r;
+}
 
 }  // namespace shmchan::test
