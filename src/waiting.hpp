@@ -81,7 +81,8 @@ public:
 private:
     nanoseconds base_, max_, cur_;
 };
-// The options' budget; SHMCHAN_SPIN_MAX_US overrides spin_max_us (A/B runs of the benchmarks).
+// The options' budget; SHMCHAN_SPIN_US and SHMCHAN_SPIN_MAX_US override spin_us and spin_max_us
+// (A/B runs of the benchmarks).
 spin_budget spin_of(const channel_options& o);
 
 // Liveness checks (a lock test, one fcntl) at most once per poll interval, on the slow path.

@@ -47,6 +47,7 @@ calc() { awk "BEGIN { print ($*) }"; }
 hz=$(getconf CLK_TCK)
 # utime + stime of the given processes, in clock ticks (/proc/PID/stat fields 14 and 15).
 cpu_ticks() { local p t=0; for p; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+alive() { local p; for p; do [ -e "/proc/$p/stat" ] || return 1; done; }
 # Waits up to $2 s for process $1 (a start tag) to exit, then stops it (SIGINT, then SIGKILL).
 finish() {
   local pid i; pid=$(cat "$1.pid")
@@ -80,15 +81,20 @@ run_variant() {
       while [ ! -S "$dir/sock" ]; do sleep 0.01; done
       start "$c" gst-launch-1.0 -v shmsrc socket-path="$dir/sock" is-live=true ! "$caps" ! $count_sink ;;
   esac
-  local pids=("$(cat "$p.pid")") got=0 last=0 since f0= t0 c0 t1 c1 f1 stalled=0
+  local pids=("$(cat "$p.pid")") got=0 last=0 since f0= t0 c0 t1= c1 f1 stalled=0 ts cs
   [ "$c" = "$p" ] || pids+=("$(cat "$c.pid")")
   since=$(now)
   while :; do
-    got=$(frames_of "$c")
-    if [ -z "$f0" ] && [ "$got" -gt 0 ]; then f0=$got t0=$(now) c0=$(cpu_ticks "${pids[@]}"); fi
-    if [ "$got" -ge $((n * 9 / 10)) ]; then t1=$(now) c1=$(cpu_ticks "${pids[@]}") f1=$got; break; fi
-    if [ "$got" -ne "$last" ]; then last=$got since=$(now)
-    elif [ "$(calc "$(now) - $since > 5")" = 1 ]; then stalled=1; t1=$(now) c1=$(cpu_ticks "${pids[@]}") f1=$got; break; fi
+    got=$(frames_of "$c") ts=$(now)
+    # The window ends at the last sample taken while every process still ran: an exited
+    # process's CPU time can no longer be read (it used to read as 0, a negative CPU/frame).
+    alive "${pids[@]}" || break
+    cs=$(cpu_ticks "${pids[@]}")
+    if [ -z "$f0" ] && [ "$got" -gt 0 ]; then f0=$got t0=$ts c0=$cs; fi
+    [ -n "$f0" ] && t1=$ts c1=$cs f1=$got
+    [ "$got" -ge $((n * 9 / 10)) ] && break
+    if [ "$got" -ne "$last" ]; then last=$got since=$ts
+    elif [ "$(calc "$ts - $since > 5")" = 1 ]; then stalled=1; break; fi
     sleep 0.02
   done
   # shmchan and one process end with EOS; no EOS crosses shmsink (and it waits for its client
@@ -96,7 +102,7 @@ run_variant() {
   if [ "$v" = shm ] || [ $stalled = 1 ]; then finish "$c" 1; else finish "$c" 10; fi
   finish "$p" 5
   got=$(frames_of "$c")
-  if [ -z "$f0" ] || [ "$f1" -le "$f0" ]; then echo "$got 0 0 $stalled"; return; fi
+  if [ -z "$f0" ] || [ -z "$t1" ] || [ "$f1" -le "$f0" ]; then echo "$got 0 0 $stalled"; return; fi
   echo "$got $(calc "($f1 - $f0) / ($t1 - $t0)") $(calc "($c1 - $c0) / $hz * 1000000 / ($f1 - $f0)") $stalled"
 }
 
