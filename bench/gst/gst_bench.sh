@@ -2,22 +2,24 @@
 # Frames between two gst-launch-1.0 processes (issue 13): shmchansink/shmchansrc against
 # shmsink/shmsrc, and the same pipeline in one process as the ceiling; interleaved rounds,
 # frames delivered counted for each, CPU per frame = utime + stime of both processes.
-#   bench/gst/gst_bench.sh [--rounds N] [--plugin-dir DIR] [--cases "1080p-i420 4k-rgba"] [--frames N] [--capacity BYTES]
-# Prints one line per run and a summary (medians) per case and variant.
+#   bench/gst/gst_bench.sh [--rounds N] [--plugin-dir DIR] [--cases "1080p-i420 4k-rgba"] [--frames N] [--capacity BYTES]...
+# Each --capacity adds a variant shmchan:BYTES (shmchansink capacity=BYTES) run beside the
+# default ring (shmchan), in the same rounds. Prints one line per run and a summary (medians)
+# per case and variant.
 set -uo pipefail
 rounds=3
 plugin_dir=$(cd "$(dirname "$0")/../.." && pwd)/build/gstreamer
 cases="1080p-i420 4k-rgba"
 frames_override=
-sink_opts=
+variants="shmchan"
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --plugin-dir) plugin_dir=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --frames) frames_override=$2; shift 2 ;;
-    --capacity) sink_opts="capacity=$2"; shift 2 ;;  # shmchansink's ring (default: 4 frames, auto)
-    *) echo "usage: $0 [--rounds N] [--plugin-dir DIR] [--cases LIST] [--frames N] [--capacity BYTES]" >&2; exit 2 ;;
+    --capacity) variants+=" shmchan:$2"; shift 2 ;;  # beside the default ring (4 frames, auto)
+    *) echo "usage: $0 [--rounds N] [--plugin-dir DIR] [--cases LIST] [--frames N] [--capacity BYTES]..." >&2; exit 2 ;;
   esac
 done
 [ -e "$plugin_dir/libgstshmchan.so" ] || { echo "no libgstshmchan.so in $plugin_dir (build it, or --plugin-dir)" >&2; exit 2; }
@@ -71,8 +73,9 @@ run_variant() {
     inprocess)
       start "$p" gst-launch-1.0 -v $(src_gen) ! $count_sink
       c=$p ;;
-    shmchan)
-      start "$p" gst-launch-1.0 $(src_gen) ! shmchansink ref-file="$dir/ref" $sink_opts
+    shmchan*)
+      local opts=; [ "$v" = shmchan ] || opts="capacity=${v#shmchan:}"
+      start "$p" gst-launch-1.0 $(src_gen) ! shmchansink ref-file="$dir/ref" $opts
       start "$c" gst-launch-1.0 -v shmchansrc ref-file="$dir/ref" ! $count_sink ;;
     shm)
       # With room for 4 frames shmsink stalled part way here; shm_frames frames did not.
@@ -115,24 +118,24 @@ echo "gst_bench: $(nproc) cores, $(gst-launch-1.0 --version | sed -n 2p), rounds
 for c in $cases; do
   params "$c"
   for ((r = 1; r <= rounds; r++)); do
-    for v in shmchan shm inprocess; do
+    for v in $variants shm inprocess; do
       read -r frames fps us stalled < <(run_variant "$v")
       note=""
       [ "$stalled" = 1 ] && note="  STALLED (stopped; not in the medians)"
-      printf '%-11s %-9s round %d: %5d/%d frames  %8.1f frames/s  %8.1f us CPU/frame%s\n' "$c" "$v" "$r" "$frames" "$n" "$fps" "$us" "$note"
+      printf '%-11s %-17s round %d: %5d/%d frames  %8.1f frames/s  %8.1f us CPU/frame%s\n' "$c" "$v" "$r" "$frames" "$n" "$fps" "$us" "$note"
       echo "$c $v $frames $fps $us $stalled" >> "$results"
     done
   done
 done
 echo
-printf '%-11s %-9s %14s %16s %18s\n' case variant "frames (min)" "frames/s (med)" "us CPU/frame (med)"
+printf '%-11s %-17s %14s %16s %18s\n' case variant "frames (min)" "frames/s (med)" "us CPU/frame (med)"
 for c in $cases; do
   params "$c"
-  for v in shmchan shm inprocess; do
+  for v in $variants shm inprocess; do
     f=$(awk -v c="$c" -v v="$v" '$1 == c && $2 == v {print $3}' "$results" | sort -g | head -1)
     fps=$(awk -v c="$c" -v v="$v" '$1 == c && $2 == v && !$6 {print $4}' "$results" | median)
     us=$(awk -v c="$c" -v v="$v" '$1 == c && $2 == v && !$6 {print $5}' "$results" | median)
     st=$(awk -v c="$c" -v v="$v" '$1 == c && $2 == v && $6 {n++} END {print n + 0}' "$results")
-    printf '%-11s %-9s %9d/%-4d %16.1f %18.1f   stalled %d of %d\n' "$c" "$v" "$f" "$n" "$fps" "$us" "$st" "$rounds"
+    printf '%-11s %-17s %9d/%-4d %16.1f %18.1f   stalled %d of %d\n' "$c" "$v" "$f" "$n" "$fps" "$us" "$st" "$rounds"
   done
 done
