@@ -2,6 +2,7 @@
 // to fill in place), waits for room, and ends the stream with an end record or an abort.
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -19,6 +20,15 @@ namespace shmchan::detail {
 namespace {
 
 using namespace shm;
+
+// SHMCHAN_EARLY_WRAP_MIN=BYTES (0: never) replaces the ring's default for A/B runs.
+std::size_t early_wrap_min() {
+    static const std::size_t v = [] {
+        const char* e = std::getenv("SHMCHAN_EARLY_WRAP_MIN");
+        return e && *e ? std::size_t(std::strtoull(e, nullptr, 10)) : default_early_wrap_min;
+    }();
+    return v;
+}
 
 class shm_writer final : public writer_impl {
 public:
@@ -57,6 +67,7 @@ public:
         claimed = true;
         generation = process_generation();
         prod = ring_producer(cb, seg->data(), geometry);
+        prod.wrap_early_from(early_wrap_min());
         counted_mirror.store(prod.counted(), std::memory_order_relaxed);
         return {};
     }

@@ -47,9 +47,14 @@ frames_of() { grep -c 'last-message = chain' "$1.out"; }
 now() { date +%s.%N; }
 calc() { awk "BEGIN { print ($*) }"; }
 hz=$(getconf CLK_TCK)
-# utime + stime of the given processes, in clock ticks (/proc/PID/stat fields 14 and 15).
-cpu_ticks() { local p t=0; for p; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
-alive() { local p; for p; do [ -e "/proc/$p/stat" ] || return 1; done; }
+# utime + stime of the given processes, in clock ticks (/proc/PID/stat fields 14 and 15);
+# nothing when one of them has exited: a zombie's stat holds only its main thread's time, and
+# a reaped one has none (either read as a negative CPU/frame before).
+cpu_ticks() {
+  local p t=0 v
+  for p; do v=$(awk '$3 != "Z" {print $14 + $15}' "/proc/$p/stat" 2>/dev/null) && [ -n "$v" ] || return; t=$((t + v)); done
+  echo $t
+}
 # Waits up to $2 s for process $1 (a start tag) to exit, then stops it (SIGINT, then SIGKILL).
 finish() {
   local pid i; pid=$(cat "$1.pid")
@@ -91,8 +96,8 @@ run_variant() {
     got=$(frames_of "$c") ts=$(now)
     # The window ends at the last sample taken while every process still ran: an exited
     # process's CPU time can no longer be read (it used to read as 0, a negative CPU/frame).
-    alive "${pids[@]}" || break
     cs=$(cpu_ticks "${pids[@]}")
+    [ -n "$cs" ] || break
     if [ -z "$f0" ] && [ "$got" -gt 0 ]; then f0=$got t0=$ts c0=$cs; fi
     [ -n "$f0" ] && t1=$ts c1=$cs f1=$got
     [ "$got" -ge $((n * 9 / 10)) ] && break

@@ -30,6 +30,11 @@ constexpr std::uint64_t all_readers(std::size_t n) noexcept {
     return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
 }
 
+// Records from this size up wrap early (ring_producer::early_wrap_fits). Smaller ones stay in
+// the caches anyway, and wrapping early ties the writer closer to the reader: 1 MiB records
+// in a 4 MiB ring ran at 0.5-1x the speed without it here; 16 MiB ones at 1.2x with it.
+inline constexpr std::size_t default_early_wrap_min = std::size_t{4} << 20;
+
 class ring_producer {
 public:
     ring_producer() = default;
@@ -75,7 +80,8 @@ public:
         const std::size_t rec = record_size(payload);
         const std::size_t off = tail_ & mask_;
         const std::size_t to_end = capacity_ - off;
-        const std::size_t pad = rec > to_end ? to_end : 0;
+        std::size_t pad = rec > to_end ? to_end : 0;
+        if (!pad && off != 0 && rec >= early_wrap_min_ && early_wrap_fits(rec, to_end)) pad = to_end;
         const std::size_t need = pad + rec;
         if (drop_) {
             // Never waits: the records that start below where this one ends, one ring back,
@@ -240,6 +246,9 @@ public:
         return true;
     }
 
+    // Records of at least `bytes` (0: none) may wrap early (early_wrap_fits).
+    void wrap_early_from(std::size_t bytes) noexcept { early_wrap_min_ = bytes ? bytes : SIZE_MAX; }
+
     // The sum of every reader's head at the last reload: it changes whenever any head moves
     // (heads only grow), which is what an event-fd watcher waits for.
     std::uint64_t heads_sum() const noexcept { return heads_sum_; }
@@ -263,6 +272,18 @@ private:
     std::uint64_t head_cache_ = 0;  // lowest head of the counted readers, last loaded
     std::uint64_t claim_pos_ = 0;
     record_type claim_type_ = record_type::binary;
+    std::size_t early_wrap_min_ = default_early_wrap_min;
+
+    // Block mode, a large record: back to the ring's start (padding the rest) when every
+    // record there is released, rather than on into memory untouched for a lap. The writer,
+    // and readers that keep up, then cycle through only as many records' worth of memory as
+    // the readers hold, which stays in the caches and TLBs (4K frames of 33 MB in a 4-frame
+    // ring: 0.6x the in-process rate cycling through all four, 0.9x through two).
+    bool early_wrap_fits(std::size_t rec, std::size_t to_end) noexcept {
+        if (drop_) return false;  // its writer never looks at the heads
+        const auto fits = [&] { return tail_ + to_end + rec - head_cache_ <= capacity_; };
+        return fits() || (reload_heads() && fits());
+    }
 };
 
 struct record_view {

@@ -1,0 +1,126 @@
+// The writer's early wrap (ring_producer::early_wrap_fits): large records go back to the
+// ring's start once everything there is released, so a writer whose readers keep up cycles
+// through as little memory as they hold.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <vector>
+
+#include "../support/heap_ring.hpp"
+
+using namespace shmchan::shm;
+using shmchan::test::heap_ring;
+
+namespace {
+std::vector<std::byte> bytes_of(std::size_t n, int seed) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = std::byte(static_cast<unsigned char>(i * 7 + seed));
+    return v;
+}
+// Pushes `n` bytes (seed `seed`) and returns the ring offset of the record's payload as the
+// reader sees it; the view is left for the caller to release.
+std::size_t push_and_peek(ring_producer& p, ring_consumer& c, const heap_ring& r, std::size_t n, int seed,
+                          record_view& v) {
+    auto b = bytes_of(n, seed);
+    REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+    REQUIRE(c.try_peek(v) == ring_status::ok);
+    REQUIRE(v.size == n);
+    CHECK(std::memcmp(v.data, b.data(), n) == 0);
+    return static_cast<std::size_t>(v.data - r.data()) - sizeof(record_header);
+}
+}  // namespace
+
+TEST_CASE("early wrap: a large record goes back to the start once the records there are released", "[ring]") {
+    heap_ring r(4096);
+    auto p = r.producer();
+    p.wrap_early_from(1000);
+    auto c = r.consumer();
+    record_view v{};
+    // Records of 1024 bytes (1000 + header, aligned): each released before the next is written
+    // lands at offset 0, not at 1024, 2048, ...
+    for (int i = 0; i < 6; ++i) {
+        CHECK(push_and_peek(p, c, r, 1000, i, v) == 0);
+        c.release();
+    }
+    CHECK(c.try_peek(v) == ring_status::empty);
+}
+
+TEST_CASE("early wrap: records still held are never written over; the writer goes on past them", "[ring]") {
+    heap_ring r(4096);
+    auto p = r.producer();
+    p.wrap_early_from(1000);
+    auto c = r.consumer();
+    record_view v{};
+    auto a = bytes_of(1000, 1);
+    REQUIRE(p.try_push(record_type::binary, a.data(), a.size()) == ring_status::ok);  // at 0, unread
+    auto b = bytes_of(1000, 2);
+    REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);  // at 1024
+    REQUIRE(c.try_peek(v) == ring_status::ok);
+    CHECK(v.data == r.data() + sizeof(record_header));
+    CHECK(std::memcmp(v.data, a.data(), 1000) == 0);
+    c.release();  // 0..1024 free, 1024..2048 (b) unread
+    // The next one fits before b: it wraps early, behind a padding record, and b is intact.
+    auto d = bytes_of(1000, 3);
+    REQUIRE(p.try_push(record_type::binary, d.data(), d.size()) == ring_status::ok);
+    CHECK(r.cb->producer.tail.load() == 4096 + 1024);
+    // And one more does not fit anywhere until b is read.
+    CHECK(p.try_push(record_type::binary, d.data(), d.size()) == ring_status::full);
+    REQUIRE(c.try_peek(v) == ring_status::ok);
+    CHECK(v.data == r.data() + 1024 + sizeof(record_header));
+    CHECK(std::memcmp(v.data, b.data(), 1000) == 0);
+    c.release();
+    REQUIRE(c.try_peek(v) == ring_status::ok);  // the padding is skipped
+    CHECK(v.data == r.data() + sizeof(record_header));
+    CHECK(std::memcmp(v.data, d.data(), 1000) == 0);
+    c.release();
+    CHECK(c.try_peek(v) == ring_status::empty);
+}
+
+TEST_CASE("early wrap: small records, a ring where it is off, and drop_oldest go on in order", "[ring]") {
+    record_view v{};
+    SECTION("below the size") {
+        heap_ring r(4096);
+        auto p = r.producer();
+        p.wrap_early_from(1000);
+        auto c = r.consumer();
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(push_and_peek(p, c, r, 496, int(i), v) == i * 512);
+            c.release();
+        }
+    }
+    SECTION("off (0)") {
+        heap_ring r(4096);
+        auto p = r.producer();
+        p.wrap_early_from(0);
+        auto c = r.consumer();
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(push_and_peek(p, c, r, 1000, int(i), v) == i * 1024);
+            c.release();
+        }
+    }
+    SECTION("drop_oldest: its writer never looks at the readers") {
+        heap_ring r(4096);
+        r.cb->header.overflow = static_cast<std::uint32_t>(overflow_policy::drop_oldest);
+        ring_producer p(r.cb, r.data(), geometry_for(4096, 1, overflow_policy::drop_oldest));
+        p.wrap_early_from(1000);
+        ring_consumer c(r.cb, r.data(), geometry_for(4096, 1, overflow_policy::drop_oldest));
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(push_and_peek(p, c, r, 1000, int(i), v) == i * 1024);
+            c.release();
+        }
+    }
+}
+
+TEST_CASE("early wrap is on by default for records from 4 MiB", "[ring]") {
+    const std::size_t cap = std::size_t{32} << 20;
+    heap_ring r(cap);
+    auto p = r.producer();
+    auto c = r.consumer();
+    record_view v{};
+    CHECK(push_and_peek(p, c, r, default_early_wrap_min, 1, v) == 0);
+    c.release();
+    CHECK(push_and_peek(p, c, r, default_early_wrap_min, 2, v) == 0);
+    c.release();
+    CHECK(push_and_peek(p, c, r, default_early_wrap_min - 4096, 3, v) != 0);  // smaller: on in order
+    c.release();
+}
