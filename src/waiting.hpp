@@ -1,5 +1,5 @@
 // How ends wait: one deadline type, busy-wait budgets, and the one futex sleep every wait uses.
-// The sleep protocol itself (announce, recheck, sleep, retire) is shm/ring.hpp's; the reasoning
+// The sleep protocol itself (announce, recheck, sleep, retire) is shm/wake.hpp's; the reasoning
 // about wake-ups is in docs/architecture.md.
 #pragma once
 
@@ -108,7 +108,7 @@ enum class sleep_result { ready, woken, timed_out };
 // One sleep on `line` until the peer's next publish (or the deadline's next_sleep): announce
 // the sleeper, then check `ready()` (true: return at once, without sleeping), then the
 // deadline, then sleep. Announcing first is what makes a publish between the check and the
-// sleep wake it (prepare_sleep in shm/ring.hpp).
+// sleep wake it (prepare_sleep in shm/wake.hpp).
 template <class Ready>
 sleep_result sleep_once(shm::wait_line& line, const deadline& dl, Ready&& ready) {
     bool long_ok;

@@ -1,4 +1,4 @@
-// The space line's need hints (shm/wake.hpp, ring.hpp): with several readers, only the release
+// The space line's need hints (shm/wake.hpp, ring_producer.hpp): with several readers, only the release
 // that gives a sleeping writer its room wakes it. A wake shows as a bump of the line's `seq`;
 // a sleeper is simulated by counting one in `waiting`, as prepare_sleep() does.
 #include <catch2/catch.hpp>

@@ -1,0 +1,248 @@
+// The readers' side of the record ring (the ring itself: ring.hpp).
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "shmchan/shm/layout.hpp"
+#include "shmchan/shm/ring_types.hpp"
+#include "shmchan/shm/wake.hpp"
+
+namespace shmchan::shm {
+
+// The reader's side. It reads at `read_` and gives space back at `head_`: with one record at a
+// time (release()) the two meet after each record; a reader holding several views moves read_
+// ahead with take() and frees a prefix with release_to(), possibly from another thread (read_
+// belongs to the reading thread; head_ to whoever frees, under the caller's lock).
+class ring_consumer {
+public:
+    ring_consumer() = default;
+    // Reader `index` (\pre below g.readers).
+    ring_consumer(control_block* cb, const std::byte* data, const ring_geometry& g,
+                  std::size_t index = 0) noexcept
+        : cb_(cb), line_(&reader_line(cb, index)), data_(data), mask_(g.capacity - 1),
+          capacity_(g.capacity), max_payload_(g.max_payload),
+          others_(all_readers(g.readers) & ~(std::uint64_t{1} << index)),
+          head_(line_->head.load(std::memory_order_relaxed)),  // own index
+          read_(head_),
+          tail_cache_(cb->producer.tail.load(std::memory_order_acquire)),
+          drop_(g.overflow == overflow_policy::drop_oldest) {}
+
+    // What a lapped reader missed: records and their payload bytes.
+    struct gap {
+        std::uint64_t records = 0;
+        std::uint64_t bytes = 0;
+    };
+
+    // Looks at the next record without consuming it; padding is skipped. The view stays valid
+    // until it is released. \pre only one thread of one process reads.
+    ring_status try_peek(record_view& out) noexcept {
+        for (;;) {
+            if (read_ == tail_cache_) {
+                // SYNC: acquire pairs with the writer's release store of tail in commit().
+                tail_cache_ = cb_->producer.tail.load(std::memory_order_acquire);
+                if (read_ == tail_cache_) return ring_status::empty;
+            }
+            const std::uint64_t avail = tail_cache_ - read_;
+            // read_ came from shared memory when this end was claimed: check it too.
+            if (tail_cache_ < read_ || ((avail | read_) % record_align) != 0) return ring_status::corrupt;
+            if (avail > capacity_) return drop_ ? ring_status::lapped : ring_status::corrupt;
+            const std::size_t off = read_ & mask_;
+            const auto* h = reinterpret_cast<const record_header*>(data_ + off);
+            // Read the header once, with single loads the compiler cannot repeat: the writer
+            // side may be hostile and change it under us.
+            const std::uint32_t len = load_once(h->length);
+            const std::uint32_t type = load_once(h->type);
+            // drop_oldest: the header is whole only if its record was not given up meanwhile.
+            if (drop_ && lapped_past(read_)) return ring_status::lapped;
+            const std::size_t rec = record_size(len);
+            if (type == static_cast<std::uint32_t>(record_type::padding)) {
+                // Padding must run exactly to the end of the ring.
+                if (off + rec != capacity_ || rec > avail) return ring_status::corrupt;
+                read_ += rec;
+                continue;  // freed with the next record
+            }
+            if (type < static_cast<std::uint32_t>(record_type::binary) ||
+                type > static_cast<std::uint32_t>(record_type::frame) || len > max_payload_ ||
+                rec > avail || off + rec > capacity_)
+                return ring_status::corrupt;
+            out = {static_cast<record_type>(type), data_ + off + sizeof(record_header), len};
+            pending_ = rec;
+            pending_len_ = len;
+            return ring_status::ok;
+        }
+    }
+
+    // Moves past the record returned by the last try_peek(), which stays unreleased; returns
+    // the position after it (release_to() that position to free it and all before it).
+    std::uint64_t take() noexcept {
+        read_ += pending_;
+        pending_ = 0;
+        if (drop_) {  // counted in the writer's numbering, for the gaps
+            ++seq_;
+            bytes_ += pending_len_;
+        }
+        return read_;
+    }
+
+    // drop_oldest. After `lapped`: moves to the oldest record the writer kept and says what
+    // was missed before it. corrupt when the lapped line says something impossible.
+    ring_status skip(gap& g) noexcept {
+        lapped_fields f;
+        if (!read_lapped(f)) return ring_status::corrupt;
+        // SYNC: acquire pairs with the writer's release store of tail; loaded after the lapped
+        // line, so it is at least the tail the writer had when it published f.
+        const std::uint64_t t = cb_->producer.tail.load(std::memory_order_acquire);
+        if (f.pos <= read_ || f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0 ||
+            f.seq < seq_ || f.bytes < bytes_)
+            return ring_status::corrupt;
+        g = {f.seq - seq_, f.bytes - bytes_};
+        read_ = f.pos;
+        seq_ = f.seq;
+        bytes_ = f.bytes;
+        tail_cache_ = t;
+        pending_ = 0;
+        return ring_status::ok;
+    }
+    // drop_oldest. A reader joining starts at the next record the writer commits (or at the
+    // end record, if the writer already closed); it counts
+    // the records kept before it (in the writer's numbering, from the lapped line) so that
+    // later gaps can be told. Called once, when the end is claimed.
+    ring_status join_at_tail() noexcept {
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            lapped_fields f;
+            if (!read_lapped(f)) return ring_status::corrupt;
+            const std::uint64_t t = cb_->producer.tail.load(std::memory_order_acquire);  // SYNC: as skip()
+            if (f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0) return ring_status::corrupt;
+            std::uint64_t pos = f.pos, seq = f.seq, bytes = f.bytes;
+            std::uint64_t end_at = t;  // a writer that already closed: its end record
+            bool lapped = false;
+            while (pos < t) {
+                const std::size_t off = pos & mask_;
+                const auto* h = reinterpret_cast<const record_header*>(data_ + off);
+                const std::uint32_t len = load_once(h->length);
+                const std::uint32_t type = load_once(h->type);
+                if ((lapped = lapped_past(pos))) break;  // overwritten while we walked: again
+                const std::size_t rec = record_size(len);
+                if (rec > t - pos || off + rec > capacity_) return ring_status::corrupt;
+                if (type == static_cast<std::uint32_t>(record_type::end)) {
+                    end_at = pos;  // the joiner still sees the end (nothing follows it)
+                    break;
+                }
+                if (type != static_cast<std::uint32_t>(record_type::padding)) {
+                    ++seq;
+                    bytes += len;
+                }
+                pos += rec;
+            }
+            if (lapped) continue;
+            read_ = head_ = end_at;
+            tail_cache_ = t;
+            seq_ = seq;
+            bytes_ = bytes;
+            line_->head.store(head_, std::memory_order_release);  // for `shmchan ls`
+            return ring_status::ok;
+        }
+        return ring_status::corrupt;  // lapped at every try: no writer does that
+    }
+    // drop_oldest: the record that ends at `end` (a position take() returned) was still kept
+    // by the writer, so the bytes read from its view before this call were whole. Always
+    // true under block.
+    bool intact(std::uint64_t end) const noexcept { return !drop_ || !lapped_past(end - 1); }
+    bool drops() const noexcept { return drop_; }
+    // Gives every record before `pos` (a position take() returned; never decreasing) back to
+    // the writer.
+    void release_to(std::uint64_t pos) noexcept {
+        head_ = pos;
+        // SYNC: release pairs with the writer's acquire load of head in try_claim(): we are
+        // done reading the records before the writer may overwrite them.
+        line_->head.store(head_, std::memory_order_release);
+        if (has_sleeper(cb_->space) && writer_can_go_on()) wake_sleepers(cb_->space);
+    }
+    // Gives the record returned by the last try_peek() back to the writer (with everything
+    // taken before it).
+    void release() noexcept { release_to(take()); }
+
+    bool has_pending() const noexcept { return pending_ != 0; }
+    // Where the record returned by the last try_peek() ends.
+    std::uint64_t pending_end() const noexcept { return read_ + pending_; }
+
+private:
+    struct lapped_fields {
+        std::uint64_t pos, seq, bytes;
+    };
+    // The writer gave up the record at `pos` (or any after it, up to the lapped position).
+    bool lapped_past(std::uint64_t pos) const noexcept {
+        // SYNC: pairs with the release fence after the writer's publication in drop_until():
+        // if anything read before this fence saw a byte written after the publication, the
+        // load below sees the new position.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return cb_->lapped.pos.load(std::memory_order_relaxed) > pos;
+    }
+    // The lapped line's three fields, consistent (the seqlock of drop_until()). False when the
+    // version stays odd: a writer that died in those few instructions, or a hostile one.
+    bool read_lapped(lapped_fields& f) const noexcept {
+        const lapped_line& l = cb_->lapped;
+        for (int i = 0; i < 100000; ++i) {
+            const std::uint32_t v = l.version.load(std::memory_order_acquire);
+            if (v & 1) continue;
+            f.pos = l.pos.load(std::memory_order_relaxed);
+            f.seq = l.seq.load(std::memory_order_relaxed);
+            f.bytes = l.bytes.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (l.version.load(std::memory_order_relaxed) == v) return true;
+        }
+        return false;
+    }
+
+public:
+    // Where the next record will be read (the event-fd watcher waits for the tail to pass it).
+    std::uint64_t read_position() const noexcept { return read_; }
+    // Reloads the tail; true if a record (or padding) waits.
+    bool readable() noexcept {
+        tail_cache_ = cb_->producer.tail.load(std::memory_order_acquire);
+        return tail_cache_ != read_;
+    }
+
+private:
+    // A writer sleeps on the space line: whether the room it said it needs is there now, so
+    // that of several readers only the last to pass it wakes the writer (each release did, and
+    // the writer slept again, a membarrier each time). Hints from shared memory, used for
+    // nothing else: bits beyond the validated reader count are ignored.
+    bool writer_can_go_on() const noexcept {
+        wait_line& w = cb_->space;
+        // SYNC: pairs with the same fence in every other reader's release_to(): of two readers
+        // releasing at once, each stored its head before its fence, so at least one sees the
+        // other's head and the last to pass need_head always wakes the writer. The fence also
+        // makes the need stored before the writer counted itself in `waiting` visible.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint64_t need = w.need_head.load(std::memory_order_relaxed);
+        if (head_ < need) return false;  // this reader is still in the way: no use waking
+        for (std::uint64_t m = w.need_readers.load(std::memory_order_relaxed) & others_; m; m &= m - 1) {
+            const consumer_line& l = reader_line(cb_, static_cast<std::size_t>(std::countr_zero(m)));
+            if (l.head.load(std::memory_order_acquire) < need) return false;  // it wakes the writer
+        }
+        return true;
+    }
+
+    control_block* cb_ = nullptr;
+    consumer_line* line_ = nullptr;  // this reader's
+    const std::byte* data_ = nullptr;
+    std::size_t mask_ = 0;
+    std::size_t capacity_ = 0;
+    std::size_t max_payload_ = 0;
+    std::uint64_t others_ = 0;      // the other readers' bits
+    std::uint64_t head_ = 0;        // own index, mirrors this reader's line's head
+    std::uint64_t read_ = 0;        // where the next record is read; head_ <= read_
+    std::uint64_t tail_cache_ = 0;  // last seen producer.tail
+    std::size_t pending_ = 0;       // size of the record being viewed
+    std::size_t pending_len_ = 0;   // its payload length
+    bool drop_ = false;             // overflow_policy::drop_oldest
+    std::uint64_t seq_ = 0;         // drop_oldest: records and payload bytes before read_,
+    std::uint64_t bytes_ = 0;       // in the writer's numbering
+};
+
+}  // namespace shmchan::shm
