@@ -260,14 +260,13 @@ private:
     // Block mode, a large record: back to the ring's start (padding the rest) when every
     // record there is released, rather than on into memory untouched for a lap. The writer,
     // and readers that keep up, then cycle through only as many records' worth of memory as
-    // the readers hold, which stays in the caches and TLBs (4K frames of 33 MB in a 4-frame
-    // ring: 0.6x the in-process rate cycling through all four, 0.9x through two).
+    // the readers hold, which stays nearer in the caches and TLBs (4K frames of 33 MB in the
+    // GStreamer sink's 7-frame ring: +13% frames/s, docs/benchmarks.md).
     bool early_wrap_fits(std::size_t rec, std::size_t to_end) noexcept {
         if (drop_) return false;  // its writer never looks at the heads
         const auto fits = [&] { return tail_ + to_end + rec - head_cache_ <= capacity_; };
         return fits() || (reload_heads() && fits());
     }
 };
-
 
 }  // namespace shmchan::shm
