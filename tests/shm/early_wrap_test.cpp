@@ -10,18 +10,14 @@
 
 using namespace shmchan::shm;
 using shmchan::test::heap_ring;
+using shmchan::test::ring_bytes;
 
 namespace {
-std::vector<std::byte> bytes_of(std::size_t n, int seed) {
-    std::vector<std::byte> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = std::byte(static_cast<unsigned char>(i * 7 + seed));
-    return v;
-}
 // Pushes `n` bytes (seed `seed`) and returns the ring offset of the record's payload as the
 // reader sees it; the view is left for the caller to release.
 std::size_t push_and_peek(ring_producer& p, ring_consumer& c, const heap_ring& r, std::size_t n, int seed,
                           record_view& v) {
-    auto b = bytes_of(n, seed);
+    auto b = ring_bytes(n, seed);
     REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
     REQUIRE(c.try_peek(v) == ring_status::ok);
     REQUIRE(v.size == n);
@@ -51,16 +47,16 @@ TEST_CASE("early wrap: records still held are never written over; the writer goe
     p.wrap_early_from(1000);
     auto c = r.consumer();
     record_view v{};
-    auto a = bytes_of(1000, 1);
+    auto a = ring_bytes(1000, 1);
     REQUIRE(p.try_push(record_type::binary, a.data(), a.size()) == ring_status::ok);  // at 0, unread
-    auto b = bytes_of(1000, 2);
+    auto b = ring_bytes(1000, 2);
     REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);  // at 1024
     REQUIRE(c.try_peek(v) == ring_status::ok);
     CHECK(v.data == r.data() + sizeof(record_header));
     CHECK(std::memcmp(v.data, a.data(), 1000) == 0);
     c.release();  // 0..1024 free, 1024..2048 (b) unread
     // The next one fits before b: it wraps early, behind a padding record, and b is intact.
-    auto d = bytes_of(1000, 3);
+    auto d = ring_bytes(1000, 3);
     REQUIRE(p.try_push(record_type::binary, d.data(), d.size()) == ring_status::ok);
     CHECK(r.cb->producer.tail.load() == 4096 + 1024);
     // And one more does not fit anywhere until b is read.

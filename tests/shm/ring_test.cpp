@@ -8,14 +8,7 @@
 
 using namespace shmchan::shm;
 using shmchan::test::heap_ring;
-
-namespace {
-std::vector<std::byte> bytes_of(std::size_t n, int seed) {
-    std::vector<std::byte> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = std::byte(static_cast<unsigned char>(i * 31 + seed));
-    return v;
-}
-}  // namespace
+using shmchan::test::ring_bytes;
 
 TEST_CASE("an empty ring has nothing to peek", "[ring]") {
     heap_ring r(4096);
@@ -28,7 +21,7 @@ TEST_CASE("records come out in order with their type and bytes", "[ring]") {
     heap_ring r(4096);
     auto p = r.producer();
     auto c = r.consumer();
-    auto a = bytes_of(100, 1), b = bytes_of(0, 2);
+    auto a = ring_bytes(100, 1), b = ring_bytes(0, 2);
     REQUIRE(p.try_push(record_type::binary, a.data(), a.size()) == ring_status::ok);
     REQUIRE(p.try_push(record_type::text, "hi", 2) == ring_status::ok);
     REQUIRE(p.try_push(record_type::binary, b.data(), 0) == ring_status::ok);
@@ -58,7 +51,7 @@ TEST_CASE("a full ring refuses a record until the reader releases", "[ring]") {
     heap_ring r(4096);
     auto p = r.producer();
     auto c = r.consumer();
-    auto a = bytes_of(1000, 3);  // 1008-byte records after the 16-byte header and alignment
+    auto a = ring_bytes(1000, 3);  // 1008-byte records after the 16-byte header and alignment
     int pushed = 0;
     while (p.try_push(record_type::binary, a.data(), a.size()) == ring_status::ok) ++pushed;
     CHECK(pushed == 4);  // 4 * 1024 = 4096
@@ -76,12 +69,12 @@ TEST_CASE("a record that does not fit before the end wraps behind a padding reco
     auto c = r.consumer();
     record_view v{};
     for (std::size_t n : {2000u, 1000u}) {  // records of 2016 and 1024 bytes
-        auto first = bytes_of(n, 4);
+        auto first = ring_bytes(n, 4);
         REQUIRE(p.try_push(record_type::binary, first.data(), first.size()) == ring_status::ok);
         REQUIRE(c.try_peek(v) == ring_status::ok);
         c.release();
     }  // head = tail = 3040: 1056 bytes left before the end
-    auto big = bytes_of(1500, 5);
+    auto big = ring_bytes(1500, 5);
     CHECK(p.can_claim(1500));
     REQUIRE(p.try_push(record_type::binary, big.data(), big.size()) == ring_status::ok);
     // The padding took the tail end; the record starts at offset 0.
@@ -101,11 +94,11 @@ TEST_CASE("the largest record fits once the ring is empty, wherever the tail is"
     auto c = r.consumer();
     const std::size_t maxp = p.max_payload();
     CHECK(maxp == cap / 2 - sizeof(record_header));
-    auto big = bytes_of(maxp, 6);
+    auto big = ring_bytes(maxp, 6);
     record_view v{};
     for (std::size_t lead : {0ul, 16ul, 1000ul, 3000ul, 4000ul, 2500ul}) {
         if (lead) {
-            auto pad = bytes_of(lead - std::min<std::size_t>(lead, 16), 7);
+            auto pad = ring_bytes(lead - std::min<std::size_t>(lead, 16), 7);
             REQUIRE(p.try_push(record_type::binary, pad.data(), pad.size()) == ring_status::ok);
             REQUIRE(c.try_peek(v) == ring_status::ok);
             c.release();
@@ -147,7 +140,7 @@ TEST_CASE("a loan can be committed shorter than claimed", "[ring]") {
 TEST_CASE("the reader refuses corrupt records instead of reading out of bounds", "[ring][hostile]") {
     heap_ring r(4096);
     auto p = r.producer();
-    auto a = bytes_of(64, 8);
+    auto a = ring_bytes(64, 8);
     REQUIRE(p.try_push(record_type::binary, a.data(), a.size()) == ring_status::ok);
     auto* h = reinterpret_cast<record_header*>(r.data());
     record_view v{};
@@ -191,7 +184,7 @@ TEST_CASE("the reader refuses corrupt records instead of reading out of bounds",
     SECTION("a head moved past the tail is refused by the writer") {
         reader_line(r.cb, 0).head.store(1u << 20);
         ring_status st;
-        auto big = bytes_of(4000, 9);
+        auto big = ring_bytes(4000, 9);
         auto p2 = r.producer();
         CHECK(p2.try_claim(2000, record_type::binary, st) == nullptr);
         CHECK(st == ring_status::corrupt);

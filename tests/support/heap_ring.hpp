@@ -4,11 +4,19 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "shmchan/shm/layout.hpp"
 #include "shmchan/shm/ring.hpp"
 
 namespace shmchan::test {
+
+// `n` bytes that differ with `seed`: the ring tests' payloads.
+inline std::vector<std::byte> ring_bytes(std::size_t n, int seed) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = std::byte(static_cast<unsigned char>(i * 31 + seed));
+    return v;
+}
 
 struct heap_ring {
     explicit heap_ring(std::size_t capacity, std::size_t readers = 1) : readers(readers) {
