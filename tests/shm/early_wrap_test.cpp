@@ -73,37 +73,36 @@ TEST_CASE("early wrap: records still held are never written over; the writer goe
 }
 
 TEST_CASE("early wrap: small records, a ring where it is off, and drop_oldest go on in order", "[ring]") {
-    record_view v{};
+    // Each of three records of `n` bytes, released before the next, lands `rec` bytes after the
+    // one before it.
+    const auto in_order = [](ring_producer& p, ring_consumer& c, const heap_ring& r, std::size_t n,
+                             std::size_t rec) {
+        record_view v{};
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(push_and_peek(p, c, r, n, int(i), v) == i * rec);
+            c.release();
+        }
+    };
+    heap_ring r(4096);
     SECTION("below the size") {
-        heap_ring r(4096);
         auto p = r.producer();
         p.wrap_early_from(1000);
         auto c = r.consumer();
-        for (std::size_t i = 0; i < 3; ++i) {
-            CHECK(push_and_peek(p, c, r, 496, int(i), v) == i * 512);
-            c.release();
-        }
+        in_order(p, c, r, 496, 512);
     }
     SECTION("off (0)") {
-        heap_ring r(4096);
         auto p = r.producer();
         p.wrap_early_from(0);
         auto c = r.consumer();
-        for (std::size_t i = 0; i < 3; ++i) {
-            CHECK(push_and_peek(p, c, r, 1000, int(i), v) == i * 1024);
-            c.release();
-        }
+        in_order(p, c, r, 1000, 1024);
     }
     SECTION("drop_oldest: its writer never looks at the readers") {
-        heap_ring r(4096);
+        const auto g = geometry_for(4096, 1, overflow_policy::drop_oldest);
         r.cb->header.overflow = static_cast<std::uint32_t>(overflow_policy::drop_oldest);
-        ring_producer p(r.cb, r.data(), geometry_for(4096, 1, overflow_policy::drop_oldest));
+        ring_producer p(r.cb, r.data(), g);
         p.wrap_early_from(1000);
-        ring_consumer c(r.cb, r.data(), geometry_for(4096, 1, overflow_policy::drop_oldest));
-        for (std::size_t i = 0; i < 3; ++i) {
-            CHECK(push_and_peek(p, c, r, 1000, int(i), v) == i * 1024);
-            c.release();
-        }
+        ring_consumer c(r.cb, r.data(), g);
+        in_order(p, c, r, 1000, 1024);
     }
 }
 
