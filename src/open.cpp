@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "ends.hpp"
+#include "env_knob.hpp"
 #include "ids.hpp"
 #include "segments.hpp"
 #include "shm_ends.hpp"
@@ -106,7 +107,7 @@ loan_claim_setting effective_loan_claim(const channel_options& o) {
     static const loan_claim_setting env = [] {
         const channel_options d;
         loan_claim_setting c{d.loan_claim, d.loan_claim_min};
-        if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM_MIN"); v && *v) c.min = std::strtoull(v, nullptr, 10);
+        if (const auto n = detail::env_number("SHMCHAN_LOAN_CLAIM_MIN")) c.min = static_cast<std::size_t>(*n);
         if (const char* v = std::getenv("SHMCHAN_LOAN_CLAIM")) {
             const std::string_view p = v;
             c.policy = p == "always" ? policy::always : p == "never" ? policy::never : p == "adaptive" ? policy::adaptive : c.policy;

@@ -2,11 +2,11 @@
 // to fill in place), waits for room, and ends the stream with an end record or an abort.
 #include <algorithm>
 #include <bit>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "end_state.hpp"
+#include "env_knob.hpp"
 #include "event_watcher.hpp"
 #include "shm_ends.hpp"
 #include "shmchan/memory.hpp"
@@ -23,10 +23,7 @@ using namespace shm;
 
 // SHMCHAN_EARLY_WRAP_MIN=BYTES (0: never) replaces the ring's default for A/B runs.
 std::size_t early_wrap_min() {
-    static const std::size_t v = [] {
-        const char* e = std::getenv("SHMCHAN_EARLY_WRAP_MIN");
-        return e && *e ? std::size_t(std::strtoull(e, nullptr, 10)) : default_early_wrap_min;
-    }();
+    static const std::size_t v = env_number("SHMCHAN_EARLY_WRAP_MIN").value_or(default_early_wrap_min);
     return v;
 }
 

@@ -2,20 +2,14 @@
 
 #include <cstdlib>
 
+#include "env_knob.hpp"
+
 namespace shmchan::detail {
 
-namespace {
-long env_us(const char* name) {
-    const char* v = std::getenv(name);
-    return v && *v ? std::strtol(v, nullptr, 10) : -1L;
-}
-}  // namespace
-
 spin_budget spin_of(const channel_options& o) {
-    static const long env_base = env_us("SHMCHAN_SPIN_US");
-    static const long env_max = env_us("SHMCHAN_SPIN_MAX_US");
-    const long base_us = env_base >= 0 ? env_base : static_cast<long>(o.spin_us);
-    const long max_us = env_max >= 0 ? env_max : static_cast<long>(o.spin_max_us);
+    static const auto env_base = env_number("SHMCHAN_SPIN_US");
+    static const auto env_max = env_number("SHMCHAN_SPIN_MAX_US");
+    const std::uint64_t base_us = env_base.value_or(o.spin_us), max_us = env_max.value_or(o.spin_max_us);
     return {std::chrono::microseconds(base_us), std::chrono::microseconds(max_us)};
 }
 
