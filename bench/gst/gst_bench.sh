@@ -18,7 +18,7 @@ while (($#)); do
     --plugin-dir) plugin_dir=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --frames) frames_override=$2; shift 2 ;;
-    --capacity) variants+=" shmchan:$2"; shift 2 ;;  # beside the default ring (4 frames, auto)
+    --capacity) variants+=" shmchan:$2"; shift 2 ;;  # beside the default ring (auto: at least 4 frames)
     *) echo "usage: $0 [--rounds N] [--plugin-dir DIR] [--cases LIST] [--frames N] [--capacity BYTES]..." >&2; exit 2 ;;
   esac
 done

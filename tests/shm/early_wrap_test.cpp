@@ -24,13 +24,21 @@ std::size_t push_and_peek(ring_producer& p, ring_consumer& c, const heap_ring& r
     CHECK(std::memcmp(v.data, b.data(), n) == 0);
     return static_cast<std::size_t>(v.data - r.data()) - sizeof(record_header);
 }
+// A 4096-byte ring whose writer wraps records from 1000 bytes early.
+struct wrapping_ring {
+    heap_ring r{4096};
+    ring_producer p = [this] {
+        auto w = r.producer();
+        w.wrap_early_from(1000);
+        return w;
+    }();
+    ring_consumer c = r.consumer();
+};
 }  // namespace
 
 TEST_CASE("early wrap: a large record goes back to the start once the records there are released", "[ring]") {
-    heap_ring r(4096);
-    auto p = r.producer();
-    p.wrap_early_from(1000);
-    auto c = r.consumer();
+    wrapping_ring w;
+    auto& [r, p, c] = w;
     record_view v{};
     // Records of 1024 bytes (1000 + header, aligned): each released before the next is written
     // lands at offset 0, not at 1024, 2048, ...
@@ -42,10 +50,8 @@ TEST_CASE("early wrap: a large record goes back to the start once the records th
 }
 
 TEST_CASE("early wrap: records still held are never written over; the writer goes on past them", "[ring]") {
-    heap_ring r(4096);
-    auto p = r.producer();
-    p.wrap_early_from(1000);
-    auto c = r.consumer();
+    wrapping_ring w;
+    auto& [r, p, c] = w;
     record_view v{};
     auto a = ring_bytes(1000, 1);
     REQUIRE(p.try_push(record_type::binary, a.data(), a.size()) == ring_status::ok);  // at 0, unread
