@@ -10,6 +10,9 @@
 //                   counter that another thread polls, with or without the notify() (a
 //                   locked read-modify-write) that ring_producer::commit() does after every
 //                   tail store
+//   BM_first_lap    a writer's first pass over a 256 MiB ring (the default for 4K RGBA frames)
+//                   in a mapping of its own: without (0) or with (1) the prefault an end does
+//                   when it is claimed (segment::prefault); the time includes the prefault
 //   BM_fill_pattern, BM_stream_checksum  the per-byte work the cross-process harness charges
 //                   to every transport, for scale
 //
@@ -40,6 +43,13 @@ namespace {
 
 using namespace shmchan::shm;
 
+// A segment's identity with one reader (its keys are never checked here).
+segment_identity one_reader() {
+    segment_identity id{};
+    id.reader_digests.resize(1);
+    return id;
+}
+
 // A fresh ring in an unlinked segment, just big enough that a record of `payload` bytes fits
 // (4 MiB at least, the channel default). Pre-faulted so the first lap pays no page faults.
 struct bench_ring {
@@ -54,7 +64,7 @@ struct bench_ring {
         char name[64];  // a valid segment name, unique to this process and ring
         std::snprintf(name, sizeof name, "/shmchan-00000000-0000-4000-8000-%06x%06x", unsigned(::getpid()) & 0xffffff,
                       unsigned(counter++) & 0xffffff);
-        seg = segment::create(name, cap, {});
+        seg = segment::create(name, cap, one_reader());
         seg->unlink();  // the mapping stays; nothing is left in /dev/shm if we crash
         cb = seg->control();
         data = seg->data();
@@ -239,6 +249,27 @@ void BM_stream_checksum(benchmark::State& state) {
     set_counters(state, buf.size());
 }
 
+void BM_first_lap(benchmark::State& state) {
+    const bool prefault = state.range(0) != 0;
+    constexpr std::size_t cap = std::size_t{256} << 20;
+    char name[64];
+    std::snprintf(name, sizeof name, "/shmchan-00000000-0000-4000-8000-%06xff0000", unsigned(::getpid()) & 0xffffff);
+    auto seg = segment::create(name, cap, one_reader());  // its pages reserved (and zeroed) here
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto fresh = segment::open(name);  // a new mapping: no page of it is mapped yet
+        state.ResumeTiming();
+        if (prefault) benchmark::DoNotOptimize(fresh->prefault(true));
+        std::memset(fresh->data(), 1, cap);
+        benchmark::ClobberMemory();
+        state.PauseTiming();
+        fresh.reset();
+        state.ResumeTiming();
+    }
+    seg->unlink();
+    set_counters(state, cap);
+}
+
 void payload_args(benchmark::internal::Benchmark* b) {
     b->ArgNames({"payload", "copy"});
     for (std::int64_t copy : {0, 1})
@@ -251,6 +282,7 @@ BENCHMARK(BM_ring_single)->Apply(payload_args);
 BENCHMARK(BM_ring_threads)->Apply(payload_args)->UseRealTime();
 BENCHMARK(BM_channel_single)->ArgNames({"payload", "copy"})->ArgsProduct({{64, 4096}, {0, 1}});
 BENCHMARK(BM_publish)->ArgName("notify")->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(BM_first_lap)->ArgName("prefault")->Arg(0)->Arg(1)->Iterations(8)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_fill_pattern)->Arg(64)->Arg(1 << 20);
 BENCHMARK(BM_stream_checksum)->Arg(64)->Arg(1 << 20);
 

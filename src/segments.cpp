@@ -1,5 +1,7 @@
 #include "segments.hpp"
 
+#include "env_knob.hpp"
+
 namespace shmchan::detail {
 
 errc public_code(shm::fault f) noexcept {
@@ -30,6 +32,11 @@ std::shared_ptr<shm::segment> create_segment(const std::string& name, std::size_
     } catch (const shm::error& e) {
         throw error(public_code(e.kind()), e.what());
     }
+}
+
+void prefault(const shm::segment& seg, bool for_write) noexcept {
+    static const bool on = env_number("SHMCHAN_PREFAULT").value_or(1) != 0;
+    if (on) (void)seg.prefault(for_write);  // an optimisation only: pages still fault in when it fails
 }
 
 }  // namespace shmchan::detail

@@ -4,6 +4,7 @@
 
 #include "end_state.hpp"
 #include "event_watcher.hpp"
+#include "segments.hpp"
 #include "shm_ends.hpp"
 #include "shmchan/shm/frame_record.hpp"
 #include "shmchan/shm/ring.hpp"
@@ -50,6 +51,7 @@ public:
         };
         if (auto e = claim(*seg, reader_end(*seg, index), lock, place)) return e;
         claimed = true;
+        prefault(*seg, false);
         generation = process_generation();
         return {};
     }

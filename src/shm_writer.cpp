@@ -8,6 +8,7 @@
 #include "end_state.hpp"
 #include "env_knob.hpp"
 #include "event_watcher.hpp"
+#include "segments.hpp"
 #include "shm_ends.hpp"
 #include "shmchan/memory.hpp"
 #include "shmchan/shm/claim_chooser.hpp"
@@ -62,6 +63,7 @@ public:
         if (claimed) return {};
         if (auto e = claim(*seg, writer_end(cb), lock)) return e;
         claimed = true;
+        prefault(*seg, true);
         generation = process_generation();
         prod = ring_producer(cb, seg->data(), geometry);
         prod.wrap_early_from(early_wrap_min());

@@ -231,6 +231,17 @@ std::shared_ptr<segment> segment::create(const std::string& name, std::size_t ca
     return seg;
 }
 
+#ifndef MADV_POPULATE_READ  // Linux 5.14; older glibc headers lack them
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+bool segment::prefault(bool for_write) const noexcept {
+    // Unlike touching the pages, the kernel reports a truncated file as an error (EFAULT)
+    // rather than SIGBUS, so a hostile peer cannot make this fault.
+    return ::madvise(cb_, size_, for_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0;
+}
+
 std::shared_ptr<segment> segment::open(const std::string& name) {
     if (!is_valid_segment_name(name))
         throw error(fault::bad_name, "not a shmchan segment name: \"" + name + "\"");

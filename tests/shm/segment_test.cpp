@@ -1,13 +1,18 @@
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "shmchan/shm/segment.hpp"
+#include "support/proc_stats.hpp"
 
 using namespace shmchan::shm;
+using shmchan::test::faults_writing_pages;
 
 namespace {
 // One name per test case: ctest runs the cases as parallel processes.
@@ -87,5 +92,49 @@ TEST_CASE("opening validates names and headers", "[segment][hostile]") {
         seg->control()->header.overflow = 2;
         CHECK(kind_of([] { segment::open(bad_header_name); }) == fault::corrupt);
     }
+    seg->unlink();
+}
+
+namespace {
+const std::string prefault_name = "/shmchan-00000000-0000-4000-8000-0000000000ad";
+const std::string prefault_cut_name = "/shmchan-00000000-0000-4000-8000-0000000000ae";
+
+// Without transparent huge pages on tmpfs, an untouched mapping faults once per page.
+bool shmem_small_pages() {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return s.empty() || s.find("[never]") != std::string::npos || s.find("[deny]") != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("prefault maps the whole segment: the first pass round the ring takes no page fault", "[segment]") {
+    ::shm_unlink(prefault_name.c_str());
+    segment_identity id{};
+    id.reader_digests.resize(1);
+    constexpr std::size_t capacity = std::size_t{16} << 20;
+    const long pages = static_cast<long>(capacity / static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+    auto seg = segment::create(prefault_name, capacity, id);
+    // Each open is a mapping of its own, with page tables of its own.
+    auto cold = segment::open(prefault_name);
+    auto warm = segment::open(prefault_name);
+    REQUIRE(warm->prefault(true));
+    const long cold_faults = faults_writing_pages(cold->data(), capacity), warm_faults = faults_writing_pages(warm->data(), capacity);
+    INFO("faults writing every page: " << cold_faults << " without prefault, " << warm_faults << " with");
+    if (shmem_small_pages()) CHECK(cold_faults >= pages);  // what prefault saves
+    // (A sanitizer's shadow memory may fault a few pages of its own.)
+    CHECK(warm_faults < pages / 4);
+    seg->unlink();
+}
+
+TEST_CASE("prefault of a truncated segment fails without a fault", "[segment][truncation]") {
+    ::shm_unlink(prefault_cut_name.c_str());
+    segment_identity id{};
+    id.reader_digests.resize(1);
+    auto seg = segment::create(prefault_cut_name, std::size_t{1} << 20, id);
+    auto other = segment::open(prefault_cut_name);
+    REQUIRE(::truncate((shm_dir() + prefault_cut_name).c_str(), 4096) == 0);
+    CHECK_FALSE(other->prefault(true));
+    CHECK_FALSE(other->prefault(false));  // an error, not SIGBUS
+    CHECK_FALSE(other->truncated());  // nothing of the mapping was touched
     seg->unlink();
 }

@@ -32,6 +32,19 @@ proc_sample sample_process(pid_t pid) {
     return s;
 }
 
+long minor_faults() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
+
+long faults_writing_pages(void* p, std::size_t n) {
+    const long before = minor_faults();
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    for (std::size_t off = 0; off < n; off += page) static_cast<volatile unsigned char*>(p)[off] = 1;
+    return minor_faults() - before;
+}
+
 rlim_t raise_fd_limit() {
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;

@@ -2,6 +2,8 @@
 // descriptor limit raised for tests that hold many ends.
 #pragma once
 
+#include <cstddef>
+
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -16,6 +18,11 @@ struct proc_sample {
 // A sample of `pid` now (-1 where /proc could not be read). For this process the descriptor
 // of /proc/self/fd read meanwhile is not counted.
 proc_sample sample_process(pid_t pid);
+
+// Minor page faults this process took so far (getrusage).
+long minor_faults();
+// The minor faults taken writing one byte into each page of [p, p + n).
+long faults_writing_pages(void* p, std::size_t n);
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (children inherit it); the soft limit now.
 rlim_t raise_fd_limit();
