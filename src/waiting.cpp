@@ -21,4 +21,8 @@ bool rmw_wakes_on() {
     return on;
 }
 
+nanoseconds spin_yield_after() {
+    return std::chrono::microseconds(env_number("SHMCHAN_SPIN_YIELD_US").value_or(0));
+}
+
 }  // namespace shmchan::detail

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include <sched.h>
+
 #include "shmchan/channel.hpp"
 #include "shmchan/shm/ring.hpp"  // prepare_sleep, finish_sleep
 #include "shmchan/shm/wait.hpp"
@@ -46,17 +48,31 @@ private:
     clock::time_point at_;
 };
 
+// After how long a spin also yields the CPU (below): never (0) unless SHMCHAN_SPIN_YIELD_US=N
+// says otherwise (A/B runs).
+nanoseconds spin_yield_after();
+
 // Busy-waiting for a time budget (not a count of `pause`, whose cost differs 10x between CPUs).
+// With SHMCHAN_SPIN_YIELD_US=N, a spin that has lasted N us also yields the CPU every 16th
+// pause. That gives the CPU to the peer on a machine with more busy processes than CPUs (a
+// socket writer, the engine and a shared-memory reader on 2 vCPUs: +25% at 64 KiB), but it
+// cut shared memory to shared memory at 64 KiB by up to 6x in some runs, so it is off
+// (docs/benchmarks.md, "Spinning that yields").
 class spinner {
 public:
-    explicit spinner(nanoseconds budget) : until_(clock::now() + budget), zero_(budget <= 0ns) {}
+    explicit spinner(nanoseconds budget) : start_(clock::now()), until_(start_ + budget), zero_(budget <= 0ns) {}
     bool more() {
         if (zero_) return false;
         shm::cpu_relax();
-        return (++n_ & 15) != 0 || clock::now() < until_;
+        if ((++n_ & 15) != 0) return true;
+        static const nanoseconds yield_after = spin_yield_after();
+        const auto now = clock::now();
+        if (yield_after > 0ns && now - start_ >= yield_after) ::sched_yield();
+        return now < until_;
     }
 
 private:
+    clock::time_point start_;
     clock::time_point until_;
     bool zero_;
     unsigned n_ = 0;
