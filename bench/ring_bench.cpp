@@ -13,6 +13,9 @@
 //   BM_first_lap    a writer's first pass over a 256 MiB ring (the default for 4K RGBA frames)
 //                   in a mapping of its own: without (0) or with (1) the prefault an end does
 //                   when it is claimed (segment::prefault); the time includes the prefault
+//   BM_frame_copy   a 1080p I420 frame (3,110,400 bytes) copied into the next of N slots of a
+//                   16 MiB segment, as a GStreamer source renders into ring loans: how the
+//                   memory a writer cycles through (N frames' worth) sets its copy speed
 //   BM_fill_pattern, BM_stream_checksum  the per-byte work the cross-process harness charges
 //                   to every transport, for scale
 //
@@ -270,6 +273,19 @@ void BM_first_lap(benchmark::State& state) {
     set_counters(state, cap);
 }
 
+void BM_frame_copy(benchmark::State& state) {
+    const auto slots = static_cast<std::size_t>(state.range(0));
+    constexpr std::size_t frame = 3110400, cap = std::size_t{16} << 20;
+    bench_ring ring(cap / 4);  // a 16 MiB ring, its pages touched
+    std::vector<std::byte> src(frame, std::byte{1});
+    std::size_t i = 0;
+    for (auto _ : state) {
+        std::memcpy(ring.data + (i++ % slots) * frame, src.data(), frame);
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, frame);
+}
+
 void payload_args(benchmark::internal::Benchmark* b) {
     b->ArgNames({"payload", "copy"});
     for (std::int64_t copy : {0, 1})
@@ -283,6 +299,7 @@ BENCHMARK(BM_ring_threads)->Apply(payload_args)->UseRealTime();
 BENCHMARK(BM_channel_single)->ArgNames({"payload", "copy"})->ArgsProduct({{64, 4096}, {0, 1}});
 BENCHMARK(BM_publish)->ArgName("notify")->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_first_lap)->ArgName("prefault")->Arg(0)->Arg(1)->Iterations(8)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_frame_copy)->ArgName("slots")->Arg(1)->Arg(2)->Arg(3)->Arg(5);
 BENCHMARK(BM_fill_pattern)->Arg(64)->Arg(1 << 20);
 BENCHMARK(BM_stream_checksum)->Arg(64)->Arg(1 << 20);
 
