@@ -40,7 +40,8 @@ void prefault(const shm::segment& seg, bool for_write) noexcept {
     // have this process allocate tmpfs pages nobody may ever use.
     constexpr std::size_t prefault_max = std::size_t{1} << 30;
     static const bool on = env_number("SHMCHAN_PREFAULT").value_or(1) != 0;
-    if (on && seg.size() <= prefault_max) (void)seg.prefault(for_write);  // an optimisation only: pages still fault in when it fails
+    // An optimisation only: when it fails, pages fault in as they are touched.
+    if (on && seg.size() <= prefault_max) (void)seg.prefault(for_write);
 }
 
 }  // namespace shmchan::detail

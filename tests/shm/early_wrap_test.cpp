@@ -112,7 +112,8 @@ TEST_CASE("early wrap: small records, a ring where it is off, and drop_oldest go
     }
 }
 
-TEST_CASE("early wrap is on by default for records from 4 MiB", "[ring]") {
+TEST_CASE("early wrap is on by default for records from 2 MiB", "[ring]") {
+    static_assert(default_early_wrap_min == std::size_t{2} << 20);
     const std::size_t cap = std::size_t{32} << 20;
     heap_ring r(cap);
     auto p = r.producer();

@@ -118,7 +118,8 @@ TEST_CASE("prefault maps the whole segment: the first pass round the ring takes 
     auto cold = segment::open(prefault_name);
     auto warm = segment::open(prefault_name);
     REQUIRE(warm->prefault(true));
-    const long cold_faults = faults_writing_pages(cold->data(), capacity), warm_faults = faults_writing_pages(warm->data(), capacity);
+    const long cold_faults = faults_writing_pages(cold->data(), capacity);
+    const long warm_faults = faults_writing_pages(warm->data(), capacity);
     INFO("faults writing every page: " << cold_faults << " without prefault, " << warm_faults << " with");
     if (shmem_small_pages()) CHECK(cold_faults >= pages);  // what prefault saves
     // (A sanitizer's shadow memory may fault a few pages of its own.)

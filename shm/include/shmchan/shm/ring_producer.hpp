@@ -15,8 +15,10 @@ namespace shmchan::shm {
 
 // Records from this size up wrap early (ring_producer::early_wrap_fits). Smaller ones stay in
 // the caches anyway, and wrapping early ties the writer closer to the reader: with it, 1 MiB
-// records in a 4 MiB ring ran at 0.5-1x their speed without it here; 16 MiB ones at 1.2x.
-inline constexpr std::size_t default_early_wrap_min = std::size_t{4} << 20;
+// records in a 4 MiB ring ran at 0.5-1x their speed without it; 16 MiB ones at 1.2x, 1080p
+// I420 frames (3.1 MB, a 16 MiB ring) at 1.1-1.2x on one machine and 0.8x on another
+// (docs/benchmarks.md, "1080p: the memory a writer cycles through").
+inline constexpr std::size_t default_early_wrap_min = std::size_t{2} << 20;
 
 class ring_producer {
 public:
