@@ -63,6 +63,15 @@ struct raw_worker : raw_client {
     }
 };
 
+// The engine's "listening on ws://..." line, from a child whose stderr is read too: a notice
+// of orphaned segments the engine removed at start may come before it.
+std::string listening_line(shmchan::test::child& eng) {
+    std::string line = eng.read_line();
+    for (int i = 0; i < 3 && !line.empty() && line.find("listening on ws://") == std::string::npos; ++i)
+        line = eng.read_line();
+    return line;
+}
+
 std::string code_of(const json& reply) {
     if (reply.contains("error") && reply["error"].is_object()) return reply["error"].value("code", "");
     return "";
@@ -326,10 +335,7 @@ TEST_CASE("hostile: a flood of invocations with no worker, and with a worker tha
     // a slow (sanitized, loaded) machine floods: this test is about bounds, not timeouts.
     auto eng = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0",
                                             "--invocation-timeout", "600"}, false, true);
-    // Its stderr comes too: a notice of orphaned segments it removed may come first.
-    std::string first = eng.read_line();
-    for (int i = 0; i < 3 && !first.empty() && first.find("listening on ws://") == std::string::npos; ++i)
-        first = eng.read_line();
+    const std::string first = listening_line(eng);
     REQUIRE(first.find("listening on ws://") != std::string::npos);
     const std::string url = first.substr(first.find("ws://"));
     const auto port = port_of(url);
@@ -582,7 +588,7 @@ TEST_CASE("hostile: the engine listens on loopback by default and warns about an
           "[engine][hostile][security]") {
     CHECK(engine_options{}.host == "127.0.0.1");
     auto loop = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0"}, false, true);
-    CHECK(loop.read_line().find("listening on ws://127.0.0.1:") != std::string::npos);
+    CHECK(listening_line(loop).find("listening on ws://127.0.0.1:") != std::string::npos);
     loop.kill(SIGTERM);
     CHECK(loop.read_all(5s).find("warning") == std::string::npos);
     loop.wait(10s);
