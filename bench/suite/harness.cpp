@@ -222,6 +222,7 @@ void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec
         si.reader_index = i;
         side_proc& a = acc[i];
         a = spawn_side(accept_role, ts.base, si, ts.t->side_environment());
+        if (o_.pin) pin_side(a, false);
         wait_for({&a}, deadline, [&] { return said_ready(a) || results_in(a) > 0 || a.eof; });
         if (g_interrupted) return finish("interrupted");
         if (!said_ready(a)) {
@@ -236,6 +237,7 @@ void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec
         }
     }
     b = spawn_side(connect_role, ts.base, spec, ts.t->side_environment());
+    if (o_.pin) pin_side(b, true);
     std::vector<side_proc*> all;
     for (auto& a : acc) all.push_back(&a);
     all.push_back(&b);

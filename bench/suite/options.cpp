@@ -43,6 +43,9 @@ const char* usage_text =
     "  --no-plots           do not run gnuplot (plot.gp and the .dat files are still written)\n"
     "  --gnuplot PATH       gnuplot executable (default: gnuplot from PATH)\n"
     "  --keep-scratch       keep each run's scratch directory (sockets, refs, child logs)\n"
+    "  --pin                the producing (ping) side on CPU 0, the consuming sides on the other\n"
+    "                       CPUs (an engine or broker stays unpinned): keeps readers off the\n"
+    "                       writer's core on a small machine; needs 2 or more CPUs\n"
     "  --messages N         exactly N messages (round trips) per run, no pilots\n"
     "  --latency-limit S    a latency run stops starting round trips after S seconds (default\n"
     "                       1.5; 0: none, as with --quick and --messages); busy-waiting on a\n"
@@ -117,6 +120,7 @@ options parse_options(const std::vector<std::string>& args) {
         else if (a == "--no-plots") o.plots = false;
         else if (a == "--gnuplot") o.gnuplot = value();
         else if (a == "--keep-scratch") o.keep_scratch = true;
+        else if (a == "--pin") o.pin = true;
         else if (a == "--messages") o.messages = parse_bytes(value());
         else if (a == "--latency-limit") {
             o.latency_limit = number(value());

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <fstream>
 #include <poll.h>
+#include <sched.h>
 #include <spawn.h>
+#include <stdexcept>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -131,6 +133,18 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
     track(s.pid);
     s.fd = p[0];
     return s;
+}
+
+void pin_side(const side_proc& s, bool producer) {
+    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 2) throw std::runtime_error("--pin needs 2 or more CPUs (this machine has " + std::to_string(cpus) + ")");
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (producer)
+        CPU_SET(0, &set);
+    else
+        for (long c = 1; c < cpus; ++c) CPU_SET(static_cast<int>(c), &set);
+    if (::sched_setaffinity(s.pid, sizeof set, &set) != 0) fail_errno("sched_setaffinity (--pin)");
 }
 
 // Waits until `done()` or the deadline, reading from every side's pipe.

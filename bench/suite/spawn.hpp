@@ -40,6 +40,9 @@ struct side_proc {
 // ("NAME=value", the transport's side_environment()) added to its environment.
 side_proc spawn_side(const std::string& role, const std::string& name, const run_spec& spec,
                      const std::vector<std::string>& env);
+// Pins a started side to CPU 0 (`producer`) or to every other CPU of the machine; throws when
+// the machine has one CPU or the kernel refuses.
+void pin_side(const side_proc& s, bool producer);
 // Waits until `done()` or the deadline, reading from every side's pipe; false on timeout or
 // interrupt.
 bool wait_for(std::vector<side_proc*> sides, std::chrono::steady_clock::time_point deadline,
