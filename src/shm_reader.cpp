@@ -202,7 +202,8 @@ public:
                 data_watch.arm(cons.read_position());
                 return make(item::kind::error, {}, errc::would_block);
             }
-            if (sp.more()) {
+            static const bool spin_beside = spin_on_peer_cpu();
+            if ((spin_beside || !cons.writer_on_cpu(shm::cpu_tag())) && sp.more()) {
                 st = cons.try_peek(v);
                 continue;
             }

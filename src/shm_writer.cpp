@@ -138,8 +138,11 @@ public:
     }
     std::error_code wait_space(std::size_t payload, const deadline& dl) {
         const auto t0 = clock::now();
-        for (spinner sp(dl.immediate() ? 0ns : spin.now()); sp.more();)
+        static const bool spin_beside = spin_on_peer_cpu();
+        for (spinner sp(dl.immediate() ? 0ns : spin.now()); sp.more();) {
             if (prod.can_claim(payload)) return spin.waited(clock::now() - t0), std::error_code{};
+            if (!spin_beside && prod.held_on_cpu(payload, shm::cpu_tag())) break;  // sleep instead
+        }
         for (;;) {
             if (auto e = peer_check()) return e;
             prod.say_need(payload);

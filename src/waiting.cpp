@@ -21,6 +21,11 @@ bool rmw_wakes_on() {
     return on;
 }
 
+bool spin_on_peer_cpu() {
+    static const bool on = env_number("SHMCHAN_SPIN_SAME_CPU").value_or(0) != 0;
+    return on;
+}
+
 nanoseconds spin_yield_after() {
     return std::chrono::microseconds(env_number("SHMCHAN_SPIN_YIELD_US").value_or(0));
 }

@@ -78,6 +78,12 @@ private:
     unsigned n_ = 0;
 };
 
+// False unless SHMCHAN_SPIN_SAME_CPU=1 (A/B runs). A waiter whose peer last published its
+// position from the waiter's own CPU (shm::cpu_tag) sleeps at once instead of spinning: the
+// peer cannot run on that CPU while the waiter spins there, so a spin there only delays what
+// it waits for (five processes on two CPUs: docs/benchmarks.md, "Spinning beside the peer").
+bool spin_on_peer_cpu();
+
 // The busy-wait budget of one end, learnt from the waits it met. A wait that ended soon after
 // the end went to sleep paid a futex sleep, a wake-up syscall in the peer and a membarrier
 // (48 us on the machine we measured) for a gap it could have spun through: the budget grows

@@ -74,8 +74,23 @@ harness::harness(const options& o) : o_(o) {
                     if (s.base == e.name) t = s.t;
                 if (!t) t = std::shared_ptr<transport>(e.make());
                 if (n > 1 && !t->fan_out()) continue;  // run_suite names those left out
-                ts_.push_back({name_with_readers(e.name, n), t, {}, {}, e.name, n});
+                ts_.push_back({name_with_readers(e.name, n), t, {}, {}, e.name, n, {}});
+                // --ab: the same transport again, its sides with the variables added, in the
+                // same rounds (an A/B of an environment knob that no host noise between two
+                // runs can fake). Daemons (the engine) are shared and keep the harness's.
+                if (!o.ab_env.empty()) {
+                    std::string tag;
+                    for (const auto& v : o.ab_env) tag += (tag.empty() ? "@" : "+") + v;
+                    ts_.push_back({name_with_readers(e.name + tag, n), t, {}, {}, e.name, n, o.ab_env});
+                }
             }
+}
+
+// A side's environment: its transport's variables, then --ab's for the B variant.
+static std::vector<std::string> side_env(const transport_state& ts) {
+    std::vector<std::string> env = ts.t->side_environment();
+    env.insert(env.end(), ts.env.begin(), ts.env.end());
+    return env;
 }
 
 std::string name_with_readers(const std::string& base, std::size_t readers) {
@@ -221,7 +236,7 @@ void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec
         run_spec si = spec;
         si.reader_index = i;
         side_proc& a = acc[i];
-        a = spawn_side(accept_role, ts.base, si, ts.t->side_environment());
+        a = spawn_side(accept_role, ts.base, si, side_env(ts));
         if (o_.pin) pin_side(a, false);
         wait_for({&a}, deadline, [&] { return said_ready(a) || results_in(a) > 0 || a.eof; });
         if (g_interrupted) return finish("interrupted");
@@ -236,7 +251,7 @@ void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec
             return finish(why);
         }
     }
-    b = spawn_side(connect_role, ts.base, spec, ts.t->side_environment());
+    b = spawn_side(connect_role, ts.base, spec, side_env(ts));
     if (o_.pin) pin_side(b, true);
     std::vector<side_proc*> all;
     for (auto& a : acc) all.push_back(&a);
@@ -278,7 +293,7 @@ void harness::run_two(transport_state& ts, const run_spec& spec, run_record& rec
 }
 
 void harness::run_pair(transport_state& ts, const run_spec& spec, run_record& rec, steady::time_point deadline) {
-    side_proc p = spawn_side("pair", ts.base, spec, ts.t->side_environment());
+    side_proc p = spawn_side("pair", ts.base, spec, side_env(ts));
     const bool ok = wait_for({&p}, deadline, [&] { return results_in(p) >= 2 || p.eof; });
     if (!ok) kill_side(p);
     reap(p, std::chrono::milliseconds(5000));

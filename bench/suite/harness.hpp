@@ -123,6 +123,7 @@ struct transport_state {
     std::map<cell, std::string> failed;
     std::string base;  // the registry's name (what the side processes make)
     std::size_t readers = 1;
+    std::vector<std::string> env;  // --ab: "NAME=value" added to its sides' environment
 };
 // "shmchan-loan-x4": a transport's name in the report for `readers` consumers (as is for 1).
 std::string name_with_readers(const std::string& base, std::size_t readers);

@@ -46,6 +46,10 @@ const char* usage_text =
     "  --pin                the producing (ping) side on CPU 0, the consuming sides on the other\n"
     "                       CPUs (an engine or broker stays unpinned): keeps readers off the\n"
     "                       writer's core on a small machine; needs 2 or more CPUs\n"
+    "  --ab NAME=VALUE[,..] run each transport twice per round, the second time (shown as\n"
+    "                       TRANSPORT@NAME=VALUE) with these variables in its side processes'\n"
+    "                       environment: an A/B of a knob in the same rounds (daemons such as\n"
+    "                       the engine are shared and keep the harness's environment)\n"
     "  --messages N         exactly N messages (round trips) per run, no pilots\n"
     "  --latency-limit S    a latency run stops starting round trips after S seconds (default\n"
     "                       1.5; 0: none, as with --quick and --messages); busy-waiting on a\n"
@@ -121,6 +125,13 @@ options parse_options(const std::vector<std::string>& args) {
         else if (a == "--gnuplot") o.gnuplot = value();
         else if (a == "--keep-scratch") o.keep_scratch = true;
         else if (a == "--pin") o.pin = true;
+        else if (a == "--ab") {
+            for (const auto& v : split(value())) {
+                if (v.find('=') == std::string::npos || v.front() == '=')
+                    throw usage_error("--ab: expected NAME=value[,NAME=value...], got " + v);
+                o.ab_env.push_back(v);
+            }
+        }
         else if (a == "--messages") o.messages = parse_bytes(value());
         else if (a == "--latency-limit") {
             o.latency_limit = number(value());

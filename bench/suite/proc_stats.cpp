@@ -94,9 +94,13 @@ machine_info probe_machine(const std::vector<std::string>& argv) {
 
 // The placement probe (see machine_info::line_rtt_ns): two threads pinned to CPUs 0 and 1
 // bounce one cache line; the median of 15 batches of 2000 round trips. 0 when fewer than 2 CPUs
-// or pinning is refused.
+// or pinning is refused, or when the harness may not run on both (taskset).
 double line_round_trip_ns() {
     if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) return 0;
+    // The harness's own affinity (taskset), given back afterwards: its sides inherit it.
+    cpu_set_t mine;
+    if (::pthread_getaffinity_np(::pthread_self(), sizeof mine, &mine) != 0) return 0;
+    if (!CPU_ISSET(0, &mine) || !CPU_ISSET(1, &mine)) return 0;
     alignas(64) std::atomic<std::uint64_t> ball{0};
     std::atomic<bool> pinned_ok{true};
     auto pin = [&](int cpu) {
@@ -126,10 +130,7 @@ double line_round_trip_ns() {
         ns.push_back(std::chrono::duration<double, std::nano>(steady::now() - t0).count() / double(batch));
     }
     echo.join();
-    cpu_set_t all;  // the harness itself runs anywhere again
-    CPU_ZERO(&all);
-    for (int c = 0; c < CPU_SETSIZE && c < ::sysconf(_SC_NPROCESSORS_ONLN); ++c) CPU_SET(c, &all);
-    ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+    ::pthread_setaffinity_np(::pthread_self(), sizeof mine, &mine);  // where it ran before
     if (!pinned_ok || ns.empty()) return 0;
     std::sort(ns.begin(), ns.end());
     return ns[ns.size() / 2];

@@ -13,8 +13,9 @@
 //                  joins at the tail as a drop_oldest reader does when it claims its end
 //   then, with bit 62 of the head field set (cleared before use): 24 bytes, the space line's
 //                  need hints (need_head, need_readers) of a writer counted asleep there and
-//                  its rmw_wake word (low 32 bits of the third 8 bytes); the
-//                  reader is then reader 1 of 3, and every release() weighs the hints
+//                  its rmw_wake word (low 32 bits of the third 8 bytes), and the writer's
+//                  cpu hint (high 32 bits of the third 8 bytes); the reader is then reader 1
+//                  of 3, every release() weighs the hints, and every step asks the cpu hint
 //   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
 //                  keeps moving tail while the reader reads); with drop_oldest, odd ones move the
 //                  lapped position instead (a writer that gives records up under the reader)
@@ -90,7 +91,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (hints) {
         cb->space.need_head.store(take_u64(p, n));
         cb->space.need_readers.store(take_u64(p, n));
-        cb->space.rmw_wake.store(static_cast<std::uint32_t>(take_u64(p, n)));
+        const std::uint64_t third = take_u64(p, n);
+        cb->space.rmw_wake.store(static_cast<std::uint32_t>(third));
+        cb->producer.cpu.store(static_cast<std::uint32_t>(third >> 32));
         cb->space.waiting.store(1);
     }
     shm::ring_consumer cons(cb, ring, g, index);
@@ -127,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             for (std::size_t i = 0; i < f.fields.user_len; ++i) acc += static_cast<unsigned>(f.fields.user[i]);
             for (std::size_t i = 0; i < f.size; ++i) acc += static_cast<unsigned>(f.data[i]);
         }
-        sink = sink + acc;
+        sink = sink + acc + (hints && cons.writer_on_cpu(shm::cpu_tag()) ? 1u : 0u);
         cons.release();
         if (n > 0) {
             if (drop && (odd = !odd)) cb->lapped.pos.store(take_u64(p, n));

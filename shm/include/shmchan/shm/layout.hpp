@@ -55,7 +55,8 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 //    Later, compatibly: the space line's need hints (zero, as an older writer leaves them, means
 //    "any release wakes", and an older reader wakes on any release).
 // 6: a wait line's rmw_wake (an older waker would ignore it and could miss a sleeper that
-//    relies on it).
+//    relies on it). Later, compatibly: the ends' `cpu` hints (an older end leaves them zero,
+//    "unknown", and its peer spins as before).
 inline constexpr std::uint32_t layout_version = 6;
 
 inline constexpr std::size_t max_readers = 64;
@@ -151,16 +152,19 @@ struct segment_header {
 };
 static_assert(sizeof(segment_header) <= 4 * cache_line);
 
+// `cpu` in producer_line and consumer_line: the CPU (plus one; 0 unknown) the end last
+// published its position from, a hint for the other end's spin (wait.hpp, cpu_tag). It sizes
+// and places nothing: a wrong value only makes a waiter spin or sleep when it should not.
 struct alignas(cache_line) producer_line {
     std::atomic<std::uint64_t> tail;        // bytes ever committed; written by the writer only
     std::atomic<std::uint32_t> state;       // end_state of the writer
-    std::uint32_t reserved;
+    std::atomic<std::uint32_t> cpu;         // where the writer last committed (hint, above)
     owner who;
 };
 struct alignas(cache_line) consumer_line {
     std::atomic<std::uint64_t> head;        // bytes ever released; written by this reader only
     std::atomic<std::uint32_t> state;       // end_state of this reader
-    std::uint32_t reserved;
+    std::atomic<std::uint32_t> cpu;         // where this reader last released (hint)
     owner who;
     std::uint8_t digest[key_bytes];         // of this reader's key
 };

@@ -144,6 +144,7 @@ public:
             seq_ = seq;
             bytes_ = bytes;
             line_->head.store(head_, std::memory_order_release);  // for `shmchan ls`
+            publish_cpu();
             return ring_status::ok;
         }
         return ring_status::corrupt;  // lapped at every try: no writer does that
@@ -160,7 +161,13 @@ public:
         // SYNC: release pairs with the writer's acquire load of head in try_claim(): we are
         // done reading the records before the writer may overwrite them.
         line_->head.store(head_, std::memory_order_release);
+        publish_cpu();
         if (has_sleeper(cb_->space) && writer_can_go_on()) wake_sleepers(cb_->space);
+    }
+    // True when the writer last committed from CPU `cpu` (cpu_tag(), nonzero): waiting for its
+    // next record by spinning there only delays it.
+    bool writer_on_cpu(std::uint32_t cpu) const noexcept {
+        return cpu != 0 && cb_->producer.cpu.load(std::memory_order_relaxed) == cpu;
     }
     // Gives the record returned by the last try_peek() back to the writer (with everything
     // taken before it).
@@ -208,6 +215,13 @@ public:
     }
 
 private:
+    // The cpu hint beside this reader's head: relaxed, stored only when the reader moved.
+    void publish_cpu() noexcept {
+        if (const std::uint32_t c = cpu_tag(); c != cpu_) {
+            cpu_ = c;
+            line_->cpu.store(c, std::memory_order_relaxed);
+        }
+    }
     // A writer sleeps on the space line: whether the room it said it needs is there now, so
     // that of several readers only the last to pass it wakes the writer (each release did, and
     // the writer slept again, a membarrier each time). Hints from shared memory, used for
@@ -236,6 +250,7 @@ private:
     std::size_t max_payload_ = 0;
     std::uint64_t others_ = 0;      // the other readers' bits
     std::uint64_t head_ = 0;        // own index, mirrors this reader's line's head
+    std::uint32_t cpu_ = 0;         // the cpu hint last published
     std::uint64_t read_ = 0;        // where the next record is read; head_ <= read_
     std::uint64_t tail_cache_ = 0;  // last seen producer.tail
     std::size_t pending_ = 0;       // size of the record being viewed

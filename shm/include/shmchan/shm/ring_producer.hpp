@@ -112,6 +112,26 @@ public:
         // and payload written above are visible before the new tail.
         cb_->producer.tail.store(tail_, std::memory_order_release);
         notify(cb_->data);
+        if (const std::uint32_t c = cpu_tag(); c != cpu_) {  // a hint: relaxed, only on a move
+            cpu_ = c;
+            cb_->producer.cpu.store(c, std::memory_order_relaxed);
+        }
+    }
+
+    // Block mode, the ring too full for a record of `payload` bytes: true when a reader with
+    // records still to read last released from CPU `cpu` (cpu_tag(), nonzero). Such a reader
+    // wants that CPU and cannot have it while the caller spins there, so the caller should
+    // sleep rather than spin: if it is the one in the way, the spin delays the room itself;
+    // if another, it delays a reader that the room will soon wait for.
+    bool held_on_cpu(std::size_t payload, std::uint32_t cpu) const noexcept {
+        if (drop_ || cpu == 0 || tail_ + footprint(payload) <= capacity_) return false;
+        for (std::size_t i = 0; i < readers_; ++i) {
+            if (!(live_ >> i & 1)) continue;
+            const consumer_line& l = reader_line(cb_, i);
+            if (l.head.load(std::memory_order_relaxed) < tail_ && l.cpu.load(std::memory_order_relaxed) == cpu)
+                return true;
+        }
+        return false;
     }
 
     // True if a record of `payload` bytes can be claimed now (reloads head). Never true for a
@@ -254,6 +274,7 @@ private:
     std::uint64_t oldest_bytes_ = 0;
     std::uint32_t lapped_version_ = 0;
     std::uint64_t tail_ = 0;        // own index, mirrors producer.tail
+    std::uint32_t cpu_ = 0;         // the cpu hint last published
     std::uint64_t head_cache_ = 0;  // lowest head of the counted readers, last loaded
     std::uint64_t claim_pos_ = 0;
     record_type claim_type_ = record_type::binary;

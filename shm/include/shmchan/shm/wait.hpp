@@ -6,7 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <sched.h>
 #include <sys/types.h>
+#if defined(__GLIBC__) && __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#define SHMCHAN_HAVE_RSEQ 1
+#endif
 
 namespace shmchan::shm {
 
@@ -29,6 +34,23 @@ bool sleeper_barrier() noexcept;
 // (no /proc). For display only: liveness is the ends' locks (segment.hpp).
 std::uint64_t process_start_time(pid_t pid) noexcept;
 std::uint64_t self_start_time() noexcept;  // cached
+
+// The CPU this thread runs on, plus one (0: unknown). A load from the rseq area glibc
+// registers for every thread (the kernel keeps its cpu_id current), else sched_getcpu().
+// Each end publishes it beside its position (layout.hpp, `cpu`) so that a waiting peer can
+// tell when the end it waits for last ran on its own CPU: spinning there only delays it.
+inline std::uint32_t cpu_tag() noexcept {
+#ifdef SHMCHAN_HAVE_RSEQ
+    if (__rseq_size > 0) {
+        const auto* r = reinterpret_cast<const volatile struct rseq*>(
+            static_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset);
+        const auto c = static_cast<std::int32_t>(r->cpu_id);
+        if (c >= 0) return static_cast<std::uint32_t>(c) + 1;
+    }
+#endif
+    const int c = ::sched_getcpu();
+    return c >= 0 ? static_cast<std::uint32_t>(c) + 1 : 0;
+}
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
