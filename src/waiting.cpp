@@ -1,7 +1,5 @@
 #include "waiting.hpp"
 
-#include <cstdlib>
-
 #include "env_knob.hpp"
 
 namespace shmchan::detail {
@@ -14,10 +12,7 @@ spin_budget spin_of(const channel_options& o) {
 }
 
 bool rmw_wakes_on() {
-    static const bool on = [] {
-        const char* v = std::getenv("SHMCHAN_RMW_WAKE");
-        return !(v && v[0] == '0' && v[1] == '\0');
-    }();
+    static const bool on = env_number("SHMCHAN_RMW_WAKE").value_or(1) != 0;
     return on;
 }
 
