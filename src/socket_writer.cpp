@@ -37,9 +37,9 @@
 #include "send_queue.hpp"
 #include "waiting.hpp"
 #include "wire/channel_socket.hpp"
-#include "wire/client_frames.hpp"
 #include "wire/frame_meta_json.hpp"
 #include "wire/ws_frame.hpp"
+#include "writer_replies.hpp"
 #include "ws_client.hpp"
 
 namespace shmchan::detail {
@@ -68,12 +68,6 @@ constexpr std::size_t queue_bytes = 256u << 10;
 constexpr auto streaming_gap = std::chrono::microseconds(20);
 // flush()'s `next` for "everything queued must be on the wire first".
 constexpr std::size_t drain_all = std::numeric_limits<std::size_t>::max();
-
-// What the engine's close frame to a writer means (wire/channel_socket.hpp): 1000 answers our
-// own close; an abort never comes back to the writer that sent it.
-std::error_code writer_close_code(std::uint16_t code, std::string_view reason) {
-    return decode_close(code, reason).error;
-}
 
 // The engine's max_frame_header, or the default when absent or not a number.
 std::size_t max_frame_from(const websocket::response_type& res) {
@@ -425,38 +419,16 @@ private:
     }
     // Parses what the engine sent; true when it sends nothing more.
     bool take(std::span<const std::byte> in) {
-        for (std::size_t off = 0; off < in.size();) {
-            std::size_t used = 0;
-            const client_event ev = parser_.feed(in.subspan(off), used);
-            off += used;
-            if (on_event(ev)) return true;
-        }
-        return false;
-    }
-    // One whole frame from the engine; true when it sends nothing more.
-    bool on_event(const client_event& ev) {
-        using kind = client_event::kind;
-        switch (ev.what) {
-            case kind::none:
-            case kind::pong: return false;
-            case kind::ping:
-                ctl_.pong(ev.payload);
+        if (!replies_.take(in, [this](std::span<const std::byte> ping) {
+                ctl_.pong(ping);
                 write_control();
-                return false;
-            case kind::close:
-                close_received_ = true;
-                peer_code_ = ev.code;
-                peer_reason_.assign(reinterpret_cast<const char*>(ev.payload.data()), ev.payload.size());
-                // A refusal or the reader's fate (after our own close or abort, finish_close()
-                // reads the answer).
-                if (!finished) err_ = writer_close_code(peer_code_, peer_reason_);
-                close_done_ = true;
-                return true;
-            case kind::violation:
-                if (!finished && !err_) err_ = make_error_code(errc::peer_lost);
-                close_done_ = true;
-                return true;
-        }
+            }))
+            return false;
+        // A refusal or the reader's fate, which a close frame replaces whatever a failed write
+        // said (after our own close or abort, finish_close() reads the answer); broken bytes
+        // are peer_lost.
+        if (!finished && (replies_.close_received() || !err_)) err_ = replies_.fate();
+        close_done_ = true;
         return true;
     }
     // The connection broke (or ended) without a close frame.
@@ -479,7 +451,7 @@ private:
         shutdown();
         // The engine's close frame says whether it took the stream (1000), or refused or lost
         // it; without one, the connection broke.
-        if (close_received_) return writer_close_code(peer_code_, peer_reason_);
+        if (replies_.close_received()) return replies_.fate();
         return err_ ? err_ : make_error_code(errc::peer_lost);
     }
 
@@ -493,10 +465,7 @@ private:
     ws_client_controls ctl_;
     // Reading: the engine's frames.
     std::array<std::byte, 512> inbox_{};
-    client_frame_parser parser_{client_frame_parser::source::server};
-    bool close_received_ = false;
-    std::uint16_t peer_code_ = 0;
-    std::string peer_reason_;
+    writer_replies replies_;
     bool reading_ = false;
     bool writing_ = false;
     bool write_failed_ = false;
