@@ -4,7 +4,6 @@
 // fixed spin of 100 ms, and the waiting thread's CPU time tell which happened.
 #include <catch2/catch.hpp>
 
-#include <sched.h>
 #include <time.h>
 
 #include <atomic>
@@ -12,60 +11,50 @@
 #include <vector>
 
 #include "shmchan/shmchan.hpp"
+#include "support/cpus.hpp"
 
 using namespace shmchan;
+using shmchan::test::allowed_cpus;
+using shmchan::test::pinned_to;
 using namespace std::chrono_literals;
 
 namespace {
 constexpr std::uint32_t spin_us = 100000;  // a fixed spin long enough to see in CPU time
 constexpr std::size_t payload = 1000;      // records of 1 KiB: four fill a 4 KiB ring
 
-std::vector<int> allowed_cpus() {
-    cpu_set_t s;
-    REQUIRE(::sched_getaffinity(0, sizeof s, &s) == 0);
-    std::vector<int> out;
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(c, &s)) out.push_back(c);
-    return out;
-}
-// Pins the calling thread; true on success.
-bool pin_self(int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return ::sched_setaffinity(0, sizeof one, &one) == 0;
-}
-struct restore_affinity {
-    restore_affinity() { ::sched_getaffinity(0, sizeof old, &old); }
-    ~restore_affinity() { ::sched_setaffinity(0, sizeof old, &old); }
-    cpu_set_t old;
-};
 std::chrono::nanoseconds thread_cpu() {
     timespec t{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
 }
-channel_options spinning() {
-    channel_options o;
-    o.capacity = 4096;
-    o.spin_us = spin_us;
-    o.spin_max_us = spin_us;
-    return o;
-}
+// This thread on `cpu`, and a 4 KiB channel whose ends spin a fixed spin_us before sleeping.
+struct spinning_channel {
+    explicit spinning_channel(int cpu) : here(cpu), ch(create_channel(options())) { REQUIRE(here.ok()); }
+    static channel_options options() {
+        channel_options o;
+        o.capacity = 4096;
+        o.spin_us = spin_us;
+        o.spin_max_us = spin_us;
+        return o;
+    }
+    pinned_to here;
+    channel ch;
+    const std::vector<std::byte> rec = std::vector<std::byte>(payload, std::byte{7});
+};
 
 // The writer (this thread, on `writer_cpu`) fills the ring; a reader thread on `reader_cpu`
 // takes four records, releasing three, and holds the fourth for 300 ms. The writer's CPU time
 // while it writes four more, the last of which waits for that fourth record's room.
 std::chrono::nanoseconds writer_wait_cpu(int writer_cpu, int reader_cpu) {
-    restore_affinity keep;
-    REQUIRE(pin_self(writer_cpu));
-    channel ch = create_channel(spinning());
-    const std::vector<std::byte> rec(payload, std::byte{7});
+    spinning_channel sc(writer_cpu);
+    channel& ch = sc.ch;
+    const std::vector<std::byte>& rec = sc.rec;
     for (int i = 0; i < 4; ++i) REQUIRE_FALSE(ch.writer.write(rec));
     std::atomic<bool> holding{false}, pinned{true};
     std::size_t got = 0;
     std::thread r([&] {
-        pinned = pin_self(reader_cpu);
+        pinned_to there(reader_cpu);
+        pinned = there.ok();
         item held;  // the fourth record, kept: the writer's eighth needs its room
         for (int i = 0; i < 4; ++i) {
             held = ch.reader.next(10s);  // releases the one before, publishing this CPU
@@ -91,15 +80,15 @@ std::chrono::nanoseconds writer_wait_cpu(int writer_cpu, int reader_cpu) {
 // `reader_cpu` reads; then the reader waits 300 ms for the next. The reader's CPU time in that
 // wait.
 std::chrono::nanoseconds reader_wait_cpu(int writer_cpu, int reader_cpu) {
-    restore_affinity keep;
-    REQUIRE(pin_self(writer_cpu));
-    channel ch = create_channel(spinning());
-    const std::vector<std::byte> rec(payload, std::byte{7});
+    spinning_channel sc(writer_cpu);
+    channel& ch = sc.ch;
+    const std::vector<std::byte>& rec = sc.rec;
     REQUIRE_FALSE(ch.writer.write(rec));
     std::atomic<bool> waiting{false}, pinned{true}, second{false};
     std::chrono::nanoseconds used{};
     std::thread r([&] {
-        pinned = pin_self(reader_cpu);
+        pinned_to there(reader_cpu);
+        pinned = there.ok();
         if (!ch.reader.next(10s).is_chunk()) return;
         waiting = true;
         const auto t0 = thread_cpu();

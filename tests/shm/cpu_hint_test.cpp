@@ -3,48 +3,28 @@
 #include <catch2/catch.hpp>
 
 #include <sched.h>
-#include <unistd.h>
 
 #include <vector>
 
-#include "../support/heap_ring.hpp"
+#include "../support/cpus.hpp"
+#include "../support/full_ring.hpp"
 #include "shmchan/shm/wait.hpp"
 
 using namespace shmchan::shm;
+using shmchan::test::allowed_cpus;
+using shmchan::test::full_ring;
 using shmchan::test::heap_ring;
+using shmchan::test::pinned_to;
 
 namespace {
-constexpr std::size_t cap = 4096;
-constexpr std::size_t rec = 1024 - sizeof(record_header);  // records of exactly 1 KiB
-
-// Pins the calling thread to one CPU for its lifetime, then restores its affinity.
-struct pinned {
-    explicit pinned(int cpu) {
-        REQUIRE(::sched_getaffinity(0, sizeof old, &old) == 0);
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
-        ok = ::sched_setaffinity(0, sizeof one, &one) == 0;
-    }
-    ~pinned() { ::sched_setaffinity(0, sizeof old, &old); }
-    cpu_set_t old;
-    bool ok = false;
-};
-
-std::vector<int> allowed_cpus() {
-    cpu_set_t s;
-    REQUIRE(::sched_getaffinity(0, sizeof s, &s) == 0);
-    std::vector<int> out;
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(c, &s)) out.push_back(c);
-    return out;
-}
+constexpr std::size_t cap = full_ring::cap;
+constexpr std::size_t rec = full_ring::rec;
 }  // namespace
 
 TEST_CASE("cpu_tag is the CPU the thread runs on, plus one", "[ring][cpu]") {
     for (int c : allowed_cpus()) {
-        pinned p(c);
-        REQUIRE(p.ok);
+        pinned_to p(c);
+        REQUIRE(p.ok());
         ::sched_yield();  // on the new CPU by now (setaffinity migrates before it returns)
         CHECK(cpu_tag() == static_cast<std::uint32_t>(c) + 1);
         CHECK(static_cast<int>(cpu_tag()) == ::sched_getcpu() + 1);
@@ -57,8 +37,8 @@ TEST_CASE("cpu hints: a commit and a release publish where they ran", "[ring][cp
     ring_consumer c0 = r.consumer(0);
     CHECK(r.cb->producer.cpu.load() == 0);  // nothing published yet: unknown
     const int cpu = allowed_cpus().back();
-    pinned pin(cpu);
-    REQUIRE(pin.ok);
+    pinned_to pin(cpu);
+    REQUIRE(pin.ok());
     std::vector<std::byte> b(rec);
     REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
     CHECK(r.cb->producer.cpu.load() == static_cast<std::uint32_t>(cpu) + 1);
@@ -73,21 +53,17 @@ TEST_CASE("cpu hints: a commit and a release publish where they ran", "[ring][cp
 }
 
 TEST_CASE("cpu hints: a full ring holds the writer on a CPU where a reader with records to read ran", "[ring][cpu]") {
-    heap_ring r(cap, 3);
-    ring_producer p = r.producer();
-    std::vector<ring_consumer> cs;
-    for (std::size_t i = 0; i < 3; ++i) cs.push_back(r.consumer(i));
-    std::vector<std::byte> b(rec);
-    for (std::uint32_t i = 0; i < 3; ++i) reader_line(r.cb, i).cpu.store(8 + i);
-    REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
-    CHECK_FALSE(p.held_on_cpu(rec, 8));  // the first lap: room without any reader's release
-    for (int i = 0; i < 3; ++i) REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
-    for (auto& c : cs)
-        for (int i = 0; i < 4; ++i) {
-            record_view v{};
-            REQUIRE(c.try_peek(v) == ring_status::ok);
-            c.take();
-        }
+    {
+        heap_ring r(cap, 1);
+        ring_producer p = r.producer();
+        std::vector<std::byte> b(rec);
+        REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+        reader_line(r.cb, 0).cpu.store(8);
+        CHECK_FALSE(p.held_on_cpu(rec, 8));  // the first lap: room without any reader's release
+    }
+    full_ring f(3);
+    auto& r = f.r;
+    auto& p = f.p;
     REQUIRE_FALSE(p.can_claim(rec));
     // Hints written as peers in other processes would: reader 0 on "CPU 7", 1 on 8, 2 on 9.
     for (std::uint32_t i = 0; i < 3; ++i) reader_line(r.cb, i).cpu.store(8 + i);

@@ -5,44 +5,15 @@
 
 #include <vector>
 
-#include "../support/heap_ring.hpp"
+#include "../support/full_ring.hpp"
 
 using namespace shmchan::shm;
+using shmchan::test::full_ring;
 using shmchan::test::heap_ring;
 
 namespace {
-constexpr std::size_t cap = 4096;
-constexpr std::size_t rec = 1024 - sizeof(record_header);  // records of exactly 1 KiB
-
-// A ring of 4 KiB with `n` readers, full of 4 records of 1 KiB that every reader took (read,
-// not released yet).
-struct full_ring {
-    explicit full_ring(std::size_t n) : r(cap, n), p(r.producer()) {
-        for (std::size_t i = 0; i < n; ++i) cs.push_back(r.consumer(i));
-        std::vector<std::byte> b(rec);
-        for (int i = 0; i < 4; ++i) REQUIRE(p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
-        for (auto& c : cs)
-            for (int i = 0; i < 4; ++i) {
-                record_view v{};
-                REQUIRE(c.try_peek(v) == ring_status::ok);
-                c.take();
-            }
-    }
-    // The writer, its room gone, says what it needs and counts itself asleep.
-    void writer_sleeps() {
-        ring_status st;
-        REQUIRE(p.try_claim(rec, record_type::binary, st) == nullptr);
-        REQUIRE(st == ring_status::full);
-        p.say_need(rec);
-        r.cb->space.waiting.store(1);
-        r.cb->space.woken.store(0);
-    }
-    std::uint32_t wakes() const { return r.cb->space.seq.load(); }
-
-    heap_ring r;
-    ring_producer p;
-    std::vector<ring_consumer> cs;
-};
+constexpr std::size_t cap = full_ring::cap;
+constexpr std::size_t rec = full_ring::rec;
 }  // namespace
 
 TEST_CASE("need hints: of three readers only the last to free the room wakes the writer", "[ring][wake]") {
