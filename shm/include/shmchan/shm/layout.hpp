@@ -6,14 +6,14 @@
 //            | segment_header  (4 cache lines)      |  identity, writer key digest, capacities,
 //            |                                      |  reader count, overflow policy, abort reason
 //   256      +--------------------------------------+
-//            | producer_line   (1 cache line)       |  tail, writer state, writer owner
+//            | producer_line   (1 cache line)       |  tail, writer state, cpu hint, owner
 //   320      +--------------------------------------+
 //            | wait_line x2    (1 cache line each)  |  futex words: "data" (readers sleep), "space"
 //            |                                      |  (the writer sleeps; what room it needs)
 //   448      +--------------------------------------+
 //            | lapped_line     (1 cache line)       |  drop_oldest: the oldest record still whole
 //   512      +--------------------------------------+
-//            | consumer_line x readers (1 each)     |  head, state, owner, key digest of reader i
+//            | consumer_line x readers (1 each)     |  head, state, cpu hint, owner, key digest
 //            +--------------------------------------+
 //   header_size = header_size_for(readers): 512 + 64 * readers, rounded up to 4096
 //            +--------------------------------------+
