@@ -23,8 +23,8 @@ struct options {
     double timeout = 0;          // per run, seconds
     std::uint64_t max_bytes = std::uint64_t{2} << 30;  // per throughput run
     bool keep_scratch = false;
-    bool pin = false;
-    std::vector<std::string> ab_env;  // --ab: each transport also runs with these "NAME=value"            // producer on CPU 0, consumers on the other CPUs
+    bool pin = false;                 // --pin: producer on CPU 0, consumers on the other CPUs
+    std::vector<std::string> ab_env;  // --ab: each transport also runs with these "NAME=value"
     std::uint64_t messages = 0;  // > 0: this many per run, no pilots
     double latency_limit = 0;    // seconds a ping side may run (0: none; default 1.5, --quick none)
 };
