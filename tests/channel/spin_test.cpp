@@ -84,13 +84,14 @@ std::chrono::nanoseconds reader_wait_cpu(int writer_cpu, int reader_cpu) {
     channel& ch = sc.ch;
     const std::vector<std::byte>& rec = sc.rec;
     REQUIRE_FALSE(ch.writer.write(rec));
-    std::atomic<bool> waiting{false}, pinned{true}, second{false};
+    std::atomic<bool> waiting{false}, pinned{true}, first{false}, second{false};
     std::chrono::nanoseconds used{};
     std::thread r([&] {
         pinned_to there(reader_cpu);
         pinned = there.ok();
-        if (!ch.reader.next(10s).is_chunk()) return;
+        first = ch.reader.next(10s).is_chunk();
         waiting = true;
+        if (!first) return;
         const auto t0 = thread_cpu();
         second = ch.reader.next(10s).is_chunk();
         used = thread_cpu() - t0;
@@ -100,6 +101,7 @@ std::chrono::nanoseconds reader_wait_cpu(int writer_cpu, int reader_cpu) {
     CHECK_FALSE(ch.writer.write(rec));
     r.join();
     REQUIRE(pinned);
+    REQUIRE(first);
     CHECK(second);
     CHECK_FALSE(ch.writer.close());
     return used;
