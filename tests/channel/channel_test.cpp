@@ -75,7 +75,7 @@ TEST_CASE("a write larger than one record is split, never refused", "[channel]")
     CHECK(got == data);
 }
 
-TEST_CASE("messages interleave with chunks in order; next_binary routes them", "[channel]") {
+TEST_CASE("messages interleave with chunks in order, next_binary routes them", "[channel]") {
     channel ch = create_channel();
     REQUIRE_FALSE(ch.writer.send_message("one"));
     REQUIRE_FALSE(ch.writer.write("AB"));

@@ -188,7 +188,7 @@ TEST_CASE("a frame loan committed with a user header longer than max_user is ref
     CHECK(std::vector<std::byte>(it.data().begin(), it.data().end()) == bytes);
 }
 
-TEST_CASE("frames count as bytes read; read_all and chunks() take their bytes", "[frame]") {
+TEST_CASE("frames count as bytes read, read_all and chunks() take their bytes", "[frame]") {
     channel ch = frame_channel(64 << 10);
     REQUIRE_FALSE(ch.writer.write("ab"));
     REQUIRE_FALSE(ch.writer.write_frame(std::as_bytes(std::span("cde", 3)), frame_meta{}));

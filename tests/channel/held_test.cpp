@@ -63,7 +63,7 @@ TEST_CASE("held items: the limit, and out-of-order release frees only the releas
     CHECK(ch.reader.next(1s).is_end());
 }
 
-TEST_CASE("held items: the writer's drain waits for the held items; the end comes after them", "[held]") {
+TEST_CASE("held items: the writer's drain waits for the held items, the end comes after them", "[held]") {
     channel ch = held_channel(64 << 10, 4);
     REQUIRE_FALSE(ch.writer.write("one"));
     REQUIRE_FALSE(ch.writer.write("two"));

@@ -51,7 +51,7 @@ TEST_CASE("reader counts outside 1..64 are refused", "[readers][errors]") {
     CHECK(ch.reader_refs.size() == 64);
 }
 
-TEST_CASE("every reader sees every record in order; the writer waits for the slowest", "[readers]") {
+TEST_CASE("every reader sees every record in order, the writer waits for the slowest", "[readers]") {
     channel ch = create_channel(readers_opts(3));
     reader r1 = open_reader(ch.reader_refs[1]);
     reader r2 = open_reader(ch.reader_refs[2]);
@@ -103,7 +103,7 @@ TEST_CASE("a reader not claimed yet holds the ring from the start: it misses not
     CHECK(ch.writer.readers()[1].st == state::reading);
 }
 
-TEST_CASE("a reader that closes early stops holding the ring; the others read on", "[readers]") {
+TEST_CASE("a reader that closes early stops holding the ring, the others read on", "[readers]") {
     channel ch = create_channel(readers_opts(2));
     {
         reader quitter = open_reader(ch.reader_refs[1]);
@@ -178,7 +178,7 @@ std::vector<std::byte> record_bytes(std::uint64_t i) {
 }
 }  // namespace
 
-TEST_CASE("drop_oldest: the writer never waits; a reader a ring behind is told what it missed", "[readers][drop_oldest]") {
+TEST_CASE("drop_oldest: the writer never waits, a reader a ring behind is told what it missed", "[readers][drop_oldest]") {
     channel ch = create_channel(live_opts(2));
     reader slow = open_reader(ch.reader_refs[1]);
     // A drop_oldest reader starts at the next record when it claims its end: claim it now.

@@ -48,7 +48,7 @@ TEST_CASE("a writer process and three reader processes: every reader gets every 
     CHECK_FALSE(segment_exists(id));
 }
 
-TEST_CASE("block: a reader killed mid-stream; the others finish and the writer names it", "[xproc][readers]") {
+TEST_CASE("block: a reader killed mid-stream, the others finish and the writer names it", "[xproc][readers]") {
     channel ch = create_channel(many(3, 64 << 10));
     const std::uint64_t size = 16u << 20;
     child a = child::spawn({peer_path(), "read", ch.reader_refs[0].dump()});
@@ -134,7 +134,7 @@ TEST_CASE("drop_oldest: three reader processes that keep up get every record", "
     }
 }
 
-TEST_CASE("drop_oldest: a reader stopped with SIGSTOP holds nobody up; continued, it reports the gap and reads valid records", "[xproc][readers][drop_oldest]") {
+TEST_CASE("drop_oldest: a reader stopped with SIGSTOP holds nobody up, continued, it reports the gap and reads valid records", "[xproc][readers][drop_oldest]") {
     channel ch = create_channel(live(3, 256 << 10));
     const std::size_t size = 1000;
     child a = child::spawn({test::records_peer_path(), "read", ch.reader_refs[0].dump(), std::to_string(size), "--mark", "10"});

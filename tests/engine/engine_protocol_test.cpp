@@ -89,7 +89,7 @@ TEST_CASE("worker messages: malformed input and wrong shapes are typed errors", 
     CHECK(error_of(R"({"type":"registerfunction","id":")" + std::string(1025, 'f') + "\"}").kind == reject::invalid_message);
 }
 
-TEST_CASE("worker messages: depth, value count and size are bounded; the invocation is still answered", "[engine][protocol]") {
+TEST_CASE("worker messages: depth, value count and size are bounded, the invocation is still answered", "[engine][protocol]") {
     // Regression (review): data nested a million deep overflowed the engine's stack (json copy
     // and dump recurse) and killed it.
     const std::string deep = R"({"type":"invokefunction","invocation_id":"d1","function_id":"f","data":)" + nested(1000000) + "}";
@@ -160,7 +160,7 @@ TEST_CASE("reject_log: one line per kind at once, then at most one per interval"
     CHECK(lines.size() == 3);
 }
 
-TEST_CASE("route_target: channel URLs are checked; malformed ones are 400, 404 or 414", "[engine][protocol]") {
+TEST_CASE("route_target: channel URLs are checked, malformed ones are 400, 404 or 414", "[engine][protocol]") {
     const std::string id = "0b0f3c8e-3a34-4d1b-9a63-2f3d6f1e9c11", key = "8f6e2d10-77aa-4c3e-8d2b-5e8a1f0c2b33";
     auto ok = route_target("/ws/channels/" + id + "?key=" + key + "&dir=read", true);
     REQUIRE(ok.what == route::kind::channel);

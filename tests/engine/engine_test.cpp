@@ -270,7 +270,7 @@ TEST_CASE("socket transport: bad keys, wrong direction, second claim, engine dow
     (void)ch.writer.close();
 }
 
-TEST_CASE("engine: a channel whose writer never comes expires; the reader learns it", "[engine]") {
+TEST_CASE("engine: a channel whose writer never comes expires, the reader learns it", "[engine]") {
     engine_options eo = quiet_engine();
     eo.channel_ttl = 300ms;
     engine eng(eo);
@@ -296,7 +296,7 @@ TEST_CASE("engine: create_channel validates buffer_size", "[engine][errors]") {
     (void)one.reader.next(1s);
 }
 
-TEST_CASE("engine: stopping finishes the ends nobody took; no segment is left", "[engine]") {
+TEST_CASE("engine: stopping finishes the ends nobody took, no segment is left", "[engine]") {
     std::string id;
     reader r;
     {
@@ -313,7 +313,7 @@ TEST_CASE("engine: stopping finishes the ends nobody took; no segment is left", 
     CHECK_FALSE(shmchan::test::segment_exists(id));
 }
 
-TEST_CASE("engine restart: workers reconnect and register again; the old engine's channels fail clearly",
+TEST_CASE("engine restart: workers reconnect and register again, the old engine's channels fail clearly",
           "[engine][fault]") {
     using shmchan::test::child;
     // The engine is a real process, killed with SIGKILL and started again on the same port.

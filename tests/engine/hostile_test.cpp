@@ -1,6 +1,6 @@
-// Hostile and bad input against a running engine: malformed and wrong-shape worker messages,
-// deep nesting, huge messages, unknown functions, floods of invocations, malformed channel
-// URLs, wrong keys. Each case asserts what the client sees (reply, HTTP status or close code)
+// Hostile and bad input from workers against a running engine: malformed and wrong-shape
+// messages, deep nesting, huge messages, unknown functions, floods of invocations (the channel
+// side's are in hostile_channel_test.cpp). Each case asserts what the client sees (reply, HTTP status or close code)
 // and then that the engine still serves a normal client (register, invoke, a channel round
 // trip). The flood runs against an engine process, whose memory is read from /proc.
 #include <catch2/catch.hpp>
@@ -22,6 +22,8 @@
 #include "shmchan/shmchan.hpp"
 #include "shmchan/worker.hpp"
 #include "support/helpers.hpp"
+#include "support/engine_process.hpp"
+#include "support/serves_normally.hpp"
 #include "support/raw_client.hpp"
 #include "support/process.hpp"
 
@@ -40,6 +42,8 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+using shmchan::test::check_serves_normally;
+using shmchan::test::listening_line;
 using shmchan::test::port_of;
 using shmchan::test::raw_client;
 using shmchan::test::reply_wait;
@@ -63,15 +67,6 @@ struct raw_worker : raw_client {
     }
 };
 
-// The engine's "listening on ws://..." line, from a child whose stderr is read too: a notice
-// of orphaned segments the engine removed at start may come before it.
-std::string listening_line(shmchan::test::child& eng) {
-    std::string line = eng.read_line();
-    for (int i = 0; i < 3 && !line.empty() && line.find("listening on ws://") == std::string::npos; ++i)
-        line = eng.read_line();
-    return line;
-}
-
 std::string code_of(const json& reply) {
     if (reply.contains("error") && reply["error"].is_object()) return reply["error"].value("code", "");
     return "";
@@ -90,54 +85,6 @@ std::function<std::string(int)> invocations_of(const std::string& fid, const std
     };
 }
 
-// The HTTP status of an upgrade (or plain) request, over a raw TCP connection.
-unsigned http_status(std::uint16_t port, const std::string& target, const std::string& extra_headers = "",
-                     bool upgrade = true) {
-    asio::io_context ioc;
-    tcp::socket s(ioc);
-    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    if (upgrade)
-        req += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-               "Sec-WebSocket-Version: 13\r\n";
-    req += extra_headers + "\r\n";
-    beast::error_code ec;
-    asio::write(s, asio::buffer(req), ec);
-    std::string got;
-    char b[1024];
-    while (got.find("\r\n") == std::string::npos) {
-        const std::size_t n = s.read_some(asio::buffer(b), ec);
-        if (ec) break;
-        got.append(b, n);
-    }
-    if (got.rfind("HTTP/1.1 ", 0) != 0) return 0;
-    return static_cast<unsigned>(std::stoi(got.substr(9, 3)));
-}
-
-// A normal client is served: register, invoke, and a channel round trip over the socket.
-void check_serves_normally(const std::string& url) {
-    static std::atomic<int> serial{0};
-    const std::string fid = "hostile::echo" + std::to_string(serial++);
-    worker callee(url);
-    worker caller(url);
-    callee.register_function(fid, [](invocation& c) { return json{{"echo", c.input()}}; });
-    CHECK(eventually([&] {
-        try {
-            return caller.trigger({fid, {{"x", 1}}, 5s}) == json{{"echo", {{"x", 1}}}};
-        } catch (const invocation_error&) {
-            return false;  // registration on its way
-        }
-    }));
-    channel ch = caller.create_channel(2);
-    reader r = open_reader(ch.reader_ref, via(transport::socket, url));
-    writer w = open_writer(ch.writer_ref, via(transport::socket, url));
-    REQUIRE_FALSE(w.write("round trip"));
-    REQUIRE_FALSE(w.close());
-    std::vector<std::byte> got;
-    CHECK_FALSE(r.read_all(got, 10s));
-    CHECK(std::string(reinterpret_cast<const char*>(got.data()), got.size()) == "round trip");
-}
-
 long proc_kib(pid_t pid, const std::string& field) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");
     std::string line;
@@ -150,7 +97,7 @@ std::string nested(std::size_t depth) { return std::string(depth, '[') + std::st
 
 }  // namespace
 
-TEST_CASE("hostile: malformed and wrong-shape worker messages get clear errors; the engine keeps serving",
+TEST_CASE("hostile: malformed and wrong-shape worker messages get clear errors, the engine keeps serving",
           "[engine][hostile]") {
     engine eng(quiet_engine());
     const auto port = port_of(eng.url());
@@ -261,7 +208,7 @@ TEST_CASE("hostile: deep nesting and too many values are refused, and the invoca
     check_serves_normally(eng.url());
 }
 
-TEST_CASE("hostile: a message above 16 MiB closes the socket with 1009; just below is served", "[engine][hostile]") {
+TEST_CASE("hostile: a message above 16 MiB closes the socket with 1009, just below is served", "[engine][hostile]") {
     engine eng(quiet_engine());
     const auto port = port_of(eng.url());
     const std::size_t limit = engine_options{}.max_message_bytes;
@@ -299,7 +246,7 @@ TEST_CASE("hostile: a message above 16 MiB closes the socket with 1009; just bel
     check_serves_normally(eng.url());
 }
 
-TEST_CASE("hostile: pending invocations are bounded per worker and in all; a worker leaving answers them",
+TEST_CASE("hostile: pending invocations are bounded per worker and in all, a worker leaving answers them",
           "[engine][hostile]") {
     engine_options o = quiet_engine();
     o.max_pending_per_worker = 50;
@@ -432,171 +379,4 @@ TEST_CASE("hostile: a flood of invocations with no worker, and with a worker tha
     CHECK(lines_with("rejected too_many_pending") >= 1);
     CHECK(lines_with("rejected too_many_pending") <= per_kind);
     CHECK(std::count(log.begin(), log.end(), '\n') < 10 + 2 * per_kind);
-}
-
-TEST_CASE("hostile: malformed channel socket URLs are refused; the channel still works", "[engine][hostile]") {
-    engine eng(quiet_engine());
-    const auto port = port_of(eng.url());
-    worker w(eng.url());
-    channel ch = w.create_channel();
-    const std::string id = ch.reader_ref.channel_id, rkey = ch.reader_ref.access_key, wkey = ch.writer_ref.access_key;
-    const std::string base = "/ws/channels/" + id;
-    const std::string unknown = "00000000-0000-4000-8000-000000000000";
-
-    CHECK(http_status(port, "/ws/channels/not-a-uuid?key=" + rkey + "&dir=read") == 404);  // bad id
-    CHECK(http_status(port, "/ws/channels/" + unknown + "?key=" + rkey + "&dir=read") == 404);
-    CHECK(http_status(port, base + "?key=not-a-key&dir=read") == 404);                     // bad key
-    CHECK(http_status(port, base + "?key=" + unknown + "&dir=read") == 404);                // wrong key
-    CHECK(http_status(port, base + "?dir=read") == 400);                                    // missing key
-    CHECK(http_status(port, base + "?key=" + rkey) == 400);                                 // missing dir
-    CHECK(http_status(port, base + "?key=" + rkey + "&dir=sideways") == 400);               // wrong direction
-    CHECK(http_status(port, base + "?key=" + rkey + "&key=" + wkey + "&dir=read") == 400);  // ambiguous
-    CHECK(http_status(port, base + "?key=%G0&dir=read") == 400);
-    CHECK(http_status(port, "/ws/channels/?key=" + rkey + "&dir=read") == 400);
-    CHECK(http_status(port, base + "?key=" + rkey + "&dir=read&pad=" + std::string(3000, 'p')) == 414);  // overlong
-    CHECK(http_status(port, base, "X-Pad: " + std::string(9000, 'p') + "\r\n") == 431);
-    CHECK(http_status(port, base + "?key=" + rkey + "&dir=read", "", false) == 404);  // not an upgrade
-    CHECK(http_status(port, "garbage") == 400);
-    // The other end's key: 403, either way round.
-    CHECK(http_status(port, base + "?key=" + rkey + "&dir=write") == 403);
-    CHECK(http_status(port, base + "?key=" + wkey + "&dir=read") == 403);
-
-    // None of that claimed an end: the channel works, with keys as encodeURIComponent and
-    // upper case write them.
-    std::string enc = rkey, upper = wkey;
-    for (std::size_t p; (p = enc.find('-')) != std::string::npos;) enc.replace(p, 1, "%2d");
-    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    raw_client rd(port, base + "?key=" + enc + "&dir=read");
-    REQUIRE(rd.open);
-    raw_client wr(port, base + "?key=" + upper + "&dir=write");
-    REQUIRE(wr.open);
-    REQUIRE(wr.send("payload", true));
-    auto in = rd.next();
-    REQUIRE(in.what == raw_client::incoming::kind::message);
-    CHECK(in.text == "payload");
-    wr.ws.close(websocket::close_code::normal);
-    CHECK(rd.next().what == raw_client::incoming::kind::closed);
-    CHECK(rd.close_code() == 1000);
-    check_serves_normally(eng.url());
-}
-
-TEST_CASE("hostile: a reader ref's key never opens the write end, through the socket or shared memory",
-          "[engine][hostile][security]") {
-    engine eng(quiet_engine());
-    worker w(eng.url());
-    channel ch = w.create_channel();
-    channel_ref forged_writer = ch.reader_ref;  // the reader's key, claiming to be a writer ref
-    forged_writer.dir = direction::write;
-    channel_ref forged_reader = ch.writer_ref;
-    forged_reader.dir = direction::read;
-    CHECK(thrown([&] { open_writer(forged_writer, via(transport::socket, eng.url())); }) == errc::wrong_direction);  // 403
-    CHECK(thrown([&] { open_writer(forged_writer, via(transport::shm, eng.url())); }) == errc::bad_key);
-    CHECK(thrown([&] { open_reader(forged_reader, via(transport::socket, eng.url())); }) == errc::wrong_direction);
-    CHECK(thrown([&] { open_reader(forged_reader, via(transport::shm, eng.url())); }) == errc::bad_key);
-    CHECK(thrown([&] { open_writer(ch.reader_ref, via(transport::automatic, eng.url())); }) == errc::wrong_direction);
-    // The keys are 128 random bits each, distinct per direction.
-    CHECK(ch.reader_ref.access_key != ch.writer_ref.access_key);
-    CHECK(ch.reader_ref.access_key.size() == 36);
-    // The genuine refs still open their ends.
-    writer wr = open_writer(ch.writer_ref, via(transport::socket, eng.url()));
-    reader rd = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
-    REQUIRE_FALSE(wr.write("ok"));
-    REQUIRE_FALSE(wr.close());
-    CHECK(rd.read_all().size() == 2);
-}
-
-TEST_CASE("hostile: an abort reason of multi-byte characters crosses the socket intact, both ways", "[engine][hostile]") {
-    // Regression: the engine cut "aborted: <reason>" at 123 bytes, inside a character; the
-    // reader's WebSocket failed on the invalid close frame and saw peer_lost, not the abort.
-    engine eng(quiet_engine());
-    worker w(eng.url());
-    channel ch = w.create_channel();
-    reader rd = open_reader(ch.reader_ref, via(transport::socket, eng.url()));
-    writer wr = open_writer(ch.writer_ref, via(transport::shm, eng.url()));
-    std::string reason = "x";
-    for (int i = 0; i < 100; ++i) reason += "\xc3\xa9";  // é
-    REQUIRE_FALSE(wr.write("data"));
-    wr.abort(reason);
-    REQUIRE(rd.next(10s).is_chunk());
-    item it = rd.next(10s);
-    REQUIRE(it.is_error());
-    CHECK(it.error() == errc::aborted);
-    CHECK(rd.abort_reason().size() == 113);  // 123 - "aborted: " (9), at a character boundary
-    CHECK(reason.rfind(rd.abort_reason(), 0) == 0);
-
-    // The other way: a socket writer's abort, cut the same way on its side, reaches a
-    // shared-memory reader as the abort with its reason (it was "socket writer disconnected").
-    channel ch2 = w.create_channel();
-    reader rd2 = open_reader(ch2.reader_ref, via(transport::shm, eng.url()));
-    writer wr2 = open_writer(ch2.writer_ref, via(transport::socket, eng.url()));
-    REQUIRE_FALSE(wr2.write("data"));
-    wr2.abort(reason);
-    REQUIRE(rd2.next(10s).is_chunk());
-    item it2 = rd2.next(10s);
-    REQUIRE(it2.is_error());
-    CHECK(it2.error() == errc::aborted);
-    CHECK(rd2.abort_reason().size() == 113);
-    CHECK(reason.rfind(rd2.abort_reason(), 0) == 0);
-}
-
-TEST_CASE("hostile: text that is not UTF-8: a socket writer's fails the stream with 1007, a ring's is repaired", "[engine][hostile]") {
-    // Regression (fuzz_channel_frames): Beast 1.74 accepts a fragmented text message whose last
-    // fragment is empty without checking that it ends on a whole character.
-    engine eng(quiet_engine());
-    const auto port = port_of(eng.url());
-    worker w(eng.url());
-    channel ch = w.create_channel();
-    reader rd = open_reader(ch.reader_ref, via(transport::shm, eng.url()));
-    raw_client sock(port, "/ws/channels/" + ch.writer_ref.channel_id + "?key=" + ch.writer_ref.access_key + "&dir=write");
-    REQUIRE(sock.open);
-    // Masked frames written by hand: text "ab\xe0" (not final), then an empty final continuation.
-    auto frame = [](bool fin, unsigned op, const std::string& payload) {
-        std::string f;
-        f += static_cast<char>((fin ? 0x80 : 0) | op);
-        f += static_cast<char>(0x80 | payload.size());
-        const char mask[4] = {0x11, 0x22, 0x33, 0x44};
-        f.append(mask, 4);
-        for (std::size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ mask[i % 4]);
-        return f;
-    };
-    const std::string wire = frame(true, 2, "ok") + frame(false, 1, "ab\xe0") + frame(true, 0, "");
-    asio::write(beast::get_lowest_layer(sock.ws).socket(), asio::buffer(wire));
-    CHECK(sock.next().what == raw_client::incoming::kind::closed);
-    CHECK(sock.close_code() == 1007);
-    item a = rd.next(10s);
-    REQUIRE(a.is_chunk());
-    CHECK(a.text() == "ok");
-    item b = rd.next(10s);
-    REQUIRE(b.is_error());
-    CHECK(b.error() == errc::aborted);
-    CHECK(rd.abort_reason() == "socket writer sent a text frame that is not UTF-8");
-
-    // The other way: a shared-memory writer's message that is not UTF-8 reaches a socket reader
-    // repaired (before, the reader's WebSocket failed on the invalid text frame: peer_lost).
-    channel ch2 = w.create_channel();
-    reader srd = open_reader(ch2.reader_ref, via(transport::socket, eng.url()));
-    writer swr = open_writer(ch2.writer_ref, via(transport::shm, eng.url()));
-    REQUIRE_FALSE(swr.send_message("a\xff" "b"));
-    REQUIRE_FALSE(swr.close());
-    item m = srd.next(10s);
-    REQUIRE(m.is_message());
-    CHECK(m.text() == "a\xef\xbf\xbd" "b");
-    CHECK(srd.next(10s).is_end());
-}
-
-TEST_CASE("hostile: the engine listens on loopback by default and warns about any other address",
-          "[engine][hostile][security]") {
-    CHECK(engine_options{}.host == "127.0.0.1");
-    auto loop = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "127.0.0.1:0"}, false, true);
-    CHECK(listening_line(loop).find("listening on ws://127.0.0.1:") != std::string::npos);
-    loop.kill(SIGTERM);
-    CHECK(loop.read_all(5s).find("warning") == std::string::npos);
-    loop.wait(10s);
-    auto any = shmchan::test::child::spawn({shmchan::test::cli_path(), "engine", "--listen", "0.0.0.0:0"}, false, true);
-    const std::string warning = any.read_line();
-    CHECK(warning.find("warning: listening on 0.0.0.0 without TLS: traffic and access keys travel in clear") !=
-          std::string::npos);
-    CHECK(any.read_line().find("listening on ws://0.0.0.0:") != std::string::npos);
-    any.kill(SIGTERM);
-    any.wait(10s);
 }

@@ -107,7 +107,7 @@ TEST_CASE("send queue: units appended while the sender sends arrive whole and in
     CHECK(notified >= 1);  // it went idle at least once, and said so
 }
 
-TEST_CASE("send queue: a unit that does not fit is refused whole; room freed is told", "[send_queue]") {
+TEST_CASE("send queue: a unit that does not fit is refused whole, room freed is told", "[send_queue]") {
     socket_pair p;
     std::atomic<int> notified{0};
     send_queue q(p.a, 4096, [&] { ++notified; });
@@ -139,7 +139,7 @@ TEST_CASE("send queue: a unit that does not fit is refused whole; room freed is 
     CHECK(first_bad_unit(got, n) == n);
 }
 
-TEST_CASE("send queue: a peer that went away is a sticky error; stop() ends a sender waiting for room",
+TEST_CASE("send queue: a peer that went away is a sticky error, stop() ends a sender waiting for room",
           "[send_queue]") {
     SECTION("peer gone") {
         socket_pair p;

@@ -152,7 +152,7 @@ TEST_CASE("socket frames: frames arrive whole with their meta, in order with chu
     CHECK(failed == "");
 }
 
-TEST_CASE("socket frames: a frame above the engine's 16 MiB message limit crosses whole; above the ring's, too_large",
+TEST_CASE("socket frames: a frame above the engine's 16 MiB message limit crosses whole, above the ring's, too_large",
           "[engine][frames]") {
     engine eng(quiet_engine());
     worker w(eng.url());

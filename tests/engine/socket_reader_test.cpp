@@ -100,7 +100,7 @@ TEST_CASE("socket reader: a masked frame from the engine is a protocol error", "
 // A large payload is read straight into its slot outside the event loop (read_direct): an
 // engine that stalls mid-payload makes next() time out by its deadline with what came kept,
 // and the message arrives whole once the rest comes; a connection cut mid-payload is peer_lost.
-TEST_CASE("socket reader: a large message stalled mid-payload times out, then arrives whole; cut, it is peer_lost",
+TEST_CASE("socket reader: a large message stalled mid-payload times out, then arrives whole, cut, it is peer_lost",
           "[engine][socket]") {
     constexpr std::size_t n = std::size_t{1} << 20, first = 300 << 10;
     std::vector<std::byte> big(n);

@@ -134,7 +134,7 @@ TEST_CASE("socket to ring: a frame's bytes in fragments fill its one loan", "[en
     CHECK(s.rd.next(10s).is_end());
 }
 
-TEST_CASE("socket to ring: each protocol violation closes with its code; nothing of it reaches the ring",
+TEST_CASE("socket to ring: each protocol violation closes with its code, nothing of it reaches the ring",
           "[engine][socket][hostile]") {
     struct bad {
         const char* what;

@@ -49,7 +49,7 @@ TEST_CASE("early wrap: a large record goes back to the start once the records th
     CHECK(c.try_peek(v) == ring_status::empty);
 }
 
-TEST_CASE("early wrap: records still held are never written over; the writer goes on past them", "[ring]") {
+TEST_CASE("early wrap: records still held are never written over, the writer goes on past them", "[ring]") {
     wrapping_ring w;
     auto& [r, p, c] = w;
     record_view v{};

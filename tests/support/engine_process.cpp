@@ -27,6 +27,13 @@ engine_process::engine_process(const std::vector<std::string>& extra_args)
     port = static_cast<std::uint16_t>(std::stoul(url.substr(url.rfind(':') + 1)));
 }
 
+std::string listening_line(child& eng) {
+    std::string line = eng.read_line();
+    for (int i = 0; i < 3 && !line.empty() && line.find("listening on ws://") == std::string::npos; ++i)
+        line = eng.read_line();
+    return line;
+}
+
 nlohmann::json engine_status(std::uint16_t port) {
     const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0) return {};

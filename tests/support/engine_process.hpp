@@ -21,6 +21,11 @@ struct engine_process {
     explicit engine_process(const std::vector<std::string>& extra_args = {});
 };
 
+// The "listening on ws://..." line of an engine started as `child` with its stderr read too
+// (empty after a few other lines): a notice of orphaned segments the engine removed at start,
+// or its warning about a non-loopback address, may come before it.
+std::string listening_line(child& eng);
+
 // GET /status of the engine at `port`, parsed (null when there is no answer).
 nlohmann::json engine_status(std::uint16_t port);
 // Its count of live channels, or -1.

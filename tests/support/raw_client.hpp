@@ -36,6 +36,30 @@ using namespace raw_detail;
 // more than 10 s for one of them.
 constexpr std::chrono::milliseconds reply_wait = shmchan::test::sanitized ? 60s : 10s;
 
+// The HTTP status of an upgrade (or plain) request, over a raw TCP connection.
+inline unsigned http_status(std::uint16_t port, const std::string& target, const std::string& extra_headers = "",
+                     bool upgrade = true) {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (upgrade)
+        req += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n";
+    req += extra_headers + "\r\n";
+    beast::error_code ec;
+    asio::write(s, asio::buffer(req), ec);
+    std::string got;
+    char b[1024];
+    while (got.find("\r\n") == std::string::npos) {
+        const std::size_t n = s.read_some(asio::buffer(b), ec);
+        if (ec) break;
+        got.append(b, n);
+    }
+    if (got.rfind("HTTP/1.1 ", 0) != 0) return 0;
+    return static_cast<unsigned>(std::stoi(got.substr(9, 3)));
+}
+
 inline std::uint16_t port_of(const std::string& url) { return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1))); }
 
 // A WebSocket client that sends whatever it is told to, and reads with deadlines.

@@ -42,7 +42,7 @@ TEST_CASE("frame meta json: the encoding, unset fields omitted", "[wire][frames]
     CHECK(d.user == user);
 }
 
-TEST_CASE("frame meta json: extremes round-trip; a user header is cut at max_user", "[wire][frames]") {
+TEST_CASE("frame meta json: extremes round-trip, a user header is cut at max_user", "[wire][frames]") {
     std::vector<std::byte> user(frame_meta::max_user + 10, std::byte{0xff});
     frame_meta m;
     m.pts = std::numeric_limits<std::int64_t>::max();
@@ -60,7 +60,7 @@ TEST_CASE("frame meta json: extremes round-trip; a user header is cut at max_use
     CHECK(d.user.size() == frame_meta::max_user);
 }
 
-TEST_CASE("frame meta json: only the exact prefix marks a meta; anything wrong after it is refused", "[wire][frames]") {
+TEST_CASE("frame meta json: only the exact prefix marks a meta, anything wrong after it is refused", "[wire][frames]") {
     CHECK_FALSE(is_frame_meta(R"( {"shmchan_frame":{"size":1}})"));
     CHECK_FALSE(is_frame_meta(R"({"shmchan_frame" : {"size":1}})"));
     CHECK_FALSE(is_frame_meta("hello"));

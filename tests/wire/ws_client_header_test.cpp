@@ -102,7 +102,7 @@ TEST_CASE("ws server header: unmasked, no key, the same checks otherwise", "[wir
     CHECK(server(bytes({0x82, 126, 0, 125}), h).why == "a frame length not in its shortest form");
 }
 
-TEST_CASE("ws unmask: in pieces, at any phase, as byte-by-byte XOR; a zero key changes nothing", "[wire]") {
+TEST_CASE("ws unmask: in pieces, at any phase, as byte-by-byte XOR, a zero key changes nothing", "[wire]") {
     std::mt19937 g(42);
     std::vector<std::byte> plain(1000);
     for (auto& b : plain) b = std::byte{static_cast<unsigned char>(g())};
