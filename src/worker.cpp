@@ -166,7 +166,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         std::shared_ptr<worker_link> l;
         {
             std::lock_guard lk(mu);
-            l = link;
+            // `up` goes false when the link's reads fail, before the io thread drops the link:
+            // a message posted in between would be lost without a word (trigger_void).
+            if (up) l = link;
         }
         if (!l || (generation && l->generation != generation)) return false;
         asio::post(l->conn->ioc(), [self = shared_from_this(), l, msg = std::move(msg)]() mutable {
