@@ -339,7 +339,7 @@ TEST_CASE("tls: a non-loopback listener warns only without TLS, and keys stay ou
     child tls = child::spawn({cli_path(), "engine", "--listen", "0.0.0.0:0", "--verbose", "--tls-cert",
                               cert("server.pem"), "--tls-key", cert("server.key")},
                              false, true);
-    const std::string first = tls.read_line();
+    const std::string first = shmchan::test::listening_line(tls);
     CHECK(has(first, "listening on wss://0.0.0.0:"));
     const std::string url = "wss://127.0.0.1:" + first.substr(first.rfind(':') + 1);
     {
@@ -375,7 +375,7 @@ TEST_CASE("tls: a non-loopback listener warns only without TLS, and keys stay ou
     child plain = child::spawn({cli_path(), "engine", "--listen", "0.0.0.0:0"}, false, true);
     const std::string warning = plain.read_line();
     CHECK(has(warning, "warning: listening on 0.0.0.0 without TLS: traffic and access keys travel in clear"));
-    CHECK(has(plain.read_line(), "listening on ws://0.0.0.0:"));
+    CHECK(has(shmchan::test::listening_line(plain), "listening on ws://0.0.0.0:"));
     plain.kill(SIGTERM);
     plain.wait(10s);
 }

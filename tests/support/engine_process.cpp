@@ -29,7 +29,7 @@ engine_process::engine_process(const std::vector<std::string>& extra_args)
 
 std::string listening_line(child& eng) {
     std::string line = eng.read_line();
-    for (int i = 0; i < 3 && !line.empty() && line.find("listening on ws://") == std::string::npos; ++i)
+    for (int i = 0; i < 3 && !line.empty() && line.find("listening on ws") == std::string::npos; ++i)
         line = eng.read_line();
     return line;
 }

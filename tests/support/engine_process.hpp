@@ -21,7 +21,7 @@ struct engine_process {
     explicit engine_process(const std::vector<std::string>& extra_args = {});
 };
 
-// The "listening on ws://..." line of an engine started as `child` with its stderr read too
+// The "listening on ws://..." (or wss://) line of an engine started as `child` with its stderr read too
 // (empty after a few other lines): a notice of orphaned segments the engine removed at start,
 // or its warning about a non-loopback address, may come before it.
 std::string listening_line(child& eng);
