@@ -8,9 +8,11 @@
 //                  from shared memory, and the writer side can write there); little endian
 //   bytes  8..15   producer.tail
 //   bytes 16..16+capacity-1   ring data: record headers and payloads, zero-filled if short
-//   then, with overflow drop_oldest (bit 63 of the head field set; cleared before use): 24
-//                  bytes, the lapped line's pos, seq and bytes (layout 5), and the reader first
-//                  joins at the tail as a drop_oldest reader does when it claims its end
+//   then, with overflow drop_oldest (bit 63 of the head field set; cleared before use): 32
+//                  bytes, the current lapped slot's pos, seq and bytes, then the line's version
+//                  (low 32 bits: it picks the slot, layout 7) and a mask XORed into the line's
+//                  own pos (high 32 bits); the reader first joins at the tail as a drop_oldest
+//                  reader does when it claims its end
 //   then, with bit 62 of the head field set (cleared before use): 24 bytes, the space line's
 //                  need hints (need_head, need_readers) of a writer counted asleep there and
 //                  its rmw_wake word (low 32 bits of the third 8 bytes), and the writer's
@@ -18,7 +20,8 @@
 //                  of 3, every release() weighs the hints, and every step asks the cpu hint
 //   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
 //                  keeps moving tail while the reader reads); with drop_oldest, odd ones move the
-//                  lapped position instead (a writer that gives records up under the reader)
+//                  lapped position (the line's and its current slot's) instead (a writer that
+//                  gives records up under the reader)
 //
 // The reader peeks and releases until the ring is empty or corrupt, reading every byte of
 // every record it is given (and of a frame record's user header and data, as read_frame places
@@ -84,9 +87,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     shm::ring_geometry g = shm::geometry_for(capacity, readers);
     if (drop) {
         g.overflow = shm::overflow_policy::drop_oldest;
-        cb->lapped.pos.store(take_u64(p, n));
-        cb->lapped.seq.store(take_u64(p, n));
-        cb->lapped.bytes.store(take_u64(p, n));
+        // The current slot's fields, then a word whose low half is the version (it picks the
+        // slot) and whose high half is XORed into the line's own pos (a writer whose two
+        // copies of pos disagree).
+        const std::uint64_t pos = take_u64(p, n), seq = take_u64(p, n), bytes = take_u64(p, n);
+        const std::uint64_t word = take_u64(p, n);
+        const auto version = static_cast<std::uint32_t>(word);
+        cb->lapped.version.store(version);
+        shm::lapped_slot& s = cb->lapped.slot[version & 1];
+        s.pos.store(pos);
+        s.seq.store(seq);
+        s.bytes.store(bytes);
+        cb->lapped.pos.store(pos ^ (word >> 32));
     }
     if (hints) {
         cb->space.need_head.store(take_u64(p, n));
@@ -133,7 +145,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         sink = sink + acc + (hints && cons.writer_on_cpu(shm::cpu_tag()) ? 1u : 0u);
         cons.release();
         if (n > 0) {
-            if (drop && (odd = !odd)) cb->lapped.pos.store(take_u64(p, n));
+            if (drop && (odd = !odd)) {  // the writer moves the oldest kept record
+                const std::uint64_t pos = take_u64(p, n);
+                cb->lapped.pos.store(pos);
+                cb->lapped.slot[cb->lapped.version.load() & 1].pos.store(pos);
+            }
             else cb->producer.tail.store(take_u64(p, n));
         }
     }

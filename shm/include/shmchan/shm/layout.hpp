@@ -11,7 +11,8 @@
 //            | wait_line x2    (1 cache line each)  |  futex words: "data" (readers sleep), "space"
 //            |                                      |  (the writer sleeps; what room it needs)
 //   448      +--------------------------------------+
-//            | lapped_line     (1 cache line)       |  drop_oldest: the oldest record still whole
+//            | lapped_line     (1 cache line)       |  drop_oldest: the oldest record still whole,
+//            |                                      |  in two slots (the version picks one)
 //   512      +--------------------------------------+
 //            | consumer_line x readers (1 each)     |  head, state, cpu hint, owner, key digest
 //            +--------------------------------------+
@@ -57,7 +58,9 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 // 6: a wait line's rmw_wake (an older waker would ignore it and could miss a sleeper that
 //    relies on it). Later, compatibly: the ends' `cpu` hints (an older end leaves them zero,
 //    "unknown", and its peer spins as before).
-inline constexpr std::uint32_t layout_version = 6;
+// 7: the lapped line holds two slots and the version says which is current, so a writer
+//    stopped while it publishes never leaves readers an odd seqlock to wait on.
+inline constexpr std::uint32_t layout_version = 7;
 
 inline constexpr std::size_t max_readers = 64;
 
@@ -170,16 +173,23 @@ struct alignas(cache_line) consumer_line {
 };
 static_assert(sizeof(consumer_line) == cache_line);
 // drop_oldest only: where the oldest record the writer has not overwritten starts, and how many
-// records (`seq`) and payload bytes came before it. The writer moves it forward, as a seqlock
-// (`version` odd while it writes), before it overwrites anything below `pos`; a reader at a
-// position below `pos` has been lapped and resumes there, told what it missed.
-struct alignas(cache_line) lapped_line {
-    std::atomic<std::uint32_t> version;
-    std::uint32_t reserved;
+// records (`seq`) and payload bytes came before it. The writer moves it forward before it
+// overwrites anything below `pos`; a reader at a position below `pos` has been lapped and
+// resumes there, told what it missed. The three values are published in turns into two slots
+// (`version` counts publications; slot[version & 1] is the current one): a reader takes a
+// slot between two equal loads of the version, and never waits for a writer mid-publication.
+struct lapped_slot {
     std::atomic<std::uint64_t> pos;
     std::atomic<std::uint64_t> seq;
     std::atomic<std::uint64_t> bytes;
 };
+struct alignas(cache_line) lapped_line {
+    std::atomic<std::uint32_t> version;
+    std::uint32_t reserved;
+    std::atomic<std::uint64_t> pos;  // the current slot's pos: one load says "lapped past"
+    lapped_slot slot[2];
+};
+static_assert(sizeof(lapped_line) == cache_line);
 // One side sleeps on `seq` after counting itself in `waiting`; the other bumps `seq` and
 // wakes it. `woken` says a wake was sent since the last sleeper got ready, so a burst of
 // commits while the sleeper is still waking up costs one FUTEX_WAKE, not one each.

@@ -92,10 +92,8 @@ public:
     // was missed before it. corrupt when the lapped line says something impossible.
     ring_status skip(gap& g) noexcept {
         lapped_fields f;
-        if (!read_lapped(f)) return ring_status::corrupt;
-        // SYNC: acquire pairs with the writer's release store of tail; loaded after the lapped
-        // line, so it is at least the tail the writer had when it published f.
-        const std::uint64_t t = cb_->producer.tail.load(std::memory_order_acquire);
+        std::uint64_t t = 0;
+        if (!read_lapped_and_tail(f, t)) return ring_status::corrupt;
         if (f.pos <= read_ || f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0 ||
             f.seq < seq_ || f.bytes < bytes_)
             return ring_status::corrupt;
@@ -114,8 +112,8 @@ public:
     ring_status join_at_tail() noexcept {
         for (int attempt = 0; attempt < 1000; ++attempt) {
             lapped_fields f;
-            if (!read_lapped(f)) return ring_status::corrupt;
-            const std::uint64_t t = cb_->producer.tail.load(std::memory_order_acquire);  // SYNC: as skip()
+            std::uint64_t t = 0;
+            if (!read_lapped_and_tail(f, t)) return ring_status::corrupt;
             if (f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0) return ring_status::corrupt;
             std::uint64_t pos = f.pos, seq = f.seq, bytes = f.bytes;
             std::uint64_t end_at = t;  // a writer that already closed: its end record
@@ -189,18 +187,42 @@ private:
         std::atomic_thread_fence(std::memory_order_acquire);
         return cb_->lapped.pos.load(std::memory_order_relaxed) > pos;
     }
-    // The lapped line's three fields, consistent (the seqlock of drop_until()). False when the
-    // version stays odd: a writer that died in those few instructions, or a hostile one.
+    // The current slot of the lapped line, consistent: taken between two equal loads of the
+    // version (drop_until() writes only the other slot before it moves the version). False
+    // when the version never holds still: only a hostile writer does that.
     bool read_lapped(lapped_fields& f) const noexcept {
         const lapped_line& l = cb_->lapped;
+        // SYNC: pairs with the writer's release store of pos in drop_until(): a reader that saw
+        // that pos in lapped_past() loads at least the version published with it.
+        std::atomic_thread_fence(std::memory_order_acquire);
         for (int i = 0; i < 100000; ++i) {
+            // SYNC: acquire pairs with the writer's release store of the version.
             const std::uint32_t v = l.version.load(std::memory_order_acquire);
-            if (v & 1) continue;
-            f.pos = l.pos.load(std::memory_order_relaxed);
-            f.seq = l.seq.load(std::memory_order_relaxed);
-            f.bytes = l.bytes.load(std::memory_order_relaxed);
+            const lapped_slot& s = l.slot[v & 1];
+            f.pos = s.pos.load(std::memory_order_relaxed);
+            f.seq = s.seq.load(std::memory_order_relaxed);
+            f.bytes = s.bytes.load(std::memory_order_relaxed);
+            // SYNC: pairs with the release fence before the writer's slot stores.
             std::atomic_thread_fence(std::memory_order_acquire);
             if (l.version.load(std::memory_order_relaxed) == v) return true;
+        }
+        return false;
+    }
+    // The lapped line and a tail that belong together: the line is read before and after the
+    // tail, and taken when both reads agree. Then the writer kept everything from f.pos up to
+    // t, so t - f.pos <= capacity; a tail read after a line alone may be any number of rings
+    // further, under a writer that laps this reader again meanwhile (preempted in between).
+    // False when the line stays odd or never holds still: a dead or hostile writer.
+    bool read_lapped_and_tail(lapped_fields& f, std::uint64_t& t) const noexcept {
+        if (!read_lapped(f)) return false;
+        for (int i = 0; i < 100000; ++i) {
+            // SYNC: acquire pairs with the writer's release store of tail in commit(); the
+            // writer publishes the lapped line before it moves the tail past what it dropped.
+            t = cb_->producer.tail.load(std::memory_order_acquire);
+            lapped_fields again;
+            if (!read_lapped(again)) return false;
+            if (again.pos == f.pos && again.seq == f.seq && again.bytes == f.bytes) return true;
+            f = again;  // lapped again since: try with the newer line
         }
         return false;
     }

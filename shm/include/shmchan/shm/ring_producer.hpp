@@ -33,10 +33,11 @@ public:
         drop_ = g.overflow == overflow_policy::drop_oldest;
         reload_heads();  // an impossible head is found again, and reported, by try_claim()
         if (drop_) {  // the lapped line is the writer's own, as the tail
-            oldest_ = cb->lapped.pos.load(std::memory_order_relaxed);
-            oldest_seq_ = cb->lapped.seq.load(std::memory_order_relaxed);
-            oldest_bytes_ = cb->lapped.bytes.load(std::memory_order_relaxed);
-            lapped_version_ = cb->lapped.version.load(std::memory_order_relaxed) & ~1u;
+            lapped_version_ = cb->lapped.version.load(std::memory_order_relaxed);
+            const lapped_slot& s = cb->lapped.slot[lapped_version_ & 1];
+            oldest_ = s.pos.load(std::memory_order_relaxed);
+            oldest_seq_ = s.seq.load(std::memory_order_relaxed);
+            oldest_bytes_ = s.bytes.load(std::memory_order_relaxed);
         }
     }
 
@@ -234,14 +235,20 @@ public:
             pos += rec;
         }
         lapped_line& l = cb_->lapped;
-        // SYNC: a seqlock. The odd version, then the three fields, then the even version
-        // (release); readers take the fields between two equal even versions (read_lapped).
-        l.version.store(++lapped_version_, std::memory_order_relaxed);
+        lapped_slot& s = l.slot[(lapped_version_ + 1) & 1];  // the slot no reader is told to take
+        // SYNC: pairs with the acquire fence in ring_consumer::read_lapped(): the last version
+        // store is visible before these slot stores, so a reader that saw any of them loads a
+        // newer version after its fields and takes them again.
         std::atomic_thread_fence(std::memory_order_release);
-        l.pos.store(pos, std::memory_order_relaxed);
-        l.seq.store(seq, std::memory_order_relaxed);
-        l.bytes.store(bytes, std::memory_order_relaxed);
+        s.pos.store(pos, std::memory_order_relaxed);
+        s.seq.store(seq, std::memory_order_relaxed);
+        s.bytes.store(bytes, std::memory_order_relaxed);
+        // SYNC: release pairs with the version's acquire load in read_lapped(): the slot's
+        // fields before the version that points at it.
         l.version.store(++lapped_version_, std::memory_order_release);
+        // SYNC: release pairs with the acquire fence at the start of read_lapped(): a reader
+        // that saw this pos finds the version that says where its counts are.
+        l.pos.store(pos, std::memory_order_release);
         // SYNC: pairs with the acquire fence in ring_consumer::lapped_past(): the new position is
         // visible before any byte the writer now overwrites below it (stores after this fence).
         std::atomic_thread_fence(std::memory_order_release);
