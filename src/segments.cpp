@@ -34,14 +34,14 @@ std::shared_ptr<shm::segment> create_segment(const std::string& name, std::size_
     }
 }
 
-void prefault(const shm::segment& seg, bool for_write) noexcept {
+void prefault(const shm::segment& seg, bool for_write, bool wanted) noexcept {
     // Above this the populate would hold the claiming call for over a quarter of a second
     // (about 1 us a page), and a segment that large, made sparse by a hostile creator, would
     // have this process allocate tmpfs pages nobody may ever use.
     constexpr std::size_t prefault_max = std::size_t{1} << 30;
     static const bool on = env_number("SHMCHAN_PREFAULT").value_or(1) != 0;
     // An optimisation only: when it fails, pages fault in as they are touched.
-    if (on && seg.size() <= prefault_max) (void)seg.prefault(for_write);
+    if (wanted && on && seg.size() <= prefault_max) (void)seg.prefault(for_write);
 }
 
 }  // namespace shmchan::detail

@@ -18,9 +18,9 @@ std::shared_ptr<shm::segment> create_segment(const std::string& name, std::size_
                                              const shm::segment_identity& id);
 
 // Maps the whole segment into this process (shm::segment::prefault) when an end is claimed
-// here, for segments up to 1 GiB, unless SHMCHAN_PREFAULT=0 (the benchmarks' A/B): the first
-// pass round a large ring then costs no page fault per page (docs/benchmarks.md, "Prefaulted
-// segments").
-void prefault(const shm::segment& seg, bool for_write) noexcept;
+// here, for segments up to 1 GiB, unless `wanted` is false (channel_options::prefault) or
+// SHMCHAN_PREFAULT=0 (the benchmarks' A/B): the first pass round a large ring then costs no
+// page fault per page (docs/benchmarks.md, "Prefaulted segments").
+void prefault(const shm::segment& seg, bool for_write, bool wanted) noexcept;
 
 }  // namespace shmchan::detail

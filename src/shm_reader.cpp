@@ -31,10 +31,11 @@ public:
     std::uint32_t generation = 0;        // process_generation() when claimed
     std::shared_ptr<creator_guard> guard;  // the creator's ends only
     std::size_t index;                     // which of the segment's readers this is
+    bool prefault_wanted;                  // channel_options::prefault
 
     shm_reader(std::shared_ptr<segment> s, const channel_options& opt, std::size_t i)
         : reader_impl(opt.max_held), seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()),
-          spin(spin_of(opt)), index(i) {}
+          spin(spin_of(opt)), index(i), prefault_wanted(opt.prefault) {}
 
     // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
     bool foreign() const noexcept { return claimed && generation != process_generation(); }
@@ -51,7 +52,7 @@ public:
         };
         if (auto e = claim(*seg, reader_end(*seg, index), lock, place)) return e;
         claimed = true;
-        prefault(*seg, false);
+        prefault(*seg, false, prefault_wanted);
         generation = process_generation();
         return {};
     }

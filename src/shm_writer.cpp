@@ -54,16 +54,18 @@ public:
     std::vector<reader_status::state> gone;
     std::atomic<std::uint64_t> counted_mirror{0};
     bool any_lost = false;
+    bool prefault_wanted;  // channel_options::prefault
 
     shm_writer(std::shared_ptr<segment> s, const channel_options& opt)
         : seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()), spin(spin_of(opt)),
-          claim_cfg(effective_loan_claim(opt)), gone(geometry.readers, reader_status::state::reading) {}
+          claim_cfg(effective_loan_claim(opt)), gone(geometry.readers, reader_status::state::reading),
+          prefault_wanted(opt.prefault) {}
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
         if (auto e = claim(*seg, writer_end(cb), lock)) return e;
         claimed = true;
-        prefault(*seg, true);
+        prefault(*seg, true, prefault_wanted);
         generation = process_generation();
         prod = ring_producer(cb, seg->data(), geometry);
         prod.wrap_early_from(early_wrap_min());

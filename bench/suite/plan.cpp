@@ -52,6 +52,7 @@ std::string fmt_figure(const run_record& r) {
 }  // namespace
 
 int run_suite(const options& o, const std::vector<std::string>& argv) {
+    if (o.pin) (void)pin_cpus();  // before any round: a run that cannot pin says so at once
     machine_info m = probe_machine(argv);
     m.line_rtt_ns.push_back(line_round_trip_ns());
     std::vector<cell> cells;

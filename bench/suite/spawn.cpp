@@ -135,15 +135,27 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
     return s;
 }
 
+std::vector<int> pin_cpus() {
+    cpu_set_t mine;
+    if (::sched_getaffinity(0, sizeof mine, &mine) != 0) fail_errno("sched_getaffinity (--pin)");
+    std::vector<int> cpus;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &mine)) cpus.push_back(c);
+    if (cpus.size() < 2)
+        throw std::runtime_error("--pin needs 2 or more CPUs to run on; this process may use " +
+                                 std::to_string(cpus.size()) + " (taskset or a cpuset limits it)");
+    return cpus;
+}
+
 void pin_side(const side_proc& s, bool producer) {
-    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus < 2) throw std::runtime_error("--pin needs 2 or more CPUs (this machine has " + std::to_string(cpus) + ")");
+    // The CPUs the harness may use (taskset), not the machine's: the first for the producer.
+    const std::vector<int> cpus = pin_cpus();
     cpu_set_t set;
     CPU_ZERO(&set);
     if (producer)
-        CPU_SET(0, &set);
+        CPU_SET(cpus.front(), &set);
     else
-        for (long c = 1; c < cpus; ++c) CPU_SET(static_cast<int>(c), &set);
+        for (std::size_t i = 1; i < cpus.size(); ++i) CPU_SET(cpus[i], &set);
     if (::sched_setaffinity(s.pid, sizeof set, &set) != 0) fail_errno("sched_setaffinity (--pin)");
 }
 

@@ -42,6 +42,9 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
                      const std::vector<std::string>& env);
 // Pins a started side to CPU 0 (`producer`) or to every other CPU of the machine; throws when
 // the machine has one CPU or the kernel refuses.
+// --pin: the producing side on the first CPU this process may use, the consuming sides on the
+// others. pin_cpus() lists them, and throws when there are fewer than 2.
+std::vector<int> pin_cpus();
 void pin_side(const side_proc& s, bool producer);
 // Waits until `done()` or the deadline, reading from every side's pipe; false on timeout or
 // interrupt.

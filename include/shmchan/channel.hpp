@@ -66,6 +66,12 @@ struct channel_options {
     // nothing). docs/readers.md.
     enum class overflow_policy { block, drop_oldest };
     overflow_policy overflow = overflow_policy::block;
+    // Map the whole segment (up to 1 GiB) into this process when an end is claimed, so that the
+    // first pass round the ring takes no page fault per page. false: pages fault in as they are
+    // first touched, spread over that pass (an event loop serving many channels, which must
+    // not stall ~0.25 ms per MiB when one end is claimed). SHMCHAN_PREFAULT=0 turns it off for
+    // every end.
+    bool prefault = true;
 };
 
 // The smallest capacity whose ring holds a frame of `frame_bytes` with a full user header.

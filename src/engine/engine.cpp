@@ -82,6 +82,9 @@ detail::builtin_result engine::impl::builtin(const std::string& fid, const json&
         channel_options o;
         o.capacity = std::max<std::size_t>(std::bit_ceil(n * sdk_frame), 4 * sdk_frame);
         o.max_held = bridge_batch_max;  // a socket reader's records leave in batches
+        // Its end is claimed on the event loop: mapping a 64 MiB ring at once there held every
+        // other connection ~16 ms; its pages fault in as the bridge first writes or reads them.
+        o.prefault = false;
         try {
             auto entry = std::make_shared<channel_entry>();
             entry->ch = create_channel(o);

@@ -6,12 +6,14 @@
 #include <future>
 #include <sys/mman.h>
 #include <thread>
+#include <unistd.h>
 
 #include "shmchan/admin.hpp"
 #include "shmchan/engine.hpp"
 #include "shmchan/shmchan.hpp"
 #include "shmchan/worker.hpp"
 #include "support/helpers.hpp"
+#include "support/proc_stats.hpp"
 #include "support/process.hpp"
 
 using namespace shmchan;
@@ -283,6 +285,25 @@ TEST_CASE("engine: a channel whose writer never comes expires, the reader learns
     CHECK(r.abort_reason() == "channel expired: its writer never connected");
     CHECK(eventually([&] { return eng.live_channels() == 0; }));
     CHECK_FALSE(shmchan::test::segment_exists(ch.reader_ref.channel_id));
+}
+
+TEST_CASE("engine: the ends it bridges do not map their whole ring when claimed (its event loop would stall)", "[engine]") {
+    engine eng(quiet_engine());
+    worker w(eng.url());
+    channel ch = w.create_channel(1024);  // a 64 MiB ring
+    channel_options shm_opts = via(transport::shm, eng.url());
+    shm_opts.prefault = false;  // this test's own end maps nothing ahead either
+    const long before = test::sample_process(::getpid()).rss_kib;
+    reader r = open_reader(ch.reader_ref, shm_opts);
+    writer wr = open_writer(ch.writer_ref, via(transport::socket, eng.url()));  // the engine's end writes
+    REQUIRE_FALSE(wr.write("x"));
+    item it = r.next(10s);
+    REQUIRE(it.is_chunk());
+    const long grew = test::sample_process(::getpid()).rss_kib - before;
+    INFO("resident memory grew by " << grew << " KiB");
+    CHECK(grew < 16 * 1024);  // the engine's end prefaulting its 64 MiB would show here
+    REQUIRE_FALSE(wr.close());
+    CHECK(r.next(10s).is_end());
 }
 
 TEST_CASE("engine: create_channel validates buffer_size", "[engine][errors]") {

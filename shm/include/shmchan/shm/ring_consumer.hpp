@@ -195,7 +195,7 @@ private:
         // SYNC: pairs with the writer's release store of pos in drop_until(): a reader that saw
         // that pos in lapped_past() loads at least the version published with it.
         std::atomic_thread_fence(std::memory_order_acquire);
-        for (int i = 0; i < 100000; ++i) {
+        for (int i = 0; i < 1000; ++i) {
             // SYNC: acquire pairs with the writer's release store of the version.
             const std::uint32_t v = l.version.load(std::memory_order_acquire);
             const lapped_slot& s = l.slot[v & 1];
@@ -215,7 +215,7 @@ private:
     // False when the line stays odd or never holds still: a dead or hostile writer.
     bool read_lapped_and_tail(lapped_fields& f, std::uint64_t& t) const noexcept {
         if (!read_lapped(f)) return false;
-        for (int i = 0; i < 100000; ++i) {
+        for (int i = 0; i < 1000; ++i) {
             // SYNC: acquire pairs with the writer's release store of tail in commit(); the
             // writer publishes the lapped line before it moves the tail past what it dropped.
             t = cb_->producer.tail.load(std::memory_order_acquire);
