@@ -25,12 +25,14 @@ TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never
 
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> written{0};
+    std::atomic<ring_status> writer_status{ring_status::ok};
     std::thread writer([&] {
         shmchan::test::pinned_to pin(cpus.front());
         ring_producer p(r.cb, r.data(), g);
         // Each record carries its number, so the reader can check what it got and the gaps.
         for (std::uint64_t n = 0; !stop.load(std::memory_order_relaxed); ++n) {
-            while (p.try_push(record_type::binary, &n, sizeof n) != ring_status::ok) {}
+            // drop_oldest never refuses for room: any other status is the writer's failure.
+            if ((writer_status = p.try_push(record_type::binary, &n, sizeof n)) != ring_status::ok) return;
             written.store(n + 1, std::memory_order_relaxed);
         }
     });
@@ -75,7 +77,8 @@ TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never
     stop = true;
     writer.join();
     INFO("read " << got << ", missed " << missed << ", skips " << skips << ", written " << written.load());
+    CHECK(writer_status.load() == ring_status::ok);
     CHECK(bad == ring_status::ok);
     CHECK(wrong.empty());
-    CHECK(skips > 100);  // the writer did lap the reader, many times
+    CHECK(skips > 10);  // the writer did lap the reader, many times (~250 here)
 }

@@ -212,7 +212,7 @@ private:
     // tail, and taken when both reads agree. Then the writer kept everything from f.pos up to
     // t, so t - f.pos <= capacity; a tail read after a line alone may be any number of rings
     // further, under a writer that laps this reader again meanwhile (preempted in between).
-    // False when the line stays odd or never holds still: a dead or hostile writer.
+    // False when the line never holds still (1000 tries of 1000 reads): a hostile writer.
     bool read_lapped_and_tail(lapped_fields& f, std::uint64_t& t) const noexcept {
         if (!read_lapped(f)) return false;
         for (int i = 0; i < 1000; ++i) {
