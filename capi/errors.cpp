@@ -84,6 +84,7 @@ channel_options options_of(const shmchan_options* in) {
         case SHMCHAN_OVERFLOW_DROP_OLDEST: r.overflow = channel_options::overflow_policy::drop_oldest; break;
         default: throw error(errc::invalid_argument, "shmchan_options.overflow is not a SHMCHAN_OVERFLOW_* value");
     }
+    r.prefault = o.prefault != 0;  // a caller built before the field has init's default
     return r;
 }
 
@@ -146,6 +147,7 @@ void shmchan_options_init(shmchan_options* o) {
     o->max_held = d.max_held;
     o->readers = d.readers;
     o->overflow = SHMCHAN_OVERFLOW_BLOCK;
+    o->prefault = d.prefault ? 1 : 0;
 }
 
 void shmchan_frame_meta_init(shmchan_frame_meta* m) {

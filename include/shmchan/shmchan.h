@@ -90,6 +90,8 @@ typedef struct shmchan_options {
     size_t max_held;         /* items a reader may hold at once (1: each next releases the last) */
     size_t readers;          /* readers of a created channel, 1 to 64 (a ref each) */
     int overflow;            /* SHMCHAN_OVERFLOW_*, for a created channel */
+    int prefault;            /* 1 (default): an end maps the whole ring when claimed; 0: its pages
+                                fault in as first touched (an event loop serving many channels) */
 } shmchan_options;
 
 /* Fills in the defaults (the C++ ones) and the size. */

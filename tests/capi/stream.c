@@ -277,7 +277,7 @@ static int cmd_readers(void) {
     int i;
     uint64_t held_id;
     shmchan_options_init(&o);
-    CHECK(o.readers == 1 && o.overflow == SHMCHAN_OVERFLOW_BLOCK);
+    CHECK(o.readers == 1 && o.overflow == SHMCHAN_OVERFLOW_BLOCK && o.prefault == 1);
     o.capacity = 4096;
     o.overflow = 7;
     CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT);
