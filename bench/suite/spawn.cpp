@@ -1,6 +1,7 @@
 #include "spawn.hpp"
 
 #include "support.hpp"
+#include "shmchan/testkit/cpus.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -136,11 +137,7 @@ side_proc spawn_side(const std::string& role, const std::string& name, const run
 }
 
 std::vector<int> pin_cpus() {
-    cpu_set_t mine;
-    if (::sched_getaffinity(0, sizeof mine, &mine) != 0) fail_errno("sched_getaffinity (--pin)");
-    std::vector<int> cpus;
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(c, &mine)) cpus.push_back(c);
+    std::vector<int> cpus = shmchan::testkit::allowed_cpus();
     if (cpus.size() < 2)
         throw std::runtime_error("--pin needs 2 or more CPUs to run on; this process may use " +
                                  std::to_string(cpus.size()) + " (taskset or a cpuset limits it)");

@@ -43,6 +43,13 @@ TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never
     std::string wrong;
     {
         ring_consumer c(r.cb, r.data(), g);
+        const auto skip = [&] {  // lapped: on to the oldest record kept, counting the gap
+            ring_consumer::gap gp;
+            bad = c.skip(gp);
+            expect += gp.records;
+            missed += gp.records;
+            ++skips;
+        };
         const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
         while (std::chrono::steady_clock::now() < until && bad == ring_status::ok && wrong.empty()) {
             record_view v{};
@@ -51,11 +58,7 @@ TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never
                 std::uint64_t n = 0;
                 if (v.size == sizeof n) std::memcpy(&n, v.data, sizeof n);
                 if (!c.intact(c.pending_end())) {  // written over while read: skip, as lapped
-                    ring_consumer::gap gp;
-                    bad = c.skip(gp);
-                    expect += gp.records;
-                    missed += gp.records;
-                    ++skips;
+                    skip();
                     continue;
                 }
                 c.release();
@@ -64,11 +67,7 @@ TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never
                 ++expect;
                 ++got;
             } else if (st == ring_status::lapped) {
-                ring_consumer::gap gp;
-                bad = c.skip(gp);
-                expect += gp.records;
-                missed += gp.records;
-                ++skips;
+                skip();
             } else if (st != ring_status::empty) {
                 bad = st;
             }

@@ -4,18 +4,11 @@
 
 #include <sched.h>
 
-#include <vector>
+#include "shmchan/testkit/cpus.hpp"
 
 namespace shmchan::test {
 
-inline std::vector<int> allowed_cpus() {
-    cpu_set_t s;
-    std::vector<int> out;
-    if (::sched_getaffinity(0, sizeof s, &s) != 0) return out;
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(c, &s)) out.push_back(c);
-    return out;
-}
+using testkit::allowed_cpus;
 
 // Pins the calling thread to `cpu` while it lives, then gives it back the CPUs it had.
 class pinned_to {
