@@ -31,7 +31,11 @@ int main(int argc, char** argv) {
     try {
         const std::string first = argc >= 2 ? argv[1] : "";
         if (first == "_side") return side_main(argc, argv);
-        if (first == "_relay") return argc == 3 ? relay_daemon_main(std::atoi(argv[2])) : 2;
+        if (first == "_relay") {
+            if (argc == 3) return relay_daemon_main(std::atoi(argv[2]), false);
+            if (argc == 4 && std::string_view(argv[3]) == "splice") return relay_daemon_main(std::atoi(argv[2]), true);
+            return 2;
+        }
         if (first == "_engine") {
             if (argc == 3) return engine_daemon_main(std::atoi(argv[2]), false);
             return argc == 4 && std::string(argv[3]) == "unbatched" ? engine_daemon_main(std::atoi(argv[2]), true) : 2;

@@ -61,6 +61,7 @@ std::vector<entry> registry() {
     r.push_back({"pipe", make_pipe});
     r.push_back({"tcp-loopback", make_tcp_loopback});
     r.push_back({"tcp-relay", make_tcp_relay});
+    r.push_back({"tcp-splice-relay", make_tcp_splice_relay});
     r.push_back({"boost-mq", make_message_queue});
     return r;
 }
@@ -69,7 +70,7 @@ const std::map<std::string, std::string>& aliases() {
     static const std::map<std::string, std::string> a = {
         {"ceiling", "inprocess"}, {"loan", "shmchan-loan"},   {"write", "shmchan-write"},
         {"shm", "shmchan-loan"},  {"engine", "engine-socket"}, {"zmq", "zeromq-ipc"},
-        {"zeromq", "zeromq-ipc"}, {"unix", "unix-socket"},     {"tcp", "tcp-loopback"}, {"relay", "tcp-relay"},
+        {"zeromq", "zeromq-ipc"}, {"unix", "unix-socket"},     {"tcp", "tcp-loopback"}, {"relay", "tcp-relay"}, {"splice-relay", "tcp-splice-relay"},
         {"mq", "boost-mq"},       {"message-queue", "boost-mq"}, {"iox", "iceoryx"},
         {"noclaim", "shmchan-loan-noclaim"}, {"loan-nomb", "shmchan-loan-nomb"},
         {"write-nomb", "shmchan-write-nomb"}, {"node", "node-socket"},

@@ -233,8 +233,10 @@ std::unique_ptr<transport> make_unix_socket();
 std::unique_ptr<transport> make_pipe();
 std::unique_ptr<transport> make_tcp_loopback();
 std::unique_ptr<transport> make_tcp_relay();
-// tcp-relay's daemon (`_relay PARENT_PID`, tcp_relay.cpp): prints "port N", relays until stdin closes.
-int relay_daemon_main(int parent_pid);
+std::unique_ptr<transport> make_tcp_splice_relay();
+// The relays' daemon (`_relay PARENT_PID [splice]`, tcp_relay.cpp): prints "port N", relays
+// (copying, or splicing through a pipe) until stdin closes.
+int relay_daemon_main(int parent_pid, bool splice);
 std::unique_ptr<transport> make_message_queue();
 // The ceiling: the same work with two threads of one process handing buffers over through an
 // in-process queue (in_one_process() is true).
