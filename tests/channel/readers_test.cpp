@@ -244,9 +244,16 @@ TEST_CASE("drop_oldest: a reader joining late starts at the next record, with no
 
 TEST_CASE("drop_oldest: a hostile lapped line is corrupt, not a read out of the ring", "[readers][drop_oldest][hostile]") {
     channel ch = create_channel(live_opts(1));
+    const bool claimed_first = GENERATE(true, false);
+    CAPTURE(claimed_first);
+    // Claimed first, the reader is lapped and skips; claimed after, it joins at the tail. Both
+    // read the line and must refuse a lapped position past the tail.
+    if (claimed_first) CHECK(ch.reader.try_next().error() == errc::would_block);
     for (std::uint64_t i = 0; i < 20; ++i) REQUIRE_FALSE(ch.writer.try_write(record_bytes(i)));
     auto seg = shm::segment::open(ch.reader_ref.shm->segment);
-    seg->control()->lapped.pos.store(std::uint64_t{1} << 40);
+    shm::counts_line& l = seg->control()->lapped;
+    l.slot[l.version.load() & 1].pos.store(std::uint64_t{1} << 40);
+    l.pos.store(std::uint64_t{1} << 40);
     item it = ch.reader.next(1s);
     REQUIRE(it.is_error());
     CHECK(it.error() == errc::corrupt);

@@ -11,8 +11,9 @@
 //   then, with overflow drop_oldest (bit 63 of the head field set; cleared before use): 32
 //                  bytes, the current lapped slot's pos, seq and bytes, then the line's version
 //                  (low 32 bits: it picks the slot, layout 7) and a mask XORed into the line's
-//                  own pos (high 32 bits); the reader first joins at the tail as a drop_oldest
-//                  reader does when it claims its end
+//                  own pos (high 32 bits); then 32 bytes more, the joined line's current
+//                  slot (pos, seq, bytes) and its version (low 32 bits, layout 8); the reader
+//                  first joins at the tail as a drop_oldest reader does when it claims its end
 //   then, with bit 62 of the head field set (cleared before use): 24 bytes, the space line's
 //                  need hints (need_head, need_readers) of a writer counted asleep there and
 //                  its rmw_wake word (low 32 bits of the third 8 bytes), and the writer's
@@ -94,11 +95,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::uint64_t word = take_u64(p, n);
         const auto version = static_cast<std::uint32_t>(word);
         cb->lapped.version.store(version);
-        shm::lapped_slot& s = cb->lapped.slot[version & 1];
+        shm::counts_slot& s = cb->lapped.slot[version & 1];
         s.pos.store(pos);
         s.seq.store(seq);
         s.bytes.store(bytes);
         cb->lapped.pos.store(pos ^ (word >> 32));
+        // The joined line: where a joining reader may start counting instead.
+        const std::uint64_t jpos = take_u64(p, n), jseq = take_u64(p, n), jbytes = take_u64(p, n);
+        const auto jversion = static_cast<std::uint32_t>(take_u64(p, n));
+        cb->joined.version.store(jversion);
+        shm::counts_slot& j = cb->joined.slot[jversion & 1];
+        j.pos.store(jpos);
+        j.seq.store(jseq);
+        j.bytes.store(jbytes);
     }
     if (hints) {
         cb->space.need_head.store(take_u64(p, n));

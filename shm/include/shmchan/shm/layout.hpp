@@ -11,12 +11,15 @@
 //            | wait_line x2    (1 cache line each)  |  futex words: "data" (readers sleep), "space"
 //            |                                      |  (the writer sleeps; what room it needs)
 //   448      +--------------------------------------+
-//            | lapped_line     (1 cache line)       |  drop_oldest: the oldest record still whole,
+//            | counts_line "lapped" (1 cache line)  |  drop_oldest: the oldest record still whole,
 //            |                                      |  in two slots (the version picks one)
 //   512      +--------------------------------------+
+//            | counts_line "joined" (1 cache line)  |  drop_oldest: a record near the tail, where
+//            |                                      |  a reader claiming its end starts counting
+//   576      +--------------------------------------+
 //            | consumer_line x readers (1 each)     |  head, state, cpu hint, owner, key digest
 //            +--------------------------------------+
-//   header_size = header_size_for(readers): 512 + 64 * readers, rounded up to 4096
+//   header_size = header_size_for(readers): 576 + 64 * readers, rounded up to 4096
 //            +--------------------------------------+
 //            | ring data: capacity bytes (2^k)      |  records, 16-byte aligned
 //            +--------------------------------------+
@@ -60,7 +63,9 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 //    "unknown", and its peer spins as before).
 // 7: the lapped line holds two slots and the version says which is current, so a writer
 //    stopped while it publishes never leaves readers an odd seqlock to wait on.
-inline constexpr std::uint32_t layout_version = 7;
+// 8: the joined line (drop_oldest: counts near the tail, so that a reader claiming its end
+//    walks a few records, not the whole ring); the readers' lines start at 576.
+inline constexpr std::uint32_t layout_version = 8;
 
 inline constexpr std::size_t max_readers = 64;
 
@@ -172,24 +177,30 @@ struct alignas(cache_line) consumer_line {
     std::uint8_t digest[key_bytes];         // of this reader's key
 };
 static_assert(sizeof(consumer_line) == cache_line);
-// drop_oldest only: where the oldest record the writer has not overwritten starts, and how many
-// records (`seq`) and payload bytes came before it. The writer moves it forward before it
-// overwrites anything below `pos`; a reader at a position below `pos` has been lapped and
-// resumes there, told what it missed. The three values are published in turns into two slots
-// (`version` counts publications; slot[version & 1] is the current one): a reader takes a
-// slot between two equal loads of the version, and never waits for a writer mid-publication.
-struct lapped_slot {
+// drop_oldest only, written by the writer: a record boundary `pos` and how many records (`seq`)
+// and payload bytes came before it, in the writer's numbering. The three values are published
+// in turns into two slots (`version` counts publications; slot[version & 1] is the current
+// one): a reader takes a slot between two equal loads of the version, and never waits for a
+// writer mid-publication (ring_producer::publish, ring_consumer::read_counts). Two such lines:
+// - `lapped`: where the oldest record the writer has not overwritten starts. The writer moves
+//   it forward before it overwrites anything below `pos`; a reader at a position below `pos`
+//   has been lapped and resumes there, told what it missed. `pos` beside the version mirrors
+//   the current slot's, so that one load says "lapped past".
+// - `joined`: a recent tail, published every join_publish_records records or quarter ring: a
+//   reader claiming its end counts from there to the tail (a few records), not from `lapped`.
+struct counts_slot {
     std::atomic<std::uint64_t> pos;
     std::atomic<std::uint64_t> seq;
     std::atomic<std::uint64_t> bytes;
 };
-struct alignas(cache_line) lapped_line {
+struct alignas(cache_line) counts_line {
     std::atomic<std::uint32_t> version;
     std::uint32_t reserved;
-    std::atomic<std::uint64_t> pos;  // the current slot's pos: one load says "lapped past"
-    lapped_slot slot[2];
+    std::atomic<std::uint64_t> pos;  // the current slot's pos (the lapped line's only)
+    counts_slot slot[2];
 };
-static_assert(sizeof(lapped_line) == cache_line);
+static_assert(sizeof(counts_line) == cache_line);
+inline constexpr std::uint64_t join_publish_records = 64;
 // One side sleeps on `seq` after counting itself in `waiting`; the other bumps `seq` and
 // wakes it. `woken` says a wake was sent since the last sleeper got ready, so a burst of
 // commits while the sleeper is still waking up costs one FUTEX_WAKE, not one each.
@@ -217,11 +228,12 @@ struct alignas(cache_line) control_block {
     alignas(cache_line) producer_line producer;
     wait_line data;   // readers wait here for records
     wait_line space;  // the writer waits here for free space
-    lapped_line lapped;
+    counts_line lapped;
+    counts_line joined;
 };
 
 // The readers' lines follow the control block.
-inline constexpr std::size_t readers_offset = 512;
+inline constexpr std::size_t readers_offset = 576;
 inline constexpr std::size_t page_bytes = 4096;
 constexpr std::size_t header_size_for(std::size_t readers) noexcept {
     return (readers_offset + readers * cache_line + page_bytes - 1) & ~(page_bytes - 1);
@@ -237,7 +249,9 @@ static_assert(offsetof(control_block, producer) == 256);
 static_assert(offsetof(control_block, data) == 320);
 static_assert(offsetof(control_block, space) == 384);
 static_assert(offsetof(control_block, lapped) == 448);
-static_assert(header_size_for(1) == 4096 && header_size_for(56) == 4096 && header_size_for(max_readers) == 8192);
+static_assert(offsetof(control_block, joined) == 512);
+static_assert(header_size_for(1) == 4096 && header_size_for(55) == 4096 && header_size_for(56) == 8192 &&
+              header_size_for(max_readers) == 8192);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int32_t>::is_always_lock_free);

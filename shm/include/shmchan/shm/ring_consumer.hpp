@@ -91,7 +91,7 @@ public:
     // drop_oldest. After `lapped`: moves to the oldest record the writer kept and says what
     // was missed before it. corrupt when the lapped line says something impossible.
     ring_status skip(gap& g) noexcept {
-        lapped_fields f;
+        counts_fields f;
         std::uint64_t t = 0;
         if (!read_lapped_and_tail(f, t)) return ring_status::corrupt;
         if (f.pos <= read_ || f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0 ||
@@ -106,15 +106,20 @@ public:
         return ring_status::ok;
     }
     // drop_oldest. A reader joining starts at the next record the writer commits (or at the
-    // end record, if the writer already closed); it counts
-    // the records kept before it (in the writer's numbering, from the lapped line) so that
-    // later gaps can be told. Called once, when the end is claimed.
+    // end record, if the writer already closed); it counts the records before it in the
+    // writer's numbering, so that later gaps can be told: from the joined line (a recent tail,
+    // a few records back), or from the lapped line when that is further on. Called once, when
+    // the end is claimed.
     ring_status join_at_tail() noexcept {
         for (int attempt = 0; attempt < 1000; ++attempt) {
-            lapped_fields f;
+            counts_fields j, f;
             std::uint64_t t = 0;
-            if (!read_lapped_and_tail(f, t)) return ring_status::corrupt;
-            if (f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0) return ring_status::corrupt;
+            // The joined line before the tail: the writer publishes it after the tail it names.
+            if (!read_counts(cb_->joined, j) || !read_lapped_and_tail(f, t)) return ring_status::corrupt;
+            if (f.pos > t || t - f.pos > capacity_ || f.pos % record_align != 0 || j.pos > t ||
+                j.pos % record_align != 0)
+                return ring_status::corrupt;
+            if (j.pos > f.pos) f = j;  // nearer the tail: fewer headers to walk
             std::uint64_t pos = f.pos, seq = f.seq, bytes = f.bytes;
             std::uint64_t end_at = t;  // a writer that already closed: its end record
             bool lapped = false;
@@ -176,7 +181,7 @@ public:
     std::uint64_t pending_end() const noexcept { return read_ + pending_; }
 
 private:
-    struct lapped_fields {
+    struct counts_fields {
         std::uint64_t pos, seq, bytes;
     };
     // The writer gave up the record at `pos` (or any after it, up to the lapped position).
@@ -187,18 +192,18 @@ private:
         std::atomic_thread_fence(std::memory_order_acquire);
         return cb_->lapped.pos.load(std::memory_order_relaxed) > pos;
     }
-    // The current slot of the lapped line, consistent: taken between two equal loads of the
-    // version (drop_until() writes only the other slot before it moves the version). False
-    // when the version never holds still: only a hostile writer does that.
-    bool read_lapped(lapped_fields& f) const noexcept {
-        const lapped_line& l = cb_->lapped;
-        // SYNC: pairs with the writer's release store of pos in drop_until(): a reader that saw
+    // The current slot of a counts line, consistent: taken between two equal loads of the
+    // version (ring_producer::publish() writes only the other slot before it moves the
+    // version). False when the version never holds still: only a hostile writer does that.
+    bool read_lapped(counts_fields& f) const noexcept { return read_counts(cb_->lapped, f); }
+    bool read_counts(const counts_line& l, counts_fields& f) const noexcept {
+        // SYNC: pairs with the writer's release store of pos in publish(): a reader that saw
         // that pos in lapped_past() loads at least the version published with it.
         std::atomic_thread_fence(std::memory_order_acquire);
         for (int i = 0; i < 1000; ++i) {
             // SYNC: acquire pairs with the writer's release store of the version.
             const std::uint32_t v = l.version.load(std::memory_order_acquire);
-            const lapped_slot& s = l.slot[v & 1];
+            const counts_slot& s = l.slot[v & 1];
             f.pos = s.pos.load(std::memory_order_relaxed);
             f.seq = s.seq.load(std::memory_order_relaxed);
             f.bytes = s.bytes.load(std::memory_order_relaxed);
@@ -213,13 +218,13 @@ private:
     // t, so t - f.pos <= capacity; a tail read after a line alone may be any number of rings
     // further, under a writer that laps this reader again meanwhile (preempted in between).
     // False when the line never holds still (1000 tries of 1000 reads): a hostile writer.
-    bool read_lapped_and_tail(lapped_fields& f, std::uint64_t& t) const noexcept {
+    bool read_lapped_and_tail(counts_fields& f, std::uint64_t& t) const noexcept {
         if (!read_lapped(f)) return false;
         for (int i = 0; i < 1000; ++i) {
             // SYNC: acquire pairs with the writer's release store of tail in commit(); the
             // writer publishes the lapped line before it moves the tail past what it dropped.
             t = cb_->producer.tail.load(std::memory_order_acquire);
-            lapped_fields again;
+            counts_fields again;
             if (!read_lapped(again)) return false;
             if (again.pos == f.pos && again.seq == f.seq && again.bytes == f.bytes) return true;
             f = again;  // lapped again since: try with the newer line

@@ -32,12 +32,22 @@ public:
           tail_(cb->producer.tail.load(std::memory_order_relaxed)) {  // own index
         drop_ = g.overflow == overflow_policy::drop_oldest;
         reload_heads();  // an impossible head is found again, and reported, by try_claim()
-        if (drop_) {  // the lapped line is the writer's own, as the tail
+        if (drop_) {  // the counts lines are the writer's own, as the tail
             lapped_version_ = cb->lapped.version.load(std::memory_order_relaxed);
-            const lapped_slot& s = cb->lapped.slot[lapped_version_ & 1];
+            const counts_slot& s = cb->lapped.slot[lapped_version_ & 1];
             oldest_ = s.pos.load(std::memory_order_relaxed);
             oldest_seq_ = s.seq.load(std::memory_order_relaxed);
             oldest_bytes_ = s.bytes.load(std::memory_order_relaxed);
+            joined_version_ = cb->joined.version.load(std::memory_order_relaxed);
+            const counts_slot& j = cb->joined.slot[joined_version_ & 1];
+            joined_pos_ = j.pos.load(std::memory_order_relaxed);
+            tail_seq_ = j.seq.load(std::memory_order_relaxed);
+            tail_bytes_ = j.bytes.load(std::memory_order_relaxed);
+            // Counts at the tail, from the last publication (the same as the tail unless a
+            // writer stopped between the two). Impossible values are hints that only make
+            // gaps wrong, never an access: try_claim() finds an impossible header again.
+            std::uint64_t pos = joined_pos_;
+            if (pos <= tail_ && tail_ - pos <= capacity_) count_records(pos, tail_seq_, tail_bytes_, tail_);
         }
     }
 
@@ -113,6 +123,17 @@ public:
         // and payload written above are visible before the new tail.
         cb_->producer.tail.store(tail_, std::memory_order_release);
         notify(cb_->data);
+        if (drop_) {
+            ++tail_seq_;
+            tail_bytes_ += payload;
+            // After the tail, so that a joiner that read these counts loads a tail at least
+            // as far (ring_consumer::join_at_tail).
+            if (++joined_records_ >= join_publish_records || tail_ - joined_pos_ >= capacity_ / 4) {
+                publish(cb_->joined, joined_version_, tail_, tail_seq_, tail_bytes_);
+                joined_pos_ = tail_;
+                joined_records_ = 0;
+            }
+        }
         if (const std::uint32_t c = cpu_tag(); c != cpu_) {  // a hint: relaxed, only on a move
             cpu_ = c;
             cb_->producer.cpu.store(c, std::memory_order_relaxed);
@@ -221,34 +242,8 @@ public:
     // is read once and checked. False when one is impossible.
     bool drop_until(std::uint64_t floor) noexcept {
         std::uint64_t pos = oldest_, seq = oldest_seq_, bytes = oldest_bytes_;
-        while (pos < floor) {
-            const std::size_t off = pos & mask_;
-            const auto* h = reinterpret_cast<const record_header*>(data_ + off);
-            const std::uint32_t len = load_once(h->length);
-            const std::uint32_t type = load_once(h->type);
-            const std::size_t rec = record_size(len);
-            if (rec > tail_ - pos || off + rec > capacity_) return false;
-            if (type != static_cast<std::uint32_t>(record_type::padding)) {
-                ++seq;
-                bytes += len;
-            }
-            pos += rec;
-        }
-        lapped_line& l = cb_->lapped;
-        lapped_slot& s = l.slot[(lapped_version_ + 1) & 1];  // the slot no reader is told to take
-        // SYNC: pairs with the acquire fence in ring_consumer::read_lapped(): the last version
-        // store is visible before these slot stores, so a reader that saw any of them loads a
-        // newer version after its fields and takes them again.
-        std::atomic_thread_fence(std::memory_order_release);
-        s.pos.store(pos, std::memory_order_relaxed);
-        s.seq.store(seq, std::memory_order_relaxed);
-        s.bytes.store(bytes, std::memory_order_relaxed);
-        // SYNC: release pairs with the version's acquire load in read_lapped(): the slot's
-        // fields before the version that points at it.
-        l.version.store(++lapped_version_, std::memory_order_release);
-        // SYNC: release pairs with the acquire fence at the start of read_lapped(): a reader
-        // that saw this pos finds the version that says where its counts are.
-        l.pos.store(pos, std::memory_order_release);
+        if (!count_records(pos, seq, bytes, floor)) return false;
+        publish(cb_->lapped, lapped_version_, pos, seq, bytes);
         // SYNC: pairs with the acquire fence in ring_consumer::lapped_past(): the new position is
         // visible before any byte the writer now overwrites below it (stores after this fence).
         std::atomic_thread_fence(std::memory_order_release);
@@ -280,12 +275,58 @@ private:
     std::uint64_t oldest_seq_ = 0;
     std::uint64_t oldest_bytes_ = 0;
     std::uint32_t lapped_version_ = 0;
+    std::uint64_t tail_seq_ = 0;       // drop_oldest: records and payload bytes before the tail
+    std::uint64_t tail_bytes_ = 0;
+    std::uint64_t joined_pos_ = 0;     // drop_oldest: the joined line's pos, as published
+    std::uint64_t joined_records_ = 0; // records committed since
+    std::uint32_t joined_version_ = 0;
     std::uint64_t tail_ = 0;        // own index, mirrors producer.tail
     std::uint32_t cpu_ = 0;         // the cpu hint last published
     std::uint64_t head_cache_ = 0;  // lowest head of the counted readers, last loaded
     std::uint64_t claim_pos_ = 0;
     record_type claim_type_ = record_type::binary;
     std::size_t early_wrap_min_ = default_early_wrap_min;
+
+    // Moves `pos` on to the first record boundary at or past `until` (\pre until <= tail_),
+    // adding to `seq` and `bytes` every record passed but padding. The headers walked are this
+    // writer's own, but in shared memory: each is read once and checked. False when one is
+    // impossible (`pos` is then where it stopped).
+    bool count_records(std::uint64_t& pos, std::uint64_t& seq, std::uint64_t& bytes, std::uint64_t until) const noexcept {
+        while (pos < until) {
+            const std::size_t off = pos & mask_;
+            const auto* h = reinterpret_cast<const record_header*>(data_ + off);
+            const std::uint32_t len = load_once(h->length);
+            const std::uint32_t type = load_once(h->type);
+            const std::size_t rec = record_size(len);
+            if (rec > tail_ - pos || off + rec > capacity_) return false;
+            if (type != static_cast<std::uint32_t>(record_type::padding)) {
+                ++seq;
+                bytes += len;
+            }
+            pos += rec;
+        }
+        return true;
+    }
+
+    // Publishes pos, seq and bytes on a counts line: into the slot no reader is pointed at,
+    // then the version that points at it, then the line's pos.
+    static void publish(counts_line& l, std::uint32_t& version, std::uint64_t pos, std::uint64_t seq,
+                        std::uint64_t bytes) noexcept {
+        counts_slot& s = l.slot[(version + 1) & 1];
+        // SYNC: pairs with the acquire fence in ring_consumer::read_counts(): the last version
+        // store is visible before these slot stores, so a reader that saw any of them loads a
+        // newer version after its fields and takes them again.
+        std::atomic_thread_fence(std::memory_order_release);
+        s.pos.store(pos, std::memory_order_relaxed);
+        s.seq.store(seq, std::memory_order_relaxed);
+        s.bytes.store(bytes, std::memory_order_relaxed);
+        // SYNC: release pairs with the version's acquire load in read_counts(): the slot's
+        // fields before the version that points at it.
+        l.version.store(++version, std::memory_order_release);
+        // SYNC: release pairs with the acquire fence at the start of read_counts(): a reader
+        // that saw this pos finds the version that says where its counts are.
+        l.pos.store(pos, std::memory_order_release);
+    }
 
     // Block mode, a large record: back to the ring's start (padding the rest) when every
     // record there is released, rather than on into memory untouched for a lap. The writer,
