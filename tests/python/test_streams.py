@@ -169,6 +169,25 @@ class Streams(unittest.TestCase):
         self.assertEqual(shmchan.extract_channel_refs(ch.reader_ref)[0][0], "")
         self.assertFalse(shmchan.is_channel_ref({"channel_id": "a", "access_key": "k", "direction": "up"}))
 
+    def test_prefault_maps_the_ring_when_an_end_is_first_used_unless_told_not_to(self):
+        def rss_shmem_kib():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("RssShmem:"))
+
+        grew = {}
+        for prefault in (False, True):
+            before = rss_shmem_kib()
+            ch = shmchan.create_channel(64 << 20, prefault=prefault)
+            ch.writer.write(b"x" * 4096)
+            self.assertEqual(bytes(ch.reader.next(timeout=5).data), b"x" * 4096)
+            grew[prefault] = rss_shmem_kib() - before
+            ch.writer.close()
+            ch.reader.close()
+            del ch
+        # Prefaulted, the writer maps all 64 MiB at once; not, only the pages it touched.
+        self.assertGreaterEqual(grew[True], 60 << 10, grew)
+        self.assertLess(grew[False], 16 << 10, grew)
+
 
 if __name__ == "__main__":
     unittest.main()
