@@ -20,6 +20,23 @@
 using namespace shmchan::shm;
 using shmchan::test::heap_ring;
 
+namespace {
+
+// A child process that pushes 8-byte records into the ring until killed. Each record carries
+// its number, so the reader can check what it got and the gaps. drop_oldest never refuses for
+// room: any other status is the writer's failure (exit 3).
+pid_t fork_nonstop_writer(heap_ring& r, const ring_geometry& g) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ring_producer p(r.cb, r.data(), g);
+        for (std::uint64_t n = 0;; ++n)
+            if (p.try_push(record_type::binary, &n, sizeof n) != ring_status::ok) ::_exit(3);
+    }
+    return pid;
+}
+
+}  // namespace
+
 TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never corrupt", "[concurrency][ring]") {
     const auto cpus = shmchan::test::allowed_cpus();
     REQUIRE_FALSE(cpus.empty());
@@ -30,15 +47,8 @@ TEST_CASE("drop_oldest: a reader lapped again while it skips reports gaps, never
 
     shmchan::test::pinned_to pin(cpus.front());  // the child inherits it
     REQUIRE(pin.ok());
-    const pid_t writer = ::fork();
+    const pid_t writer = fork_nonstop_writer(r, g);
     REQUIRE(writer >= 0);
-    if (writer == 0) {
-        ring_producer p(r.cb, r.data(), g);
-        // Each record carries its number, so the reader can check what it got and the gaps.
-        // drop_oldest never refuses for room: any other status is the writer's failure.
-        for (std::uint64_t n = 0;; ++n)
-            if (p.try_push(record_type::binary, &n, sizeof n) != ring_status::ok) ::_exit(3);
-    }
 
     std::uint64_t got = 0, missed = 0, skips = 0, expect = 0;
     ring_status bad = ring_status::ok;
@@ -94,13 +104,8 @@ TEST_CASE("drop_oldest: readers join a 64 MiB ring under a nonstop writer at the
     heap_ring r(capacity, 1, true);
     r.cb->header.overflow = static_cast<std::uint32_t>(overflow_policy::drop_oldest);
     const auto g = geometry_for(capacity, 1, overflow_policy::drop_oldest);
-    const pid_t writer = ::fork();
+    const pid_t writer = fork_nonstop_writer(r, g);
     REQUIRE(writer >= 0);
-    if (writer == 0) {
-        ring_producer p(r.cb, r.data(), g);
-        for (std::uint64_t n = 0;; ++n)
-            if (p.try_push(record_type::binary, &n, sizeof n) != ring_status::ok) ::_exit(3);
-    }
     struct killer {
         pid_t pid;
         ~killer() {
