@@ -16,6 +16,11 @@
 //   BM_frame_copy   a 1080p I420 frame (3,110,400 bytes) copied into the next of N slots of a
 //                   16 MiB segment, as a GStreamer source renders into ring loans: how the
 //                   memory a writer cycles through (N frames' worth) sets its copy speed
+//   BM_drop_push    drop_oldest, no reader: one thread pushes records into a full ring, so
+//                   every push gives up the oldest ones (commit, the lapped line, the joined
+//                   line): what the live writer pays per record
+//   BM_drop_join    drop_oldest: a reader claiming its end joins a 64 MiB ring the writer
+//                   filled (and lapped) with 16-byte records (ring_consumer::join_at_tail)
 //   BM_fill_pattern, BM_stream_checksum  the per-byte work the cross-process harness charges
 //                   to every transport, for scale
 //
@@ -60,10 +65,9 @@ struct bench_ring {
     control_block* cb;
     std::byte* data;
 
-    explicit bench_ring(std::size_t payload) {
+    explicit bench_ring(std::size_t payload, std::size_t min_capacity = std::size_t{4} << 20) {
         static int counter = 0;
-        const std::size_t cap =
-            std::max<std::size_t>(std::size_t{4} << 20, 2 * std::bit_ceil(record_size(payload)));
+        const std::size_t cap = std::max<std::size_t>(min_capacity, 2 * std::bit_ceil(record_size(payload)));
         char name[64];  // a valid segment name, unique to this process and ring
         std::snprintf(name, sizeof name, "/shmchan-00000000-0000-4000-8000-%06x%06x", unsigned(::getpid()) & 0xffffff,
                       unsigned(counter++) & 0xffffff);
@@ -72,6 +76,13 @@ struct bench_ring {
         cb = seg->control();
         data = seg->data();
         std::memset(data, 0, cap);
+    }
+    // This ring as a drop_oldest one (the segment was made with the default policy).
+    ring_geometry drop_oldest() {
+        cb->header.overflow = static_cast<std::uint32_t>(overflow_policy::drop_oldest);
+        ring_geometry g = seg->geometry();
+        g.overflow = overflow_policy::drop_oldest;
+        return g;
     }
 };
 
@@ -114,6 +125,47 @@ void BM_ring_single(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(dst.data());
     set_counters(state, payload);
+}
+
+void BM_drop_push(benchmark::State& state) {
+    const auto payload = static_cast<std::size_t>(state.range(0));
+    bench_ring ring(payload);
+    ring_producer prod(ring.cb, ring.data, ring.drop_oldest());
+    std::vector<std::byte> src(payload, std::byte{0x5a});
+    // A lap first: from then on every push gives up the oldest records.
+    for (std::size_t n = 0; n < 2 * ring.seg->geometry().capacity / record_size(payload); ++n)
+        if (prod.try_push(record_type::binary, src.data(), payload) != ring_status::ok) {
+            state.SkipWithError("try_push failed under drop_oldest");
+            return;
+        }
+    for (auto _ : state)
+        if (prod.try_push(record_type::binary, src.data(), payload) != ring_status::ok) {
+            state.SkipWithError("try_push failed under drop_oldest");
+            break;
+        }
+    set_counters(state, payload);
+}
+
+void BM_drop_join(benchmark::State& state) {
+    bench_ring ring(0, std::size_t{64} << 20);
+    const ring_geometry g = ring.drop_oldest();
+    {
+        ring_producer prod(ring.cb, ring.data, g);
+        // 1.5 laps and 37 records: not a multiple of the joined line's 64, so a join walks.
+        for (std::size_t n = 0; n < 3 * g.capacity / record_size(0) / 2 + 37; ++n)
+            if (prod.try_push(record_type::binary, nullptr, 0) != ring_status::ok) {
+                state.SkipWithError("try_push failed under drop_oldest");
+                return;
+            }
+    }
+    for (auto _ : state) {
+        ring_consumer cons(ring.cb, ring.data, g);
+        if (cons.join_at_tail() != ring_status::ok) {
+            state.SkipWithError("join_at_tail failed");
+            break;
+        }
+        benchmark::DoNotOptimize(cons.read_position());
+    }
 }
 
 void BM_ring_threads(benchmark::State& state) {
@@ -300,6 +352,8 @@ BENCHMARK(BM_channel_single)->ArgNames({"payload", "copy"})->ArgsProduct({{64, 4
 BENCHMARK(BM_publish)->ArgName("notify")->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_first_lap)->ArgName("prefault")->Arg(0)->Arg(1)->Iterations(8)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_frame_copy)->ArgName("slots")->Arg(1)->Arg(2)->Arg(3)->Arg(5);
+BENCHMARK(BM_drop_push)->ArgName("payload")->Arg(64)->Arg(4096);
+BENCHMARK(BM_drop_join)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_fill_pattern)->Arg(64)->Arg(1 << 20);
 BENCHMARK(BM_stream_checksum)->Arg(64)->Arg(1 << 20);
 
