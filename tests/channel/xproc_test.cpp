@@ -72,7 +72,7 @@ TEST_CASE("many small text and binary records keep their order across processes"
     channel ch = create_channel(shmchan::test::opts(1 << 15, 50));
     const int count = 30000;
     child wr = child::spawn({peer_path(), "mixed", ch.writer_ref.dump(), std::to_string(count)});
-    // The same sequence as peer.cpp's do_mixed.
+    // The same sequence as peer_commands.cpp's do_mixed.
     std::vector<std::byte> buf(5000);
     std::uint64_t off = 0;
     int mismatches = 0, i = 0;

@@ -97,7 +97,7 @@ await scenario('s3_order', async (ctx) => {
     const pm = await peer.waitLine(/^(CLOSED|ERR.*)$/, 10000, 'CLOSED from peer mixed');
     check(pm[1] === 'CLOSED', `peer mixed failed: ${pm[0]}`);
 
-    // The same sequence as peer.cpp's do_mixed.
+    // The same sequence as peer_commands.cpp's do_mixed.
     const want = [];
     let off = 0;
     for (let i = 0; i < COUNT; ++i) {

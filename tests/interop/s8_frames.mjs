@@ -35,7 +35,7 @@ await scenario('s8_frames', async (ctx) => {
     const pm = await peer.waitLine(/^(CLOSED|ERR.*)$/, 10000, 'CLOSED from peer frames');
     check(pm[1] === 'CLOSED', `peer frames failed: ${pm[0]}`);
 
-    // The same sequence as peer.cpp's do_frames.
+    // The same sequence as peer_commands.cpp's do_mixed with frames.
     const want = []; // text messages with their offsets
     const wantBytes = [];
     let off = 0;

@@ -13,14 +13,12 @@
 #include "shmchan/shmchan.hpp"
 #include "shmchan/testkit/checksum.hpp"
 #include "shmchan/testkit/frames.hpp"
+#include "peer_io.hpp"
 
 using namespace shmchan;
 
 namespace {
-void say(const std::string& s) {
-    std::printf("%s\n", s.c_str());
-    std::fflush(stdout);
-}
+using shmchan::peers::say;
 std::vector<std::byte> bytes_of(std::uint64_t i, std::size_t max) {
     std::vector<std::byte> v(1 + i * 7919 % max);
     fill_pattern(v, i << 32);

@@ -47,6 +47,7 @@
 #include "support/helpers.hpp"
 #include "support/proc_stats.hpp"
 #include "support/streams.hpp"
+#include "peer_io.hpp"
 
 extern char** environ;
 
@@ -55,15 +56,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::mutex out_mu;
-void say(const std::string& line) {
-    std::lock_guard lk(out_mu);
-    std::fputs(line.c_str(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-}
-
-const char* name(std::error_code e) { return test::errc_name(e); }
+using shmchan::peers::name;
+using shmchan::peers::say;
 using test::pattern_sum;
 using testkit::expected_checksum;
 using test::raise_fd_limit;  // many ends in one process: each socket end has its own connection and event loop

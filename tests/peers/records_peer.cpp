@@ -15,13 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "peer_io.hpp"
+
 using namespace shmchan;
 
 namespace {
-void say(const std::string& s) {
-    std::printf("%s\n", s.c_str());
-    std::fflush(stdout);
-}
+using shmchan::peers::say;
 }  // namespace
 
 int main(int argc, char** argv) {

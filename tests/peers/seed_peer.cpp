@@ -17,6 +17,7 @@
 #include "shmchan/shmchan.hpp"
 #include "shmchan/testkit/checksum.hpp"
 #include "shmchan/worker.hpp"
+#include "peer_io.hpp"
 
 namespace {
 const char* name_of(shmchan::transport t) {
@@ -26,10 +27,7 @@ const char* name_of(shmchan::transport t) {
         default: return "automatic";
     }
 }
-void say(const std::string& s) {
-    std::printf("%s\n", s.c_str());
-    std::fflush(stdout);
-}
+using shmchan::peers::say;
 
 int worker(const std::string& url, const std::string& fn) {
     shmchan::worker w(url);
