@@ -196,7 +196,7 @@ struct counts_slot {
 struct alignas(cache_line) counts_line {
     std::atomic<std::uint32_t> version;
     std::uint32_t reserved;
-    std::atomic<std::uint64_t> pos;  // the current slot's pos (the lapped line's only)
+    std::atomic<std::uint64_t> pos;  // the current slot's pos (readers load it on the lapped line only)
     counts_slot slot[2];
 };
 static_assert(sizeof(counts_line) == cache_line);
