@@ -26,10 +26,39 @@ namespace {
 
 constexpr std::size_t relay_buffer = std::size_t{256} << 10;
 
-// How the relay passes bytes on: a buffer to copy through, or a pipe to splice through.
+// How the relay passes bytes on: a buffer to copy through, or a pipe to splice through. The
+// pipe is made per connection, so that bytes a failed run left in it never reach the next.
 struct passage {
     std::vector<char> buf;
     int pipe_out = -1, pipe_in = -1;  // splice only: [read end, write end]
+
+    explicit passage(bool splice) {
+        if (!splice) {
+            buf.resize(relay_buffer);
+            return;
+        }
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno("pipe2");
+        pipe_out = fds[0];
+        pipe_in = fds[1];
+        // One relay buffer's worth in flight, as the copying relay has.
+        if (::fcntl(pipe_in, F_SETPIPE_SZ, static_cast<int>(relay_buffer)) < 0) {
+            const int e = errno;
+            close_pipe();
+            errno = e;
+            fail_errno("F_SETPIPE_SZ");
+        }
+    }
+    ~passage() { close_pipe(); }
+    passage(const passage&) = delete;
+    passage& operator=(const passage&) = delete;
+
+private:
+    void close_pipe() noexcept {
+        if (pipe_out >= 0) ::close(pipe_out);
+        if (pipe_in >= 0) ::close(pipe_in);
+        pipe_out = pipe_in = -1;
+    }
 };
 
 // Splices what `from` has into the pipe and all of it on to `to`; the pipe is empty between
@@ -65,7 +94,8 @@ bool pass_on(int from, int to, passage& p) {
 }
 
 // One producer-consumer pair, both ways, until both directions ended or either broke.
-void relay_one(int producer, passage& buf) {
+void relay_one(int producer, bool splice) {
+    passage buf(splice);
     std::uint8_t port_be[2];
     read_exact(producer, port_be, 2, false);
     const int consumer = connect_loopback(static_cast<std::uint16_t>(port_be[0] << 8 | port_be[1]), "the consumer");
@@ -91,17 +121,6 @@ void relay_one(int producer, passage& buf) {
 
 int relay_daemon_main(int parent_pid, bool splice) {
     if (!die_with_parent(parent_pid)) return 3;
-    passage buf;
-    if (splice) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno("pipe2");
-        buf.pipe_out = fds[0];
-        buf.pipe_in = fds[1];
-        // One relay buffer's worth in flight, as the copying relay has.
-        if (::fcntl(buf.pipe_in, F_SETPIPE_SZ, static_cast<int>(relay_buffer)) < 0) fail_errno("F_SETPIPE_SZ");
-    } else {
-        buf.buf.resize(relay_buffer);
-    }
     std::uint16_t port = 0;
     const int listener = listen_loopback(port);
     std::printf("port %u\n", unsigned{port});
@@ -116,7 +135,7 @@ int relay_daemon_main(int parent_pid, bool splice) {
         if (!(p[0].revents & POLLIN)) continue;
         const int producer = accept_one(listener);
         try {
-            relay_one(producer, buf);
+            relay_one(producer, splice);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "relay: %s\n", e.what());  // that run fails; the next gets a fresh pair
         }
