@@ -98,6 +98,10 @@ struct reader_impl {
     // Finishes the end as lost rather than left: the engine's ring end of a socket reader whose
     // connection broke, so that the ring's writer reports peer_lost (shared memory only).
     virtual void finish_lost() {}
+    // From now on running out of records does not arm the event fd for the writer's next
+    // commit (it still signals the writer's fate): the engine's reader bridge, rung by a
+    // writer bridge of its own instead (engine_impl.hpp, reader_kick). Shared memory only.
+    virtual void data_events_off() {}
 
     void release_token(std::uint64_t t) {
         if (held.enabled()) held.release(t, [this](std::uint64_t c) { release_held_to(c); });
@@ -171,6 +175,9 @@ struct end_access {
     static std::unique_ptr<reader_impl> release(reader&& r) { return std::move(r.impl_); }
     static void finish_lost(reader& r) {
         if (r.impl_) r.impl_->finish_lost();
+    }
+    static void data_events_off(reader& r) {
+        if (r.impl_) r.impl_->data_events_off();
     }
     static writer deferred_writer(deferred_open d) {
         writer w;

@@ -32,6 +32,7 @@ public:
     std::shared_ptr<creator_guard> guard;  // the creator's ends only
     std::size_t index;                     // which of the segment's readers this is
     bool prefault_wanted;                  // channel_options::prefault
+    bool data_events = true;               // would_block arms the event fd (data_events_off)
 
     shm_reader(std::shared_ptr<segment> s, const channel_options& opt, std::size_t i)
         : reader_impl(opt.max_held), seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()),
@@ -200,7 +201,7 @@ public:
             if (st == ring_status::lapped) return lapped();
             if (!block) {
                 if (auto e = writer_gone(liveness_due())) return fail(e);
-                data_watch.arm(cons.read_position());
+                if (data_events) data_watch.arm(cons.read_position());
                 return make(item::kind::error, {}, errc::would_block);
             }
             static const bool spin_beside = spin_on_peer_cpu();
@@ -233,6 +234,8 @@ public:
             },
             writer_fate(*seg));
     }
+
+    void data_events_off() override { data_events = false; }
 
     void finish_lost() override {
         if (foreign() || !claimed) return;

@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -65,6 +66,35 @@ inline websocket::close_reason close_with(std::uint16_t code, std::string_view r
 }  // namespace engine_detail
 using namespace engine_detail;
 
+// The reader bridge's doorbell, for a channel whose two ends are both socket bridges of this
+// engine: the writer's bridge rings it once it committed records, and once more when it is
+// gone (its end final), and the reader's bridge looks at its ring at once, on its own thread.
+// Without it the reader's bridge learns of records from its event fd, through the event
+// watcher's thread: the bridge arms the fd when it runs dry (a futex wake of the watcher), the
+// writer's commit wakes the watcher again, which writes the eventfd: two wake-ups of a third
+// thread per message. Once the bridge sees `writer_rings` it stops arming for data
+// (end_access::data_events_off); the fd still tells it the writer's fate.
+// SHMCHAN_ENGINE_KICK=0 turns this off, for A/B runs of the benchmark.
+class reader_kick {
+public:
+    // `f` must not destroy what calls set() (it runs under the lock).
+    void set(std::function<void()> f) {
+        std::lock_guard l(mu_);
+        ring_ = std::move(f);
+    }
+    void ring() {
+        std::lock_guard l(mu_);
+        if (ring_) ring_();
+    }
+    // Set by the writer's bridge before its first commit: every commit from then on rings.
+    std::atomic<bool> writer_rings{false};
+
+private:
+    std::mutex mu_;
+    std::function<void()> ring_;  // set once the reader's bridge starts
+};
+bool engine_kick_on();  // false when SHMCHAN_ENGINE_KICK=0 (ring_to_socket.cpp)
+
 struct channel_entry {
     channel ch;
     std::array<std::uint8_t, 16> reader_key{}, writer_key{};  // the refs' keys, for constant-time checks
@@ -74,6 +104,7 @@ struct channel_entry {
     // Set by a socket reader's bridge when its connection broke without a close: the ring's
     // writer then says peer_lost to a socket writer, where the ring itself only says peer_closed.
     std::shared_ptr<std::atomic<bool>> reader_lost = std::make_shared<std::atomic<bool>>(false);
+    std::shared_ptr<reader_kick> kick = std::make_shared<reader_kick>();
 };
 
 struct engine::impl {
@@ -134,9 +165,10 @@ void start_http_session(tcp::socket s, engine::impl* e);                        
 void start_worker_session(net_stream&& s, engine::impl* e, bool telemetry,
                           http::request<http::string_body> req);                             // worker_session.cpp
 using lost_flag = std::shared_ptr<std::atomic<bool>>;  // channel_entry::reader_lost
-void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost);        // socket_to_ring.cpp
+using kick_link = std::shared_ptr<reader_kick>;       // channel_entry::kick
+void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost, kick_link kick);  // socket_to_ring.cpp
 void start_socket_to_ring_beast(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost);  // socket_to_ring_beast.cpp
-void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost);        // ring_to_socket.cpp
+void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost, kick_link kick);  // ring_to_socket.cpp
 // False when SHMCHAN_ENGINE_BATCH=0: the channel bridges work as before issue 14 (Beast reads and
 // writes the sockets, one record per write), for A/B runs of the benchmark.
 bool engine_batching_on();                                                                    // ring_to_socket.cpp

@@ -142,7 +142,7 @@ struct http_session : std::enable_shared_from_this<http_session> {
             ws->set_option(websocket::stream_base::decorator(
                 [mf](websocket::response_type& res) { res.set(detail::max_frame_header, mf); }));
         }
-        ws->async_accept(req, [ws, claimed, lost = entry->reader_lost](beast::error_code ec) {
+        ws->async_accept(req, [ws, claimed, lost = entry->reader_lost, kick = entry->kick](beast::error_code ec) {
             if (ec) {
                 // The client's connection broke during the upgrade: a reader's end was lost (its
                 // writer says peer_lost, as for a reader whose connection breaks later on).
@@ -156,9 +156,9 @@ struct http_session : std::enable_shared_from_this<http_session> {
                 ws->async_close(close_with(detail::close_refused, claimed->refusal),
                                 [ws](beast::error_code) {});
             } else if (claimed->r) {
-                start_ring_to_socket(std::move(*ws), std::move(claimed->r), claimed->efd, lost);
+                start_ring_to_socket(std::move(*ws), std::move(claimed->r), claimed->efd, lost, kick);
             } else {
-                start_socket_to_ring(std::move(*ws), std::move(claimed->w), claimed->efd, lost);
+                start_socket_to_ring(std::move(*ws), std::move(claimed->w), claimed->efd, lost, kick);
             }
         });
     }

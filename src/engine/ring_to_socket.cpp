@@ -43,6 +43,14 @@ bool engine_batching_on() {
     return on;
 }
 
+bool engine_kick_on() {
+    static const bool on = [] {
+        const char* v = std::getenv("SHMCHAN_ENGINE_KICK");
+        return !(v && v[0] == '0' && v[1] == '\0');
+    }();
+    return on;
+}
+
 namespace {
 
 constexpr std::size_t batch_bytes_max = std::size_t{8} << 20;  // stop adding records past this
@@ -92,11 +100,32 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
         staging.reserve(staging_bytes);
     }
 
-    void start() {
+    void start(const kick_link& kick) {
         ws.auto_fragment(false);  // one record, one frame
         if (batch_mode) read_frames();
         else read_beast();
+        if (kick && batch_mode && engine_kick_on()) take_kicks(kick);
         pump();
+    }
+    // The writer's bridge (another thread, maybe) rings after it committed: one look at the
+    // ring on this bridge's thread, however many rings came before it ran. A pump that finds
+    // nothing new, or finds a write under way, does nothing.
+    // SYNC: the ring's exchange and the look's exchange are read-modify-writes of `kicked`: a
+    // ring that finds a look pending (true) is read by that look's exchange, so the records it
+    // committed are seen by the look. (A ring that posts is ordered by the post.)
+    std::atomic<bool> kicked{false};
+    kick_link kicks;  // set: the bridge is rung
+    bool data_events = true;  // the reader arms its event fd for data (until the writer rings)
+    void take_kicks(const kick_link& kick) {
+        kicks = kick;
+        kick->set([weak = weak_from_this(), ex = ws.get_executor()] {
+            auto self = weak.lock();
+            if (!self || self->kicked.exchange(true, std::memory_order_acq_rel)) return;
+            asio::post(ex, [self] {
+                self->kicked.exchange(false, std::memory_order_acq_rel);
+                self->pump();
+            });
+        });
     }
 
     // --- the ring side --------------------------------------------------------------------------
@@ -112,6 +141,10 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     }
     // Every record the ring holds now, up to the batch's limits (one in Beast mode).
     void collect() {
+        if (data_events && kicks && kicks->writer_rings.load(std::memory_order_acquire)) {
+            detail::end_access::data_events_off(r);  // every commit rings from now on
+            data_events = false;
+        }
         std::size_t bytes = 0;
         const std::size_t most = batch_mode ? bridge_batch_max : 1;
         while (!has_last && batch.size() < most && records < records_max && bytes < batch_bytes_max &&
@@ -343,8 +376,8 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
 
 }  // namespace
 
-void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost) {
-    std::make_shared<ring_to_socket>(std::move(s), std::move(r), efd, std::move(reader_lost))->start();
+void start_ring_to_socket(ws_stream&& s, reader&& r, int efd, lost_flag reader_lost, kick_link kick) {
+    std::make_shared<ring_to_socket>(std::move(s), std::move(r), efd, std::move(reader_lost))->start(kick);
 }
 
 }  // namespace shmchan

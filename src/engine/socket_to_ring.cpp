@@ -43,10 +43,21 @@ constexpr std::size_t inbox_bytes = 64u << 10;  // headers, control frames, smal
 constexpr std::size_t direct_min = 4u << 10;
 
 struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
+    // The reader's bridge, when the channel's reader is a socket here too (engine_impl.hpp,
+    // reader_kick): rung once a pass of step() committed records, and by this member's
+    // destructor, after `w` (declared below it) is gone and its end final.
+    struct ring_at_exit {
+        kick_link k;
+        ~ring_at_exit() {
+            if (k) k->ring();
+        }
+    } last_ring;
     ws_stream ws;  // upgraded; from here on only its next layer is used
     writer w;
     asio::posix::stream_descriptor room;  // polls readable when the ring has more room
     lost_flag reader_lost;
+    kick_link kick;      // last_ring's
+    bool fresh = false;  // records committed since the last ring
     std::size_t message_max = 0;
 
     // Bytes read and not used yet: inbox[pos, end).
@@ -80,8 +91,11 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     std::size_t pong_len = 0, close_len = 0;
     bool writing = false, close_written = false, shut = false;
 
-    socket_to_ring(ws_stream&& s, writer&& wr, int efd, lost_flag lost)
-        : ws(std::move(s)), w(std::move(wr)), room(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)) {}
+    socket_to_ring(ws_stream&& s, writer&& wr, int efd, lost_flag lost, kick_link k)
+        : last_ring{engine_kick_on() ? std::move(k) : nullptr}, ws(std::move(s)), w(std::move(wr)),
+          room(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)), kick(last_ring.k) {
+        if (kick) kick->writer_rings.store(true, std::memory_order_release);
+    }
 
     void start() {
         message_max = ws.read_message_max();
@@ -98,6 +112,8 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             else if (!in_frame) next_header();
             else payload();
         }
+        if (fresh && kick) kick->ring();
+        fresh = false;
     }
     void read_more() {
         if (pos == end) pos = end = 0;
@@ -207,7 +223,10 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             case sink::frame: got += b.size(); break;
             case sink::chunk:
                 chunk_got += b.size();
-                if (chunk_got == chunk.size()) chunk.commit();  // leaves the loan empty
+                if (chunk_got == chunk.size()) {
+                    chunk.commit();  // leaves the loan empty
+                    fresh = true;
+                }
                 break;
             case sink::discard: break;
         }
@@ -233,6 +252,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         if (e == errc::would_block || e == errc::timeout) return wait_room(), false;
         if (e) return fail(e), false;
         msg_pending = false;
+        fresh = true;
         return true;
     }
 
@@ -262,6 +282,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
                                                         std::to_string(got) + " came");
         frame_meta m = meta->meta;
         m.user = meta->user;
+        fresh = true;
         (void)frame.commit(m);  // cannot be refused: the decoder took at most max_user bytes of user
         meta.reset();
         to = sink::gather;
@@ -415,9 +436,9 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
 
 }  // namespace
 
-void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost) {
+void start_socket_to_ring(ws_stream&& s, writer&& w, int efd, lost_flag reader_lost, kick_link kick) {
     if (!engine_batching_on()) return start_socket_to_ring_beast(std::move(s), std::move(w), efd, std::move(reader_lost));
-    std::make_shared<socket_to_ring>(std::move(s), std::move(w), efd, std::move(reader_lost))->start();
+    std::make_shared<socket_to_ring>(std::move(s), std::move(w), efd, std::move(reader_lost), std::move(kick))->start();
 }
 
 }  // namespace shmchan
