@@ -13,6 +13,8 @@
 #include "channel_sides.hpp"
 #include "engine_daemon.hpp"
 
+#include <set>
+
 namespace shmchan_bench {
 namespace {
 
@@ -71,7 +73,8 @@ public:
 
     std::string prepare(const run_spec& spec) override {
         try {
-            engine_daemon& e = shared_engine(batched_);
+            env_ = daemon_env(spec);
+            engine_daemon& e = shared_engine(env_);
             e.start();
             write_file(spec.scratch_dir + "/engine.url", e.url());
             const std::size_t n = engine_buffer_size(spec.payload);
@@ -84,14 +87,16 @@ public:
                 write_file(spec.scratch_dir + "/b.reader", b.reader_ref.dump());
             }
         } catch (const std::exception& e) {
-            shared_engine(batched_).stop();
+            shared_engine(env_).stop();
             return std::string("the engine could not be used: ") + e.what();
         }
         return {};
     }
-    void teardown() override { shared_engine(batched_).stop(); }
+    void teardown() override {
+        for (const auto& env : used_) shared_engine(env).stop();
+    }
     std::vector<int> daemon_pids() const override {
-        if (const int pid = shared_engine(batched_).pid(); pid > 0) return {pid};
+        if (const int pid = shared_engine(env_).pid(); pid > 0) return {pid};
         return {};
     }
 
@@ -133,8 +138,19 @@ private:
         return o;
     }
 
+    // The engine's variables for this run: the unbatched twin's, then --ab's (B variants).
+    std::vector<std::string> daemon_env(const run_spec& spec) {
+        std::vector<std::string> env;
+        if (!batched_) env.emplace_back(unbatched_env);
+        env.insert(env.end(), spec.env.begin(), spec.env.end());
+        used_.insert(env);
+        return env;
+    }
+
     shmchan::transport tx_, rx_;  // the producer's (ping's) ends, the consumer's (pong's)
     bool batched_;                // through the engine as shipped, or its unbatched twin
+    std::vector<std::string> env_;              // the daemon of the current run
+    std::set<std::vector<std::string>> used_;  // every daemon this transport ran through
 };
 
 }  // namespace

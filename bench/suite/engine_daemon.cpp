@@ -6,14 +6,20 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace shmchan_bench {
 
-int engine_daemon_main(int parent_pid, bool unbatched) {
-    if (!die_with_parent(parent_pid)) return 3;
-    if (unbatched) ::setenv("SHMCHAN_ENGINE_BATCH", "0", 1);  // read by the engine's first bridge
+int engine_daemon_main(int argc, char** argv) {
+    if (argc < 3 || !die_with_parent(std::atoi(argv[2]))) return 3;
+    for (int i = 3; i < argc; ++i) {  // read by the engine's first bridge, and the like
+        const std::string v = argv[i];
+        const auto eq = v.find('=');
+        if (eq == std::string::npos || eq == 0) return 2;
+        ::setenv(v.substr(0, eq).c_str(), v.substr(eq + 1).c_str(), 1);
+    }
     shmchan::engine_options eo;
     eo.port = 0;  // any free port on 127.0.0.1
     shmchan::engine eng(eo);
@@ -35,7 +41,7 @@ void engine_daemon::start() {
     }
     if (proc_.pid > 0) return;
     std::vector<std::string> args{"_engine", std::to_string(::getpid())};
-    if (!batched_) args.emplace_back("unbatched");
+    args.insert(args.end(), env_.begin(), env_.end());
     proc_ = spawn_self(args);
     const std::string line = read_line_for(proc_.from, 15000);
     if (line.rfind("url ", 0) != 0) {
@@ -52,9 +58,11 @@ void engine_daemon::stop() {
     url_.clear();
 }
 
-engine_daemon& shared_engine(bool batched) {
-    static engine_daemon e(true), unbatched(false);
-    return batched ? e : unbatched;
+engine_daemon& shared_engine(const std::vector<std::string>& env) {
+    static std::map<std::vector<std::string>, std::unique_ptr<engine_daemon>> daemons;
+    auto& d = daemons[env];
+    if (!d) d = std::make_unique<engine_daemon>(env);
+    return *d;
 }
 
 std::size_t engine_buffer_size(std::size_t payload) {

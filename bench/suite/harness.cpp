@@ -77,7 +77,8 @@ harness::harness(const options& o) : o_(o) {
                 ts_.push_back({name_with_readers(e.name, n), t, {}, {}, e.name, n, {}});
                 // --ab: the same transport again, its sides with the variables added, in the
                 // same rounds (an A/B of an environment knob that no host noise between two
-                // runs can fake). Daemons (the engine) are shared and keep the harness's.
+                // runs can fake). The engine-* transports start an engine with them for the
+                // B variant (run_spec::env); other daemons are shared and keep the harness's.
                 if (!o.ab_env.empty()) {
                     std::string tag;
                     for (const auto& v : o.ab_env) tag += (tag.empty() ? "@" : "+") + v;
@@ -158,6 +159,7 @@ run_record harness::run(transport_state& ts, const cell& c, std::uint64_t timed,
     spec.endpoint = "shmchan-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n);
     spec.scratch_dir = root_ + "/run-" + std::to_string(n);
     spec.readers = ts.readers;
+    spec.env = ts.env;
     if (::mkdir(spec.scratch_dir.c_str(), 0700) != 0) fail_errno("mkdir " + spec.scratch_dir);
 
     const auto t0 = steady::now();

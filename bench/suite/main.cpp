@@ -36,10 +36,7 @@ int main(int argc, char** argv) {
             if (argc == 4 && std::string_view(argv[3]) == "splice") return relay_daemon_main(std::atoi(argv[2]), true);
             return 2;
         }
-        if (first == "_engine") {
-            if (argc == 3) return engine_daemon_main(std::atoi(argv[2]), false);
-            return argc == 4 && std::string(argv[3]) == "unbatched" ? engine_daemon_main(std::atoi(argv[2]), true) : 2;
-        }
+        if (first == "_engine") return engine_daemon_main(argc, argv);
         std::vector<std::string> args(argv + 1, argv + argc);
         if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
             std::fputs(usage_text, stdout);

@@ -56,6 +56,9 @@ struct run_spec {
                                   // order, each once the previous said ready
     std::function<void()> ready;  // the consuming / pong side calls this once it can accept;
                                   // the harness starts the other side only then
+    std::vector<std::string> env; // --ab's "NAME=value" for the B variant (else empty): the
+                                  // sides get them, and so does a daemon a transport starts
+                                  // for the run (the engine-* transports' engine)
 };
 
 // The suite's stream: word i (little-endian) is x ^ (x >> 29) with x = (i + 1) * K. Cheaper
