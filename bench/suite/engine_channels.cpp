@@ -67,7 +67,8 @@ public:
                "loopback for both ends: producer write()s a private buffer (zero-key frames "
                "<= 1 MiB, small ones batched by a sender thread), the engine reads each "
                "payload straight into ring loans and sends each record from the ring as a "
-               "frame to the consumer: 2 TCP hops, 4 copies (as tcp-relay), several syscalls "
+               "frame to the consumer (the writer's bridge rings the reader's: no watcher "
+               "thread between them): 2 TCP hops, 4 copies (as tcp-relay), several syscalls "
                "per frame; busy-wait = try_next() polling the socket";
     }
 
