@@ -17,4 +17,10 @@ inline std::optional<std::uint64_t> env_number(const char* name) {
     return static_cast<std::uint64_t>(n);
 }
 
+// Whether `name` is exactly "0": a default that is on, turned off for an A/B run.
+inline bool env_off(const char* name) {
+    const char* v = std::getenv(name);
+    return v && v[0] == '0' && v[1] == '\0';
+}
+
 }  // namespace shmchan::detail

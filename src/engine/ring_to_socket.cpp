@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "ends.hpp"
+#include "env_knob.hpp"
 #include "wire/client_frames.hpp"
 #include "wire/frame_meta_json.hpp"
 #include "wire/ws_frame.hpp"
@@ -36,18 +37,12 @@
 namespace shmchan {
 
 bool engine_batching_on() {
-    static const bool on = [] {
-        const char* v = std::getenv("SHMCHAN_ENGINE_BATCH");
-        return !(v && v[0] == '0' && v[1] == '\0');
-    }();
+    static const bool on = !detail::env_off("SHMCHAN_ENGINE_BATCH");
     return on;
 }
 
 bool engine_kick_on() {
-    static const bool on = [] {
-        const char* v = std::getenv("SHMCHAN_ENGINE_KICK");
-        return !(v && v[0] == '0' && v[1] == '\0');
-    }();
+    static const bool on = !detail::env_off("SHMCHAN_ENGINE_KICK");
     return on;
 }
 
@@ -116,12 +111,15 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     std::atomic<bool> kicked{false};
     kick_link kicks;  // set: the bridge is rung
     bool data_events = true;  // the reader arms its event fd for data (until the writer rings)
+    // The bridge's executor, for a ring from another thread (a copy made here: the ring holds
+    // no executor of its own, which could outlive the engine's io_context; ASan caught that).
+    const asio::any_io_executor home = ws.get_executor();
     void take_kicks(const kick_link& kick) {
         kicks = kick;
-        kick->set([weak = weak_from_this(), ex = ws.get_executor()] {
+        kick->set([weak = weak_from_this()] {
             auto self = weak.lock();
             if (!self || self->kicked.exchange(true, std::memory_order_acq_rel)) return;
-            asio::post(ex, [self] {
+            asio::post(self->home, [self] {
                 self->kicked.exchange(false, std::memory_order_acq_rel);
                 self->pump();
             });
