@@ -77,7 +77,7 @@ using namespace engine_detail;
 // SHMCHAN_ENGINE_KICK=0 turns this off, for A/B runs of the benchmark.
 class reader_kick {
 public:
-    // `f` must not destroy what calls set() (it runs under the lock).
+    // `f` runs under the lock: it must neither set() nor ring() again.
     void set(std::function<void()> f) {
         std::lock_guard l(mu_);
         ring_ = std::move(f);
