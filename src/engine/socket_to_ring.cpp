@@ -44,20 +44,20 @@ constexpr std::size_t direct_min = 4u << 10;
 
 struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     // The reader's bridge, when the channel's reader is a socket here too (engine_impl.hpp,
-    // reader_kick): rung once a pass of step() committed records, and by this member's
-    // destructor, after `w` (declared below it) is gone and its end final.
-    struct ring_at_exit {
+    // reader_kick): rung once a pass of step() committed records, and once more by the
+    // destructor, which runs after `w` (declared below) is gone and its end final.
+    struct reader_bell {
         kick_link k;
-        ~ring_at_exit() {
+        void ring() const {
             if (k) k->ring();
         }
-    } last_ring;
+        ~reader_bell() { ring(); }
+    } bell;
     ws_stream ws;  // upgraded; from here on only its next layer is used
     writer w;
     asio::posix::stream_descriptor room;  // polls readable when the ring has more room
     lost_flag reader_lost;
-    kick_link kick;      // last_ring's
-    bool fresh = false;  // records committed since the last ring
+    bool fresh = false;  // records committed since the bell last rang
     std::size_t message_max = 0;
 
     // Bytes read and not used yet: inbox[pos, end).
@@ -92,9 +92,9 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     bool writing = false, close_written = false, shut = false;
 
     socket_to_ring(ws_stream&& s, writer&& wr, int efd, lost_flag lost, kick_link k)
-        : last_ring{engine_kick_on() ? std::move(k) : nullptr}, ws(std::move(s)), w(std::move(wr)),
-          room(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)), kick(last_ring.k) {
-        if (kick) kick->writer_rings.store(true, std::memory_order_release);
+        : bell{engine_kick_on() ? std::move(k) : nullptr}, ws(std::move(s)), w(std::move(wr)),
+          room(ws.get_executor(), ::dup(efd)), reader_lost(std::move(lost)) {
+        if (bell.k) bell.k->writer_rings.store(true, std::memory_order_release);
     }
 
     void start() {
@@ -112,7 +112,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             else if (!in_frame) next_header();
             else payload();
         }
-        if (fresh && kick) kick->ring();
+        if (fresh) bell.ring();
         fresh = false;
     }
     void read_more() {
