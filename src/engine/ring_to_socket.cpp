@@ -109,8 +109,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     // ring that finds a look pending (true) is read by that look's exchange, so the records it
     // committed are seen by the look. (A ring that posts is ordered by the post.)
     std::atomic<bool> kicked{false};
-    kick_link kicks;  // set: the bridge is rung
-    bool data_events = true;  // the reader arms its event fd for data (until the writer rings)
+    kick_link kicks;  // the bridge is rung, and its reader still arms for data: until the writer rings
     // The bridge's executor, for a ring from another thread (a copy made here: the ring holds
     // no executor of its own, which could outlive the engine's io_context; ASan caught that).
     const asio::any_io_executor home = ws.get_executor();
@@ -139,9 +138,9 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     }
     // Every record the ring holds now, up to the batch's limits (one in Beast mode).
     void collect() {
-        if (data_events && kicks && kicks->writer_rings.load(std::memory_order_acquire)) {
+        if (kicks && kicks->writer_rings.load(std::memory_order_acquire)) {
             detail::end_access::data_events_off(r);  // every commit rings from now on
-            data_events = false;
+            kicks.reset();  // (the ring's owners keep it)
         }
         std::size_t bytes = 0;
         const std::size_t most = batch_mode ? bridge_batch_max : 1;
