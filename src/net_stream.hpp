@@ -17,6 +17,16 @@
 
 namespace shmchan::detail {
 
+// A completion condition for asio::async_write of large payloads: each write_some is offered
+// all that is left. asio::transfer_all offers 64 KiB at most (its default_max_transfer_size),
+// so a 1 MiB record left in 16 sendmsg(2) calls, each a trip through the event loop; the
+// kernel takes what fits either way.
+struct transfer_all_at_once {
+    std::size_t operator()(const boost::system::error_code& ec, std::size_t) const noexcept {
+        return ec ? 0 : std::size_t{1} << 30;
+    }
+};
+
 class net_stream {
 public:
     using tcp_stream = boost::beast::tcp_stream;

@@ -330,7 +330,7 @@ private:
         out_bufs_[first] += done;
         writing_ = true;
         asio::async_write(c_.ws().next_layer(), std::span(out_bufs_.data() + first, nbufs - first),
-                          [this](beast::error_code ec, std::size_t) { sent(ec); });
+                          transfer_all_at_once{}, [this](beast::error_code ec, std::size_t) { sent(ec); });
     }
     // Sends out_bufs_ through the send queue when the writer streams small units over plain
     // TCP (true then); otherwise first waits for the queue to drain, so the caller's write

@@ -269,7 +269,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     void send_batch() {
         writing = true;
         auto done = [self = shared_from_this()](beast::error_code ec, std::size_t) { self->sent(ec); };
-        if (batch_mode) return asio::async_write(ws.next_layer(), bufs, std::move(done));
+        if (batch_mode) return asio::async_write(ws.next_layer(), bufs, detail::transfer_all_at_once{}, std::move(done));
         send_one(0, std::move(done));
     }
     // Beast mode: bufs[i] is a header, bufs[i + 1] its payload (when not empty); Beast writes
