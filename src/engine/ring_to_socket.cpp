@@ -87,6 +87,11 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     detail::ws_control_frame pong_next, pong_out, close_out;
     std::size_t pong_next_len = 0, close_len = 0;  // 0: none queued
     bool close_written = false, close_received = false, failing = false, shut = false;
+    // A write failed: the connection broke, and nothing more is written to it. A batch written
+    // after the failure was seen never to complete (the reactor waiting for an edge of the
+    // edge-triggered socket that had already come), holding its records: the ring's writer
+    // then waited for room forever (tests/engine/peer_fate_test.cpp, 1 run in 15).
+    bool write_failed = false;
     beast::flat_buffer beast_inbox;  // SHMCHAN_ENGINE_BATCH=0: Beast reads (and drops) here
 
     ring_to_socket(ws_stream&& s, reader&& rd, int efd, lost_flag lost_out)
@@ -127,7 +132,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
 
     // --- the ring side --------------------------------------------------------------------------
     void pump() {
-        if (writing) return;
+        if (writing || write_failed) return;
         take_pong();
         if (!gone && !closing) collect();
         if (!bufs.empty()) return send_batch();
@@ -215,7 +220,10 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
         texts.clear();
         bufs.clear();
         if (gone) release_ring();
-        if (ec) return;
+        if (ec) {
+            write_failed = true;
+            return reader_done(!closing);  // as when the reading side sees the break
+        }
         if (!intact)
             return close(detail::close_internal, "data_lost: the writer overwrote a record while it was sent (overflow drop-oldest)");
         pump();
@@ -301,6 +309,7 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               self->writing = false;
                               self->close_written = !ec;
+                              self->write_failed = self->write_failed || ec;
                               self->maybe_shut();
                           });
     }
