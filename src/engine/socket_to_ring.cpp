@@ -22,6 +22,7 @@
 // SHMCHAN_ENGINE_BATCH=0 uses socket_to_ring_beast.cpp (Beast reads) instead: the benchmark's A/B.
 #include "engine_impl.hpp"
 
+#include <array>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -63,6 +64,10 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     // Bytes read and not used yet: inbox[pos, end).
     std::vector<std::byte> inbox = std::vector<std::byte>(inbox_bytes);
     std::size_t pos = 0, end = 0;
+    // The last data frame was large: the next header is read on its own (or behind the payload
+    // read straight into the ring), so that the next payload is not pulled into the inbox and
+    // copied out of it. Small frames keep whole-inbox reads, many frames per read.
+    bool large_frames = false;
 
     // The data frame whose payload is coming: its header, bytes still to come, bytes so far.
     detail::ws_client_header fh;
@@ -115,17 +120,20 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         if (fresh) bell.ring();
         fresh = false;
     }
-    void read_more() {
+    // Reads into the inbox: at most `want` bytes after a large frame (0: as much as fits).
+    void read_more(std::size_t want = 0) {
         if (pos == end) pos = end = 0;
         if (inbox.size() - end < direct_min) {  // little room left: move what is buffered down
             std::memmove(inbox.data(), inbox.data() + pos, end - pos);
             end -= pos;
             pos = 0;
         }
-        read_into(asio::buffer(inbox.data() + end, inbox.size() - end), [](socket_to_ring& s, std::size_t n) { s.end += n; });
+        std::size_t n = inbox.size() - end;
+        if (large_frames && want) n = std::min(n, want);
+        read_into(asio::buffer(inbox.data() + end, n), [](socket_to_ring& s, std::size_t got) { s.end += got; });
     }
-    template <class Then>
-    void read_into(asio::mutable_buffer b, Then then) {
+    template <class Buffers, class Then>
+    void read_into(const Buffers& b, Then then) {
         reading = true;
         ws.next_layer().async_read_some(b, [self = shared_from_this(), then](beast::error_code ec, std::size_t n) {
             self->reading = false;
@@ -139,11 +147,11 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         detail::ws_client_header h;
         const auto r = detail::parse_client_header(std::span(inbox).subspan(pos, end - pos), in_message, h);
         using st = detail::ws_header_result::status;
-        if (r.what == st::need_more) return read_more(), false;
+        if (r.what == st::need_more) return read_more(detail::ws_client_header_max), false;
         if (r.what == st::violation) return violation(r.why), false;
         if (h.is_control()) {
             const std::size_t whole = h.header_size + h.length;
-            if (end - pos < whole) return read_more(), false;
+            if (end - pos < whole) return read_more(whole - (end - pos)), false;
             std::size_t used = 0;
             const auto ev = control.feed(std::span(inbox).subspan(pos, whole), used);
             pos += whole;
@@ -151,6 +159,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         }
         pos += h.header_size;
         fh = h;
+        large_frames = h.length >= direct_min;
         in_frame = true;
         left = h.length;
         done = 0;
@@ -208,9 +217,17 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             arrived(dst.first(n));
             return true;
         }
-        if (dst.size() < direct_min) return read_more(), false;
-        // Straight from the socket into the ring (or the gathered message).
-        read_into(asio::buffer(dst.data(), dst.size()), [dst](socket_to_ring& s, std::size_t n) { s.arrived(dst.first(n)); });
+        if (dst.size() < direct_min) return read_more(dst.size() + detail::ws_client_header_max), false;
+        // Straight from the socket into the ring (or the gathered message), and what follows
+        // (the next frame's header, as a rule) into the inbox, which is empty: one read.
+        pos = end = 0;
+        const std::array<asio::mutable_buffer, 2> bufs{asio::buffer(dst.data(), dst.size()),
+                                                       asio::buffer(inbox.data(), detail::ws_client_header_max)};
+        read_into(bufs, [dst](socket_to_ring& s, std::size_t n) {
+            const std::size_t mine = std::min(n, dst.size());
+            s.end = n - mine;
+            s.arrived(dst.first(mine));
+        });
         return false;
     }
     // `b` (at the payload's current offset) came, masked.
