@@ -23,7 +23,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "shmchan/shm/layout.hpp"
 #include "waiting.hpp"
@@ -213,7 +212,6 @@ private:
             in_frame_ = true;
             frame_fin_ = h.fin;
             left_ = h.length;
-            large_ = h.length >= direct_min;
         }
     }
 
@@ -238,10 +236,7 @@ private:
             end_ -= pos_;
             pos_ = 0;
         }
-        // After a large message, the next header on its own: its payload is read into its slot,
-        // not pulled into the inbox and copied out of it.
-        const std::size_t n = large_ ? std::min(inbox_.size() - end_, ws_server_header_max) : inbox_.size() - end_;
-        c_.ws().next_layer().async_read_some(asio::buffer(inbox_.data() + end_, n),
+        c_.ws().next_layer().async_read_some(asio::buffer(inbox_.data() + end_, inbox_.size() - end_),
                                              [this](beast::error_code ec, std::size_t got) {
                                                  reading_ = false;
                                                  if (ec) return read_failed();
@@ -257,24 +252,15 @@ private:
     bool direct_now() { return payload_direct() && !c_.ws().next_layer().is_tls(); }
     // The rest of the payload straight into its slot with recv(2), waiting in poll(2), outside
     // the event loop: Asio's way costs a recv that fails, an epoll_wait and the recv again per
-    // piece. What follows the payload, up to a header's worth, goes into the (empty) inbox in
-    // the same recvmsg(2): the next message's header, as a rule. False when `dl` passed first
-    // (what came is kept).
+    // piece. Reads no byte past the payload. False when `dl` passed first (what came is kept).
     bool read_direct(const deadline& dl) {
         pos_ = end_ = 0;
         const int fd = c_.ws().next_layer().tcp().socket().native_handle();
         while (left_ > 0) {
-            iovec iov[2] = {{cur_->data.get() + cur_->size, static_cast<std::size_t>(left_)},
-                            {inbox_.data(), ws_server_header_max}};
-            msghdr mh{};
-            mh.msg_iov = iov;
-            mh.msg_iovlen = 2;
-            const ssize_t r = ::recvmsg(fd, &mh, MSG_DONTWAIT);
+            const ssize_t r = ::recv(fd, cur_->data.get() + cur_->size, static_cast<std::size_t>(left_), MSG_DONTWAIT);
             if (r > 0) {
-                const std::size_t mine = std::min(static_cast<std::size_t>(r), static_cast<std::size_t>(left_));
-                cur_->size += mine;
-                left_ -= mine;
-                end_ = static_cast<std::size_t>(r) - mine;
+                cur_->size += static_cast<std::size_t>(r);
+                left_ -= static_cast<std::uint64_t>(r);
                 continue;
             }
             if (r < 0 && errno == EINTR) continue;
@@ -399,7 +385,6 @@ private:
     // The inbox: bytes read, [pos_, end_) not yet parsed.
     std::vector<std::byte> inbox_;
     int lowat_ = 1;  // the socket's SO_RCVLOWAT
-    bool large_ = false;  // the last data frame was large: the next header is read on its own
     std::size_t pos_ = 0, end_ = 0;
     // The frame being read: `left_` payload bytes still to come into cur_.
     bool in_frame_ = false, frame_fin_ = false, in_message_ = false, msg_text_ = false;

@@ -79,6 +79,68 @@ TEST_CASE("socket reader: fragments, a ping between them, small and large messag
     CHECK(pongs == 1);
 }
 
+TEST_CASE("socket reader: after large messages, a ping, small ones and fragments arrive whole", "[engine][socket]") {
+    // After a large message the reader reads the next header on its own, or behind the payload
+    // in the same recvmsg (a header's worth at most).
+    std::vector<std::byte> big1(std::size_t{200} << 10), big2(std::size_t{100} << 10), big3(std::size_t{90} << 10);
+    fill_pattern(big1, 0);
+    fill_pattern(big2, 1);
+    fill_pattern(big3, 2);
+    int pongs = 0;
+    fake_engine fake([&](tcp::socket& s) {
+        websocket::stream<tcp::socket&> ws(s);
+        ws.accept();
+        ws.control_callback([&](websocket::frame_type k, beast::string_view) {
+            if (k == websocket::frame_type::pong) ++pongs;
+        });
+        ws.binary(true);
+        ws.write(asio::buffer(big1));
+        ws.ping(websocket::ping_data(std::string(125, 'p').c_str()));
+        ws.text(true);
+        ws.write(asio::buffer(std::string("small")));
+        ws.binary(true);
+        ws.write(asio::buffer(big2));
+        ws.write_some(false, asio::buffer(big3));  // a large first fragment, a ping, the last one
+        ws.ping({});
+        ws.write_some(true, asio::buffer(std::string("end")));
+        for (int i = 0; i < 3; ++i) ws.write(asio::buffer(std::to_string(i)));
+        const std::string reason = "stream_complete";
+        const std::string close{'\x88', static_cast<char>(2 + reason.size()), '\x03', '\xe8'};
+        asio::write(s, asio::buffer(close + reason));
+        beast::flat_buffer b;
+        beast::error_code ec;
+        ws.read(b, ec);  // the pongs (counted), then the reader's close
+        if (ec != websocket::error::closed) throw beast::system_error(ec);
+    });
+    {
+        reader r = open_reader(fake_ref(direction::read), via(transport::socket, fake.url()));
+        item it = r.next(10s);
+        REQUIRE(it.is_chunk());
+        CHECK(std::ranges::equal(it.data(), big1));
+        it = r.next(10s);
+        REQUIRE(it.is_message());
+        CHECK(text_of(it.data()) == "small");
+        it = r.next(10s);
+        REQUIRE(it.is_chunk());
+        CHECK(std::ranges::equal(it.data(), big2));
+        it = r.next(10s);
+        REQUIRE(it.is_chunk());
+        REQUIRE(it.data().size() == big3.size() + 3);
+        CHECK(std::equal(big3.begin(), big3.end(), it.data().begin()));
+        CHECK(text_of(it.data().subspan(big3.size())) == "end");
+        for (int i = 0; i < 3; ++i) {
+            it = r.next(10s);
+            REQUIRE(it.is_chunk());
+            CHECK(text_of(it.data()) == std::to_string(i));
+        }
+        CHECK(r.next(10s).is_end());
+    }
+    fake.join();
+    INFO(fake.failure);
+    CHECK(fake.failure.empty());
+    CHECK(pongs == 2);
+}
+
 TEST_CASE("socket reader: a masked frame from the engine is a protocol error", "[engine][socket]") {
     fake_engine fake([&](tcp::socket& s) {
         websocket::stream<tcp::socket&> ws(s);

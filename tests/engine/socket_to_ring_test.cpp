@@ -117,6 +117,39 @@ TEST_CASE("socket to ring: zero and random keys, fragments with a ping between t
     CHECK((r.parts[2] == "c:" + big));
 }
 
+TEST_CASE("socket to ring: after large frames, pings, small messages and fragments still arrive as sent",
+          "[engine][socket]") {
+    // After a large frame the engine reads the next header on its own or behind the payload
+    // (no more than a header's worth): control frames, small frames and fragments must still
+    // come through whole, in order.
+    setup s;
+    REQUIRE(s.sock.open);
+    std::vector<std::string> pongs;
+    s.sock.ws.control_callback([&](boost::beast::websocket::frame_type k, boost::beast::string_view p) {
+        if (k == boost::beast::websocket::frame_type::pong) pongs.emplace_back(p);
+    });
+    const std::string big1 = random_bytes(100000, 2), big2 = random_bytes(70000, 3), big3 = random_bytes(80000, 4);
+    std::string wire = frame(true, 2, big1, 0);
+    wire += frame(true, 0x9, std::string(125, 'p'), 0x01020304);  // the longest ping, right after it
+    wire += frame(true, 1, "small text", 5);
+    wire += frame(true, 2, big2, 0xa5a5a5a5);
+    wire += frame(false, 2, big3, 0x0badf00d);  // a large first fragment
+    wire += frame(true, 0x9, "", 0);
+    wire += frame(true, 0, "tail", 0x12345678);
+    for (int i = 0; i < 3; ++i) wire += frame(true, 2, "x", 0);
+    wire += close_frame(1000);
+    s.send_raw(wire);
+    CHECK(s.sock.next().what == raw_client::incoming::kind::closed);
+    CHECK(s.sock.close_code() == 1000);
+    CHECK(pongs == std::vector<std::string>{std::string(125, 'p'), ""});
+    received r = read_all(s.rd);
+    CHECK(r.last.is_end());
+    REQUIRE(r.parts.size() == 3);
+    CHECK((r.parts[0] == "c:" + big1));
+    CHECK(r.parts[1] == "m:small text");
+    CHECK((r.parts[2] == "c:" + big2 + big3 + "tail" + "xxx"));
+}
+
 TEST_CASE("socket to ring: a frame's bytes in fragments fill its one loan", "[engine][socket][frames]") {
     setup s;
     REQUIRE(s.sock.open);
