@@ -88,8 +88,8 @@ struct ring_to_socket : std::enable_shared_from_this<ring_to_socket> {
     std::size_t pong_next_len = 0, close_len = 0;  // 0: none queued
     bool close_written = false, close_received = false, failing = false, shut = false;
     // A write failed: the connection broke, and nothing more is written to it. A batch written
-    // after the failure was seen never to complete (the reactor waiting for an edge of the
-    // edge-triggered socket that had already come), holding its records: the ring's writer
+    // after the failure was seen never to complete (presumably the reactor waiting for an edge
+    // of the edge-triggered socket that had already come), holding its records: the ring's writer
     // then waited for room forever (tests/engine/peer_fate_test.cpp, 1 run in 15).
     bool write_failed = false;
     beast::flat_buffer beast_inbox;  // SHMCHAN_ENGINE_BATCH=0: Beast reads (and drops) here
