@@ -95,6 +95,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     detail::ws_control_frame pong_next, pong_out, close_out;
     std::size_t pong_len = 0, close_len = 0;
     bool writing = false, close_written = false, shut = false;
+    bool write_failed = false;  // nothing more is written after a failed write (ring_to_socket.cpp says why)
 
     socket_to_ring(ws_stream&& s, writer&& wr, int efd, lost_flag lost, kick_link k)
         : bell{engine_kick_on() ? std::move(k) : nullptr}, ws(std::move(s)), w(std::move(wr)),
@@ -405,7 +406,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         write_next();
     }
     void write_next() {
-        if (writing || shut) return;
+        if (writing || shut || write_failed) return;
         asio::const_buffer b;
         if (pong_len && !close_len) {
             pong_out = pong_next;
@@ -420,7 +421,10 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         writing = true;
         asio::async_write(ws.next_layer(), b, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             self->writing = false;
-            if (ec) return;
+            if (ec) {
+                self->write_failed = true;
+                return;
+            }
             if (self->close_written) return self->maybe_shut();
             self->write_next();
         });
