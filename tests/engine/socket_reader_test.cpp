@@ -22,6 +22,18 @@ using namespace shmchan::test::fake;
 
 namespace {
 std::string text_of(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+// The engine's close "stream_complete", written by hand (Beast's own close() drops the frames
+// it reads while it waits for the answer, and the reader's pongs are among them); then reads
+// the pongs (counted by the caller's control callback) and the reader's close.
+void end_stream(tcp::socket& s, websocket::stream<tcp::socket&>& ws) {
+    const std::string reason = "stream_complete";
+    const std::string close{'\x88', static_cast<char>(2 + reason.size()), '\x03', '\xe8'};
+    asio::write(s, asio::buffer(close + reason));
+    beast::flat_buffer b;
+    beast::error_code ec;
+    ws.read(b, ec);
+    if (ec != websocket::error::closed) throw beast::system_error(ec);
+}
 }  // namespace
 
 TEST_CASE("socket reader: fragments, a ping between them, small and large messages, then the end", "[engine][socket]") {
@@ -43,15 +55,7 @@ TEST_CASE("socket reader: fragments, a ping between them, small and large messag
         ws.binary(true);
         for (int i = 0; i < 1000; ++i) ws.write(asio::buffer(std::to_string(i)));
         ws.write(asio::buffer(big));
-        // The engine's close, written by hand: Beast's own close() drops the frames it reads
-        // while it waits for the answer, and the reader's pong is among them.
-        const std::string reason = "stream_complete";
-        const std::string close{'\x88', static_cast<char>(2 + reason.size()), '\x03', '\xe8'};
-        asio::write(s, asio::buffer(close + reason));
-        beast::flat_buffer b;
-        beast::error_code ec;
-        ws.read(b, ec);  // the pong (counted), then the reader's close
-        if (ec != websocket::error::closed) throw beast::system_error(ec);
+        end_stream(s, ws);
     });
     {
         reader r = open_reader(fake_ref(direction::read), via(transport::socket, fake.url()));
@@ -104,13 +108,7 @@ TEST_CASE("socket reader: after large messages, a ping, small ones and fragments
         ws.ping({});
         ws.write_some(true, asio::buffer(std::string("end")));
         for (int i = 0; i < 3; ++i) ws.write(asio::buffer(std::to_string(i)));
-        const std::string reason = "stream_complete";
-        const std::string close{'\x88', static_cast<char>(2 + reason.size()), '\x03', '\xe8'};
-        asio::write(s, asio::buffer(close + reason));
-        beast::flat_buffer b;
-        beast::error_code ec;
-        ws.read(b, ec);  // the pongs (counted), then the reader's close
-        if (ec != websocket::error::closed) throw beast::system_error(ec);
+        end_stream(s, ws);
     });
     {
         reader r = open_reader(fake_ref(direction::read), via(transport::socket, fake.url()));

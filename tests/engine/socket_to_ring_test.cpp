@@ -77,6 +77,13 @@ received read_all(reader& rd) {
     }
 }
 
+// Collects the payloads of the pongs the engine sends, as they are read.
+void watch_pongs(raw_client& c, std::vector<std::string>& pongs) {
+    c.ws.control_callback([&pongs](boost::beast::websocket::frame_type k, boost::beast::string_view p) {
+        if (k == boost::beast::websocket::frame_type::pong) pongs.emplace_back(p);
+    });
+}
+
 std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 g(seed);
     std::string s(n, '\0');
@@ -91,9 +98,7 @@ TEST_CASE("socket to ring: zero and random keys, fragments with a ping between t
     setup s;
     REQUIRE(s.sock.open);
     std::vector<std::string> pongs;
-    s.sock.ws.control_callback([&](boost::beast::websocket::frame_type k, boost::beast::string_view p) {
-        if (k == boost::beast::websocket::frame_type::pong) pongs.emplace_back(p);
-    });
+    watch_pongs(s.sock, pongs);
     const std::string big = random_bytes(3 * 1024 * 1024 + 5, 1);  // above a record: several loans
     std::string wire = frame(true, 2, "zero-key ", 0);              // as shmchan's own writer sends it
     wire += frame(false, 2, "frag", 0xdeadbeef);                    // a binary message in three fragments
@@ -125,9 +130,7 @@ TEST_CASE("socket to ring: after large frames, pings, small messages and fragmen
     setup s;
     REQUIRE(s.sock.open);
     std::vector<std::string> pongs;
-    s.sock.ws.control_callback([&](boost::beast::websocket::frame_type k, boost::beast::string_view p) {
-        if (k == boost::beast::websocket::frame_type::pong) pongs.emplace_back(p);
-    });
+    watch_pongs(s.sock, pongs);
     const std::string big1 = random_bytes(100000, 2), big2 = random_bytes(70000, 3), big3 = random_bytes(80000, 4);
     std::string wire = frame(true, 2, big1, 0);
     wire += frame(true, 0x9, std::string(125, 'p'), 0x01020304);  // the longest ping, right after it
