@@ -64,12 +64,9 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
     // Bytes read and not used yet: inbox[pos, end).
     std::vector<std::byte> inbox = std::vector<std::byte>(inbox_bytes);
     std::size_t pos = 0, end = 0;
-    // The last data frame was large: the next header is read on its own (or behind the payload
-    // read straight into the ring), so that the next payload is not pulled into the inbox and
-    // copied out of it. Small frames keep whole-inbox reads, many frames per read.
-    bool large_frames = false;
 
-    // The data frame whose payload is coming: its header, bytes still to come, bytes so far.
+    // The data frame whose payload is coming (or came last): its header, bytes still to come,
+    // bytes so far.
     detail::ws_client_header fh;
     bool in_frame = false;
     std::uint64_t left = 0, done = 0;
@@ -121,6 +118,10 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         if (fresh) bell.ring();
         fresh = false;
     }
+    // The last data frame was large: the next header is read on its own (or behind the payload
+    // read straight into the ring), so that the next payload is not pulled into the inbox and
+    // copied out of it. Small frames keep whole-inbox reads, many frames per read.
+    bool large_frame() const { return fh.length >= direct_min; }
     // Reads into the inbox: at most `want` bytes after a large frame (0: as much as fits).
     void read_more(std::size_t want = 0) {
         if (pos == end) pos = end = 0;
@@ -130,7 +131,7 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
             pos = 0;
         }
         std::size_t n = inbox.size() - end;
-        if (large_frames && want) n = std::min(n, want);
+        if (large_frame() && want) n = std::min(n, want);
         read_into(asio::buffer(inbox.data() + end, n), [](socket_to_ring& s, std::size_t got) { s.end += got; });
     }
     template <class Buffers, class Then>
@@ -160,7 +161,6 @@ struct socket_to_ring : std::enable_shared_from_this<socket_to_ring> {
         }
         pos += h.header_size;
         fh = h;
-        large_frames = h.length >= direct_min;
         in_frame = true;
         left = h.length;
         done = 0;
