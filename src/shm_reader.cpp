@@ -32,11 +32,13 @@ public:
     std::shared_ptr<creator_guard> guard;  // the creator's ends only
     std::size_t index;                     // which of the segment's readers this is
     bool prefault_wanted;                  // channel_options::prefault
+    bool rmw_wakes;                        // channel_options::rmw_wakes
     bool data_events = true;               // would_block arms the event fd (data_events_off)
 
     shm_reader(std::shared_ptr<segment> s, const channel_options& opt, std::size_t i)
         : reader_impl(opt.max_held), seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()),
-          spin(spin_of(opt)), index(i), prefault_wanted(opt.prefault) {}
+          spin(spin_of(opt)), index(i), prefault_wanted(opt.prefault),
+          rmw_wakes(rmw_wakes_of(opt)) {}
 
     // Claimed by an ancestor process before a fork: the end is the parent's, not ours.
     bool foreign() const noexcept { return claimed && generation != process_generation(); }
@@ -53,6 +55,7 @@ public:
         };
         if (auto e = claim(*seg, reader_end(*seg, index), lock, place)) return e;
         claimed = true;
+        if (rmw_wakes) cons.promise_rmw_wakes();  // before the first release
         prefault(*seg, false, prefault_wanted);
         generation = process_generation();
         return {};
@@ -210,7 +213,7 @@ public:
                 continue;
             }
             std::error_code gone;
-            const sleep_result s = sleep_once(cb->data, dl, [&] {
+            const sleep_result s = sleep_once(cb->data, 1, dl, [&] {
                 if (cons.readable()) return true;
                 gone = writer_gone(liveness_due());
                 return bool(gone);

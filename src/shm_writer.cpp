@@ -55,11 +55,12 @@ public:
     std::atomic<std::uint64_t> counted_mirror{0};
     bool any_lost = false;
     bool prefault_wanted;  // channel_options::prefault
+    bool rmw_wakes;        // channel_options::rmw_wakes
 
     shm_writer(std::shared_ptr<segment> s, const channel_options& opt)
         : seg(std::move(s)), cb(seg->control()), geometry(seg->geometry()), spin(spin_of(opt)),
           claim_cfg(effective_loan_claim(opt)), gone(geometry.readers, reader_status::state::reading),
-          prefault_wanted(opt.prefault) {}
+          prefault_wanted(opt.prefault), rmw_wakes(rmw_wakes_of(opt)) {}
 
     std::error_code ensure_claimed() {
         if (claimed) return {};
@@ -69,6 +70,7 @@ public:
         generation = process_generation();
         prod = ring_producer(cb, seg->data(), geometry);
         prod.wrap_early_from(early_wrap_min());
+        if (rmw_wakes) prod.promise_rmw_wakes();  // before the first commit
         counted_mirror.store(prod.counted(), std::memory_order_relaxed);
         return {};
     }
@@ -148,7 +150,7 @@ public:
         for (;;) {
             if (auto e = peer_check()) return e;
             prod.say_need(payload);
-            const sleep_result r = sleep_once(cb->space, dl, [&] { return prod.can_claim(payload) || seg->truncated(); });
+            const sleep_result r = sleep_once(cb->space, static_cast<std::uint32_t>(geometry.readers), dl, [&] { return prod.can_claim(payload) || seg->truncated(); });
             prod.clear_need();
             switch (r) {
                 case sleep_result::ready: spin.waited(clock::now() - t0); return {};
@@ -391,7 +393,7 @@ public:
                 return prod.counted() == 0 ? check_fatal(e) : e;
             }
             prod.say_need(0, true);
-            const sleep_result r = sleep_once(cb->space, dl, [&] { return prod.unread_bytes() == 0; });
+            const sleep_result r = sleep_once(cb->space, static_cast<std::uint32_t>(geometry.readers), dl, [&] { return prod.unread_bytes() == 0; });
             prod.clear_need();
             if (r == sleep_result::timed_out) return errc::timeout;
         }

@@ -16,6 +16,11 @@ bool rmw_wakes_on() {
     return on;
 }
 
+bool rmw_wakes_of(const channel_options& o) {
+    static const auto env = env_number("SHMCHAN_RMW_WAKES");
+    return env ? *env != 0 : o.rmw_wakes;
+}
+
 bool spin_on_peer_cpu() {
     static const bool on = env_number("SHMCHAN_SPIN_SAME_CPU").value_or(0) != 0;
     return on;

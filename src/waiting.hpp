@@ -125,16 +125,20 @@ private:
 // read-modify-write form (shm/wake.hpp), and pays a membarrier per sleep (for A/B runs).
 bool rmw_wakes_on();
 
+// channel_options::rmw_wakes, or SHMCHAN_RMW_WAKES=0|1 when set.
+bool rmw_wakes_of(const channel_options& o);
+
 enum class sleep_result { ready, woken, timed_out };
 
 // One sleep on `line` until the peer's next publish (or the deadline's next_sleep): announce
 // the sleeper, then check `ready()` (true: return at once, without sleeping), then the
 // deadline, then sleep. Announcing first is what makes a publish between the check and the
-// sleep wake it (prepare_sleep in shm/wake.hpp).
+// sleep wake it (prepare_sleep in shm/wake.hpp). `wakers`: how many ends wake this line (the
+// writer for the data line, every reader for the space line).
 template <class Ready>
-sleep_result sleep_once(shm::wait_line& line, const deadline& dl, Ready&& ready) {
+sleep_result sleep_once(shm::wait_line& line, std::uint32_t wakers, const deadline& dl, Ready&& ready) {
     bool long_ok;
-    const std::uint32_t seq = shm::prepare_sleep(line, long_ok);
+    const std::uint32_t seq = shm::prepare_sleep(line, long_ok, wakers);
     sleep_result r = sleep_result::woken;
     if (ready()) r = sleep_result::ready;
     else if (dl.passed()) r = sleep_result::timed_out;

@@ -72,6 +72,13 @@ struct channel_options {
     // not stall ~0.25 ms per MiB when one end is claimed). SHMCHAN_PREFAULT=0 turns it off for
     // every end.
     bool prefault = true;
+    // This end wakes its peer with a locked read-modify-write on each commit (a writer) or
+    // release (a reader), so that the peer's sleeps need no membarrier, an interrupt to every
+    // CPU (~10 us on a VM). Worth it for an end that commits or releases at most some tens of
+    // thousands of times a second while its peer sleeps between them (an event loop, a
+    // relay); the engine's bridge ends set it. A writer's readers gain only when every reader
+    // sets it. SHMCHAN_RMW_WAKES=0|1 replaces it for every end (A/B runs).
+    bool rmw_wakes = false;
 };
 
 // The smallest capacity whose ring holds a frame of `frame_bytes` with a full user header.

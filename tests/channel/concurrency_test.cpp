@@ -177,3 +177,48 @@ TEST_CASE("a reader sleeping before every message is woken at once by each", "[c
     CHECK(r.taken == rounds);
     CHECK(r.slow <= 8);  // the odd descheduling on a loaded machine; a lost wake-up each time would be 20
 }
+
+// channel_options::rmw_wakes (shm/wake.hpp): the ends promise the read-modify-write form, and
+// their sleeping peers skip the membarrier. Pauses longer than the spin make every wait a
+// sleep; a lost wake-up would show as a wait of the 50 ms poll.
+TEST_CASE("ends that promised read-modify-write wakes wake their sleeping peer at once", "[concurrency]") {
+    channel_options o = test::opts(4096, 0);
+    o.rmw_wakes = true;
+    SECTION("the reader sleeps for each message") {
+        channel ch = create_channel(o);
+        constexpr int rounds = 400;
+        const test::paced_run r = test::one_at_a_time(ch.writer, rounds, std::chrono::microseconds(400),
+                                                      std::chrono::milliseconds(30), [&] {
+                                                          item it = ch.reader.next(std::chrono::seconds(2));
+                                                          return it.is_chunk() ? 1 : -1;
+                                                      });
+        CHECK(r.taken == rounds);
+        CHECK(r.slow <= 8);  // as in the test above: a lost wake-up each time would be 20
+    }
+    SECTION("the writer sleeps for room before each record") {
+        channel ch = create_channel(o);
+        const std::vector<std::byte> rec(1500, std::byte{7});  // two fill the 4 KiB ring
+        REQUIRE_FALSE(ch.writer.write(rec));
+        REQUIRE_FALSE(ch.writer.write(rec));
+        constexpr int rounds = 300;
+        std::atomic<int> slow{0};
+        std::thread w([&] {
+            for (int i = 0; i < rounds; ++i) {
+                const auto t0 = std::chrono::steady_clock::now();
+                if (ch.writer.write(rec)) return;  // waits for the reader's next release
+                if (std::chrono::steady_clock::now() - t0 > 30ms) ++slow;
+            }
+        });
+        int got = 0;
+        for (int i = 0; i < rounds + 2; ++i) {
+            std::this_thread::sleep_for(400us);  // the writer is asleep by now
+            item it = ch.reader.next(std::chrono::seconds(2));
+            if (!it.is_chunk()) break;
+            CHECK(it.data().size() == rec.size());
+            ++got;
+        }
+        w.join();
+        CHECK(got == rounds + 2);
+        CHECK(slow.load() <= 8);  // the odd descheduling; each of the pauses is 0.4 ms
+    }
+}

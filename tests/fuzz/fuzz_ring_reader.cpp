@@ -16,9 +16,12 @@
 //                  first joins at the tail as a drop_oldest reader does when it claims its end
 //   then, with bit 62 of the head field set (cleared before use): 24 bytes, the space line's
 //                  need hints (need_head, need_readers) of a writer counted asleep there and
-//                  its rmw_wake word (low 32 bits of the third 8 bytes), and the writer's
-//                  cpu hint (high 32 bits of the third 8 bytes); the reader is then reader 1
-//                  of 3, every release() weighs the hints, and every step asks the cpu hint
+//                  its rmw_wake word (low 32 bits of the third 8 bytes, also stored as the
+//                  data line's rmw_wakers, which the reader weighs before each sleep), and the
+//                  writer's cpu hint (high 32 bits of the third 8 bytes); the reader is then
+//                  reader 1 of 3 and promises read-modify-write wakes when that word is odd,
+//                  every release() weighs the hints, and every step asks the cpu hint and
+//                  whether its sleep would need a barrier
 //   then, 8 bytes at a time: a new producer.tail, stored after each release() (a writer that
 //                  keeps moving tail while the reader reads); with drop_oldest, odd ones move the
 //                  lapped position (the line's and its current slot's) instead (a writer that
@@ -114,10 +117,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         cb->space.need_readers.store(take_u64(p, n));
         const std::uint64_t third = take_u64(p, n);
         cb->space.rmw_wake.store(static_cast<std::uint32_t>(third));
+        cb->data.rmw_wakers.store(static_cast<std::uint32_t>(third));
         cb->producer.cpu.store(static_cast<std::uint32_t>(third >> 32));
         cb->space.waiting.store(1);
     }
     shm::ring_consumer cons(cb, ring, g, index);
+    if (hints && (cb->space.rmw_wake.load() & 1)) cons.promise_rmw_wakes();
     if (drop && cons.join_at_tail() != shm::ring_status::ok) return 0;
     volatile unsigned sink = 0;
     bool odd = false;
@@ -151,7 +156,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             for (std::size_t i = 0; i < f.fields.user_len; ++i) acc += static_cast<unsigned>(f.fields.user[i]);
             for (std::size_t i = 0; i < f.size; ++i) acc += static_cast<unsigned>(f.data[i]);
         }
-        sink = sink + acc + (hints && cons.writer_on_cpu(shm::cpu_tag()) ? 1u : 0u);
+        sink = sink + acc + (hints && cons.writer_on_cpu(shm::cpu_tag()) ? 1u : 0u) +
+               (hints && shm::wakers_promised(cb->data, 1) ? 2u : 0u);
         cons.release();
         if (n > 0) {
             if (drop && (odd = !odd)) {  // the writer moves the oldest kept record

@@ -97,3 +97,47 @@ TEST_CASE("rmw wake: a sleeper that asked for the read-modify-write form is woke
     CHECK(r.cb->data.seq.load() == s0 + 1);
     CHECK(has_sleeper(r.cb->data));
 }
+
+TEST_CASE("rmw wakes: each end's promise counts once, and a line's sleepers rely on it only when every waker promised", "[ring][wake]") {
+    full_ring f(3);
+    CHECK_FALSE(wakers_promised(f.r.cb->data, 1));  // nobody promised: the barrier stays
+    f.p.promise_rmw_wakes();
+    f.p.promise_rmw_wakes();  // a second call by the same end is no second waker
+    CHECK(f.r.cb->data.rmw_wakers.load() == 1);
+    CHECK(wakers_promised(f.r.cb->data, 1));   // the data line has one waker, the writer
+    CHECK_FALSE(wakers_promised(f.r.cb->data, 0));  // "unknown" never skips the barrier
+    // The space line has one waker per reader: two of three promising is not enough.
+    f.cs[0].promise_rmw_wakes();
+    f.cs[2].promise_rmw_wakes();
+    CHECK_FALSE(wakers_promised(f.r.cb->space, 3));
+    f.cs[1].promise_rmw_wakes();
+    CHECK(wakers_promised(f.r.cb->space, 3));
+    bool long_ok = false;
+    prepare_sleep(f.r.cb->space, long_ok, 3);  // no barrier needed, so long sleeps are fine
+    CHECK(long_ok);
+    finish_sleep(f.r.cb->space);
+}
+
+TEST_CASE("rmw wakes: the promising ends still wake a sleeper, and only then", "[ring][wake]") {
+    full_ring f(1);
+    f.p.promise_rmw_wakes();
+    f.cs[0].promise_rmw_wakes();
+    // The writer sleeps for room; the reader's release that gives it room wakes it.
+    f.writer_sleeps();
+    const std::uint32_t w0 = f.wakes();
+    f.cs[0].release_to(1024);
+    CHECK(f.wakes() == w0 + 1);
+    // The reader sleeps for data (the line's rmw_wake is zero: only the promise asks for the
+    // RMW form); the next commit wakes it, and one without a sleeper wakes nobody.
+    REQUIRE(f.r.cb->data.rmw_wake.load() == 0);
+    std::vector<std::byte> b(16);
+    const std::uint32_t s0 = f.r.cb->data.seq.load();
+    f.r.cb->data.woken.store(0);
+    f.r.cb->data.waiting.store(1);
+    REQUIRE(f.p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+    CHECK(f.r.cb->data.seq.load() == s0 + 1);
+    f.r.cb->data.waiting.store(0);
+    f.r.cb->data.woken.store(0);
+    REQUIRE(f.p.try_push(record_type::binary, b.data(), b.size()) == ring_status::ok);
+    CHECK(f.r.cb->data.seq.load() == s0 + 1);
+}

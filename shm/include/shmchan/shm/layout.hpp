@@ -60,7 +60,8 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 //    "any release wakes", and an older reader wakes on any release).
 // 6: a wait line's rmw_wake (an older waker would ignore it and could miss a sleeper that
 //    relies on it). Later, compatibly: the ends' `cpu` hints (an older end leaves them zero,
-//    "unknown", and its peer spins as before).
+//    "unknown", and its peer spins as before); a wait line's rmw_wakers (an older waker leaves
+//    it zero, and its sleepers keep their barrier).
 // 7: the lapped line holds two slots and the version says which is current, so a writer
 //    stopped while it publishes never leaves readers an odd seqlock to wait on.
 // 8: the joined line (drop_oldest: counts near the tail, so that a reader claiming its end
@@ -213,6 +214,11 @@ inline constexpr std::uint64_t join_publish_records = 64;
 // `rmw_wake`, nonzero: a sleeper on this line skips the per-sleep membarrier, so every waker
 // reads `waiting` with a read-modify-write (wake.hpp, ask_rmw_wake; a count of such sleepers).
 // A hint that sizes nothing: a peer that clears it can only delay wakes (sleeps are bounded).
+// `rmw_wakers` (added compatibly: older ends leave it zero): wakers of this line that promised
+// the read-modify-write form on every wake, from before their first publish (wake.hpp,
+// promise_rmw_wakes_on). When every waker of the line did (the writer, for the data line; each
+// reader, for the space line), a sleeper there needs no barrier either. A hint as well: a
+// peer that inflates it can only delay its own wakes.
 struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> seq;
     std::atomic<std::uint32_t> waiting;
@@ -220,8 +226,10 @@ struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> rmw_wake;
     std::atomic<std::uint64_t> need_head;
     std::atomic<std::uint64_t> need_readers;
+    std::atomic<std::uint32_t> rmw_wakers;
 };
-static_assert(offsetof(wait_line, need_head) == 16 && sizeof(wait_line) == cache_line);
+static_assert(offsetof(wait_line, need_head) == 16 && offsetof(wait_line, rmw_wakers) == 32 &&
+              sizeof(wait_line) == cache_line);
 
 struct alignas(cache_line) control_block {
     segment_header header;

@@ -165,7 +165,14 @@ public:
         // done reading the records before the writer may overwrite them.
         line_->head.store(head_, std::memory_order_release);
         publish_cpu();
-        if (has_sleeper(cb_->space) && writer_can_go_on()) wake_sleepers(cb_->space);
+        if (has_sleeper(cb_->space, rmw_wakes_) && writer_can_go_on()) wake_sleepers(cb_->space);
+    }
+    // From now on every release reads the space line's `waiting` with a read-modify-write, so
+    // that the writer's sleeps need no barrier once every reader did this (wake.hpp).
+    // \pre before the first release.
+    void promise_rmw_wakes() noexcept {
+        if (!rmw_wakes_) promise_rmw_wakes_on(cb_->space);
+        rmw_wakes_ = true;
     }
     // True when the writer last committed from CPU `cpu` (cpu_tag(), nonzero): waiting for its
     // next record by spinning there only delays it.
@@ -283,6 +290,7 @@ private:
     std::size_t pending_ = 0;       // size of the record being viewed
     std::size_t pending_len_ = 0;   // its payload length
     bool drop_ = false;             // overflow_policy::drop_oldest
+    bool rmw_wakes_ = false;        // promise_rmw_wakes()
     std::uint64_t seq_ = 0;         // drop_oldest: records and payload bytes before read_,
     std::uint64_t bytes_ = 0;       // in the writer's numbering
 };

@@ -122,7 +122,7 @@ public:
         // SYNC: release pairs with the reader's acquire load of tail in try_peek(): the header
         // and payload written above are visible before the new tail.
         cb_->producer.tail.store(tail_, std::memory_order_release);
-        notify(cb_->data);
+        notify(cb_->data, rmw_wakes_);
         if (drop_) {
             ++tail_seq_;
             tail_bytes_ += payload;
@@ -253,6 +253,13 @@ public:
         return true;
     }
 
+    // From now on every commit reads the data line's `waiting` with a read-modify-write, so
+    // that the readers' sleeps need no barrier (wake.hpp). \pre before the first commit.
+    void promise_rmw_wakes() noexcept {
+        if (!rmw_wakes_) promise_rmw_wakes_on(cb_->data);
+        rmw_wakes_ = true;
+    }
+
     // Records of at least `bytes` (0: none) may wrap early (early_wrap_fits).
     void wrap_early_from(std::size_t bytes) noexcept { early_wrap_min_ = bytes ? bytes : SIZE_MAX; }
 
@@ -271,6 +278,7 @@ private:
     std::size_t bad_reader_ = 0;
     std::uint64_t heads_sum_ = 0;
     bool drop_ = false;                // overflow_policy::drop_oldest
+    bool rmw_wakes_ = false;           // promise_rmw_wakes()
     std::uint64_t oldest_ = 0;         // drop_oldest: the lapped line's fields, as published
     std::uint64_t oldest_seq_ = 0;
     std::uint64_t oldest_bytes_ = 0;

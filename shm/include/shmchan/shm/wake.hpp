@@ -32,11 +32,19 @@ namespace shmchan::shm {
 // before its publish loads rmw_wake after the fence and sees the flag (RMW form); one
 // interrupted after its publish has that publish seen by the sleeper's next look.
 
+//
+// A waker that publishes seldom and whose peer sleeps often (the engine's bridge ends: one
+// commit per message or batch, a sleeping peer for each) can instead promise the RMW form on
+// every wake, before its first publish (promise_rmw_wakes_on, then `rmw` true in every notify).
+// A sleeper that finds every waker of its line counted in `rmw_wakers` skips its barrier:
+// SYNC with the promise's store, which precedes each of that waker's publishes in its own
+// program order, so every wake it could miss is an RMW on `waiting`.
+
 // Whether someone sleeps (or is about to) on `w`. Called right after publishing (a tail or
-// head store).
-inline bool has_sleeper(wait_line& w) noexcept {
+// head store). `rmw`: this waker promised the RMW form (promise_rmw_wakes_on).
+inline bool has_sleeper(wait_line& w, bool rmw = false) noexcept {
     std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the publish above both loads
-    if (fast_wake() && w.rmw_wake.load(std::memory_order_relaxed) == 0)
+    if (!rmw && fast_wake() && w.rmw_wake.load(std::memory_order_relaxed) == 0)
         return w.waiting.load(std::memory_order_relaxed) != 0;
     return w.waiting.fetch_add(0, std::memory_order_acq_rel) != 0;
 }
@@ -49,8 +57,13 @@ inline void wake_sleepers(wait_line& w) noexcept {
     }
 }
 // Wakes a sleeper of `w`, if any. Called right after publishing (a tail or head store).
-inline void notify(wait_line& w) noexcept {
-    if (has_sleeper(w)) wake_sleepers(w);
+inline void notify(wait_line& w, bool rmw = false) noexcept {
+    if (has_sleeper(w, rmw)) wake_sleepers(w);
+}
+// Counts this waker in `rmw_wakers`. \pre before its first publish; every has_sleeper() of
+// this waker on `w` from then on passes rmw = true.
+inline void promise_rmw_wakes_on(wait_line& w) noexcept {
+    w.rmw_wakers.fetch_add(1, std::memory_order_seq_cst);
 }
 // Unconditional wake, for state changes (close, abort, a reader leaving).
 inline void notify_always(wait_line& w) noexcept {
@@ -77,12 +90,19 @@ inline std::uint32_t announce_sleep(wait_line& w) noexcept {
     w.waiting.fetch_add(1, std::memory_order_acq_rel);
     return seq;
 }
+// Whether all `wakers` of `w` (0: unknown, never) promised the RMW form.
+inline bool wakers_promised(const wait_line& w, std::uint32_t wakers) noexcept {
+    // SYNC with promise_rmw_wakes_on: acquire, so a count seen here follows each promise.
+    return wakers != 0 && w.rmw_wakers.load(std::memory_order_acquire) >= wakers;
+}
 // Returns the futex value to sleep on, and whether sleeps may be long (false: membarrier is
 // unavailable here, so a wake could be missed and the sleep must be short). After this call
 // the caller re-checks its condition before futex_wait(w.seq, value, ...), then finish_sleep().
-inline std::uint32_t prepare_sleep(wait_line& w, bool& long_sleep_ok) noexcept {
+// `wakers`: how many wakers `w` has (0: unknown); when all of them promised the RMW form, no
+// barrier is needed.
+inline std::uint32_t prepare_sleep(wait_line& w, bool& long_sleep_ok, std::uint32_t wakers = 0) noexcept {
     const std::uint32_t seq = announce_sleep(w);
-    long_sleep_ok = sleeper_barrier();
+    long_sleep_ok = wakers_promised(w, wakers) || sleeper_barrier();
     return seq;
 }
 inline void finish_sleep(wait_line& w) noexcept {
