@@ -85,6 +85,7 @@ channel_options options_of(const shmchan_options* in) {
         default: throw error(errc::invalid_argument, "shmchan_options.overflow is not a SHMCHAN_OVERFLOW_* value");
     }
     r.prefault = o.prefault != 0;  // a caller built before the field has init's default
+    r.rmw_wakes = o.rmw_wakes != 0;
     return r;
 }
 
@@ -132,22 +133,24 @@ const char* shmchan_last_error(void) { return capi::last_message.c_str(); }
 
 const char* shmchan_version_string(void) { return version_string; }
 
-void shmchan_options_init(shmchan_options* o) {
-    if (!o) return;
+void shmchan_options_init_size(shmchan_options* out, size_t size) {
+    if (!out || size < sizeof out->size) return;
     channel_options d;
-    std::memset(o, 0, sizeof *o);
-    o->size = sizeof *o;
-    o->capacity = d.capacity;
-    o->spin_us = d.spin_us;
-    o->spin_max_us = d.spin_max_us;
-    o->transport = SHMCHAN_TRANSPORT_AUTO;
-    o->engine = nullptr;
-    o->loan_claim = SHMCHAN_LOAN_CLAIM_ADAPTIVE;
-    o->loan_claim_min = d.loan_claim_min;
-    o->max_held = d.max_held;
-    o->readers = d.readers;
-    o->overflow = SHMCHAN_OVERFLOW_BLOCK;
-    o->prefault = d.prefault ? 1 : 0;
+    shmchan_options o;
+    std::memset(&o, 0, sizeof o);
+    o.capacity = d.capacity;
+    o.spin_us = d.spin_us;
+    o.spin_max_us = d.spin_max_us;
+    o.transport = SHMCHAN_TRANSPORT_AUTO;
+    o.engine = nullptr;
+    o.loan_claim = SHMCHAN_LOAN_CLAIM_ADAPTIVE;
+    o.loan_claim_min = d.loan_claim_min;
+    o.max_held = d.max_held;
+    o.readers = d.readers;
+    o.overflow = SHMCHAN_OVERFLOW_BLOCK;
+    o.prefault = d.prefault ? 1 : 0;
+    o.rmw_wakes = d.rmw_wakes ? 1 : 0;
+    capi::fill_sized(out, o, size);
 }
 
 void shmchan_frame_meta_init(shmchan_frame_meta* m) {
@@ -157,13 +160,14 @@ void shmchan_frame_meta_init(shmchan_frame_meta* m) {
     m->offset = m->offset_end = SHMCHAN_OFFSET_NONE;
 }
 
-void shmchan_item_init(shmchan_item* it) {
-    if (!it) return;
-    std::memset(it, 0, sizeof *it);
-    it->size = sizeof *it;
-    it->kind = SHMCHAN_ITEM_END;
-    it->abort_reason = "";
-    shmchan_frame_meta_init(&it->meta);
+void shmchan_item_init_size(shmchan_item* out, size_t size) {
+    if (!out || size < sizeof out->size) return;
+    shmchan_item it;
+    std::memset(&it, 0, sizeof it);
+    it.kind = SHMCHAN_ITEM_END;
+    it.abort_reason = "";
+    shmchan_frame_meta_init(&it.meta);
+    capi::fill_sized(out, it, size);
 }
 
 }  // extern "C"

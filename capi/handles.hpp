@@ -6,7 +6,9 @@
 #include <shmchan/channel.hpp>
 #include <shmchan/shmchan.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -40,6 +42,16 @@ int guarded(F&& f) noexcept {
     } catch (...) {
         return fail(SHMCHAN_E_INTERNAL, "unknown exception");
     }
+}
+
+// Writes `full` over a caller's growable struct of `size` bytes (its own sizeof, which may be
+// smaller than ours, built against an older header, or larger, built against a newer one):
+// no byte past `size`, the fields we do not know zeroed, `size` kept.
+template <class T>
+void fill_sized(T* out, const T& full, std::size_t size) noexcept {
+    std::memset(static_cast<void*>(out), 0, size);
+    std::memcpy(static_cast<void*>(out), &full, std::min(size, sizeof full));
+    out->size = size;
 }
 
 inline shmchan::nanoseconds timeout_of(int ms) noexcept {

@@ -33,12 +33,7 @@ void fill_meta(shmchan_frame_meta& out, const frame_meta& m) noexcept {
 }
 
 // The full item into the caller's, as much of it as its `size` says.
-void deliver(shmchan_item* out, const shmchan_item& full) noexcept {
-    std::size_t n = std::min(out->size, sizeof full);
-    std::size_t size = out->size;
-    std::memcpy(out, &full, n);
-    out->size = size;
-}
+void deliver(shmchan_item* out, const shmchan_item& full) noexcept { capi::fill_sized(out, full, out->size); }
 }  // namespace
 
 extern "C" {

@@ -145,10 +145,11 @@ size_t shmchan_writer_max_frame(const shmchan_writer* w) { return w ? w->w.max_f
 
 void shmchan_writer_free(shmchan_writer* w) { delete w; }
 
-void shmchan_reader_status_init(shmchan_reader_status* s) {
-    if (!s) return;
-    std::memset(s, 0, sizeof *s);
-    s->size = sizeof *s;
+void shmchan_reader_status_init_size(shmchan_reader_status* out, size_t size) {
+    if (!out || size < sizeof out->size) return;
+    shmchan_reader_status s;
+    std::memset(&s, 0, sizeof s);
+    capi::fill_sized(out, s, size);
 }
 
 const char* shmchan_reader_state_name(int state) {

@@ -2,9 +2,9 @@
  *
  * Every call that can fail returns 0 on success or a negative SHMCHAN_E_* code; the failing
  * call's message, with more detail than the code, is shmchan_last_error() on that thread.
- * Structs that may grow (shmchan_options, shmchan_item) begin with a `size` field that the
- * caller sets, through shmchan_options_init()/shmchan_item_init(), to the size it was compiled
- * with; the library reads and writes only that much. See docs/c-api.md.
+ * Structs that may grow (shmchan_options, shmchan_item, shmchan_reader_status) begin with a
+ * `size` field that the caller sets, through the shmchan_*_init() macros, to the size it was
+ * compiled with; the library reads and writes only that much. See docs/c-api.md.
  *
  *   shmchan_options o; shmchan_options_init(&o);
  *   shmchan_channel* ch; shmchan_create_channel(&o, &ch);
@@ -92,10 +92,15 @@ typedef struct shmchan_options {
     int overflow;            /* SHMCHAN_OVERFLOW_*, for a created channel */
     int prefault;            /* 1 (default): an end maps the whole ring when claimed; 0: its pages
                                 fault in as first touched (an event loop serving many channels) */
+    int rmw_wakes;           /* 0 (default); 1: each commit or release wakes the peer with a locked
+                                instruction, so that the peer's sleeps need no membarrier (a relay
+                                or event loop whose peer sleeps between its records) */
 } shmchan_options;
 
-/* Fills in the defaults (the C++ ones) and the size. */
-void shmchan_options_init(shmchan_options* options);
+/* Fills in the defaults (the C++ ones) and the size. A macro, so that `size` is the caller's
+ * sizeof: a program built against an older header writes and gets only the fields it has. */
+void shmchan_options_init_size(shmchan_options* options, size_t size);
+#define shmchan_options_init(options) shmchan_options_init_size((options), sizeof *(options))
 
 /* --- channels -------------------------------------------------------------------------- */
 
@@ -206,7 +211,9 @@ typedef struct shmchan_reader_status {
     uint64_t released;       /* ring bytes it released so far: its position in the stream */
 } shmchan_reader_status;
 
-void shmchan_reader_status_init(shmchan_reader_status* status);
+/* Zeroes it and sets the size (the caller's sizeof, as shmchan_options_init). */
+void shmchan_reader_status_init_size(shmchan_reader_status* status, size_t size);
+#define shmchan_reader_status_init(status) shmchan_reader_status_init_size((status), sizeof *(status))
 /* "waiting", "reading", "done", "left", "lost" ("?" for anything else); never NULL. */
 const char* shmchan_reader_state_name(int state);
 /* How many readers the writer's channel has, in the order of its reader refs (0 on the
@@ -242,7 +249,9 @@ typedef struct shmchan_item {
     uint64_t gap_bytes;      /* and their payload bytes */
 } shmchan_item;
 
-void shmchan_item_init(shmchan_item* item);
+/* An empty item (kind END) with the size (the caller's sizeof, as shmchan_options_init). */
+void shmchan_item_init_size(shmchan_item* item, size_t size);
+#define shmchan_item_init(item) shmchan_item_init_size((item), sizeof *(item))
 
 /* Opens the read end from a reader ref (JSON) and claims it. options may be NULL. */
 int shmchan_open_reader(const char* ref_json, const shmchan_options* options, shmchan_reader** out);

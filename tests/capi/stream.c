@@ -22,6 +22,14 @@ static int failures = 0;
         }                                                                               \
     } while (0)
 
+/* Every byte still the 0x5a a test filled it with. */
+static int untouched(const unsigned char* p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i)
+        if (p[i] != 0x5a) return 0;
+    return 1;
+}
+
 static int die(const char* what, int rc) {
     fprintf(stderr, "stream: %s: %s (%s): %s\n", what, shmchan_error_name(rc), shmchan_strerror(rc),
             shmchan_last_error());
@@ -254,6 +262,28 @@ static int cmd_errors(void) {
         small[0].size = 1;
         CHECK(shmchan_reader_next(r, &small[0], 1000) == SHMCHAN_E_INVALID_ARGUMENT);
     }
+    /* A caller built against an older header: the init macros pass the library the caller's
+     * sizeof, and nothing past it is written (the guard bytes). */
+    {
+        struct { shmchan_options o; unsigned char guard[64]; } g_o;
+        struct { shmchan_item it; unsigned char guard[64]; } g_it;
+        struct { shmchan_reader_status st; unsigned char guard[64]; } g_st;
+        const size_t n_o = offsetof(shmchan_options, prefault);     /* before prefault, rmw_wakes */
+        const size_t n_it = offsetof(shmchan_item, gap_records);   /* before the gap counts */
+        const size_t n_st = offsetof(shmchan_reader_status, released) + sizeof g_st.st.released;
+        memset(&g_o, 0x5a, sizeof g_o);
+        memset(&g_it, 0x5a, sizeof g_it);
+        memset(&g_st, 0x5a, sizeof g_st);
+        shmchan_options_init_size(&g_o.o, n_o);
+        shmchan_item_init_size(&g_it.it, n_it);
+        shmchan_reader_status_init_size(&g_st.st, n_st);
+        CHECK(g_o.o.size == n_o && g_o.o.max_held == 1 && g_o.o.spin_us == 50);
+        CHECK(g_it.it.size == n_it && g_it.it.kind == SHMCHAN_ITEM_END);
+        CHECK(g_st.st.size == n_st && g_st.st.released == 0);
+        CHECK(untouched((const unsigned char*)&g_o + n_o, sizeof g_o - n_o));
+        CHECK(untouched((const unsigned char*)&g_it + n_it, sizeof g_it - n_it));
+        CHECK(untouched((const unsigned char*)&g_st + n_st, sizeof g_st - n_st));
+    }
     shmchan_writer_free(w);  /* freed open: the stream is aborted */
     CHECK(shmchan_reader_next(r, &it, 1000) == SHMCHAN_E_ABORTED);
     shmchan_reader_free(r);
@@ -277,7 +307,7 @@ static int cmd_readers(void) {
     int i;
     uint64_t held_id;
     shmchan_options_init(&o);
-    CHECK(o.readers == 1 && o.overflow == SHMCHAN_OVERFLOW_BLOCK && o.prefault == 1);
+    CHECK(o.readers == 1 && o.overflow == SHMCHAN_OVERFLOW_BLOCK && o.prefault == 1 && o.rmw_wakes == 0);
     o.capacity = 4096;
     o.overflow = 7;
     CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT);
@@ -285,8 +315,9 @@ static int cmd_readers(void) {
     o.readers = 65;
     CHECK(shmchan_create_channel(&o, &ch) == SHMCHAN_E_INVALID_ARGUMENT);
 
-    /* block: both readers get the record */
+    /* block: both readers get the record (every end promising read-modify-write wakes) */
     o.readers = 2;
+    o.rmw_wakes = 1;
     CHECK(shmchan_create_channel(&o, &ch) == 0);
     CHECK(shmchan_channel_reader_count(ch) == 2);
     CHECK(strcmp(shmchan_channel_reader_ref_at(ch, 0), shmchan_channel_reader_ref(ch)) == 0);
@@ -325,6 +356,7 @@ static int cmd_readers(void) {
 
     /* drop-oldest: the writer never waits; the reader is told what it missed */
     o.readers = 1;
+    o.rmw_wakes = 0;
     o.overflow = SHMCHAN_OVERFLOW_DROP_OLDEST;
     CHECK(shmchan_create_channel(&o, &ch) == 0);
     CHECK(shmchan_channel_take_writer(ch, &w) == 0);
