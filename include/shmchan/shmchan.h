@@ -144,6 +144,9 @@ enum {
     SHMCHAN_FRAME_NON_DROPPABLE = 1 << 11
 };
 
+/* Fixed for the life of ABI major 0 (it has no size field and sits inside shmchan_item, and
+ * the library reads a caller's whole struct): more per-frame fields would come as new fields at
+ * the end of shmchan_item and as a new call for writing them. */
 typedef struct shmchan_frame_meta {
     int64_t pts;             /* nanoseconds, or SHMCHAN_TIME_NONE */
     int64_t dts;
