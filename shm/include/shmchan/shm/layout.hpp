@@ -60,12 +60,13 @@ inline constexpr std::uint64_t segment_magic = 0x4e4148434d485321ULL;  // "!SHMC
 //    "any release wakes", and an older reader wakes on any release).
 // 6: a wait line's rmw_wake (an older waker would ignore it and could miss a sleeper that
 //    relies on it). Later, compatibly: the ends' `cpu` hints (an older end leaves them zero,
-//    "unknown", and its peer spins as before); a wait line's rmw_wakers (an older waker leaves
-//    it zero, and its sleepers keep their barrier).
+//    "unknown", and its peer spins as before).
 // 7: the lapped line holds two slots and the version says which is current, so a writer
 //    stopped while it publishes never leaves readers an odd seqlock to wait on.
 // 8: the joined line (drop_oldest: counts near the tail, so that a reader claiming its end
-//    walks a few records, not the whole ring); the readers' lines start at 576.
+//    walks a few records, not the whole ring); the readers' lines start at 576. Later,
+//    compatibly: a wait line's rmw_wakers (an older waker leaves it zero, and its sleepers keep
+//    their barrier).
 inline constexpr std::uint32_t layout_version = 8;
 
 inline constexpr std::size_t max_readers = 64;
