@@ -219,7 +219,7 @@ inline constexpr std::uint64_t join_publish_records = 64;
 // the read-modify-write form on every wake, from before their first publish (wake.hpp,
 // promise_rmw_wakes_on). When every waker of the line did (the writer, for the data line; each
 // reader, for the space line), a sleeper there needs no barrier either. A hint as well: a
-// peer that inflates it can only delay its own wakes.
+// peer that inflates it can only delay wakes (sleeps are bounded).
 struct alignas(cache_line) wait_line {
     std::atomic<std::uint32_t> seq;
     std::atomic<std::uint32_t> waiting;

@@ -31,7 +31,6 @@ namespace shmchan::shm {
 // order: the barrier is a full fence at some instruction of each waker. A waker interrupted
 // before its publish loads rmw_wake after the fence and sees the flag (RMW form); one
 // interrupted after its publish has that publish seen by the sleeper's next look.
-
 //
 // A waker that publishes seldom and whose peer sleeps often (the engine's bridge ends: one
 // commit per message or batch, a sleeping peer for each) can instead promise the RMW form on
