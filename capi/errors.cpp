@@ -150,7 +150,7 @@ void shmchan_options_init_size(shmchan_options* out, size_t size) {
     o.overflow = SHMCHAN_OVERFLOW_BLOCK;
     o.prefault = d.prefault ? 1 : 0;
     o.rmw_wakes = d.rmw_wakes ? 1 : 0;
-    capi::fill_sized(out, o, size);
+    capi::init_sized(out, o, size);
 }
 
 void shmchan_frame_meta_init(shmchan_frame_meta* m) {
@@ -167,7 +167,7 @@ void shmchan_item_init_size(shmchan_item* out, size_t size) {
     it.kind = SHMCHAN_ITEM_END;
     it.abort_reason = "";
     shmchan_frame_meta_init(&it.meta);
-    capi::fill_sized(out, it, size);
+    capi::init_sized(out, it, size);
 }
 
 }  // extern "C"

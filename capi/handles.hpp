@@ -45,13 +45,20 @@ int guarded(F&& f) noexcept {
 }
 
 // Writes `full` over a caller's growable struct of `size` bytes (its own sizeof, which may be
-// smaller than ours, built against an older header, or larger, built against a newer one):
-// no byte past `size`, the fields we do not know zeroed, `size` kept.
+// smaller than ours, built against an older header, or larger, built against a newer one): no
+// byte past `size`, nor past our own struct (a `size` read from a struct the caller forgot to
+// initialise may be anything), `size` kept.
 template <class T>
-void fill_sized(T* out, const T& full, std::size_t size) noexcept {
-    std::memset(static_cast<void*>(out), 0, size);
+void copy_sized(T* out, const T& full, std::size_t size) noexcept {
     std::memcpy(static_cast<void*>(out), &full, std::min(size, sizeof full));
     out->size = size;
+}
+// The shmchan_*_init_size calls: `size` is the caller's sizeof (the init macros), so the fields
+// we do not know are zeroed too.
+template <class T>
+void init_sized(T* out, const T& full, std::size_t size) noexcept {
+    std::memset(static_cast<void*>(out), 0, size);
+    copy_sized(out, full, size);
 }
 
 inline shmchan::nanoseconds timeout_of(int ms) noexcept {

@@ -33,7 +33,7 @@ void fill_meta(shmchan_frame_meta& out, const frame_meta& m) noexcept {
 }
 
 // The full item into the caller's, as much of it as its `size` says.
-void deliver(shmchan_item* out, const shmchan_item& full) noexcept { capi::fill_sized(out, full, out->size); }
+void deliver(shmchan_item* out, const shmchan_item& full) noexcept { capi::copy_sized(out, full, out->size); }
 }  // namespace
 
 extern "C" {

@@ -149,7 +149,7 @@ void shmchan_reader_status_init_size(shmchan_reader_status* out, size_t size) {
     if (!out || size < sizeof out->size) return;
     shmchan_reader_status s;
     std::memset(&s, 0, sizeof s);
-    capi::fill_sized(out, s, size);
+    capi::init_sized(out, s, size);
 }
 
 const char* shmchan_reader_state_name(int state) {

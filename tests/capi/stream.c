@@ -262,6 +262,17 @@ static int cmd_errors(void) {
         small[0].size = 1;
         CHECK(shmchan_reader_next(r, &small[0], 1000) == SHMCHAN_E_INVALID_ARGUMENT);
     }
+    /* A size larger than the library's struct (a newer caller, or one that never initialised
+     * it): nothing is written past the struct the library knows. */
+    CHECK(shmchan_writer_write(w, "y", 1, -1) == 0);
+    {
+        struct { shmchan_item it; unsigned char guard[64]; } big;
+        memset(&big, 0x5a, sizeof big);
+        big.it.size = (size_t)1 << 30;
+        CHECK(shmchan_reader_next(r, &big.it, 1000) == 0 && big.it.data_size == 1);
+        CHECK(big.it.size == (size_t)1 << 30);
+        CHECK(untouched(big.guard, sizeof big.guard));
+    }
     /* A caller built against an older header: the init macros pass the library the caller's
      * sizeof, and nothing past it is written (the guard bytes). */
     {
