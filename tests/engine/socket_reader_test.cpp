@@ -34,6 +34,13 @@ void end_stream(tcp::socket& s, websocket::stream<tcp::socket&>& ws) {
     ws.read(b, ec);
     if (ec != websocket::error::closed) throw beast::system_error(ec);
 }
+// Accepts the reader's upgrade and counts the pongs it answers with.
+void accept_counting_pongs(websocket::stream<tcp::socket&>& ws, int& pongs) {
+    ws.accept();
+    ws.control_callback([&pongs](websocket::frame_type k, beast::string_view) {
+        if (k == websocket::frame_type::pong) ++pongs;
+    });
+}
 }  // namespace
 
 TEST_CASE("socket reader: fragments, a ping between them, small and large messages, then the end", "[engine][socket]") {
@@ -42,10 +49,7 @@ TEST_CASE("socket reader: fragments, a ping between them, small and large messag
     int pongs = 0;
     fake_engine fake([&](tcp::socket& s) {
         websocket::stream<tcp::socket&> ws(s);
-        ws.accept();
-        ws.control_callback([&](websocket::frame_type k, beast::string_view) {
-            if (k == websocket::frame_type::pong) ++pongs;
-        });
+        accept_counting_pongs(ws, pongs);
         ws.binary(true);
         ws.write_some(false, asio::buffer(std::string("abc")));
         ws.ping({});  // between two fragments of one message
@@ -93,10 +97,7 @@ TEST_CASE("socket reader: after large messages, a ping, small ones and fragments
     int pongs = 0;
     fake_engine fake([&](tcp::socket& s) {
         websocket::stream<tcp::socket&> ws(s);
-        ws.accept();
-        ws.control_callback([&](websocket::frame_type k, beast::string_view) {
-            if (k == websocket::frame_type::pong) ++pongs;
-        });
+        accept_counting_pongs(ws, pongs);
         ws.binary(true);
         ws.write(asio::buffer(big1));
         ws.ping(websocket::ping_data(std::string(125, 'p').c_str()));
