@@ -157,3 +157,20 @@ TEST_CASE("joined line: impossible values are corrupt, not an access", "[ring][d
     SECTION("not on a record boundary") { s.pos.store(64 * 32 + 8); }
     CHECK(d.c.join_at_tail() == ring_status::corrupt);
 }
+
+TEST_CASE("joined line: a writer end claimed over a joined pos off the record alignment reads no header there", "[ring][drop_oldest][hostile]") {
+    // A new writer end counts the records from the joined line's pos to the tail; a pos off
+    // the 8-byte alignment once made it read a header at an unaligned address (UBSan, from
+    // fuzz_segment_open). It now takes the line's counts as they are and goes on writing.
+    dropping_ring d;
+    d.push(0, 100);
+    counts_line& l = d.r.cb->joined;
+    l.slot[l.version.load() & 1].pos.store(100 * 32 - 60);
+    ring_producer again{d.r.cb, d.r.data(), d.g};
+    for (std::uint64_t i = 100; i < 110; ++i) REQUIRE(again.try_push(record_type::binary, &i, sizeof i) == ring_status::ok);
+    record_view v{};
+    REQUIRE(d.c.try_peek(v) == ring_status::lapped);
+    ring_consumer::gap g;
+    REQUIRE(d.c.skip(g) == ring_status::ok);
+    CHECK(d.read_one() == g.records);
+}

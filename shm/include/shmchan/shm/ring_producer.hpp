@@ -300,6 +300,8 @@ private:
     // writer's own, but in shared memory: each is read once and checked. False when one is
     // impossible (`pos` is then where it stopped).
     bool count_records(std::uint64_t& pos, std::uint64_t& seq, std::uint64_t& bytes, std::uint64_t until) const noexcept {
+        // Record sizes keep an aligned start aligned; a start from shared memory may be odd.
+        if (pos % record_align != 0) return false;
         while (pos < until) {
             const std::size_t off = pos & mask_;
             const auto* h = reinterpret_cast<const record_header*>(data_ + off);
