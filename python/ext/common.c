@@ -49,7 +49,7 @@ int claim(int* busy, const char* what) {
 }
 
 int parse_options(shmchan_options* o, Py_ssize_t capacity, Py_ssize_t max_held, int transport,
-                         const char* engine, long spin_us, int prefault) {
+                         const char* engine, long spin_us, int prefault, int rmw_wakes) {
     shmchan_options_init(o);
     if (capacity > 0) o->capacity = (size_t)capacity;
     if (max_held > 0) o->max_held = (size_t)max_held;
@@ -57,6 +57,7 @@ int parse_options(shmchan_options* o, Py_ssize_t capacity, Py_ssize_t max_held, 
     o->engine = engine;
     if (spin_us >= 0) o->spin_us = (uint32_t)spin_us;
     o->prefault = prefault != 0;
+    o->rmw_wakes = rmw_wakes != 0;
     return 0;
 }
 

@@ -21,7 +21,7 @@ int slice_of(int remaining);
 int go_on(int* remaining, int slice);
 int claim(int* busy, const char* what);
 int parse_options(shmchan_options* o, Py_ssize_t capacity, Py_ssize_t max_held, int transport,
-                  const char* engine, long spin_us, int prefault);
+                  const char* engine, long spin_us, int prefault, int rmw_wakes);
 int meta_from_tuple(PyObject* t, shmchan_frame_meta* m, Py_buffer* user);
 PyObject* meta_to_tuple(const shmchan_frame_meta* m);
 

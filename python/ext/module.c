@@ -7,13 +7,13 @@
 
 /* --- module functions ------------------------------------------------------------------- */
 
-static char* option_kw[] = {"", "capacity", "max_held", "transport", "engine", "spin_us", "prefault", NULL};
+static char* option_kw[] = {"", "capacity", "max_held", "transport", "engine", "spin_us", "prefault", "rmw_wakes", NULL};
 
-/* create_channel(capacity, max_held, transport, engine, spin_us, readers, overflow, prefault) ->
+/* create_channel(capacity, max_held, transport, engine, spin_us, readers, overflow, prefault, rmw_wakes) ->
  * (writer_ref, [reader_ref, ...], _Writer, _Reader): the local reader is reader 0's. */
 static PyObject* create_channel(PyObject* self, PyObject* args, PyObject* kw) {
     Py_ssize_t capacity = 0, max_held = 0, readers = 1;
-    int transport = SHMCHAN_TRANSPORT_AUTO, overflow = SHMCHAN_OVERFLOW_BLOCK, prefault = 1, rc;
+    int transport = SHMCHAN_TRANSPORT_AUTO, overflow = SHMCHAN_OVERFLOW_BLOCK, prefault = 1, rmw_wakes = 0, rc;
     const char* engine = NULL;
     long spin_us = -1;
     shmchan_options o;
@@ -22,12 +22,12 @@ static PyObject* create_channel(PyObject* self, PyObject* args, PyObject* kw) {
     shmchan_reader* r = NULL;
     PyObject *wo, *ro, *refs, *res = NULL;
     size_t i, n;
-    static char* kws[] = {"capacity", "max_held", "transport", "engine", "spin_us", "readers", "overflow", "prefault", NULL};
+    static char* kws[] = {"capacity", "max_held", "transport", "engine", "spin_us", "readers", "overflow", "prefault", "rmw_wakes", NULL};
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nnizlnip", kws, &capacity, &max_held, &transport, &engine, &spin_us,
-                                     &readers, &overflow, &prefault))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nnizlnipp", kws, &capacity, &max_held, &transport, &engine, &spin_us,
+                                     &readers, &overflow, &prefault, &rmw_wakes))
         return NULL;
-    parse_options(&o, capacity, max_held, transport, engine, spin_us, prefault);
+    parse_options(&o, capacity, max_held, transport, engine, spin_us, prefault, rmw_wakes);
     o.readers = readers > 0 ? (size_t)readers : 0;  /* 0 and > 64: the library's InvalidArgument */
     o.overflow = overflow;
     Py_BEGIN_ALLOW_THREADS rc = shmchan_create_channel(&o, &ch);
@@ -61,16 +61,16 @@ static PyObject* create_channel(PyObject* self, PyObject* args, PyObject* kw) {
 static PyObject* open_end(PyObject* args, PyObject* kw, int writer) {
     const char* ref;
     Py_ssize_t capacity = 0, max_held = 0;
-    int transport = SHMCHAN_TRANSPORT_AUTO, prefault = 1, rc;
+    int transport = SHMCHAN_TRANSPORT_AUTO, prefault = 1, rmw_wakes = 0, rc;
     const char* engine = NULL;
     long spin_us = -1;
     shmchan_options o;
     shmchan_writer* w = NULL;
     shmchan_reader* r = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|nnizlp", option_kw, &ref, &capacity, &max_held, &transport,
-                                     &engine, &spin_us, &prefault))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|nnizlpp", option_kw, &ref, &capacity, &max_held, &transport,
+                                     &engine, &spin_us, &prefault, &rmw_wakes))
         return NULL;
-    parse_options(&o, capacity, max_held, transport, engine, spin_us, prefault);
+    parse_options(&o, capacity, max_held, transport, engine, spin_us, prefault, rmw_wakes);
     Py_BEGIN_ALLOW_THREADS
     rc = writer ? shmchan_open_writer(ref, &o, &w) : shmchan_open_reader(ref, &o, &r);
     Py_END_ALLOW_THREADS

@@ -49,7 +49,7 @@ _TRANSPORTS = {"auto": 0, "shm": 1, "socket": 2}
 
 
 def _options(capacity: Optional[int], max_held: int, transport: str, engine: Optional[str],
-             spin_us: Optional[int], prefault: bool) -> dict:
+             spin_us: Optional[int], prefault: bool, rmw_wakes: bool = False) -> dict:
     if transport not in _TRANSPORTS:
         raise ValueError(f"transport must be one of {sorted(_TRANSPORTS)}, not {transport!r}")
     if max_held < 1:
@@ -57,7 +57,8 @@ def _options(capacity: Optional[int], max_held: int, transport: str, engine: Opt
     if capacity is not None and capacity <= 0:
         raise ValueError("capacity must be positive")
     return dict(capacity=capacity or 0, max_held=max_held, transport=_TRANSPORTS[transport],
-                engine=engine, spin_us=-1 if spin_us is None else spin_us, prefault=bool(prefault))
+                engine=engine, spin_us=-1 if spin_us is None else spin_us, prefault=bool(prefault),
+                rmw_wakes=bool(rmw_wakes))
 
 
 def _ms(timeout: Optional[float]) -> int:
@@ -439,31 +440,34 @@ class Channel:
 
 
 def create_channel(capacity: Optional[int] = None, *, max_held: int = 1, spin_us: Optional[int] = None,
-                   readers: int = 1, overflow: str = "block", prefault: bool = True) -> Channel:
+                   readers: int = 1, overflow: str = "block", prefault: bool = True,
+                   rmw_wakes: bool = False) -> Channel:
     """Creates a channel in this host's shared memory (capacity: ring bytes, rounded up to a
     power of two; default 4 MiB) with ``readers`` readers (1 to 64, a ref each in
     ``reader_refs``). ``overflow`` when the ring is full: "block" (the writer waits for the
     slowest reader still attached; lossless) or "drop_oldest" (the writer never waits; a reader
     a ring behind gets a "gap" item). ``prefault=False``: the local ends do not map the whole
     ring when first used; its pages fault in as touched (many idle channels, or a process that
-    must not stall on a large ring). Raises ValueError for a bad count or policy, NoSpace,
+    must not stall on a large ring). ``rmw_wakes=True``: the local ends wake their peer with a
+    read-modify-write, so that a peer sleeping on them skips its membarrier (ends that wake once
+    per message or batch, as a bridge does; channel_options::rmw_wakes). Raises ValueError for a bad count or policy, NoSpace,
     InvalidArgument."""
-    o = _options(capacity, max_held, "auto", None, spin_us, prefault)
+    o = _options(capacity, max_held, "auto", None, spin_us, prefault, rmw_wakes)
     o.update(readers=_readers_of(readers), overflow=_overflow_of(overflow))
     wref, rrefs, w, r = _shmchan.create_channel(**o)
     return Channel(wref, rrefs, Writer(w), Reader(r, max_held))
 
 
 def open_reader(ref: RefLike, *, max_held: int = 1, transport: str = "auto", engine: Optional[str] = None,
-                spin_us: Optional[int] = None, prefault: bool = True) -> Reader:
+                spin_us: Optional[int] = None, prefault: bool = True, rmw_wakes: bool = False) -> Reader:
     """Opens the read end from a reader ref (dict or JSON) and claims it. Raises InvalidRef,
     WrongDirection, BadKey, AlreadyClaimed, SegmentMissing, EngineUnreachable, ..."""
-    o = _options(None, max_held, transport, engine, spin_us, prefault)
+    o = _options(None, max_held, transport, engine, spin_us, prefault, rmw_wakes)
     return Reader(_shmchan.open_reader(_ref_json(ref), **o), max_held)
 
 
 def open_writer(ref: RefLike, *, transport: str = "auto", engine: Optional[str] = None,
-                spin_us: Optional[int] = None, prefault: bool = True) -> Writer:
+                spin_us: Optional[int] = None, prefault: bool = True, rmw_wakes: bool = False) -> Writer:
     """Opens the write end from a writer ref (dict or JSON) and claims it."""
-    o = _options(None, 1, transport, engine, spin_us, prefault)
+    o = _options(None, 1, transport, engine, spin_us, prefault, rmw_wakes)
     return Writer(_shmchan.open_writer(_ref_json(ref), **o))

@@ -188,6 +188,24 @@ class Streams(unittest.TestCase):
         self.assertGreaterEqual(grew[True], 60 << 10, grew)
         self.assertLess(grew[False], 16 << 10, grew)
 
+    def test_rmw_wakes_reaches_the_ends_and_they_promise_in_the_segment(self):
+        # Each end that promised counts itself in its peer's wait line (shm/layout.hpp pins the
+        # offsets: the data line's rmw_wakers at 352, the space line's at 416) before its first
+        # commit or release.
+        def promised(ch):
+            with open("/dev/shm/shmchan-" + ch.reader_ref["channel_id"], "rb") as f:
+                words = f.read(420)
+            return int.from_bytes(words[352:356], "little"), int.from_bytes(words[416:420], "little")
+
+        for rmw in (False, True):
+            ch = shmchan.create_channel(64 << 10, rmw_wakes=rmw)
+            ch.writer.write(b"abc")
+            with ch.reader.next(timeout=5) as item:
+                self.assertEqual(bytes(item.data), b"abc")
+            self.assertEqual(promised(ch), (1, 1) if rmw else (0, 0))
+            ch.writer.close()
+            ch.reader.close()
+
 
 if __name__ == "__main__":
     unittest.main()
