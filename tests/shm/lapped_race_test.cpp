@@ -117,14 +117,14 @@ TEST_CASE("drop_oldest: readers join a large ring (64 MiB) under a nonstop write
         }
     } kill_writer{writer};
 
-    int joins = 0, gaps_checked = 0;
+    int joins = 0, gaps_checked = 0, lapped_at_once = 0;
     std::string wrong;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(shmchan::test::sanitized ? 10 : 3);
     while (std::chrono::steady_clock::now() < until && wrong.empty() && (joins < 20 || gaps_checked < 3)) {
         ring_consumer c(r.cb, r.data(), g);
         const std::uint64_t tail_before = r.cb->producer.tail.load();
-        if (c.join_at_tail() != ring_status::ok) {
-            wrong = "join " + std::to_string(joins) + " failed";
+        if (const ring_status js = c.join_at_tail(); js != ring_status::ok) {
+            wrong = "join " + std::to_string(joins) + " failed (status " + std::to_string(static_cast<int>(js)) + ")";
             break;
         }
         ++joins;
@@ -136,8 +136,15 @@ TEST_CASE("drop_oldest: readers join a large ring (64 MiB) under a nonstop write
         record_view v{};
         ring_status st;
         while ((st = c.try_peek(v)) == ring_status::empty) {}
+        // Descheduled for a whole lap (tens of ms) since the join, as under a loaded ctest -j2:
+        // nothing to check this time. Every join lapped so would fail the checks below.
+        if (st == ring_status::lapped) {
+            ++lapped_at_once;
+            continue;
+        }
         if (st != ring_status::ok || v.size != sizeof first) {
-            wrong = "no record after a join";
+            wrong = "no record after a join (status " + std::to_string(static_cast<int>(st)) + ", size " +
+                    std::to_string(v.size) + ")";
             break;
         }
         std::memcpy(&first, v.data, sizeof first);
@@ -173,7 +180,8 @@ TEST_CASE("drop_oldest: readers join a large ring (64 MiB) under a nonstop write
                     std::to_string(joined_at / 32) + ", skipped to record " + std::to_string(c.read_position() / 32) + ")";
         ++gaps_checked;
     }
-    INFO(joins << " joins, " << gaps_checked << " gaps checked: " << wrong);
+    INFO(joins << " joins (" << lapped_at_once << " lapped before their first read), " << gaps_checked
+               << " gaps checked: " << wrong);
     CHECK(wrong.empty());
     CHECK(joins >= 20);
     CHECK(gaps_checked >= 1);
