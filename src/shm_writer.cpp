@@ -123,10 +123,13 @@ public:
         gone[i] = why;
         any_lost = any_lost || why == reader_status::state::lost;
     }
-    // A reader wrote an impossible head: with others left it is dropped, alone it is `corrupt`.
+    // After try_claim() said `corrupt`: a reader that wrote an impossible head is dropped when
+    // others are left (and the claim is tried again). Anything else is `corrupt`: the ring's
+    // own state, which no retry changes (it looped for ever when reader 0 was taken for it).
     std::error_code bad_head() {
-        if (prod.counted() == (std::uint64_t{1} << prod.bad_reader())) return errc::corrupt;
-        drop(prod.bad_reader(), reader_status::state::lost);
+        const std::size_t i = prod.reader_to_drop();
+        if (i == shm::ring_producer::no_reader) return errc::corrupt;
+        drop(i, reader_status::state::lost);
         return {};
     }
     std::vector<reader_status> readers() const override {

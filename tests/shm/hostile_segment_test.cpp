@@ -8,7 +8,11 @@
 #include <thread>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <functional>
 
 #include "shmchan/shmchan.hpp"
 #include "shmchan/shm/ring.hpp"
@@ -21,6 +25,36 @@ using namespace std::chrono_literals;
 namespace {
 std::shared_ptr<shm::segment> map_as_ref_holder(const channel& ch) {
     return shm::segment::open(ch.reader_ref.shm->segment);
+}
+
+// Runs `f` in a child process: its exit code, or -1 when it did not end within `limit` (it is
+// killed then), so that a call that loops for ever fails the test instead of hanging it.
+int exit_code_within(const std::function<int()>& f, std::chrono::seconds limit) {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(f());
+    if (pid < 0) return -2;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > until) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -3;
+}
+
+// In the child: 0 when the writes (a ring's worth at most) ended in `corrupt` and no reader
+// was blamed for it.
+int corrupt_and_nobody_lost(channel& ch) {
+    std::error_code e;
+    for (int i = 0; i < 200 && !e; ++i) e = ch.writer.write(std::string(1000, 'x'), 2s);
+    if (e != errc::corrupt) return 10;
+    for (const reader_status& r : ch.writer.readers())
+        if (r.st == reader_status::state::lost) return 11;
+    return 0;
 }
 }  // namespace
 
@@ -56,6 +90,32 @@ TEST_CASE("indices rewritten by a ref holder are reported as corrupt, never used
         channel ch = create_channel(o);
         map_as_ref_holder(ch)->control()->producer.tail.store(std::uint64_t{1} << 40);
         CHECK(ch.writer.write("abc") == errc::corrupt);
+    }
+    SECTION("an unaligned tail, with two readers: corrupt at once, no reader blamed") {
+        // Only an impossible head names a reader to drop; this once dropped reader 0 and then
+        // retried the claim for ever (with one reader left, the loop never ended).
+        o.readers = 2;
+        channel ch = create_channel(o);
+        map_as_ref_holder(ch)->control()->producer.tail.store(8);
+        CHECK(exit_code_within([&] { return corrupt_and_nobody_lost(ch); }, 20s) == 0);
+    }
+    SECTION("drop_oldest: a record header below the tail rewritten, with two readers") {
+        o.readers = 2;
+        o.overflow = channel_options::overflow_policy::drop_oldest;
+        channel ch = create_channel(o);
+        // All in the child, which claims the writer end (a forked child cannot use its parent's).
+        CHECK(exit_code_within([&] {
+            const std::string rec(1000, 'r');
+            for (int i = 0; i < 100; ++i)  // laps the ring
+                if (ch.writer.write(rec, 0ns)) return 20;
+            auto seg = map_as_ref_holder(ch);
+            const shm::counts_line& l = seg->control()->lapped;
+            const std::uint64_t oldest = l.slot[l.version.load() & 1].pos.load();
+            // The oldest record kept, the next the writer must give up: its length made impossible.
+            auto* h = reinterpret_cast<shm::record_header*>(seg->data() + (oldest & (seg->geometry().capacity - 1)));
+            h->length = 0xFFFF'FF00u;
+            return corrupt_and_nobody_lost(ch);
+        }, 20s) == 0);
     }
     SECTION("the reader's own head") {
         channel ch = create_channel(o);

@@ -190,3 +190,32 @@ TEST_CASE("the reader refuses corrupt records instead of reading out of bounds",
         CHECK(st == ring_status::corrupt);
     }
 }
+
+TEST_CASE("after corrupt, only a reader whose head was impossible is named to drop", "[ring][hostile]") {
+    heap_ring r(4096, 2);
+    std::uint64_t x = 7;
+    SECTION("reader 1's head past the tail: reader 1, and once it is dropped the claim goes on") {
+        auto p = r.producer();
+        REQUIRE(p.try_push(record_type::binary, &x, sizeof x) == ring_status::ok);
+        reader_line(r.cb, 1).head.store(std::uint64_t{1} << 40);
+        for (int i = 0; i < 200 && p.try_push(record_type::binary, &x, sizeof x) == ring_status::ok;) {
+            reader_line(r.cb, 0).head.store(p.tail());  // reader 0 keeps up
+            ++i;
+        }
+        REQUIRE(p.try_push(record_type::binary, &x, sizeof x) == ring_status::corrupt);
+        REQUIRE(p.reader_to_drop() == 1);
+        p.drop_reader(1);
+        CHECK(p.try_push(record_type::binary, &x, sizeof x) == ring_status::ok);
+        reader_line(r.cb, 0).head.store(std::uint64_t{1} << 40);  // now the last counted reader too
+        ring_status st = ring_status::ok;
+        for (int i = 0; i < 300 && st == ring_status::ok; ++i) st = p.try_push(record_type::binary, &x, sizeof x);
+        CHECK(st == ring_status::corrupt);
+        CHECK(p.reader_to_drop() == ring_producer::no_reader);  // the last one: nobody to drop
+    }
+    SECTION("a tail off the record alignment: nobody (it was reader 0 once, and a loop)") {
+        r.cb->producer.tail.store(8);
+        auto p = r.producer();
+        CHECK(p.try_push(record_type::binary, &x, sizeof x) == ring_status::corrupt);
+        CHECK(p.reader_to_drop() == ring_producer::no_reader);
+    }
+}

@@ -58,13 +58,22 @@ public:
     // counting a reader that closed or died (drop_reader), and then never counts it again.
     std::uint64_t counted() const noexcept { return live_; }
     void drop_reader(std::size_t i) noexcept { live_ &= ~(std::uint64_t{1} << i); }
-    // The reader whose head was impossible, after `corrupt`.
-    std::size_t bad_reader() const noexcept { return bad_reader_; }
+    // After try_claim() said `corrupt`: the reader whose dropping lets the claim go on (its
+    // head was impossible and other counted readers are left), else no_reader: the ring is
+    // corrupt (an impossible tail, lapped line or record header below the tail, or the last
+    // reader's head), and no retry changes that.
+    static constexpr std::size_t no_reader = SIZE_MAX;
+    std::size_t reader_to_drop() const noexcept {
+        const std::size_t i = bad_reader_;
+        if (i >= readers_ || !(live_ >> i & 1) || live_ == (std::uint64_t{1} << i)) return no_reader;
+        return i;
+    }
 
     // Reserves room for a record of `payload` bytes and returns where its payload goes, or
     // nullptr with `st` = full / corrupt / too_large. Nothing is visible to the reader until
     // commit(). \pre only one thread of one process produces.
     std::byte* try_claim(std::size_t payload, record_type type, ring_status& st) noexcept {
+        bad_reader_ = no_reader;  // set again only by reload_heads()
         if (payload > max_payload_) {
             st = ring_status::too_large;
             return nullptr;
@@ -202,14 +211,16 @@ public:
     // what the slowest could still read (it lost the rest).
     std::size_t unread_bytes() noexcept {
         reload_heads();
-        if (drop_ && head_cache_ < oldest_) return tail_ - oldest_;
+        // oldest_ is checked only by try_claim(): an impossible one (from the segment when this
+        // end was claimed) is left out here rather than made into a count.
+        if (drop_ && head_cache_ < oldest_ && oldest_ <= tail_) return tail_ - oldest_;
         return head_cache_ <= tail_ ? tail_ - head_cache_ : 0;
     }
     std::uint64_t tail() const noexcept { return tail_; }
     std::uint64_t head_seen() const noexcept { return head_cache_; }  // lowest head, last loaded
 
     // The lowest head of the counted readers (none left: the tail, all space free), into
-    // head_cache_. False, with bad_reader(), when a head is ahead of the tail or more than a
+    // head_cache_. False, with the reader kept for reader_to_drop(), when a head is ahead of the tail or more than a
     // ring behind: the reader wrote nonsense.
     bool reload_heads() noexcept {
         std::uint64_t low = tail_, sum = 0;
@@ -275,7 +286,7 @@ private:
     std::size_t max_payload_ = 0;
     std::size_t readers_ = 0;
     std::uint64_t live_ = 0;        // counted readers
-    std::size_t bad_reader_ = 0;
+    std::size_t bad_reader_ = no_reader;
     std::uint64_t heads_sum_ = 0;
     bool drop_ = false;                // overflow_policy::drop_oldest
     bool rmw_wakes_ = false;           // promise_rmw_wakes()
