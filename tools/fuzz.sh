@@ -37,6 +37,7 @@ cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 \
 declare -A opts=(
   [fuzz_ref_parse]="-max_len=4096"
   [fuzz_ring_reader]="-max_len=8192"
+  [fuzz_ring_writer]="-max_len=8192"
   [fuzz_worker_message]="-max_len=4096"
   [fuzz_engine_dispatch]="-max_len=4096"
   [fuzz_channel_target]="-max_len=4096"
@@ -46,7 +47,7 @@ declare -A opts=(
   [fuzz_client_frames]="-max_len=1024"
   [fuzz_client_header]="-max_len=4096"
 )
-targets=(fuzz_ref_parse fuzz_ring_reader fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames fuzz_segment_open fuzz_frame_meta fuzz_client_frames fuzz_client_header)
+targets=(fuzz_ref_parse fuzz_ring_reader fuzz_ring_writer fuzz_worker_message fuzz_engine_dispatch fuzz_channel_target fuzz_channel_frames fuzz_segment_open fuzz_frame_meta fuzz_client_frames fuzz_client_header)
 
 mkdir -p "$build/artifacts" "$build/logs"
 status=0
