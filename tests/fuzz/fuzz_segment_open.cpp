@@ -2,7 +2,8 @@
 // shm::error or accept only a header whose geometry fits the file, and a reader over an
 // accepted segment must stay inside it (ASan checks every access). Input: the file's bytes
 // (its size too), with the header fields where the input puts them: the reader count and the
-// overflow policy (layout 5) included.
+// overflow policy (layout 5) included. Under drop_oldest the reader joins at the tail first
+// and skips when lapped.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -39,10 +40,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* p, std::size_t n) {
         shm::ring_producer prod(seg->control(), seg->data(), g);
         (void)prod.can_claim(16);
         shm::ring_consumer cons(seg->control(), seg->data(), g, g.readers - 1);
+        // drop_oldest: the reader joins at the tail as a claim does (walking from the joined or
+        // lapped line), and skips whenever it is told it was lapped.
+        const bool drop = g.overflow == shm::overflow_policy::drop_oldest;
+        const bool joined = !drop || cons.join_at_tail() == shm::ring_status::ok;
         volatile unsigned sink = 0;
-        for (int i = 0; i < 64; ++i) {
+        for (int i = 0; joined && i < 64; ++i) {
             shm::record_view v{};
-            if (cons.try_peek(v) != shm::ring_status::ok) break;
+            const shm::ring_status st = cons.try_peek(v);
+            if (st == shm::ring_status::lapped && drop) {
+                shm::ring_consumer::gap gap;
+                if (cons.skip(gap) != shm::ring_status::ok) break;
+                continue;
+            }
+            if (st != shm::ring_status::ok) break;
             for (std::size_t k = 0; k < v.size; k += 4096) sink = sink + unsigned(v.data[k]);
             if (v.size) sink = sink + unsigned(v.data[v.size - 1]);
             cons.release();
