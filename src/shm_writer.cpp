@@ -123,7 +123,16 @@ public:
         gone[i] = why;
         any_lost = any_lost || why == reader_status::state::lost;
     }
-    // After try_claim() said `corrupt`: a reader that wrote an impossible head is dropped when
+    // An event loop's try found the ring too full: readers found closed or dead now stop
+    // counting. True when one did, whose head may have been all that held the room: the
+    // caller looks again (its event fd, armed now, would wait for a release that never comes).
+    bool dropped_gone_readers(std::error_code& err) {
+        const std::uint64_t before = prod.counted();
+        err = check_fatal(peer_check());
+        return !err && prod.counted() != before;
+    }
+    // After try_claim() said `corrupt`, or a reload found an impossible head (heads_ok()): a
+    // reader that wrote an impossible head is dropped when
     // others are left (and the claim is tried again). Anything else is `corrupt`: the ring's
     // own state, which no retry changes (it looped for ever when reader 0 was taken for it).
     std::error_code bad_head() {
@@ -235,8 +244,16 @@ public:
         const std::uint64_t need = pos - prod.tail();
         if (need > cap) return errc::too_large;
         // drop_oldest never waits: what does not fit replaces the oldest records.
-        if (!prod.drops() && need > cap - std::min<std::size_t>(prod.unread_bytes(), cap)) {
-            if (auto e = check_fatal(peer_check())) return e;
+        while (!prod.drops()) {
+            const std::size_t unread = prod.unread_bytes();
+            if (!prod.heads_ok()) {  // a reader wrote an impossible head: drop it, or corrupt
+                if (auto e = check_fatal(bad_head())) return e;
+                continue;
+            }
+            if (need <= cap - std::min<std::size_t>(unread, cap)) break;
+            std::error_code e;
+            if (dropped_gone_readers(e)) continue;
+            if (e) return e;
             space_watch.arm(prod.heads_sum());
             return errc::would_block;
         }
@@ -268,15 +285,18 @@ public:
             return claim_record(payload, type, dl, err);
         }
         ring_status st;  // try_loan: no spinning, no waiting
-        if (std::byte* p = prod.try_claim(payload, type, st)) return p;
-        if (st == ring_status::corrupt && !seg->truncated() && !bad_head())
+        for (;;) {  // each pass with one reader fewer, or the last
             if (std::byte* p = prod.try_claim(payload, type, st)) return p;
-        err = check_fatal(st == ring_status::corrupt || seg->truncated() ? make_error_code(errc::corrupt)
-                                                                         : peer_check());
-        if (!err) {
-            space_watch.arm(prod.heads_sum());
-            err = errc::would_block;
+            if (st == ring_status::corrupt && !seg->truncated() && !bad_head()) continue;
+            if (st != ring_status::full || seg->truncated()) break;
+            if (dropped_gone_readers(err)) continue;
+            if (!err) {
+                space_watch.arm(prod.heads_sum());
+                err = errc::would_block;
+            }
+            return nullptr;
         }
+        err = check_fatal(st == ring_status::too_large ? errc::too_large : errc::corrupt);
         return nullptr;
     }
     // The loan's bytes are `p`, `n`: claim them for writing, as the policy says, and time it.
@@ -384,6 +404,10 @@ public:
         if (!claimed) return {};
         deadline dl(t);
         for (;;) {
+            if (prod.unread_bytes() && !prod.heads_ok()) {  // an impossible head: drop it, or corrupt
+                if (auto e = check_fatal(bad_head())) return e;
+                continue;
+            }
             const std::error_code none_left = prod.unread_bytes() == 0 ? std::error_code{} : peer_check();
             if (none_left || prod.unread_bytes() == 0) {
                 // Every reader still counted released everything: those that left early or

@@ -163,6 +163,57 @@ TEST_CASE("a reader writing an impossible head is dropped when others remain", "
     CHECK(ch.writer.readers()[1].st == state::lost);
 }
 
+TEST_CASE("try_write and try_loan find the room a reader that just left held, in the same call", "[readers]") {
+    // An event loop's try found the ring full because of a reader that had just left: it
+    // dropped the reader, said would_block and armed its event fd, which then waited for a
+    // release that never came (the engine's socket writers stalled so).
+    for (const bool loan_path : {false, true}) {
+        INFO((loan_path ? "try_loan" : "try_write"));
+        channel ch = create_channel(readers_opts(2));
+        reader keeps_up = open_reader(ch.reader_refs[1]);
+        CHECK(ch.reader.try_next().error() == errc::would_block);  // reader 0 claims, then reads nothing
+        const std::string rec(500, 'q');
+        const auto bytes = std::as_bytes(std::span(rec.data(), rec.size()));
+        int written = 0;
+        for (; !ch.writer.try_write(bytes); ++written) {
+            REQUIRE(written < 100);
+            REQUIRE(next_text(keeps_up) == rec);
+        }
+        while (keeps_up.try_next().is_chunk()) {}  // everything released: reader 0 holds the room
+        REQUIRE(ch.writer.try_write(bytes) == errc::would_block);
+        { reader leaving = std::move(ch.reader); }  // closes, with all of it unread
+        if (loan_path) {
+            loan l = ch.writer.try_loan(rec.size());
+            CHECK(l.error() == std::error_code{});
+            CHECK(l.data().size() == rec.size());
+        } else {
+            CHECK(ch.writer.try_write(bytes) == std::error_code{});
+        }
+        CHECK(ch.writer.readers()[0].st == state::left);
+    }
+}
+
+TEST_CASE("an impossible head makes try_write drop that reader, or say corrupt", "[readers][hostile]") {
+    // try_write found the ring full from the reader's head and said would_block for ever (its
+    // event fd firing in a busy loop): it never reached the claim that tells corrupt.
+    channel ch = create_channel(readers_opts(2));
+    reader r1 = open_reader(ch.reader_refs[1]);
+    const std::string rec(500, 'h');
+    const auto bytes = std::as_bytes(std::span(rec.data(), rec.size()));
+    for (int i = 0; i < 20; ++i) {  // laps the 4 KiB ring: both readers keep up
+        REQUIRE_FALSE(ch.writer.try_write(bytes));
+        REQUIRE(next_text(ch.reader) == rec);
+        REQUIRE(next_text(r1) == rec);
+    }
+    auto seg = shm::segment::open(ch.reader_ref.shm->segment);
+    const std::uint64_t tail = seg->control()->producer.tail.load();
+    seg->reader(1).head.store(tail + (1 << 20));
+    CHECK_FALSE(ch.writer.try_write(bytes));  // reader 1 dropped
+    CHECK(ch.writer.readers()[1].st == state::lost);
+    seg->reader(0).head.store(tail + (1 << 20));
+    CHECK(ch.writer.try_write(bytes) == errc::corrupt);  // the last reader: nobody to drop
+}
+
 // --- overflow drop_oldest -------------------------------------------------------------------
 
 namespace {

@@ -111,6 +111,12 @@ public:
     // a few records back), or from the lapped line when that is further on. Called once, when
     // the end is claimed.
     ring_status join_at_tail() noexcept {
+        // Headers walked over every attempt: a writer (or ref holder) that laps each walk near
+        // its end would otherwise cost up to 1000 whole-ring walks, with no deadline, on the
+        // claiming thread (an engine's event loop, say). A writer that publishes the joined
+        // line every quarter ring leaves a few records to walk; four rings of headers, plus 64
+        // per attempt, is far more than any honest join needs.
+        std::size_t budget = 4 * (capacity_ / record_align) + 64 * 1000;
         for (int attempt = 0; attempt < 1000; ++attempt) {
             counts_fields j, f;
             std::uint64_t t = 0;
@@ -124,6 +130,7 @@ public:
             std::uint64_t end_at = t;  // a writer that already closed: its end record
             bool lapped = false;
             while (pos < t) {
+                if (budget-- == 0) return ring_status::corrupt;
                 const std::size_t off = pos & mask_;
                 const auto* h = reinterpret_cast<const record_header*>(data_ + off);
                 const std::uint32_t len = load_once(h->length);

@@ -58,10 +58,10 @@ public:
     // counting a reader that closed or died (drop_reader), and then never counts it again.
     std::uint64_t counted() const noexcept { return live_; }
     void drop_reader(std::size_t i) noexcept { live_ &= ~(std::uint64_t{1} << i); }
-    // After try_claim() said `corrupt`: the reader whose dropping lets the claim go on (its
-    // head was impossible and other counted readers are left), else no_reader: the ring is
-    // corrupt (an impossible tail, lapped line or record header below the tail, or the last
-    // reader's head), and no retry changes that.
+    // After try_claim() said `corrupt`, or heads_ok() is false: the reader whose dropping lets
+    // the claim go on (its head was impossible and other counted readers are left), else
+    // no_reader: the ring is corrupt (an impossible tail, lapped line or record header below
+    // the tail, or the last reader's head), and no retry changes that.
     static constexpr std::size_t no_reader = SIZE_MAX;
     std::size_t reader_to_drop() const noexcept {
         const std::size_t i = bad_reader_;
@@ -208,9 +208,10 @@ public:
     }
 
     // Bytes some counted reader has not released yet (reloads the heads). Under drop_oldest,
-    // what the slowest could still read (it lost the rest).
+    // what the slowest could still read (it lost the rest). The whole ring when a head is
+    // impossible (heads_ok() says so), never 0: nothing is drained then.
     std::size_t unread_bytes() noexcept {
-        reload_heads();
+        if (!reload_heads()) return capacity_;
         // oldest_ is checked only by try_claim(): an impossible one (from the segment when this
         // end was claimed) is left out here rather than made into a count.
         if (drop_ && head_cache_ < oldest_ && oldest_ <= tail_) return tail_ - oldest_;
@@ -224,27 +225,33 @@ public:
     // ring behind: the reader wrote nonsense.
     bool reload_heads() noexcept {
         std::uint64_t low = tail_, sum = 0;
+        bool ok = true;
         for (std::size_t i = 0; i < readers_; ++i) {
             // SYNC: acquire pairs with reader i's release store of its head in release_to():
             // that reader is done with every byte before it.
             const consumer_line& l = reader_line(cb_, i);
             const std::uint64_t h = l.head.load(std::memory_order_acquire);
-            sum += h;
+            sum += h;  // every head, the impossible ones too: the watcher compares the same sum
             if (!(live_ >> i & 1)) continue;
             // drop_oldest: a reader not claimed yet will start at the tail; it is behind nothing.
             if (drop_ && l.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(end_state::unclaimed))
                 continue;
             if (h > tail_ || tail_ - h > capacity_) {
-                bad_reader_ = i;
-                head_cache_ = tail_ - capacity_;  // looks full: the next claim reloads (and fails)
-                return false;
+                if (ok) bad_reader_ = i;
+                ok = false;
+                continue;
             }
             low = std::min(low, h);
         }
-        head_cache_ = low;
         heads_sum_ = sum;
-        return true;
+        heads_ok_ = ok;
+        // With an impossible head the ring looks full (modulo 2^64): the next claim reloads,
+        // and fails.
+        head_cache_ = ok ? low : tail_ - capacity_;
+        return ok;
     }
+    // The last reload found every counted head possible (else reader_to_drop() names one).
+    bool heads_ok() const noexcept { return heads_ok_; }
     bool drops() const noexcept { return drop_; }
 
     // drop_oldest: moves the oldest record kept past every record that starts below `floor`
@@ -287,6 +294,7 @@ private:
     std::size_t readers_ = 0;
     std::uint64_t live_ = 0;        // counted readers
     std::size_t bad_reader_ = no_reader;
+    bool heads_ok_ = true;
     std::uint64_t heads_sum_ = 0;
     bool drop_ = false;                // overflow_policy::drop_oldest
     bool rmw_wakes_ = false;           // promise_rmw_wakes()
