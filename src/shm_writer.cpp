@@ -132,9 +132,9 @@ public:
         return !err && prod.counted() != before;
     }
     // After try_claim() said `corrupt`, or a reload found an impossible head (heads_ok()): a
-    // reader that wrote an impossible head is dropped when
-    // others are left (and the claim is tried again). Anything else is `corrupt`: the ring's
-    // own state, which no retry changes (it looped for ever when reader 0 was taken for it).
+    // reader that wrote an impossible head is dropped when others are left (and the claim is
+    // tried again). Anything else is `corrupt`: the ring's own state, which no retry changes
+    // (it looped for ever when reader 0 was taken for it).
     std::error_code bad_head() {
         const std::size_t i = prod.reader_to_drop();
         if (i == shm::ring_producer::no_reader) return errc::corrupt;
@@ -404,11 +404,12 @@ public:
         if (!claimed) return {};
         deadline dl(t);
         for (;;) {
-            if (prod.unread_bytes() && !prod.heads_ok()) {  // an impossible head: drop it, or corrupt
+            const std::size_t unread = prod.unread_bytes();
+            if (!prod.heads_ok()) {  // an impossible head: drop it, or corrupt
                 if (auto e = check_fatal(bad_head())) return e;
                 continue;
             }
-            const std::error_code none_left = prod.unread_bytes() == 0 ? std::error_code{} : peer_check();
+            const std::error_code none_left = unread == 0 ? std::error_code{} : peer_check();
             if (none_left || prod.unread_bytes() == 0) {
                 // Every reader still counted released everything: those that left early or
                 // died are the answer.

@@ -214,6 +214,22 @@ TEST_CASE("an impossible head makes try_write drop that reader, or say corrupt",
     CHECK(ch.writer.try_write(bytes) == errc::corrupt);  // the last reader: nobody to drop
 }
 
+TEST_CASE("wait_drained drops a reader that wrote an impossible head, and answers for it", "[readers][hostile]") {
+    // A bad head made the ring look undrained (or drained, with the tail below one ring) until
+    // the deadline.
+    channel ch = create_channel(readers_opts(2));
+    reader r1 = open_reader(ch.reader_refs[1]);
+    REQUIRE_FALSE(ch.writer.write("abc"));
+    REQUIRE_FALSE(ch.writer.close());
+    auto seg = shm::segment::open(ch.reader_ref.shm->segment);
+    seg->reader(1).head.store(std::uint64_t{1} << 40);
+    CHECK(next_text(ch.reader) == "abc");
+    CHECK(next_text(ch.reader) == "<end>");
+    CHECK(ch.writer.wait_drained(5s) == errc::peer_lost);  // reader 0 drained; reader 1 lost
+    CHECK(ch.writer.readers()[1].st == state::lost);
+    CHECK(ch.writer.readers()[0].st == state::done);
+}
+
 // --- overflow drop_oldest -------------------------------------------------------------------
 
 namespace {

@@ -221,8 +221,8 @@ public:
     std::uint64_t head_seen() const noexcept { return head_cache_; }  // lowest head, last loaded
 
     // The lowest head of the counted readers (none left: the tail, all space free), into
-    // head_cache_. False, with the reader kept for reader_to_drop(), when a head is ahead of the tail or more than a
-    // ring behind: the reader wrote nonsense.
+    // head_cache_. False when a head is ahead of the tail or more than a ring behind: that
+    // reader wrote nonsense, and reader_to_drop() names it.
     bool reload_heads() noexcept {
         std::uint64_t low = tail_, sum = 0;
         bool ok = true;
