@@ -42,21 +42,14 @@
 #include "shmchan/shm/layout.hpp"
 #include "shmchan/shm/ring.hpp"
 #include "../support/heap_ring.hpp"
+#include "fuzz_input.hpp"
 
 namespace shm = shmchan::shm;
+using shmchan::fuzz::take_le;
 
 namespace {
 
 constexpr std::size_t capacity = shm::min_capacity;
-
-std::uint64_t take_u64(const std::uint8_t*& p, std::size_t& n) {
-    std::uint64_t v = 0;
-    const std::size_t k = n < 8 ? n : 8;
-    for (std::size_t i = 0; i < k; ++i) v |= std::uint64_t{p[i]} << (8 * i);
-    p += k;
-    n -= k;
-    return v;
-}
 
 [[noreturn]] void fail(const char* what) {
     std::fprintf(stderr, "fuzz_ring_reader: %s\n", what);
@@ -68,8 +61,8 @@ std::uint64_t take_u64(const std::uint8_t*& p, std::size_t& n) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::uint8_t* p = data;
     std::size_t n = size;
-    std::uint64_t head = take_u64(p, n);
-    const std::uint64_t tail = take_u64(p, n);
+    std::uint64_t head = take_le(p, n);
+    const std::uint64_t tail = take_le(p, n);
     const bool drop = head >> 63;
     const bool hints = head >> 62 & 1;
     head &= ~(std::uint64_t{3} << 62);
@@ -94,8 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // The current slot's fields, then a word whose low half is the version (it picks the
         // slot) and whose high half is XORed into the line's own pos (a writer whose two
         // copies of pos disagree).
-        const std::uint64_t pos = take_u64(p, n), seq = take_u64(p, n), bytes = take_u64(p, n);
-        const std::uint64_t word = take_u64(p, n);
+        const std::uint64_t pos = take_le(p, n), seq = take_le(p, n), bytes = take_le(p, n);
+        const std::uint64_t word = take_le(p, n);
         const auto version = static_cast<std::uint32_t>(word);
         cb->lapped.version.store(version);
         shm::counts_slot& s = cb->lapped.slot[version & 1];
@@ -104,8 +97,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         s.bytes.store(bytes);
         cb->lapped.pos.store(pos ^ (word >> 32));
         // The joined line: where a joining reader may start counting instead.
-        const std::uint64_t jpos = take_u64(p, n), jseq = take_u64(p, n), jbytes = take_u64(p, n);
-        const auto jversion = static_cast<std::uint32_t>(take_u64(p, n));
+        const std::uint64_t jpos = take_le(p, n), jseq = take_le(p, n), jbytes = take_le(p, n);
+        const auto jversion = static_cast<std::uint32_t>(take_le(p, n));
         cb->joined.version.store(jversion);
         shm::counts_slot& j = cb->joined.slot[jversion & 1];
         j.pos.store(jpos);
@@ -113,9 +106,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         j.bytes.store(jbytes);
     }
     if (hints) {
-        cb->space.need_head.store(take_u64(p, n));
-        cb->space.need_readers.store(take_u64(p, n));
-        const std::uint64_t third = take_u64(p, n);
+        cb->space.need_head.store(take_le(p, n));
+        cb->space.need_readers.store(take_le(p, n));
+        const std::uint64_t third = take_le(p, n);
         cb->space.rmw_wake.store(static_cast<std::uint32_t>(third));
         cb->data.rmw_wakers.store(static_cast<std::uint32_t>(third));
         cb->producer.cpu.store(static_cast<std::uint32_t>(third >> 32));
@@ -137,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (!drop) fail("lapped without drop_oldest");
             shm::ring_consumer::gap gap;
             if (cons.skip(gap) != shm::ring_status::ok) break;
-            if (n > 0) cb->producer.tail.store(take_u64(p, n));
+            if (n > 0) cb->producer.tail.store(take_le(p, n));
             continue;
         }
         if (st != shm::ring_status::ok) fail("try_peek returned a status a reader cannot get");
@@ -161,11 +154,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         cons.release();
         if (n > 0) {
             if (drop && (odd = !odd)) {  // the writer moves the oldest kept record
-                const std::uint64_t pos = take_u64(p, n);
+                const std::uint64_t pos = take_le(p, n);
                 cb->lapped.pos.store(pos);
                 cb->lapped.slot[cb->lapped.version.load() & 1].pos.store(pos);
             }
-            else cb->producer.tail.store(take_u64(p, n));
+            else cb->producer.tail.store(take_le(p, n));
         }
     }
     (void)sink;

@@ -37,21 +37,14 @@
 #include "shmchan/shm/ring.hpp"
 #include "shmchan/shm/wake.hpp"
 #include "../support/heap_ring.hpp"
+#include "fuzz_input.hpp"
 
 namespace shm = shmchan::shm;
+using shmchan::fuzz::take_le;
 
 namespace {
 
 constexpr std::size_t capacity = shm::min_capacity;
-
-std::uint64_t take(const std::uint8_t*& p, std::size_t& n, std::size_t bytes = 8) {
-    std::uint64_t v = 0;
-    const std::size_t k = n < bytes ? n : bytes;
-    for (std::size_t i = 0; i < k; ++i) v |= std::uint64_t{p[i]} << (8 * i);
-    p += k;
-    n -= k;
-    return v;
-}
 
 [[noreturn]] void fail(const char* what) {
     std::fprintf(stderr, "fuzz_ring_writer: %s\n", what);
@@ -72,7 +65,7 @@ void set_slot(shm::counts_line& l, std::uint64_t pos, std::uint64_t seq, std::ui
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::uint8_t* p = data;
     std::size_t n = size;
-    const auto flags = static_cast<unsigned>(take(p, n, 1));
+    const auto flags = static_cast<unsigned>(take_le(p, n, 1));
     const std::size_t readers = (flags & 3) + 1;
     const bool drop = flags >> 2 & 1;
 
@@ -80,9 +73,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     shm::control_block* cb = hr.cb;
     std::byte* ring = hr.data();
     std::memset(ring, 0, capacity);
-    cb->producer.tail.store(take(p, n));
+    cb->producer.tail.store(take_le(p, n));
     for (std::size_t i = 0; i < readers; ++i) {
-        const std::uint64_t h = take(p, n);
+        const std::uint64_t h = take_le(p, n);
         shm::consumer_line& l = shm::reader_line(cb, i);
         l.head.store(drop ? h & ~(std::uint64_t{1} << 63) : h);
         l.state.store(static_cast<std::uint32_t>(drop && h >> 63 ? shm::end_state::unclaimed : shm::end_state::active));
@@ -92,11 +85,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         g.overflow = shm::overflow_policy::drop_oldest;
         cb->header.overflow = static_cast<std::uint32_t>(shm::overflow_policy::drop_oldest);
         for (shm::counts_line* l : {&cb->lapped, &cb->joined}) {
-            const std::uint64_t pos = take(p, n), seq = take(p, n), bytes = take(p, n);
-            set_slot(*l, pos, seq, bytes, static_cast<std::uint32_t>(take(p, n)));
+            const std::uint64_t pos = take_le(p, n), seq = take_le(p, n), bytes = take_le(p, n);
+            set_slot(*l, pos, seq, bytes, static_cast<std::uint32_t>(take_le(p, n)));
         }
     }
-    const std::size_t ring_bytes = std::min<std::size_t>(take(p, n, 2) % (capacity + 1), n);
+    const std::size_t ring_bytes = std::min<std::size_t>(take_le(p, n, 2) % (capacity + 1), n);
     std::memcpy(ring, p, ring_bytes);
     p += ring_bytes;
     n -= ring_bytes;
@@ -108,12 +101,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                                  shm::record_type::frame, shm::record_type::end};
     volatile std::size_t sink = 0;
     while (n > 0) {
-        const auto op = static_cast<unsigned>(take(p, n, 1));
+        const auto op = static_cast<unsigned>(take_le(p, n, 1));
         switch (op & 7) {
             case 0:
             case 1: {
-                const std::size_t want = take(p, n, 2) & 0x7ff;
-                const std::size_t part = take(p, n, 1);
+                const std::size_t want = take_le(p, n, 2) & 0x7ff;
+                const std::size_t part = take_le(p, n, 1);
                 shm::ring_status st = shm::ring_status::ok;
                 std::byte* dst = nullptr;
                 // As the writer end: after `corrupt`, drop the reader named and claim again.
@@ -137,14 +130,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             }
             case 2: {
-                const std::size_t off = take(p, n, 2) & (capacity - 1);
-                const auto v = static_cast<std::uint32_t>(take(p, n, 4));
+                const std::size_t off = take_le(p, n, 2) & (capacity - 1);
+                const auto v = static_cast<std::uint32_t>(take_le(p, n, 4));
                 std::memcpy(ring + std::min(off, capacity - sizeof v), &v, sizeof v);
                 break;
             }
             case 3: {
-                const std::size_t i = take(p, n, 1) % readers;
-                shm::reader_line(cb, i).head.store(take(p, n));
+                const std::size_t i = take_le(p, n, 1) % readers;
+                shm::reader_line(cb, i).head.store(take_le(p, n));
                 break;
             }
             case 4:
@@ -152,7 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     if (prod.counted() >> i & 1) shm::reader_line(cb, i).head.store(prod.tail());
                 break;
             case 5: {
-                const std::size_t want = take(p, n, 2) & 0x7ff;
+                const std::size_t want = take_le(p, n, 2) & 0x7ff;
                 sink = sink + prod.unread_bytes() + (prod.can_claim(want) ? 1 : 0) + prod.footprint(want);
                 prod.say_need(want, op >> 3 & 1);
                 sink = sink + (shm::wakers_promised(cb->space, static_cast<std::uint32_t>(readers)) ? 1 : 0);
@@ -160,13 +153,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             }
             case 6: {
-                const std::uint64_t pos = take(p, n);
+                const std::uint64_t pos = take_le(p, n);
                 cb->lapped.pos.store(pos);
                 cb->lapped.slot[cb->lapped.version.load() & 1].pos.store(pos);
                 break;
             }
             case 7:
-                cb->producer.tail.store(take(p, n));
+                cb->producer.tail.store(take_le(p, n));
                 break;
         }
     }
