@@ -193,9 +193,10 @@ TEST_CASE("drop_oldest: a join lapped near the end of every walk gives up after 
     // A ref holder that only moves pointers (the lapped line and the tail, a ring at a time,
     // in the writer's publication order) over a ring of valid empty records laps every walk
     // of the join: that cost up to 1000 walks of the whole ring, with no deadline, on the
-    // claiming thread: at least 3 s here, lapped every 3 ms while a walk takes ~12 ms (120 ms
-    // under TSan). The walk is budgeted now: four rings of headers, ~50 ms (0.5 s under TSan).
-    constexpr std::size_t capacity = std::size_t{64} << 20;
+    // claiming thread: at least 3 s here, lapped every 3 ms while a walk takes longer. The walk
+    // is budgeted now: four rings of headers, ~50 ms for 64 MiB; under TSan headers are walked
+    // ~40x slower, so the ring is 8 MiB there (~0.3 s, 2 s under a loaded ctest -j2 at 64 MiB).
+    constexpr std::size_t capacity = shmchan::test::sanitized ? std::size_t{8} << 20 : std::size_t{64} << 20;
     heap_ring r(capacity, 1);
     std::memset(r.data(), 0, capacity);
     for (std::size_t off = 0; off < capacity; off += sizeof(record_header)) {  // empty records
