@@ -174,3 +174,15 @@ TEST_CASE("joined line: a writer end claimed over a joined pos off the record al
     REQUIRE(d.c.skip(g) == ring_status::ok);
     CHECK(d.read_one() == g.records);
 }
+
+TEST_CASE("lapped line: an impossible oldest position a writer end was claimed over is no count of unread bytes", "[ring][drop_oldest][hostile]") {
+    // unread_bytes() took tail - oldest with oldest past the tail: a count near 2^64, and a
+    // wait_drained that waited out its deadline.
+    heap_ring r{1024};
+    r.cb->header.overflow = static_cast<std::uint32_t>(overflow_policy::drop_oldest);
+    const ring_geometry g = geometry_for(1024, 1, overflow_policy::drop_oldest);
+    counts_line& l = r.cb->lapped;
+    l.slot[l.version.load() & 1].pos.store(std::uint64_t{1} << 40);
+    ring_producer p{r.cb, r.data(), g};
+    CHECK(p.unread_bytes() == 0);  // the reader (head 0) is at the tail (0)
+}
